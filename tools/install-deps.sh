@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs everything quanteval needs to build and run on Debian 12 (as root or via sudo).
+set -euo pipefail
+packages=(
+  g++ cmake ninja-build pkg-config git ca-certificates
+  nlohmann-json3-dev libfmt-dev zlib1g-dev libssl-dev libcurl4-openssl-dev
+  libboost-dev doctest-dev libseccomp-dev libpcre2-dev libutf8proc-dev
+  python3 python3-numpy
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
