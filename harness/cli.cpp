@@ -5,15 +5,43 @@
 #include <cstdio>
 #include <string>
 
+#include "harness/commands.hpp"
+
 namespace quanteval::harness {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: quanteval <verb> [options]      (quanteval <verb> --help for a verb's options)\n"
+    "\n"
+    "Measures what INT4 quantization costs a code model on HumanEval.\n"
+    "\n"
+    "verbs:\n"
+    "  score      execute and score a samples file (openai/human-eval format); no model needed\n"
+    "  selftest   canonical solutions must all pass, known-bad and hostile programs must all fail\n"
+    "  version    print the version\n"
+    "\n"
+    "exit codes: 0 ok, 1 gate failed or selftest surprise, 2 usage or input error\n";
+
+}  // namespace
 
 int run_cli(int argc, char** argv) {
   if (argc < 2) {
-    std::fputs("usage: quanteval <verb> [options]\n", stderr);
+    std::fputs(kUsage, stderr);
     return 2;
   }
-  fmt::print(stderr, "quanteval: unknown verb '{}'\n", argv[1]);
-  return 2;
+  const std::string verb = argv[1];
+  if (verb == "--help" || verb == "-h" || verb == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (verb == "version" || verb == "--version") {
+    fmt::print("quanteval {}\n", tool_version());
+    return 0;
+  }
+  if (verb == "score") return command_score(argc, argv, 2);
+  if (verb == "selftest") return command_selftest(argc, argv, 2);
+  throw UsageError(fmt::format("unknown verb '{}' (see quanteval --help)", verb));
 }
 
 }  // namespace quanteval::harness

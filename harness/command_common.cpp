@@ -1,0 +1,34 @@
+#include <thread>
+
+#include "harness/commands.hpp"
+
+namespace quanteval::harness {
+
+std::string tool_version() { return QUANTEVAL_VERSION; }
+
+void add_dataset_option(Args& args) {
+  args.option("dataset", "PATH|humaneval|humaneval+",
+              "dataset file or name; a named dataset is read from the cache and downloaded once when missing "
+              "(default: $QUANTEVAL_DATASET, else humaneval)",
+              "");
+}
+
+void add_sandbox_options(Args& args) {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  args.option("python", "PATH", "Python interpreter for the sandbox (default: $QUANTEVAL_PYTHON, else python3 on PATH)", "")
+      .option("workers", "N", "programs executed in parallel", std::to_string(cores))
+      .option("timeout", "SECONDS", "wall-clock limit per program (openai/human-eval uses 3.0)", "3.0")
+      .option("memory-mb", "MIB", "address-space limit per program", "4096");
+}
+
+sandbox::Config sandbox_config(const Args& args, PythonChoice& python) {
+  python = resolve_python(args.get("python"));
+  sandbox::Config config;
+  config.python = python.executable;
+  config.workers = args.get_int("workers", 1, 256);
+  config.limits.wall_seconds = args.get_double("timeout", 0.05, 3600);
+  config.limits.address_space_bytes = static_cast<std::uint64_t>(args.get_int("memory-mb", 64, 1 << 20)) << 20;
+  return config;
+}
+
+}  // namespace quanteval::harness

@@ -1,0 +1,26 @@
+#pragma once
+// One function per verb: each parses its own options (argv[first..]) and
+// returns the process exit code. Input errors are thrown with context and
+// become exit code 2 at the CLI boundary.
+#include <string>
+
+#include "harness/args.hpp"
+#include "harness/python.hpp"
+#include "sandbox/sandbox.hpp"
+
+namespace quanteval::harness {
+
+int command_score(int argc, char** argv, int first);
+int command_selftest(int argc, char** argv, int first);
+
+// Options every verb that executes code shares: --python, --workers,
+// --timeout, --memory-mb.
+void add_sandbox_options(Args& args);
+sandbox::Config sandbox_config(const Args& args, PythonChoice& python);
+
+// --dataset, shared by every verb that reads problems.
+void add_dataset_option(Args& args);
+
+std::string tool_version();
+
+}  // namespace quanteval::harness
