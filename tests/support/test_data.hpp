@@ -50,3 +50,17 @@ class TempDir {
 };
 
 }  // namespace quanteval::test
+
+#include <vector>
+
+namespace quanteval::test {
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string out, err;
+};
+
+// Runs the quanteval binary with args (no shell), capturing stdout/stderr.
+CommandResult run_quanteval(const std::vector<std::string>& args);
+
+}  // namespace quanteval::test
