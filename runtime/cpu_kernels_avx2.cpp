@@ -27,10 +27,19 @@ __m256 load_scales(__m128i bits) {
   return _mm256_cvtph_ps(bits);
 }
 
+// Independent accumulator chains per X row so the FMA latency is hidden at small
+// tiles (the two halves already give two chains; see the AVX-512 kernel).
+template <int kTile>
+constexpr int chains_for_tile() {
+  return kTile >= 2 ? 1 : 2;
+}
+
 template <int kTile, bool kBf16>
 void int4_tile(const Int4Problem& p, int64_t block, int m0) {
-  __m256 acc_lo[kTile], acc_hi[kTile];
-  for (int i = 0; i < kTile; ++i) acc_lo[i] = acc_hi[i] = _mm256_setzero_ps();
+  constexpr int kChains = chains_for_tile<kTile>();
+  __m256 acc_lo[kChains][kTile], acc_hi[kChains][kTile];
+  for (int c = 0; c < kChains; ++c)
+    for (int i = 0; i < kTile; ++i) acc_lo[c][i] = acc_hi[c][i] = _mm256_setzero_ps();
   const PackedLine* line = p.lines + block * p.lines_per_block;
   const float* x = p.x + m0 * p.x_stride;
   const __m256i low_nibble = _mm256_set1_epi32(0xf);
@@ -54,8 +63,8 @@ void int4_tile(const Int4Problem& p, int64_t block, int m0) {
         words_hi = _mm256_srli_epi32(words_hi, 4);
         for (int i = 0; i < kTile; ++i) {
           const __m256 xv = _mm256_broadcast_ss(x + i * p.x_stride + j);
-          acc_lo[i] = _mm256_fmadd_ps(xv, w_lo, acc_lo[i]);
-          acc_hi[i] = _mm256_fmadd_ps(xv, w_hi, acc_hi[i]);
+          acc_lo[j % kChains][i] = _mm256_fmadd_ps(xv, w_lo, acc_lo[j % kChains][i]);
+          acc_hi[j % kChains][i] = _mm256_fmadd_ps(xv, w_hi, acc_hi[j % kChains][i]);
         }
       }
     }
@@ -64,7 +73,8 @@ void int4_tile(const Int4Problem& p, int64_t block, int m0) {
   const bool full_block = n0 + kInt4BlockColumns <= p.n;  // else only the low 8 columns exist (N % 8 == 0)
   for (int i = 0; i < kTile; ++i) {
     float* y = p.y + (m0 + i) * static_cast<int64_t>(p.n) + n0;
-    __m256 lo = acc_lo[i], hi = acc_hi[i];
+    __m256 lo = acc_lo[0][i], hi = acc_hi[0][i];
+    for (int c = 1; c < kChains; ++c) lo = _mm256_add_ps(lo, acc_lo[c][i]), hi = _mm256_add_ps(hi, acc_hi[c][i]);
     if (p.bias) {
       lo = _mm256_add_ps(lo, _mm256_loadu_ps(p.bias + n0));
       if (full_block) hi = _mm256_add_ps(hi, _mm256_loadu_ps(p.bias + n0 + 8));

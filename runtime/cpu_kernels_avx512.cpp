@@ -28,10 +28,20 @@ __m512 load_scales(__m256i bits) {
   return _mm512_cvtph_ps(bits);
 }
 
+// Independent accumulator chains per X row: one chain would serialize the 8 FMAs
+// of a line on the FMA latency (4 cycles each), which made the GEMV latency-bound;
+// kTile * kChains >= 4 keeps enough FMAs in flight.
+template <int kTile>
+constexpr int chains_for_tile() {
+  return kTile >= 4 ? 1 : kTile >= 2 ? 2 : 4;
+}
+
 template <int kTile, bool kBf16>
 void int4_tile(const Int4Problem& p, int64_t block, int m0) {
-  __m512 acc[kTile];
-  for (int i = 0; i < kTile; ++i) acc[i] = _mm512_setzero_ps();
+  constexpr int kChains = chains_for_tile<kTile>();
+  __m512 acc[kChains][kTile];
+  for (int c = 0; c < kChains; ++c)
+    for (int i = 0; i < kTile; ++i) acc[c][i] = _mm512_setzero_ps();
   const PackedLine* line = p.lines + block * p.lines_per_block;
   const float* x = p.x + m0 * p.x_stride;
   const __m512i low_nibble = _mm512_set1_epi32(0xf);
@@ -51,7 +61,9 @@ void int4_tile(const Int4Problem& p, int64_t block, int m0) {
         const __m512 q = _mm512_cvtepi32_ps(_mm512_and_si512(words, low_nibble));
         const __m512 w = _mm512_fmsub_ps(q, scale, zero_scaled);
         words = _mm512_srli_epi32(words, 4);  // next row's nibble; an immediate shift keeps -O0 builds legal
-        for (int i = 0; i < kTile; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(x[i * p.x_stride + j]), w, acc[i]);
+        for (int i = 0; i < kTile; ++i) {
+          acc[j % kChains][i] = _mm512_fmadd_ps(_mm512_set1_ps(x[i * p.x_stride + j]), w, acc[j % kChains][i]);
+        }
       }
     }
   }
@@ -60,7 +72,9 @@ void int4_tile(const Int4Problem& p, int64_t block, int m0) {
   const __mmask16 store_mask = static_cast<__mmask16>((1u << valid) - 1u);
   const __m512 bias = p.bias ? _mm512_maskz_loadu_ps(store_mask, p.bias + n0) : _mm512_setzero_ps();
   for (int i = 0; i < kTile; ++i) {
-    _mm512_mask_storeu_ps(p.y + (m0 + i) * static_cast<int64_t>(p.n) + n0, store_mask, _mm512_add_ps(acc[i], bias));
+    __m512 sum = acc[0][i];
+    for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c][i]);
+    _mm512_mask_storeu_ps(p.y + (m0 + i) * static_cast<int64_t>(p.n) + n0, store_mask, _mm512_add_ps(sum, bias));
   }
 }
 
