@@ -1,0 +1,71 @@
+#pragma once
+// Internal to the CPU kernels: the repacked INT4 layout and the per-ISA entry
+// points. Each ISA's kernels live in their own translation unit compiled with
+// that ISA's flags (runtime/cpu_kernels.cmake); nothing here is public API.
+#include <cstddef>
+#include <cstdint>
+
+namespace quanteval::runtime::detail {
+
+// Output columns per INT4 block: 16 x 32-bit words = one 64-byte cache line per
+// row of 8 k, which is one AVX-512 register or two AVX2 registers.
+inline constexpr int kInt4BlockColumns = 16;
+
+// One cache line of the packed INT4 stream (aligned so a row never straddles lines).
+struct alignas(64) PackedLine {
+  uint32_t words[kInt4BlockColumns];
+};
+
+// Repacked INT4 weight (built by Int4Linear::from_gptq). Columns are cut into
+// blocks of 16; each block is one contiguous run of lines, so a thread streams
+// its blocks sequentially:
+//   for each group g (in ascending group order, empty groups omitted):
+//     1 header line: u16 scale bits[16] (fp16 or bf16, as in the checkpoint), then u16 zero[16]
+//     group_rows[g] lines: word c = 8 nibbles of column c for 8 consecutive permuted rows
+//                          (row j of the 8 at bits 4j, the GPTQ qweight convention)
+// Scales stay 16-bit and zeros are small integers so the stream adds 4 bytes per
+// (group, column) instead of 8 for float scale + float scale*zero.
+struct Int4Problem {
+  const PackedLine* lines = nullptr;
+  int64_t lines_per_block = 0;
+  const int* group_rows = nullptr;  // [num_groups] lines of 8 rows per group
+  int num_groups = 0;
+  bool scales_bf16 = false;
+  const float* x = nullptr;  // [m, x_stride] activations in packed (permuted, padded) K order
+  int64_t x_stride = 0;
+  int m = 0;
+  float* y = nullptr;  // [m, n]
+  int n = 0;
+  const float* bias = nullptr;  // [n] or null
+};
+
+void int4_blocks_scalar(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
+void int4_blocks_avx2(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
+void int4_blocks_avx512(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
+
+enum class DenseType { f32, bf16, f16 };
+
+// Dense weight [n, k] row-major (the Hugging Face layout), y = x W^T (+ bias).
+struct DenseProblem {
+  const void* w = nullptr;
+  DenseType type = DenseType::f32;
+  int n = 0;
+  int k = 0;
+  const float* x = nullptr;  // [m, k]
+  int m = 0;
+  float* y = nullptr;  // [m, n]
+  const float* bias = nullptr;
+};
+
+void dense_rows_scalar(const DenseProblem& problem, int64_t row_begin, int64_t row_end);
+void dense_rows_avx2(const DenseProblem& problem, int64_t row_begin, int64_t row_end);
+void dense_rows_avx512(const DenseProblem& problem, int64_t row_begin, int64_t row_end);
+
+// Whether the ISA-specific translation units were built with their SIMD flags.
+bool avx2_kernels_compiled();
+bool avx512_kernels_compiled();
+
+// Bulk f16 -> float with F16C (exactness tested against numeric.hpp on all 65536 values).
+void f16_to_float_avx2(const uint16_t* in, float* out, size_t count);
+
+}  // namespace quanteval::runtime::detail

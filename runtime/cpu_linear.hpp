@@ -1,0 +1,84 @@
+#pragma once
+// CPU linear layers: INT4 GPTQ (repacked at load time) and dense BF16/FP16/FP32.
+// Both compute Y[m, N] = X[m, K] * W^T (+ bias) with fp32 activations and fp32
+// accumulation, on the widest SIMD level this CPU has (or one forced by the
+// caller), split over output columns on a caller-owned ThreadPool.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "runtime/cpu_isa.hpp"
+#include "runtime/cpu_kernel_detail.hpp"
+#include "runtime/cpu_thread_pool.hpp"
+#include "runtime/gptq.hpp"
+
+namespace quanteval::runtime {
+
+class Int4Linear {
+ public:
+  // Validates `weight` (std::invalid_argument naming the field) and repacks it:
+  // K is reordered so each group's rows are contiguous (act-order g_idx sorted
+  // stably by group, the permutation kept to gather activations at run time), each
+  // group padded to a multiple of 8 rows with zero activations, columns cut into
+  // blocks of 16 (the last padded). `bias` is empty or [N].
+  static Int4Linear from_gptq(const GptqWeight& weight, std::span<const float> bias = {});
+
+  // x: [m, K] row-major, y: [m, N] row-major (every element written). m >= 1, any size
+  // (tiles of up to 8 rows share one pass over the weights).
+  void forward(const float* x, int m, float* y, ThreadPool& pool) const;
+  // Same with a forced SIMD level; throws std::runtime_error when this CPU lacks it.
+  void forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const;
+
+  // W [N, K] rebuilt from the packed layout alone (tests compare it with dequantize_reference).
+  std::vector<float> dequantize() const;
+
+  int in_features() const { return in_features_; }
+  int out_features() const { return out_features_; }
+  // Bytes one forward streams: packed nibbles + scale/zero headers.
+  size_t packed_bytes() const { return lines_.size() * sizeof(detail::PackedLine); }
+  // True when activations are gathered (act-order or padded groups) before the kernel.
+  bool gathers_activations() const { return gather_; }
+
+ private:
+  int in_features_ = 0;
+  int out_features_ = 0;
+  int packed_k_ = 0;                  // K after per-group padding to multiples of 8
+  bool scales_bf16_ = false;
+  bool gather_ = false;
+  std::vector<int32_t> source_row_;   // [packed_k]: original k of each packed row, -1 for padding
+  std::vector<int> group_rows_;       // [groups present] lines (of 8 rows) per group
+  std::vector<detail::PackedLine> lines_;  // [blocks * lines_per_block]
+  int64_t lines_per_block_ = 0;
+  int64_t num_blocks_ = 0;
+  std::vector<float> bias_;           // [N] or empty
+};
+
+class DenseLinear {
+ public:
+  // w: [n, k] row-major raw bits (bf16 / fp16) or floats; copied. bias empty or [n].
+  static DenseLinear from_bf16(const uint16_t* w, int n, int k, std::span<const float> bias = {});
+  static DenseLinear from_f16(const uint16_t* w, int n, int k, std::span<const float> bias = {});
+  static DenseLinear from_f32(const float* w, int n, int k, std::span<const float> bias = {});
+
+  void forward(const float* x, int m, float* y, ThreadPool& pool) const;
+  void forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const;
+
+  int in_features() const { return in_features_; }
+  int out_features() const { return out_features_; }
+  size_t weight_bytes() const { return bits16_.size() * 2 + floats_.size() * 4; }
+
+ private:
+  static DenseLinear make(detail::DenseType type, int n, int k, std::span<const float> bias);
+
+  detail::DenseType type_ = detail::DenseType::f32;
+  int in_features_ = 0;
+  int out_features_ = 0;
+  std::vector<uint16_t> bits16_;  // [n, k] for bf16 / f16
+  std::vector<float> floats_;     // [n, k] for f32
+  std::vector<float> bias_;
+};
+
+// Bulk f16 -> float conversion, F16C when available (exact either way).
+void f16_to_float(std::span<const uint16_t> in, std::span<float> out);
+
+}  // namespace quanteval::runtime

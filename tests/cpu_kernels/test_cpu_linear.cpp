@@ -1,0 +1,268 @@
+// Every fast kernel against dequantize_reference + a double-accumulation matmul,
+// at every SIMD level this CPU has, over odd shapes; the repacked layout unpacked
+// and compared with the original; thread-count independence; invalid input.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "runtime/cpu_linear.hpp"
+#include "runtime/numeric.hpp"
+#include "tests/cpu_kernels/test_helpers.hpp"
+
+using namespace quanteval::runtime;
+using quanteval::test::count_mismatches;
+using quanteval::test::random_floats;
+using quanteval::test::reference_matmul;
+
+namespace {
+
+constexpr CpuIsa kAllIsas[] = {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512};
+constexpr int kBatchSizes[] = {1, 3, 7, 16, 17};
+
+// The levels this CPU can run; says which are skipped and why.
+std::vector<CpuIsa> runnable_isas() {
+  std::vector<CpuIsa> out;
+  for (CpuIsa isa : kAllIsas) {
+    if (cpu_supports(isa)) {
+      out.push_back(isa);
+    } else {
+      static bool told[3] = {};
+      if (!told[static_cast<int>(isa)]) {
+        MESSAGE("skipping the " << to_string(isa) << " kernels: this CPU (or build) lacks them");
+        told[static_cast<int>(isa)] = true;
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<float> poisoned(size_t count) {
+  return std::vector<float>(count, std::numeric_limits<float>::quiet_NaN());
+}
+
+struct Int4Case {
+  int k, n, group_size;
+};
+
+// K and N at multiple-of-8 edges (8, 16-column blocks with an 8-column tail),
+// each group size, and a K larger than one cache-friendly block.
+constexpr Int4Case kInt4Cases[] = {
+    {8, 8, -1},     {32, 8, 32},    {64, 24, 32},   {128, 40, 64},  {64, 16, 64},
+    {384, 136, 128}, {256, 8, -1},  {520, 24, -1},  {1024, 72, 128}, {96, 56, 32},
+};
+
+std::string describe(const Int4Case& c, const QuantizeOptions& o) {
+  return fmt::format("K={} N={} group={} act_order={} sym={} {} scales={}", c.k, c.n, c.group_size, o.act_order,
+                     o.sym, o.format == GptqFormat::v1 ? "v1" : "v2", o.scale_format == ScaleFormat::f16 ? "f16" : "bf16");
+}
+
+}  // namespace
+
+TEST_CASE("Int4Linear: repacked layout unpacks to exactly the reference weights") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 10);
+  for (const auto& shape : kInt4Cases) {
+    for (bool act_order : {false, true}) {
+      for (GptqFormat format : {GptqFormat::v1, GptqFormat::v2}) {
+        QuantizeOptions options{shape.group_size, act_order, act_order, format,
+                                act_order ? ScaleFormat::f16 : ScaleFormat::bf16, rng()};
+        const auto dense = random_floats(rng, static_cast<size_t>(shape.n) * shape.k);
+        const auto owned = quantize_reference(dense, shape.n, shape.k, options);
+        const auto linear = Int4Linear::from_gptq(owned.weight);
+        CAPTURE(describe(shape, options));
+        const bool several_groups = shape.group_size != -1 && shape.k > shape.group_size;
+        CHECK(linear.gathers_activations() == (act_order && several_groups));  // one group: nothing to reorder
+        CHECK(linear.dequantize() == dequantize_reference(owned.weight));
+      }
+    }
+  }
+}
+
+TEST_CASE("Int4Linear: every SIMD level matches the reference over odd shapes") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 20);
+  ThreadPool pool(2);
+  const auto isas = runnable_isas();
+  int configurations = 0;
+  for (const auto& shape : kInt4Cases) {
+    for (bool act_order : {false, true}) {
+      for (GptqFormat format : {GptqFormat::v1, GptqFormat::v2}) {
+        for (ScaleFormat scale_format : {ScaleFormat::f16, ScaleFormat::bf16}) {
+          const bool sym = (rng() & 1) != 0;  // both kinds of zeros across the sweep
+          QuantizeOptions options{shape.group_size, act_order, sym, format, scale_format, rng()};
+          const auto dense = random_floats(rng, static_cast<size_t>(shape.n) * shape.k);
+          const auto owned = quantize_reference(dense, shape.n, shape.k, options);
+          const auto weights = dequantize_reference(owned.weight);
+          const bool with_bias = (rng() & 1) != 0;
+          const auto bias = with_bias ? random_floats(rng, shape.n) : std::vector<float>{};
+          const auto linear = Int4Linear::from_gptq(owned.weight, bias);
+          for (int m : kBatchSizes) {
+            const auto x = random_floats(rng, static_cast<size_t>(m) * shape.k);
+            const auto expected = reference_matmul(x, weights, m, shape.n, shape.k, bias);
+            for (CpuIsa isa : isas) {
+              auto y = poisoned(static_cast<size_t>(m) * shape.n);
+              linear.forward(x.data(), m, y.data(), pool, isa);
+              const std::string what = fmt::format("{} M={} bias={} isa={}", describe(shape, options), m, with_bias,
+                                                   to_string(isa));
+              CAPTURE(what);
+              CHECK(count_mismatches(y, expected, what) == 0);
+              ++configurations;
+            }
+          }
+        }
+      }
+    }
+  }
+  MESSAGE(configurations << " INT4 kernel configurations checked");
+}
+
+TEST_CASE("Int4Linear: arbitrary g_idx with uneven groups (padded rows) matches the reference") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 30);
+  ThreadPool pool(2);
+  const int k = 200, n = 40, group_size = 20;  // 10 groups; random g_idx makes sizes uneven and not multiples of 8
+  const auto dense = random_floats(rng, static_cast<size_t>(n) * k);
+  auto owned = quantize_reference(dense, n, k, QuantizeOptions{group_size, true, false, GptqFormat::v1,
+                                                               ScaleFormat::f16, rng()});
+  std::uniform_int_distribution<int> group(0, 8);  // group 9 left empty on purpose
+  for (auto& g : owned.g_idx) g = group(rng);
+  owned.refresh_views();
+  const auto weights = dequantize_reference(owned.weight);
+  const auto linear = Int4Linear::from_gptq(owned.weight);
+  CHECK(linear.gathers_activations());
+  CHECK(linear.dequantize() == weights);
+  for (int m : kBatchSizes) {
+    const auto x = random_floats(rng, static_cast<size_t>(m) * k);
+    const auto expected = reference_matmul(x, weights, m, n, k);
+    for (CpuIsa isa : runnable_isas()) {
+      auto y = poisoned(static_cast<size_t>(m) * n);
+      linear.forward(x.data(), m, y.data(), pool, isa);
+      CHECK(count_mismatches(y, expected, fmt::format("uneven groups M={} isa={}", m, to_string(isa))) == 0);
+    }
+  }
+}
+
+TEST_CASE("DenseLinear: bf16 / f16 / f32 at every SIMD level match the reference") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 40);
+  ThreadPool pool(2);
+  const auto isas = runnable_isas();
+  for (int k : {1, 5, 8, 15, 16, 17, 31, 32, 33, 100, 257}) {
+    for (int n : {1, 7, 33}) {
+      for (int type = 0; type < 3; ++type) {
+        const auto source = random_floats(rng, static_cast<size_t>(n) * k);
+        std::vector<uint16_t> bits(source.size());
+        std::vector<float> weights(source.size());  // what the kernel must see: the rounded values
+        for (size_t i = 0; i < source.size(); ++i) {
+          if (type == 0) bits[i] = float_to_bf16(source[i]), weights[i] = bf16_to_float(bits[i]);
+          if (type == 1) bits[i] = float_to_f16(source[i]), weights[i] = f16_to_float(bits[i]);
+          if (type == 2) weights[i] = source[i];
+        }
+        const auto bias = (rng() & 1) ? random_floats(rng, n) : std::vector<float>{};
+        const auto linear = type == 0   ? DenseLinear::from_bf16(bits.data(), n, k, bias)
+                            : type == 1 ? DenseLinear::from_f16(bits.data(), n, k, bias)
+                                        : DenseLinear::from_f32(weights.data(), n, k, bias);
+        for (int m : kBatchSizes) {
+          const auto x = random_floats(rng, static_cast<size_t>(m) * k);
+          const auto expected = reference_matmul(x, weights, m, n, k, bias);
+          for (CpuIsa isa : isas) {
+            auto y = poisoned(static_cast<size_t>(m) * n);
+            linear.forward(x.data(), m, y.data(), pool, isa);
+            const std::string what = fmt::format("dense {} K={} N={} M={} isa={}",
+                                                 type == 0 ? "bf16" : type == 1 ? "f16" : "f32", k, n, m,
+                                                 to_string(isa));
+            CAPTURE(what);
+            CHECK(count_mismatches(y, expected, what) == 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("thread count does not change results (bitwise)") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 50);
+  ThreadPool one(1), two(2), five(5);
+  const int k = 512, n = 200, m = 5;
+  const auto dense = random_floats(rng, static_cast<size_t>(n) * k);
+  const auto owned = quantize_reference(dense, n, k, QuantizeOptions{64, true, true, GptqFormat::v1,
+                                                                     ScaleFormat::f16, rng()});
+  const auto int4 = Int4Linear::from_gptq(owned.weight);
+  std::vector<uint16_t> bits(dense.size());
+  for (size_t i = 0; i < bits.size(); ++i) bits[i] = float_to_bf16(dense[i]);
+  const auto bf16 = DenseLinear::from_bf16(bits.data(), n, k);
+  const auto x = random_floats(rng, static_cast<size_t>(m) * k);
+  for (CpuIsa isa : runnable_isas()) {
+    CAPTURE(to_string(isa));
+    auto a = poisoned(m * n), b = poisoned(m * n), c = poisoned(m * n);
+    int4.forward(x.data(), m, a.data(), one, isa);
+    int4.forward(x.data(), m, b.data(), two, isa);
+    int4.forward(x.data(), m, c.data(), five, isa);
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(a.data(), c.data(), a.size() * sizeof(float)) == 0);
+    bf16.forward(x.data(), m, a.data(), one, isa);
+    bf16.forward(x.data(), m, b.data(), two, isa);
+    bf16.forward(x.data(), m, c.data(), five, isa);
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(a.data(), c.data(), a.size() * sizeof(float)) == 0);
+  }
+  // One 8-column block and five threads: most threads get nothing and nothing breaks.
+  const auto small = quantize_reference(random_floats(rng, 8 * 16), 8, 16, QuantizeOptions{-1});
+  const auto small_linear = Int4Linear::from_gptq(small.weight);
+  auto y1 = poisoned(8), y5 = poisoned(8);
+  small_linear.forward(x.data(), 1, y1.data(), one);
+  small_linear.forward(x.data(), 1, y5.data(), five);
+  CHECK(std::memcmp(y1.data(), y5.data(), sizeof(float) * 8) == 0);
+}
+
+TEST_CASE("ThreadPool: covers the range once, propagates exceptions, refuses reentry") {
+  ThreadPool pool(3);
+  CHECK(pool.size() == 3);
+  std::vector<int> hits(1000, 0);
+  pool.parallel_for(1000, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) ++hits[i];
+  });
+  CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
+  CHECK_THROWS_WITH_AS(pool.parallel_for(10, [](int64_t begin, int64_t) {
+    if (begin > 0) throw std::runtime_error("worker failed");
+  }), "worker failed", std::runtime_error);
+  CHECK_THROWS_AS(pool.parallel_for(10, [&](int64_t, int64_t) { pool.parallel_for(2, [](int64_t, int64_t) {}); }),
+                  std::logic_error);
+  // Still usable afterwards.
+  int64_t total = 0;
+  std::mutex mutex;
+  pool.parallel_for(7, [&](int64_t begin, int64_t end) {
+    std::lock_guard lock(mutex);
+    total += end - begin;
+  });
+  CHECK(total == 7);
+}
+
+TEST_CASE("invalid shapes and arguments are rejected with a message") {
+  ThreadPool pool(1);
+  std::mt19937_64 rng(quanteval::test::test_seed() + 60);
+  const auto owned = quantize_reference(random_floats(rng, 16 * 32), 16, 32,
+                                        QuantizeOptions{32});
+  auto bad = owned.weight;
+  bad.in_features = 36;
+  CHECK_THROWS_AS(Int4Linear::from_gptq(bad), std::invalid_argument);
+  const std::vector<float> wrong_bias(15);
+  CHECK_THROWS_AS(Int4Linear::from_gptq(owned.weight, wrong_bias), std::invalid_argument);
+  const auto linear = Int4Linear::from_gptq(owned.weight);
+  std::vector<float> x(32), y(16);
+  CHECK_THROWS_AS(linear.forward(x.data(), 0, y.data(), pool), std::invalid_argument);
+  CHECK_THROWS_AS(linear.forward(nullptr, 1, y.data(), pool), std::invalid_argument);
+  for (CpuIsa isa : kAllIsas) {
+    if (!cpu_supports(isa)) CHECK_THROWS_AS(linear.forward(x.data(), 1, y.data(), pool, isa), std::runtime_error);
+  }
+  CHECK_THROWS_AS(DenseLinear::from_f32(x.data(), 0, 32), std::invalid_argument);
+  CHECK_THROWS_AS(DenseLinear::from_f32(x.data(), 1, 32, wrong_bias), std::invalid_argument);
+  CHECK_THROWS_AS(quantize_reference(x, 1, 32, QuantizeOptions{32}), std::invalid_argument);
+}
