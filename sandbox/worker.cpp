@@ -60,7 +60,7 @@ std::string errno_name(int error) { return fmt::format("{} ({})", strerrorname_n
 
 // Builds the seccomp program in the parent (libseccomp allocates) and exports
 // it as raw BPF so the cloned child only needs one prctl().
-std::vector<sock_filter> build_seccomp_program(std::vector<std::string>& notes) {
+std::vector<sock_filter> build_seccomp_program(std::vector<std::string>& notes, bool refuse_kill_all) {
   scmp_filter_ctx context = seccomp_init(SCMP_ACT_ALLOW);
   if (!context) {
     notes.push_back("seccomp_init failed; no seccomp filter");
@@ -81,6 +81,13 @@ std::vector<sock_filter> build_seccomp_program(std::vector<std::string>& notes) 
   for (int flag : {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP}) {
     seccomp_rule_add(context, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
                      SCMP_A0(SCMP_CMP_MASKED_EQ, static_cast<scmp_datum_t>(flag), static_cast<scmp_datum_t>(flag)));
+  }
+  if (refuse_kill_all) {
+    // Without a PID namespace kill(-1) would reach every process of the uid --
+    // the pool's own process included when not started as root. The kernel
+    // reads the pid as a 32-bit int, so compare only the low 32 bits.
+    seccomp_rule_add(context, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(kill), 1,
+                     SCMP_A0(SCMP_CMP_MASKED_EQ, scmp_datum_t{0xffffffffu}, scmp_datum_t{0xffffffffu}));
   }
   int clone3 = seccomp_syscall_resolve_name("clone3");
   if (clone3 != __NR_SCMP_ERROR) seccomp_rule_add(context, SCMP_ACT_ERRNO(ENOSYS), clone3, 0);
@@ -269,14 +276,22 @@ void close_fd(int& fd) {
   fd = -1;
 }
 
+IsolationPlan plan_namespaces();
+
 }  // namespace
 
 IsolationPlan plan_isolation() {
+  IsolationPlan plan = plan_namespaces();
+  plan.seccomp_program = build_seccomp_program(plan.notes, !(plan.clone_flags & CLONE_NEWPID));
+  return plan;
+}
+
+namespace {
+IsolationPlan plan_namespaces() {
   IsolationPlan plan;
   plan.started_as_root = geteuid() == 0;
   plan.outer_uid = geteuid();
   plan.outer_gid = getegid();
-  plan.seccomp_program = build_seccomp_program(plan.notes);
 
   // As root we create the namespaces directly; otherwise (or when root lacks
   // CAP_SYS_ADMIN, as in some containers) through a user namespace.
@@ -320,9 +335,10 @@ IsolationPlan plan_isolation() {
   }
   plan.clone_flags = granted;
   plan.user_namespace = (granted & CLONE_NEWUSER) != 0;
-  if (granted == 0) plan.notes.push_back("no namespaces: programs run with rlimits only");
+  if (granted == 0) plan.notes.push_back("no namespaces: programs run with rlimits and seccomp only");
   return plan;
 }
+}  // namespace
 
 WorkerProcess::WorkerProcess(const IsolationPlan& plan, const std::string& python, int index)
     : plan_(plan), python_(python), index_(index) {}

@@ -197,12 +197,19 @@ def list_children():
     return found
 
 
-def kill_everything():
+def kill_everything(program_pid):
     # As PID 1, kill(-1) reaches every other process of the namespace (setsid
     # daemons and double-forked orphans included) and orphans are re-parented
     # to us, so reaping until ECHILD proves the namespace is empty. Without a
-    # PID namespace we are a child subreaper and kill our children one by one.
+    # PID namespace we are a child subreaper: kill the program's process group
+    # (one signal, atomic against forks racing it) and then whatever group each
+    # remaining child (a setsid escapee) leads, until none is left.
     statuses = {}
+    if not IS_INIT and program_pid:
+        try:
+            os.kill(-program_pid, signal.SIGKILL)
+        except OSError:
+            pass
     while True:
         if IS_INIT:
             try:
@@ -211,10 +218,11 @@ def kill_everything():
                 pass
         else:
             for pid in list_children():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+                for target in (-pid, pid):
+                    try:
+                        os.kill(target, signal.SIGKILL)
+                    except OSError:
+                        pass
         try:
             while True:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -339,7 +347,7 @@ def run_one(limits, source):
             if done:
                 status = st
     duration = time.monotonic() - start
-    statuses = kill_everything()
+    statuses = kill_everything(pid)
     if status is None:
         status = statuses.get(pid)
     # Every writer is dead now, so these reads end at EOF.
@@ -420,6 +428,10 @@ while True:
     try:
         run_one(header, source)
     except Exception as e:
+        try:
+            kill_everything(None)
+        except Exception:
+            pass
         import traceback
         send({'outcome': 'sandbox_error', 'detail': 'zygote: ' + ''.join(
             traceback.format_exception_only(type(e), e)).strip(), 'recycle': True,
