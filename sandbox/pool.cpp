@@ -106,7 +106,9 @@ std::string describe(const Result& result, const Limits& limits) {
     case Outcome::exception:
       return result.exception_message.empty() ? result.exception_type
                                               : result.exception_type + ": " + result.exception_message;
-    case Outcome::timeout: return fmt::format("timed out (limit {:.3g} s wall, CPU limit or wall)", limits.wall_seconds);
+    case Outcome::timeout:
+      return fmt::format("timed out after {:.2f} s (wall limit {:.3g} s; CPU limit {:.3g} s)", result.duration_seconds,
+                         limits.wall_seconds, limits.cpu_seconds > 0.0 ? limits.cpu_seconds : limits.wall_seconds + 1.0);
     case Outcome::exited:
       return fmt::format("exited with code {} before the end of the program", result.exit_code);
     case Outcome::signaled: {
