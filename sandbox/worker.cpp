@@ -443,8 +443,14 @@ void WorkerProcess::start(std::chrono::milliseconds hello_timeout) {
       setup_.magic != kSetupReportMagic || !read_frame(hello_, deadline, failure)) {
     std::string output = drain_error_output();
     stop();
-    throw SandboxError(fmt::format("sandbox worker {} did not start ({}){}{}", index_,
-                                   failure.empty() ? "bad setup report" : failure, output.empty() ? "" : ": ", output));
+    // The usual cause: an interpreter the worker uid may not read or run (e.g.
+    // a pyenv shim under /root); say so instead of leaving a bare errno.
+    const bool exec_failed = output.find("cannot execute") != std::string::npos;
+    throw SandboxError(fmt::format("sandbox worker {} did not start ({}){}{}{}", index_,
+                                   failure.empty() ? "bad setup report" : failure, output.empty() ? "" : ": ", output,
+                                   exec_failed ? " -- the worker runs as an unprivileged uid without access to the "
+                                                 "caller's home; use a system interpreter such as /usr/bin/python3"
+                                               : ""));
   }
   drain_error_output();
 }
