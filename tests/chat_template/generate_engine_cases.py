@@ -14,7 +14,18 @@ from jinja2.ext import loopcontrols
 def raise_exception(m): raise jinja2.exceptions.TemplateError(m)
 def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+from jinja2.ext import Extension
+from jinja2 import nodes
+
+class GenerationBlocks(Extension):
+    """transformers' AssistantTracker without tracking: {% generation %} renders its body."""
+    tags = {"generation"}
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        return nodes.Scope(body, lineno=lineno)
+
+env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols, GenerationBlocks])
 env.filters['tojson'] = tojson
 env.globals['raise_exception'] = raise_exception
 
@@ -104,6 +115,77 @@ case("subscripts and slices", "{{ 'abcdef'[::-1] }} {{ 'abcdef'[1:] }} {{ [1,2,3
 case("filters bind tighter than arithmetic", "{{ m|length - 1 }} {{ -1|abs }} {{ 'a' ~ 'b'|upper }} {{ m|length * 2 }}", {"m": [1, 2, 3]})
 case("dict literal and range", "{{ range(2, 10, 3)|list }} {{ range(3)|list }} {{ dict(a=1)|tojson }} {{ {'a': 1, 'b': [1, 2]}|tojson }}")
 case("messages loop with reversed slice", "{% for m in messages[::-1] %}{{ (messages|length - 1) - loop.index0 }}{{ m }}{% endfor %}", {"messages": ["a", "b", "c"]})
+
+# Constructs of other model families' templates (written for these tests in their style).
+conversation = [{"role": "system", "content": "  Be brief.  "}, {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "<think>hmm</think>Hello"}, {"role": "user", "content": "Weather?"}]
+case("alternating roles with raise_exception guard (Mistral style)",
+     "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+     "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+     "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% endif %}{% endfor %}",
+     {"bos_token": "<s>", "eos_token": "</s>", "messages": conversation[1:]})
+case("system extraction, slicing and indented tojson (Llama 3 style)", """{{- bos_token }}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if builtin_tools is defined %}
+    {{- "Tools: " + builtin_tools | reject('equalto', 'code_interpreter') | join(", ") + "\n\n"}}
+{%- endif %}
+{%- if tools is not none %}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+        {{- '{"name": "' + tool_call.name + '", ' }}
+        {%- for arg_name, arg_val in tool_call.arguments | items %}
+            {{- arg_name + '="' + arg_val + '"' }}
+            {%- if not loop.last %}
+                {{- ", " }}
+            {%- endif %}
+        {%- endfor %}
+        {{- "<|eot_id|>" }}
+    {%- elif message.role == "tool" %}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+""", {"bos_token": "<|begin_of_text|>", "add_generation_prompt": True, "builtin_tools": ["brave_search", "code_interpreter", "wolfram"],
+      "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Zürich"]}}, "required": ["city"]}}}],
+      "messages": conversation + [{"role": "assistant", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Zürich", "unit": "c"}}}]},
+                                  {"role": "tool", "content": {"temp": 21.5}}, {"role": "tool", "content": "sunny"}]})
+case("namespace flags and full-width markers (DeepSeek style)",
+     "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}"
+     "{% set ns = namespace(is_first=false, system_prompt='') %}{%- for message in messages %}{%- if message['role'] == 'system' %}"
+     "{% set ns.system_prompt = message['content'] %}{%- endif %}{%- endfor %}{{ bos_token }}{{ ns.system_prompt }}"
+     "{%- for message in messages %}{%- if message['role'] == 'user' %}{{ '<｜User｜>' + message['content'] }}{%- endif %}"
+     "{%- if message['role'] == 'assistant' and message['content'] is not none %}{% set content = message['content'] %}"
+     "{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}"
+     "{{ '<｜Assistant｜>' + content + '<｜end▁of▁sentence｜>' }}{%- endif %}{%- endfor -%}"
+     "{% if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}{% endif %}",
+     {"bos_token": "<｜begin▁of▁sentence｜>", "messages": conversation, "add_generation_prompt": True})
+case("generation blocks render their body (transformers extension)",
+     "{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}{% endgeneration %}{% else %}[{{ m.content }}]{% endif %}{% endfor %}",
+     {"messages": conversation[1:3]})
 
 errors = [
     ("raise_exception message", "{{ raise_exception('Bad: ' ~ 1) }}", {}),
