@@ -139,6 +139,15 @@ struct BinaryExpr : Expression {
   ExpressionPtr left, right;
 };
 
+// a < b <= c: Python's chained comparison, each operand evaluated once.
+struct CompareChainExpr : Expression {
+  CompareChainExpr(SourcePosition where, ExpressionPtr first_operand)
+      : Expression(where), first(std::move(first_operand)) {}
+  Value evaluate(Renderer& renderer) const override;
+  ExpressionPtr first;
+  std::vector<std::pair<std::string, ExpressionPtr>> rest;  // (operator, operand)
+};
+
 // a if condition else b (b may be absent: undefined when the condition fails)
 struct ConditionalExpr : Expression {
   ConditionalExpr(SourcePosition where, ExpressionPtr c, ExpressionPtr t, ExpressionPtr f)

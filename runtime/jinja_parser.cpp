@@ -360,7 +360,9 @@ class Parser {
   }
 
   ExpressionPtr parse_compare() {
-    auto left = parse_math1();
+    const Token& start = peek();
+    auto first = parse_math1();
+    std::vector<std::pair<std::string, ExpressionPtr>> rest;
     while (true) {
       const Token& token = peek();
       std::string op;
@@ -377,10 +379,17 @@ class Parser {
         next();
         next();
       } else {
-        return left;
+        break;
       }
-      left = std::make_unique<BinaryExpr>(where(token), op, std::move(left), parse_math1());
+      rest.emplace_back(std::move(op), parse_math1());
     }
+    if (rest.empty()) return first;
+    if (rest.size() == 1) {
+      return std::make_unique<BinaryExpr>(where(start), rest[0].first, std::move(first), std::move(rest[0].second));
+    }
+    auto chain = std::make_unique<CompareChainExpr>(where(start), std::move(first));
+    chain->rest = std::move(rest);
+    return chain;
   }
 
   ExpressionPtr parse_math1() {

@@ -234,6 +234,34 @@ Value UnaryExpr::evaluate(Renderer& renderer) const {
   return value;
 }
 
+namespace {
+bool compare(const std::string& op, const Value& l, const Value& r) {
+  if (op == "==") return python_equal(l, r);
+  if (op == "!=") return !python_equal(l, r);
+  if (op == "<") return python_less(l, r);
+  if (op == ">") return python_less(r, l);
+  if (op == "<=") return python_less(l, r) || python_equal(l, r);
+  if (op == ">=") return python_less(r, l) || python_equal(l, r);
+  if (op == "in") return python_contains(r, l);
+  if (op == "not in") return !python_contains(r, l);
+  throw EvalError(fmt::format("unknown comparison operator '{}'", op));
+}
+
+bool is_comparison(const std::string& op) {
+  return op == "==" || op == "!=" || op == "<" || op == ">" || op == "<=" || op == ">=" || op == "in" || op == "not in";
+}
+}  // namespace
+
+Value CompareChainExpr::evaluate(Renderer& renderer) const {
+  Value left = first->evaluate(renderer);
+  for (const auto& [op, operand] : rest) {
+    Value right = operand->evaluate(renderer);
+    if (!compare(op, left, right)) return Value(false);
+    left = std::move(right);
+  }
+  return Value(true);
+}
+
 Value BinaryExpr::evaluate(Renderer& renderer) const {
   // and/or short-circuit and yield an operand, like Python.
   if (op == "and") {
@@ -247,14 +275,7 @@ Value BinaryExpr::evaluate(Renderer& renderer) const {
   Value l = left->evaluate(renderer);
   Value r = right->evaluate(renderer);
   if (op == "~") return Value(to_python_str(l) + to_python_str(r));
-  if (op == "==") return Value(python_equal(l, r));
-  if (op == "!=") return Value(!python_equal(l, r));
-  if (op == "<") return Value(python_less(l, r));
-  if (op == ">") return Value(python_less(r, l));
-  if (op == "<=") return Value(python_less(l, r) || python_equal(l, r));
-  if (op == ">=") return Value(python_less(r, l) || python_equal(l, r));
-  if (op == "in") return Value(python_contains(r, l));
-  if (op == "not in") return Value(!python_contains(r, l));
+  if (is_comparison(op)) return Value(compare(op, l, r));
   return arithmetic(op, l, r);
 }
 

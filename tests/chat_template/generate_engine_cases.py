@@ -110,7 +110,7 @@ case("conditional expressions", "{{ 'yes' if x else 'no' }} [{{ 'a' if false }}]
 case("string escapes", "{{ 'tab\\there\\nnew' }} {{ \"q\\\"d\" }} {{ '\\u00e9\\x41' }} {{ 'back\\\\slash' }} {{ 'un\\known' }} {{ 'adj' 'acent' }}")
 case("concat and arithmetic", "{{ 1 ~ 'a' ~ none ~ 2.0 }} {{ 'abc' * 2 }} {{ 10 / 4 }} {{ 3 - 5 }} {{ ([1] + [2])|length }} {{ 'a' + 'b' }} {{ 1 + 2 * 3 }} {{ (1 + 2) * 3 }} {{ -2 ** 2 }} {{ 2 + true }}")
 case("membership and logic", "{{ 'a' in 'cat' }} {{ 2 in [1,2] }} {{ 'k' in {'k':1} }} {{ 3 not in [1,2] }} {{ 0 or 'x' }} {{ 1 and 'y' }} {{ not 0 }} {{ not 1 == 2 }} {{ [] or none }}")
-case("comparisons", "{{ 1 == 1.0 }} {{ 'a' < 'b' }} {{ [1,2] < [1,3] }} {{ 2 >= 2 }} {{ 1 != 1 }} {{ true == 1 }} {{ none == none }} {{ 'a' == 'a' }} {{ {'a':1} == {'a':1} }}")
+case("comparisons", "{{ 1 == 1.0 }} {{ 'a' < 'b' }} {{ [1,2] < [1,3] }} {{ 2 >= 2 }} {{ 1 != 1 }} {{ true == 1 }} {{ none == none }} {{ 'a' == 'a' }} {{ {'a':1} == {'a':1} }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 1 }} {{ 1 < 3 < 2 }} {{ 1 == 1 in [1] }}")
 case("subscripts and slices", "{{ 'abcdef'[::-1] }} {{ 'abcdef'[1:] }} {{ [1,2,3,4][-2:] }} {{ [1,2,3,4][::2] }} {{ 'abc'[-1] }} {{ [1,2,3][:-1] }} {{ 'héllo'[1:3] }} {{ [1,2,3,4,5][4:1:-2] }} {{ m[0]['role'] }} {{ m[-1].content }} {{ m[0].role|upper }}", {"m": [{"role": "user", "content": "a"}, {"role": "bot", "content": "z"}]})
 case("filters bind tighter than arithmetic", "{{ m|length - 1 }} {{ -1|abs }} {{ 'a' ~ 'b'|upper }} {{ m|length * 2 }}", {"m": [1, 2, 3]})
 case("dict literal and range", "{{ range(2, 10, 3)|list }} {{ range(3)|list }} {{ dict(a=1)|tojson }} {{ {'a': 1, 'b': [1, 2]}|tojson }}")
