@@ -49,7 +49,8 @@ class Signature {
   std::vector<std::string_view> names_;
 };
 
-const std::string& require_string(const Value& v, std::string_view what) {
+// By value: callers often pass a temporary (an argument read from a Signature).
+std::string require_string(const Value& v, std::string_view what) {
   if (!v.is_string()) throw EvalError(fmt::format("TypeError: {} must be str, not {}", what, v.type_description()));
   return v.as_string();
 }
@@ -168,7 +169,7 @@ ValueList py_split(const std::string& s, const Value& separator, std::int64_t ma
     for (auto [a, b] : words) parts.push_back(Value(encode_utf8(std::u32string_view(text).substr(a, b - a))));
     return parts;
   }
-  const std::string& sep = require_string(separator, "separator");
+  const std::string sep = require_string(separator, "separator");
   if (sep.empty()) throw EvalError("ValueError: empty separator");
   if (!from_right) {
     std::size_t start = 0;
@@ -304,7 +305,7 @@ std::optional<Value> string_method(const Value& self, const std::string& name) {
       const Value affix = sig.get(0);
       ValueList candidates = affix.is_list() ? affix.as_list() : ValueList{affix};
       for (const auto& candidate : candidates) {
-        const std::string& a = require_string(candidate, starts ? "startswith argument" : "endswith argument");
+        const std::string a = require_string(candidate, starts ? "startswith argument" : "endswith argument");
         if (starts ? s.compare(0, a.size(), a) == 0 && s.size() >= a.size()
                    : s.size() >= a.size() && s.compare(s.size() - a.size(), a.size(), a) == 0) {
           return Value(true);
@@ -352,7 +353,7 @@ std::optional<Value> string_method(const Value& self, const std::string& name) {
     const bool raises = name.find("index") != std::string::npos;
     return bind([s, reverse, raises, name](const CallArgs& args) {
       Signature sig(args, name, {"sub"});
-      const std::string& sub = require_string(sig.get(0), name + "() argument");
+      const std::string sub = require_string(sig.get(0), name + "() argument");
       const std::size_t found = reverse ? s.rfind(sub) : s.find(sub);
       if (found == std::string::npos) {
         if (raises) throw EvalError("ValueError: substring not found");
@@ -364,7 +365,7 @@ std::optional<Value> string_method(const Value& self, const std::string& name) {
   if (name == "count") {
     return bind([s](const CallArgs& args) {
       Signature sig(args, "count", {"sub"});
-      const std::string& sub = require_string(sig.get(0), "count() argument");
+      const std::string sub = require_string(sig.get(0), "count() argument");
       if (sub.empty()) return Value(static_cast<std::int64_t>(count_code_points(s) + 1));
       std::int64_t n = 0;
       for (std::size_t at = s.find(sub); at != std::string::npos; at = s.find(sub, at + sub.size())) ++n;
@@ -389,7 +390,7 @@ std::optional<Value> string_method(const Value& self, const std::string& name) {
     const bool prefix = name == "removeprefix";
     return bind([s, prefix, name](const CallArgs& args) {
       Signature sig(args, name, {"affix"});
-      const std::string& a = require_string(sig.get(0), name + "() argument");
+      const std::string a = require_string(sig.get(0), name + "() argument");
       if (prefix && s.compare(0, a.size(), a) == 0 && s.size() >= a.size()) return Value(s.substr(a.size()));
       if (!prefix && s.size() >= a.size() && s.compare(s.size() - a.size(), a.size(), a) == 0) {
         return Value(s.substr(0, s.size() - a.size()));

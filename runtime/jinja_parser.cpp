@@ -604,7 +604,8 @@ class Parser {
     std::string name = expect_name("a filter name");
     while (at_op(".")) {  // dotted filter names as jinja2 allows
       next();
-      name += "." + expect_name("a filter name");
+      name.push_back('.');
+      name += expect_name("a filter name");
     }
     Arguments arguments;
     if (at_op("(")) arguments = parse_call_arguments();
