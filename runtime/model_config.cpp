@@ -314,7 +314,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
 
   // Layer kinds: the explicit list, else derived the way transformers derives it.
   if (text.has("layer_types")) {
-    const json& list = (*text_object)["layer_types"];
+    const json& list = text_object->at("layer_types");
     if (!list.is_array() || static_cast<std::int64_t>(list.size()) != config.num_hidden_layers)
       throw text.error("layer_types", fmt::format("expected a list of {} layer types, got {}", config.num_hidden_layers,
                                                   list.is_array() ? fmt::format("{} entries", list.size()) : list.dump()));
