@@ -181,6 +181,7 @@ TEST_CASE("the Qwen3.5 multimodal wrapper: names normalized, vision and MTP tens
   qt::write_bytes(dir.path() / "model.safetensors", qt::serialize(tensors));
   qt::write_bytes(dir.path() / "tokenizer.json", "{}");
   qt::write_bytes(dir.path() / "chat_template.jinja", "{{ messages }}");
+  qt::write_bytes(dir.path() / "generation_config.json", R"({"eos_token_id": [248046, 248044], "bos_token_id": null})");
 
   const rt::Checkpoint checkpoint = rt::Checkpoint::open(dir.path());
   CHECK(checkpoint.config().multimodal_wrapper);
@@ -191,6 +192,8 @@ TEST_CASE("the Qwen3.5 multimodal wrapper: names normalized, vision and MTP tens
   CHECK(checkpoint.tensors().size() == original.size());
   CHECK(checkpoint.files().tokenizer_json == dir.path() / "tokenizer.json");
   CHECK(checkpoint.files().chat_template_jinja == dir.path() / "chat_template.jinja");
+  CHECK(checkpoint.files().generation_config_json == dir.path() / "generation_config.json");
+  CHECK(checkpoint.config().eos_token_ids == std::vector<std::int64_t>{248046, 248044});
   for (const auto& raw : original) {
     CAPTURE(raw.name);
     const rt::TensorView& view = checkpoint.tensor(raw.name);  // the plain text-model name
