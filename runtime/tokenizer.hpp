@@ -135,10 +135,19 @@ class Tokenizer {
   std::string normalize(std::string_view text) const;
   // Splits normalized text into pre-tokens (the Split regex, Isolated).
   std::vector<std::string_view> pre_tokenize(std::string_view normalized_text) const;
-  // BPE of one pre-token's bytes, bypassing the cache. `naive` uses the plain
-  // O(n^2) "merge the lowest-ranked pair, leftmost first" loop instead of the
-  // priority queue; both give identical ids (the benchmark's baseline).
-  std::vector<TokenId> bpe_word(std::string_view word_bytes, bool naive = false) const;
+  // BPE of one pre-token's bytes, bypassing the cache. All algorithms merge
+  // the lowest-ranked adjacent pair, leftmost on ties, and give identical ids:
+  enum class BpeAlgorithm {
+    automatic,       // what encode() uses: scanning for short words, queue for long
+    scanning,        // pair ranks in an array, linear scan per merge
+    priority_queue,  // tokenizers' min-queue over a linked list, O(n log n)
+    naive,           // textbook loop re-looking-up every pair per merge (baseline)
+  };
+  std::vector<TokenId> bpe_word(std::string_view word_bytes, BpeAlgorithm algorithm = BpeAlgorithm::automatic) const;
+  // The same for many words, ids concatenated; reuses buffers across words
+  // (as encode() does), so timing it measures the merge loop, not malloc.
+  std::vector<TokenId> bpe_words(std::span<const std::string_view> words,
+                                 BpeAlgorithm algorithm = BpeAlgorithm::automatic) const;
 
   // Word cache statistics (cumulative).
   struct CacheStats {

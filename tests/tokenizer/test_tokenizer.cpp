@@ -285,19 +285,31 @@ TEST_CASE("invalid UTF-8 input is refused") {
   CHECK_THROWS_AS(qwen3().encode("\xE6\x97"), TokenizerError);
 }
 
-TEST_CASE("priority-queue BPE equals the textbook O(n^2) merge loop on every HumanEval word") {
+TEST_CASE("scanning, priority-queue and textbook BPE agree on every HumanEval word") {
+  using Algorithm = Tokenizer::BpeAlgorithm;
   const Tokenizer& tok = qwen3();
   std::size_t words = 0;
+  auto check_word = [&](std::string_view word) {
+    const std::string word_text(word);
+    INFO("word: \"" << word_text << "\"");
+    const auto naive = tok.bpe_word(word, Algorithm::naive);
+    REQUIRE(tok.bpe_word(word, Algorithm::scanning) == naive);
+    REQUIRE(tok.bpe_word(word, Algorithm::priority_queue) == naive);
+    REQUIRE(tok.bpe_word(word, Algorithm::automatic) == naive);
+    ++words;
+  };
   for (const auto& problem : humaneval()) {
     const std::string text = tok.normalize(problem.prompt + problem.canonical_solution);
-    for (std::string_view word : tok.pre_tokenize(text)) {
-      REQUIRE(tok.bpe_word(word) == tok.bpe_word(word, /*naive=*/true));
-      ++words;
-    }
+    for (std::string_view word : tok.pre_tokenize(text)) check_word(word);
   }
-  const std::string long_run(300, 'a');
-  CHECK(tok.bpe_word(long_run) == tok.bpe_word(long_run, true));
-  fmt::print("bpe: priority queue == naive loop on {} words\n", words);
+  for (const Case& c : all_reference_cases()) {
+    if (!c.label.starts_with("tricky")) continue;
+    const std::string normalized = tok.normalize(c.text);  // the words are views into it
+    for (std::string_view word : tok.pre_tokenize(normalized)) check_word(word);
+  }
+  check_word(std::string(300, 'a'));
+  check_word(std::string(200, ' '));
+  fmt::print("bpe: scanning == priority queue == naive loop on {} words\n", words);
 }
 
 // ---------------------------------------------------------------------------
