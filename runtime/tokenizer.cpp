@@ -209,11 +209,15 @@ json parse_json(std::string_view text, const std::string& source) {
 }
 
 // ---------------------------------------------------------------------------
-// tokenizers compiles Split patterns with Oniguruma; we use PCRE2. The two
-// agree on this pattern language except that Oniguruma's Unicode \s also
-// matches U+0085 (NEL) while PCRE2's does not (it is category Cc), so \s and
-// \S are widened to include it. Inside a character class only \s can be
-// widened; a \S there is refused rather than silently differing.
+// tokenizers compiles Split patterns with Oniguruma; we use PCRE2. Their
+// Unicode \s differ: Oniguruma's is exactly U+0009..U+000D, U+0085 and the Z
+// categories (Zs, Zl, Zp), while PCRE2's also matches U+180E MONGOLIAN VOWEL
+// SEPARATOR (kept from its old \h list; checked over all code points with
+// PCRE2 10.42). So \s and \S are spelled out as Oniguruma defines them. Inside
+// a character class only \s can be spelled out; a \S there is refused rather
+// than silently differing.
+constexpr std::string_view kOnigSpaceSet = "\\t-\\r\\x{85}\\p{Z}";
+
 std::string onig_to_pcre2(std::string_view pattern, const std::string& source, std::string_view field) {
   std::string out;
   out.reserve(pattern.size() + 32);
@@ -225,10 +229,18 @@ std::string onig_to_pcre2(std::string_view pattern, const std::string& source, s
       const char escaped = pattern[i + 1];
       ++i;
       if (escaped == 's') {
-        out += in_class ? "\\s\\x{85}" : "[\\s\\x{85}]";
+        if (in_class) {
+          out += kOnigSpaceSet;
+        } else {
+          out += '[';
+          out += kOnigSpaceSet;
+          out += ']';
+        }
       } else if (escaped == 'S') {
         if (in_class) fail(source, field, "\\S inside a character class is not supported");
-        out += "[^\\s\\x{85}]";
+        out += "[^";
+        out += kOnigSpaceSet;
+        out += ']';
       } else {
         out += '\\';
         out += escaped;

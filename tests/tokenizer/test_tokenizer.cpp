@@ -6,8 +6,10 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "datasets/datasets.hpp"
@@ -278,6 +280,36 @@ TEST_CASE("special token text can be tokenized as plain text") {
   }
   CHECK(plain.back() == 151667);  // <think> is not special, so still recognised
   CHECK(tok.decode(plain) == text);
+}
+
+TEST_CASE("the Split regex treats whitespace as Oniguruma's \\s does") {
+  // Oniguruma (used by tokenizers) defines Unicode \s as U+0009..U+000D, U+0085
+  // and Zs/Zl/Zp; U+180E (category Cf) is not whitespace there, although
+  // PCRE2's own \s matches it. Expected pieces follow the Qwen pattern by hand.
+  const Tokenizer& tok = qwen3();
+  using Pieces = std::vector<std::string_view>;
+  CHECK(tok.pre_tokenize("a\u180E\u180Eb") == Pieces{"a", "\u180E\u180E", "b"});
+  CHECK(tok.pre_tokenize("a\u0085\u0085b") == Pieces{"a", "\u0085", "\u0085b"});
+  CHECK(tok.pre_tokenize("x  y") == Pieces{"x", " ", " y"});
+  CHECK(tok.pre_tokenize("I'M here") == Pieces{"I", "'M", " here"});
+}
+
+TEST_CASE("one tokenizer shared by threads gives the reference ids") {
+  const Tokenizer& tok = qwen3();
+  tok.clear_cache();  // make the threads fill the shared word cache concurrently
+  const auto cases = all_reference_cases();
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (std::size_t i = 0; i < cases.size(); ++i) {
+        const Case& c = cases[(i + t * 97) % cases.size()];  // different orders per thread
+        if (tok.encode(c.text) != c.ids) ++mismatches;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(mismatches.load() == 0);
 }
 
 TEST_CASE("invalid UTF-8 input is refused") {
