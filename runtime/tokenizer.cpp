@@ -144,17 +144,22 @@ bool is_word_character(char32_t c) {
   }
 }
 
-// Byte-level spelling ("Ġhello") -> raw bytes (" hello"); nullopt when a
-// character is outside the alphabet.
-std::optional<std::string> byte_level_to_bytes(std::string_view spelling) {
-  std::string bytes;
-  bytes.reserve(spelling.size());
+// Byte-level spelling ("Ġhello") -> raw bytes (" hello"), replacing `bytes`;
+// false when a character is outside the alphabet.
+bool byte_level_to_bytes(std::string_view spelling, std::string& bytes) {
+  bytes.clear();
   std::size_t position = 0;
   while (position < spelling.size()) {
     const char32_t c = next_code_point(spelling, position);
-    if (c >= kByteLevel.char_to_byte.size() || kByteLevel.char_to_byte[c] < 0) return std::nullopt;
+    if (c >= kByteLevel.char_to_byte.size() || kByteLevel.char_to_byte[c] < 0) return false;
     bytes.push_back(static_cast<char>(kByteLevel.char_to_byte[c]));
   }
+  return true;
+}
+
+std::optional<std::string> byte_level_to_bytes(std::string_view spelling) {
+  std::string bytes;
+  if (!byte_level_to_bytes(spelling, bytes)) return std::nullopt;
   return bytes;
 }
 
@@ -506,6 +511,238 @@ constexpr std::size_t kScanningBpeMaxBytes = 256;
 
 enum class IdKind : std::uint8_t { unused, model, added, added_special };
 
+// Model token bytes -> id, open addressing over ids; the bytes themselves live
+// in the tokenizer's id_bytes table, so the 150k-entry index stores 4 bytes
+// per slot instead of a node and a string copy per token.
+class BytesToIdIndex {
+ public:
+  // Returns the id already holding these bytes, or -1 after inserting.
+  TokenId insert(TokenId id, const std::vector<std::string>& id_bytes) {
+    if ((count_ + 1) * 2 > slots_.size()) grow(id_bytes);
+    const std::string_view bytes = id_bytes[id];
+    for (std::size_t slot = hash(bytes);; slot = (slot + 1) & mask_) {
+      if (slots_[slot] < 0) {
+        slots_[slot] = id;
+        ++count_;
+        return -1;
+      }
+      if (id_bytes[slots_[slot]] == bytes) return slots_[slot];
+    }
+  }
+
+  TokenId find(std::string_view bytes, const std::vector<std::string>& id_bytes) const {
+    if (slots_.empty()) return -1;
+    for (std::size_t slot = hash(bytes);; slot = (slot + 1) & mask_) {
+      if (slots_[slot] < 0) return -1;
+      if (id_bytes[slots_[slot]] == bytes) return slots_[slot];
+    }
+  }
+
+ private:
+  std::size_t hash(std::string_view bytes) const { return std::hash<std::string_view>{}(bytes) & mask_; }
+  void grow(const std::vector<std::string>& id_bytes) {
+    std::vector<TokenId> old = std::move(slots_);
+    slots_.assign(std::max<std::size_t>(64, old.size() * 2), -1);
+    mask_ = slots_.size() - 1;
+    count_ = 0;
+    for (TokenId id : old)
+      if (id >= 0) insert(id, id_bytes);
+  }
+  std::vector<TokenId> slots_;
+  std::size_t mask_ = 0;
+  std::size_t count_ = 0;
+};
+
+// Reads tokenizer.json with nlohmann's SAX interface. model.vocab and
+// model.merges (about 300k small entries, 95% of the file) are converted to
+// raw bytes as they stream by; everything else becomes an ordinary json value.
+// Skipping the DOM for the two big tables halves the load time.
+class TokenizerJsonReader final : public nlohmann::json_sax<json> {
+ public:
+  struct VocabEntry {
+    std::string bytes;  // short tokens fit std::string's inline buffer
+    std::int64_t id = -1;
+  };
+  struct MergeEntry {
+    std::string left, right;  // raw bytes
+  };
+
+  explicit TokenizerJsonReader(const std::string& source) : source_(source) {}
+
+  json root;
+  bool saw_vocab = false;   // model.vocab was an object (streamed into `vocab`)
+  bool saw_merges = false;  // model.merges was an array (streamed into `merges`)
+  std::vector<VocabEntry> vocab;
+  std::vector<MergeEntry> merges;
+
+  bool null() override { return in_table("null") || add_value(json()); }
+  bool boolean(bool value) override { return in_table("a boolean") || add_value(json(value)); }
+  bool number_integer(number_integer_t value) override {
+    if (mode_ == Mode::vocab) return set_vocab_id(value);
+    return in_table("a number") || add_value(json(value));
+  }
+  bool number_unsigned(number_unsigned_t value) override {
+    if (mode_ == Mode::vocab)
+      return set_vocab_id(value > static_cast<number_unsigned_t>(std::numeric_limits<std::int64_t>::max())
+                              ? -1
+                              : static_cast<std::int64_t>(value));
+    return in_table("a number") || add_value(json(value));
+  }
+  bool number_float(number_float_t value, const string_t&) override {
+    return in_table("a number") || add_value(json(value));
+  }
+  bool string(string_t& value) override {
+    if (mode_ == Mode::merges) return add_merge_text(value);
+    return in_table("a string") || add_value(json(std::move(value)));
+  }
+  bool binary(binary_t&) override { return in_table("binary") || add_value(json()); }
+  bool key(string_t& value) override {
+    if (mode_ == Mode::vocab) {
+      auto& entry = vocab.emplace_back();
+      if (!byte_level_to_bytes(value, entry.bytes))
+        fail(source_, fmt::format("model.vocab[\"{}\"]", value),
+             "token is not spelled in the byte-level alphabet (only byte-level BPE is supported)");
+      return true;
+    }
+    pending_key_ = std::move(value);
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    if (mode_ != Mode::dom) return in_table("an object");
+    if (at_model_field("vocab")) {
+      mode_ = Mode::vocab;
+      saw_vocab = true;
+      vocab.reserve(160000);
+      return true;
+    }
+    return open(json::object());
+  }
+  bool end_object() override {
+    if (mode_ == Mode::vocab) {
+      mode_ = Mode::dom;
+      return true;
+    }
+    return close();
+  }
+  bool start_array(std::size_t) override {
+    if (mode_ == Mode::merges) {
+      if (in_merge_pair_) fail(source_, fmt::format("model.merges[{}]", merges.size()), "expected [\"a\", \"b\"]");
+      in_merge_pair_ = true;
+      merge_parts_.clear();
+      return true;
+    }
+    if (mode_ == Mode::vocab) return in_table("an array");
+    if (at_model_field("merges")) {
+      mode_ = Mode::merges;
+      saw_merges = true;
+      merges.reserve(160000);
+      return true;
+    }
+    return open(json::array());
+  }
+  bool end_array() override {
+    if (mode_ == Mode::merges) {
+      if (!in_merge_pair_) {
+        mode_ = Mode::dom;
+        return true;
+      }
+      in_merge_pair_ = false;
+      if (merge_parts_.size() != 2)
+        fail(source_, fmt::format("model.merges[{}]", merges.size()), "expected [\"a\", \"b\"]");
+      return add_merge(merge_parts_[0], merge_parts_[1]);
+    }
+    return close();
+  }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& error) override {
+    throw TokenizerError(fmt::format("{}: invalid JSON near byte {}: {}", source_, position, error.what()));
+  }
+
+ private:
+  enum class Mode { dom, vocab, merges };
+
+  // Values other than the expected ones inside the streamed tables are errors.
+  bool in_table(std::string_view found) {
+    if (mode_ == Mode::vocab)
+      fail(source_, "model.vocab", fmt::format("expected integer ids, found {}", found));
+    if (mode_ == Mode::merges)
+      fail(source_, fmt::format("model.merges[{}]", merges.size()),
+           fmt::format("expected \"a b\" or [\"a\", \"b\"], found {}", found));
+    return false;  // not in a table: the caller adds the value to the DOM
+  }
+
+  bool set_vocab_id(std::int64_t id) {
+    if (vocab.empty() || vocab.back().id != -1 || id < 0 || id > std::numeric_limits<TokenId>::max())
+      fail(source_, "model.vocab", fmt::format("id {} is not a valid token id", id));
+    vocab.back().id = id;
+    return true;
+  }
+
+  bool add_merge_text(const std::string& text) {
+    if (in_merge_pair_) {
+      merge_parts_.push_back(text);
+      return true;
+    }
+    // The older format: one string "left right".
+    const auto space = text.find(' ');
+    if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos)
+      fail(source_, fmt::format("model.merges[{}]", merges.size()), fmt::format("'{}' is not two tokens", text));
+    return add_merge(std::string_view(text).substr(0, space), std::string_view(text).substr(space + 1));
+  }
+
+  bool add_merge(std::string_view left, std::string_view right) {
+    auto& entry = merges.emplace_back();
+    for (auto [spelling, bytes] : {std::pair{left, &entry.left}, std::pair{right, &entry.right}}) {
+      if (!byte_level_to_bytes(spelling, *bytes))
+        fail(source_, fmt::format("model.merges[{}]", merges.size() - 1),
+             fmt::format("token '{}' is not in model.vocab", spelling));
+    }
+    return true;
+  }
+
+  bool at_model_field(std::string_view name) const {
+    return stack_.size() == 2 && keys_[1] == "model" && stack_[0]->is_object() && pending_key_ == name;
+  }
+
+  json* insert(json&& value) {
+    if (stack_.empty()) {
+      root = std::move(value);
+      return &root;
+    }
+    json& container = *stack_.back();
+    if (container.is_array()) {
+      container.push_back(std::move(value));
+      return &container.back();
+    }
+    json& slot = container[pending_key_];
+    slot = std::move(value);
+    return &slot;
+  }
+  bool add_value(json&& value) {
+    insert(std::move(value));
+    return true;
+  }
+  bool open(json&& container) {
+    const bool parent_is_object = !stack_.empty() && stack_.back()->is_object();
+    std::string key = parent_is_object ? pending_key_ : std::string();
+    stack_.push_back(insert(std::move(container)));
+    keys_.push_back(std::move(key));
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    keys_.pop_back();
+    return true;
+  }
+
+  const std::string& source_;
+  Mode mode_ = Mode::dom;
+  std::vector<json*> stack_;        // open containers, outermost first
+  std::vector<std::string> keys_;   // the key each open container has in its parent
+  std::string pending_key_;
+  bool in_merge_pair_ = false;
+  std::vector<std::string> merge_parts_;
+};
+
 // Words longer than this are not cached: they are rare and would crowd out
 // the short, frequent words the cache is for.
 constexpr std::size_t kMaxCachedWordBytes = 256;
@@ -525,7 +762,7 @@ struct Tokenizer::Impl {
   // vocabulary, in raw bytes
   std::vector<std::string> id_bytes;  // by id: model and added tokens
   std::vector<IdKind> id_kinds;
-  StringToId model_ids_by_bytes;
+  BytesToIdIndex model_ids;  // model tokens only, by their bytes
   std::array<TokenId, 256> byte_token_ids{};
   std::size_t model_vocab_size = 0;
   MergeTable merges;
@@ -584,8 +821,8 @@ struct Tokenizer::Impl {
       return;
     }
     if (ignore_merges) {
-      if (auto it = model_ids_by_bytes.find(word); it != model_ids_by_bytes.end()) {
-        out.push_back(it->second);
+      if (const TokenId id = model_ids.find(word, id_bytes); id >= 0) {
+        out.push_back(id);
         return;
       }
     }
@@ -825,7 +1062,7 @@ struct Tokenizer::Impl {
     if (type != "ByteLevel") fail(source, fmt::format("{}.type", field), fmt::format("'{}' is not supported (only ByteLevel)", type));
   }
 
-  void load_model(const json& model) {
+  void load_model(const json& model, TokenizerJsonReader& reader) {
     const std::string type = require_string(require(model, "type", source, "model"), source, "model.type");
     if (type != "BPE") fail(source, "model.type", fmt::format("'{}' is not supported (only BPE)", type));
     if (auto it = model.find("dropout"); it != model.end() && !it->is_null())
@@ -839,75 +1076,59 @@ struct Tokenizer::Impl {
     }
     ignore_merges = optional_bool(model, "ignore_merges", false, source, "model");
 
-    const json& vocab = require(model, "vocab", source, "model");
-    if (!vocab.is_object()) fail(source, "model.vocab", "expected an object of token -> id");
-    model_vocab_size = vocab.size();
-    model_ids_by_bytes.reserve(vocab.size());
-    for (const auto& [spelling, id_value] : vocab.items()) {
-      if (!id_value.is_number_integer() || id_value.get<std::int64_t>() < 0 ||
-          id_value.get<std::int64_t>() > std::numeric_limits<TokenId>::max())
-        fail(source, fmt::format("model.vocab[\"{}\"]", spelling), "expected a non-negative integer id");
-      const auto id = id_value.get<TokenId>();
-      auto bytes = byte_level_to_bytes(spelling);
-      if (!bytes)
-        fail(source, fmt::format("model.vocab[\"{}\"]", spelling),
-             "token is not spelled in the byte-level alphabet (only byte-level BPE is supported)");
-      if (static_cast<std::size_t>(id) >= id_bytes.size()) {
-        id_bytes.resize(static_cast<std::size_t>(id) + 1);
-        id_kinds.resize(static_cast<std::size_t>(id) + 1, IdKind::unused);
-      }
-      id_bytes[id] = *bytes;
+    if (!reader.saw_vocab)
+      fail(source, "model.vocab", model.contains("vocab") ? "expected an object of token -> id" : "missing");
+    if (!reader.saw_merges)
+      fail(source, "model.merges", model.contains("merges") ? "expected an array" : "missing");
+
+    model_vocab_size = reader.vocab.size();
+    std::size_t id_space = 0;
+    for (const auto& entry : reader.vocab) id_space = std::max(id_space, static_cast<std::size_t>(entry.id) + 1);
+    id_bytes.resize(id_space);
+    id_kinds.assign(id_space, IdKind::unused);
+    for (auto& entry : reader.vocab) {
+      const auto id = static_cast<TokenId>(entry.id);
+      if (id_kinds[id] != IdKind::unused)
+        fail(source, fmt::format("model.vocab[\"{}\"]", bytes_to_byte_level(entry.bytes)),
+             fmt::format("id {} is also used by '{}'", id, bytes_to_byte_level(id_bytes[id])));
+      id_bytes[id] = std::move(entry.bytes);
       id_kinds[id] = IdKind::model;
-      model_ids_by_bytes.emplace(std::move(*bytes), id);
+      if (const TokenId other = model_ids.insert(id, id_bytes); other >= 0)
+        fail(source, fmt::format("model.vocab[\"{}\"]", bytes_to_byte_level(id_bytes[id])),
+             fmt::format("listed twice (ids {} and {})", other, id));
     }
+    reader.vocab = {};
     for (int byte = 0; byte < 256; ++byte) {
       const char as_char = static_cast<char>(byte);
-      auto it = model_ids_by_bytes.find(std::string_view(&as_char, 1));
-      if (it == model_ids_by_bytes.end())
+      const TokenId id = model_ids.find(std::string_view(&as_char, 1), id_bytes);
+      if (id < 0)
         fail(source, "model.vocab",
              fmt::format("no token for byte 0x{:02X} ('{}'); a byte-level vocabulary needs all 256", byte,
                          bytes_to_byte_level(std::string_view(&as_char, 1))));
-      byte_token_ids[byte] = it->second;
+      byte_token_ids[byte] = id;
     }
 
-    const json& merge_list = require(model, "merges", source, "model");
-    if (!merge_list.is_array()) fail(source, "model.merges", "expected an array");
-    merges.reserve(merge_list.size());
+    merges.reserve(reader.merges.size());
     std::string merged_bytes;
-    for (std::size_t rank = 0; rank < merge_list.size(); ++rank) {
-      const json& entry = merge_list[rank];
-      std::string left_spelling, right_spelling;
-      // Older files write "left right"; newer ones ["left", "right"].
-      if (entry.is_string()) {
-        const auto& text = entry.get_ref<const std::string&>();
-        const auto space = text.find(' ');
-        if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos)
-          fail(source, fmt::format("model.merges[{}]", rank), fmt::format("'{}' is not two tokens", text));
-        left_spelling = text.substr(0, space);
-        right_spelling = text.substr(space + 1);
-      } else if (entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string()) {
-        left_spelling = entry[0].get<std::string>();
-        right_spelling = entry[1].get<std::string>();
-      } else {
-        fail(source, fmt::format("model.merges[{}]", rank), "expected \"a b\" or [\"a\", \"b\"]");
-      }
-      auto id_of = [&](std::string_view spelling, std::string* bytes_out) -> TokenId {
-        auto bytes = byte_level_to_bytes(spelling);
-        auto it = bytes ? model_ids_by_bytes.find(*bytes) : model_ids_by_bytes.end();
-        if (it == model_ids_by_bytes.end())
-          fail(source, fmt::format("model.merges[{}]", rank), fmt::format("token '{}' is not in model.vocab", spelling));
-        if (bytes_out) *bytes_out += *bytes;
-        return it->second;
+    for (std::size_t rank = 0; rank < reader.merges.size(); ++rank) {
+      const auto& entry = reader.merges[rank];
+      auto id_of = [&](std::string_view bytes) {
+        const TokenId id = model_ids.find(bytes, id_bytes);
+        if (id < 0)
+          fail(source, fmt::format("model.merges[{}]", rank),
+               fmt::format("token '{}' is not in model.vocab", bytes_to_byte_level(bytes)));
+        return id;
       };
-      merged_bytes.clear();
-      const TokenId left = id_of(left_spelling, &merged_bytes);
-      const TokenId right = id_of(right_spelling, &merged_bytes);
-      auto merged = model_ids_by_bytes.find(merged_bytes);
-      if (merged == model_ids_by_bytes.end())
+      const TokenId left = id_of(entry.left);
+      const TokenId right = id_of(entry.right);
+      merged_bytes.assign(entry.left).append(entry.right);
+      const TokenId merged = model_ids.find(merged_bytes, id_bytes);
+      if (merged < 0)
         fail(source, fmt::format("model.merges[{}]", rank),
-             fmt::format("merged token '{}{}' is not in model.vocab", left_spelling, right_spelling));
-      merges.insert(left, right, {static_cast<std::uint32_t>(rank), merged->second});
+             fmt::format("merged token '{}' is not in model.vocab", bytes_to_byte_level(merged_bytes)));
+      merges.insert(left, right, {static_cast<std::uint32_t>(rank), merged});
     }
+    reader.merges = {};
   }
 
   void load_added_tokens(const json& list) {
@@ -1027,7 +1248,9 @@ Tokenizer::~Tokenizer() = default;
 Tokenizer Tokenizer::from_json_text(std::string_view json_text, std::string source_name) {
   auto impl = std::make_unique<Impl>();
   impl->source = std::move(source_name);
-  const json root = parse_json(json_text, impl->source);
+  TokenizerJsonReader reader(impl->source);
+  json::sax_parse(json_text.begin(), json_text.end(), &reader);
+  const json& root = reader.root;
   if (!root.is_object()) fail(impl->source, "(root)", "expected an object");
   for (const char* unsupported : {"truncation", "padding"}) {
     if (auto it = root.find(unsupported); it != root.end() && !it->is_null())
@@ -1037,7 +1260,7 @@ Tokenizer Tokenizer::from_json_text(std::string_view json_text, std::string sour
   impl->load_pre_tokenizer(root.value("pre_tokenizer", json()), "pre_tokenizer");
   impl->check_byte_level_component(root.value("decoder", json()), "decoder");
   impl->check_byte_level_component(root.value("post_processor", json()), "post_processor");
-  impl->load_model(require(root, "model", impl->source, "(root)"));
+  impl->load_model(require(root, "model", impl->source, "(root)"), reader);
   impl->load_added_tokens(root.value("added_tokens", json()));
   return Tokenizer(std::move(impl));
 }
@@ -1078,7 +1301,8 @@ std::optional<TokenId> Tokenizer::token_to_id(std::string_view token) const {
   if (!is_valid_utf8(token)) return std::nullopt;
   auto bytes = byte_level_to_bytes(token);
   if (!bytes) return std::nullopt;
-  if (auto it = impl_->model_ids_by_bytes.find(*bytes); it != impl_->model_ids_by_bytes.end()) return it->second;
+  const TokenId id = impl_->model_ids.find(*bytes, impl_->id_bytes);
+  if (id >= 0 && impl_->id_kinds[id] == IdKind::model) return id;
   return std::nullopt;
 }
 

@@ -464,5 +464,8 @@ TEST_CASE("loading the 11 MB Qwen3 tokenizer.json is fast") {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   fmt::print("load: tokenizer.json + tokenizer_config.json in {:.3f} s\n", seconds);
   CHECK(tok.vocab_size() == 151669);
-  CHECK(seconds < 5.0);  // generous for sanitizer builds; release is well under 1 s
+#ifdef NDEBUG
+  // About 0.25 s on an idle core; the bound leaves room for a busy CI machine.
+  CHECK(seconds < 3.0);
+#endif
 }
