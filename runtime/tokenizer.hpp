@@ -169,6 +169,7 @@ class Tokenizer {
 // finish() equals Tokenizer::decode of all ids.
 class StreamingDecoder {
  public:
+  // The tokenizer must outlive the decoder.
   explicit StreamingDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false);
 
   // Text that became complete with this token (possibly empty).
