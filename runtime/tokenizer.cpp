@@ -1162,10 +1162,10 @@ struct Tokenizer::Impl {
         id_bytes.resize(index + 1);
         id_kinds.resize(index + 1, IdKind::unused);
       }
-      // The ByteLevel decoder maps a token's characters back to bytes when all
-      // of them are in the alphabet, and otherwise keeps its UTF-8 text;
-      // added tokens go through the same decoder in tokenizers.
-      id_bytes[index] = byte_level_to_bytes(token.content).value_or(token.content);
+      // Added tokens decode to their text as written: since tokenizers PR
+      // #1513 (2024) they bypass the ByteLevel decoder, which used to garble
+      // contents using characters of the byte-level alphabet such as "Ö".
+      id_bytes[index] = token.content;
       id_kinds[index] = token.special ? IdKind::added_special : IdKind::added;
       added_ids_by_content[token.content] = token.id;
       (token.normalized ? normalized_text_matcher : raw_text_matcher).add(token);

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -61,6 +62,13 @@ bool is_valid_utf8(const std::string& text) {
   std::string copy;
   quanteval::runtime::append_utf8_lossy(text, copy, true);
   return copy == text && text.find("\xEF\xBF\xBD") == std::string::npos;
+}
+
+// Valid UTF-8 (U+FFFD, which decode may produce for invalid bytes, included).
+bool is_valid_utf8_allowing_replacement(const std::string& text) {
+  std::string copy;
+  quanteval::runtime::append_utf8_lossy(text, copy, true);
+  return copy == text;
 }
 
 // Every text with reference ids: (label, text, ids).
@@ -253,6 +261,41 @@ TEST_CASE("streaming decoder: chunks are valid UTF-8 and concatenate to the full
   StreamingDecoder unfinished(tok);
   CHECK(unfinished.push(byte_token(0xE6)).empty());
   CHECK(unfinished.finish() == "\xEF\xBF\xBD");
+}
+
+TEST_CASE("randomized: round trip of mixed text, streaming of random ids") {
+  const Tokenizer& tok = qwen3();
+  std::mt19937 random(20261126);  // fixed seed: failures reproduce
+  // Pieces that exercise the regex alternatives, NFC, multibyte characters
+  // and added tokens; each starts with a base character, so NFC never
+  // composes across an added-token boundary.
+  const std::vector<std::string> pieces = {
+      "a", "Z", "word", " ", "  ", "\n", "\r\n", "\t", "7", "2024", ".", "'s", "'LL", "(", "==", "#",
+      "\u00e9", "e\u0301", "\u00c5", "\u65e5\u672c", "\U0001F642", "\u00a0", "\u0085", "\u200b", "\u180e",
+      "<|im_end|>", "<|im_start|>", "<think>", "</think>", "<|endoftext|>", "<|im_", "\u03a9"};
+  for (int round = 0; round < 2000; ++round) {
+    std::string text;
+    const int length = std::uniform_int_distribution<int>(0, 24)(random);
+    for (int i = 0; i < length; ++i) text += pieces[std::uniform_int_distribution<std::size_t>(0, pieces.size() - 1)(random)];
+    const auto ids = tok.encode(text);
+    REQUIRE_MESSAGE(tok.decode(ids) == tok.normalize(text), text);
+  }
+  std::uniform_int_distribution<TokenId> any_id(0, static_cast<TokenId>(tok.vocab_size()) - 1);
+  for (int round = 0; round < 2000; ++round) {
+    std::vector<TokenId> ids(std::uniform_int_distribution<std::size_t>(0, 40)(random));
+    for (auto& id : ids) id = any_id(random);
+    for (bool skip_special : {false, true}) {
+      StreamingDecoder stream(tok, skip_special);
+      std::string joined;
+      for (TokenId id : ids) {
+        const std::string chunk = stream.push(id);
+        REQUIRE(is_valid_utf8_allowing_replacement(chunk));
+        joined += chunk;
+      }
+      joined += stream.finish();
+      REQUIRE(joined == tok.decode(ids, skip_special));
+    }
+  }
 }
 
 TEST_CASE("ids out of range are errors") {
