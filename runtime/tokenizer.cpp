@@ -767,7 +767,8 @@ struct Tokenizer::Impl {
   std::size_t model_vocab_size = 0;
   MergeTable merges;
 
-  // added tokens (deque-like stability: the vector is never resized after matchers are built)
+  // added tokens; the matchers hold pointers into `added`, which is complete
+  // before they are built and never changes afterwards
   std::vector<AddedToken> added;
   StringToId added_ids_by_content;
   AddedTokenMatcher raw_text_matcher;         // normalized == false
