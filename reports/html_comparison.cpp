@@ -31,7 +31,7 @@ std::vector<svg::GridCategory> outcome_categories() {
   return {
       {"both pass", "#9AD3BC", "", "#000000"},
       {"both fail", "#D9D9D9", "", "#000000"},
-      {"tied (equal partial rates)", "#F0E442", "=", "#000000"},
+      {"tied (equal partial rates)", "#F0E442", "=", "#000000", true},
       {"regressed (A fails, baseline passes)", "#D55E00", "−", "#FFFFFF"},
       {"improved (A passes, baseline fails)", "#0072B2", "+", "#FFFFFF"},
   };

@@ -33,9 +33,10 @@ std::string open_svg(double width, double height, const std::string& title, cons
       fmt::arg("title", escape(title)), fmt::arg("desc", escape(description)), fmt::arg("cx", width / 2));
 }
 
-// A legend row of swatches starting at (x, y); returns the SVG.
+// Legend swatches from (x, y), wrapping at max_width; returns the SVG and
+// sets `bottom` to the baseline of its last row, so the chart below can start clear of it.
 std::string legend(double x, double y, const std::vector<std::pair<std::string, std::string>>& entries,
-                   double max_width) {
+                   double max_width, double* bottom = nullptr) {
   std::string out;
   double cursor = x, row_y = y;
   for (const auto& [name, colour] : entries) {
@@ -50,6 +51,7 @@ std::string legend(double x, double y, const std::vector<std::pair<std::string, 
                        cursor, row_y - 11, colour, cursor + 20, row_y, escape(name));
     cursor += width;
   }
+  if (bottom) *bottom = row_y;
   return out;
 }
 
@@ -146,24 +148,27 @@ std::string interval_bar_chart(const std::string& title, const std::string& desc
 
 std::string category_grid(const std::string& title, const std::string& description, const std::vector<GridCell>& cells,
                           const std::vector<GridCategory>& categories, std::size_t columns) {
-  const double cell = 26, gap = 3, left = 16, top = 72;
+  const double cell = 26, gap = 3, left = 16;
   columns = std::max<std::size_t>(1, columns);
   const std::size_t rows = (cells.size() + columns - 1) / columns;
   const double width = std::max(560.0, left * 2 + static_cast<double>(columns) * (cell + gap));
-  const double height = top + static_cast<double>(rows) * (cell + gap) + 16;
 
-  std::string out = open_svg(width, height, title, description);
   std::vector<std::size_t> counts(categories.size(), 0);
   for (const auto& c : cells)
     if (c.category < counts.size()) ++counts[c.category];
   std::vector<std::pair<std::string, std::string>> entries;
   for (std::size_t i = 0; i < categories.size(); ++i) {
     const auto& category = categories[i];
+    if (counts[i] == 0 && category.hide_when_empty) continue;
     entries.emplace_back(fmt::format("{}{} ({})", category.glyph.empty() ? "" : category.glyph + " ", category.name,
                                      counts[i]),
                          category.fill);
   }
-  out += legend(left, 48, entries, width - 2 * left);
+  double legend_bottom = 0;
+  const std::string legend_svg = legend(left, 48, entries, width - 2 * left, &legend_bottom);
+  const double top = legend_bottom + 14;
+  const double height = top + static_cast<double>(rows) * (cell + gap) + 16;
+  std::string out = open_svg(width, height, title, description) + legend_svg;
   for (std::size_t i = 0; i < cells.size(); ++i) {
     const GridCategory& category = categories.at(cells[i].category);
     const double x = left + static_cast<double>(i % columns) * (cell + gap);
@@ -217,16 +222,24 @@ std::string scatter_chart(const std::string& title, const std::string& descripti
   out += fmt::format("<text transform=\"translate(16 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\" "
                      "fill=\"{}\">{}</text>\n",
                      top + plot_height / 2, kAxisColour, escape(y_label));
-  for (const auto& s : series) {
+  for (std::size_t index = 0; index < series.size(); ++index) {
+    const ScatterSeries& s = series[index];
     for (const auto& p : s.points) {
       const double x = x_of(p.x), y = y_of(p.y);
+      // Labels sit left of points in the right third (so they stay inside the
+      // chart), alternating above and below by series so runs of similar
+      // size do not print over one another.
+      const bool label_left = x > left + plot_width * 0.66;
+      const double label_x = label_left ? x - 9 : x + 9;
+      const double label_y = index % 2 == 0 ? y - 9 : y + 18;
       out += fmt::format("<g><title>{}: {}, {:.2f}% at {:g}</title>", escape(s.name), escape(p.label), 100 * p.y, p.x);
       if (p.y_low && p.y_high)
         out += fmt::format("<path d=\"M{:.1f} {:.1f}V{:.1f}\" stroke=\"{}\" stroke-width=\"1.5\"/>", x, y_of(*p.y_low),
                            y_of(*p.y_high), s.colour);
       out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"6\" fill=\"{}\" stroke=\"#111111\"/>"
-                         "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"12\" fill=\"#111111\">{} {:.1f}%</text></g>\n",
-                         x, y, s.colour, x + 9, y - 8, escape(p.label), 100 * p.y);
+                         "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\" font-size=\"12\" fill=\"#111111\" "
+                         "stroke=\"#FFFFFF\" stroke-width=\"3\" paint-order=\"stroke\">{} {:.1f}%</text></g>\n",
+                         x, y, s.colour, label_x, label_y, label_left ? "end" : "start", escape(p.label), 100 * p.y);
     }
   }
   out += "</svg>\n";

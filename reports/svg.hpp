@@ -40,6 +40,7 @@ struct GridCategory {
   std::string fill;
   std::string glyph;  // drawn in the cell; empty for none
   std::string glyph_colour = "#000000";
+  bool hide_when_empty = false;  // leave out of the legend when no cell has it
 };
 
 struct GridCell {
