@@ -19,6 +19,8 @@ constexpr const char* kUsage =
     "verbs:\n"
     "  score      execute and score a samples file (openai/human-eval format); no model needed\n"
     "  selftest   canonical solutions must all pass, known-bad and hostile programs must all fail\n"
+    "  compare    paired comparison of a quantized run with its baseline: model-card table, statistics, HTML\n"
+    "  gate       CI quality gate: exit 1 when the quantized run lost more than --max-drop pp of pass@1\n"
     "  version    print the version\n"
     "\n"
     "exit codes: 0 ok, 1 gate failed or selftest surprise, 2 usage or input error\n";
@@ -41,6 +43,8 @@ int run_cli(int argc, char** argv) {
   }
   if (verb == "score") return command_score(argc, argv, 2);
   if (verb == "selftest") return command_selftest(argc, argv, 2);
+  if (verb == "compare") return command_compare(argc, argv, 2);
+  if (verb == "gate") return command_gate(argc, argv, 2);
   throw UsageError(fmt::format("unknown verb '{}' (see quanteval --help)", verb));
 }
 
