@@ -35,6 +35,7 @@ std::vector<Manifest> parse_manifest() {
     m.sha256 = entry.at("sha256").get<std::string>();
     m.license = entry.at("license").get<std::string>();
     m.problems = entry.at("problems").get<std::size_t>();
+    m.default_timeout_seconds = entry.value("default_timeout_s", 3.0);
     m.requires_modules = entry.value("requires", std::vector<std::string>{});
     m.notes = entry.value("notes", std::vector<std::string>{});
     m.known_canonical_failures = entry.value("known_canonical_failures", std::vector<std::string>{});

@@ -33,6 +33,7 @@ struct Manifest {
   std::string sha256;    // lower-case hex
   std::string license;
   std::size_t problems = 0;
+  double default_timeout_seconds = 3.0;               // per program, when the user gives none
   std::vector<std::string> requires_modules;          // Python modules the tests import
   std::vector<std::string> notes;                     // known quirks, reported, never hidden
   std::vector<std::string> known_canonical_failures;  // task ids whose canonical solution fails

@@ -43,7 +43,7 @@ int command_score(int argc, char** argv, int first) {
   const datasets::Dataset dataset = datasets::load(args.get("dataset"));
   const std::vector<Sample> samples = read_samples(samples_file, dataset);
   PythonChoice python;
-  sandbox::Config config = sandbox_config(args, python);
+  sandbox::Config config = sandbox_config(args, dataset, python);
   const fs::path out = args.get("out").empty() ? default_out_dir(samples_file) : fs::path(args.get("out"));
 
   std::vector<ProgramJob> jobs;

@@ -20,7 +20,7 @@ int command_selftest(int argc, char** argv, int first) {
 
   const datasets::Dataset dataset = datasets::load(args.get("dataset"));
   PythonChoice python;
-  sandbox::Pool pool(sandbox_config(args, python));
+  sandbox::Pool pool(sandbox_config(args, dataset, python));
   for (const auto& note : python.notes) fmt::print("python: {}\n", note);
   fmt::print("dataset {} ({} problems, {})\n", dataset.name, dataset.problems.size(),
              dataset.verified ? "hash verified" : "not a known release");

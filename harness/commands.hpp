@@ -4,6 +4,7 @@
 // become exit code 2 at the CLI boundary.
 #include <string>
 
+#include "datasets/datasets.hpp"
 #include "harness/args.hpp"
 #include "harness/python.hpp"
 #include "sandbox/sandbox.hpp"
@@ -18,7 +19,7 @@ int command_gate(int argc, char** argv, int first);
 // Options every verb that executes code shares: --python, --workers,
 // --timeout, --memory-mb.
 void add_sandbox_options(Args& args);
-sandbox::Config sandbox_config(const Args& args, PythonChoice& python);
+sandbox::Config sandbox_config(const Args& args, const datasets::Dataset& dataset, PythonChoice& python);
 
 // --dataset, shared by every verb that reads problems.
 void add_dataset_option(Args& args);

@@ -12,11 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "runtime/quant_config.hpp"
+
 namespace quanteval::runtime {
 
-// v1: AutoGPTQ/GPTQModel legacy layout, qzeros hold (zero - 1); symmetric 4-bit stores 7.
-// v2: qzeros hold the real zero; symmetric 4-bit stores 8.
-enum class GptqFormat { v1, v2 };
+// GptqFormat (quant_config.hpp) -- v1: qzeros hold (zero - 1), symmetric 4-bit
+// stores 7; v2: qzeros hold the real zero, symmetric 4-bit stores 8.
 
 // Raw 16-bit encoding of the scales tensor (fp16 in GPTQ checkpoints; bf16 allowed).
 enum class ScaleFormat { f16, bf16 };

@@ -1,4 +1,5 @@
 #include "runtime/safetensors.hpp"
+#include "runtime/numeric.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -277,32 +278,6 @@ TensorView SafetensorsFile::view_of(const TensorRecord& record) const {
 }
 
 // ---------------------------------------------------------------------------------------------
-float bf16_to_float(std::uint16_t bits) {
-  // BF16 is the upper half of an IEEE binary32.
-  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
-}
-
-float f16_to_float(std::uint16_t bits) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
-  const std::uint32_t exponent = (bits >> 10) & 0x1fu;
-  std::uint32_t mantissa = bits & 0x3ffu;
-  std::uint32_t result = 0;
-  if (exponent == 0x1f) {  // inf / NaN keep their payload
-    result = sign | 0x7f800000u | (mantissa << 13);
-  } else if (exponent != 0) {  // normal: rebias 15 -> 127
-    result = sign | ((exponent + 112u) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {  // signed zero
-    result = sign;
-  } else {  // subnormal half = normal float: shift the mantissa up until its leading 1 is implicit
-    std::uint32_t float_exponent = 113;  // 127 - 15 + 1
-    while ((mantissa & 0x400u) == 0) {
-      mantissa <<= 1;
-      --float_exponent;
-    }
-    result = sign | (float_exponent << 23) | ((mantissa & 0x3ffu) << 13);
-  }
-  return std::bit_cast<float>(result);
-}
 
 std::vector<float> to_float(const TensorView& tensor) {
   const std::size_t count = static_cast<std::size_t>(tensor.element_count());

@@ -122,10 +122,9 @@ class SafetensorsFile {
   std::map<std::string, std::size_t, std::less<>> index_;  // name -> position in header_.tensors
 };
 
-// Conversions for reference paths and tests. They check the dtype and throw
+// Conversions for reference paths and tests (scalar bf16/f16 helpers are in
+// runtime/numeric.hpp). They check the dtype and throw
 // CheckpointError naming the tensor when it does not fit.
-float bf16_to_float(std::uint16_t bits);
-float f16_to_float(std::uint16_t bits);
 std::vector<float> to_float(const TensorView& tensor);            // BF16, F16 or F32
 std::vector<std::int32_t> to_int32(const TensorView& tensor);     // I32 only
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything quanteval needs to build and run on Debian 12 (as root or via sudo).
+# Installs everything quanteval needs to build and run on Debian 12 (as root or via sudo);
+# with --tests, also what the test suite needs.
 set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config git ca-certificates
@@ -7,6 +8,8 @@ packages=(
   libboost-dev doctest-dev libseccomp-dev libpcre2-dev libutf8proc-dev
   python3 python3-numpy
 )
+# The test suite also renders HTML reports in a real browser.
+[ "${1:-}" = "--tests" ] && packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

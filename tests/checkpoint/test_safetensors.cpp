@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include "runtime/numeric.hpp"
 #include "runtime/safetensors.hpp"
 #include "tests/checkpoint/safetensors_writer.hpp"
 #include "tests/support/test_data.hpp"
