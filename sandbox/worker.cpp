@@ -7,6 +7,7 @@
 // beforehand: no allocation, no locks, no stdio (another thread may have held
 // the malloc lock at the moment of the clone).
 #include "sandbox/worker.hpp"
+#include <sys/file.h>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -340,8 +341,48 @@ IsolationPlan plan_namespaces() {
 }
 }  // namespace
 
+UidLease::~UidLease() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+UidLease::UidLease(UidLease&& other) noexcept : lock_fd_(other.lock_fd_), uid_(other.uid_) { other.lock_fd_ = -1; }
+
+UidLease& UidLease::operator=(UidLease&& other) noexcept {
+  if (this != &other) {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    lock_fd_ = other.lock_fd_;
+    uid_ = other.uid_;
+    other.lock_fd_ = -1;
+  }
+  return *this;
+}
+
+UidLease UidLease::acquire() {
+  // /run/lock is a root-owned tmpfs on Debian: leases vanish with a reboot and
+  // with the process holding them (flock is released when the fd closes).
+  std::filesystem::path dir = std::filesystem::exists("/run/lock") ? "/run/lock/quanteval-sandbox" : "/tmp/quanteval-sandbox-locks";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  for (uid_t offset = 0; offset < kWorkerUidCount; ++offset) {
+    const uid_t uid = kWorkerUidBase + offset;
+    const std::string path = (dir / fmt::format("uid-{}", uid)).string();
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) throw SandboxError(fmt::format("cannot create the uid lease file {}: {}", path, std::strerror(errno)));
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      UidLease lease;
+      lease.lock_fd_ = fd;
+      lease.uid_ = uid;
+      return lease;
+    }
+    ::close(fd);
+  }
+  throw SandboxError(fmt::format("all {} sandbox worker uids from {} are in use", kWorkerUidCount, kWorkerUidBase));
+}
+
 WorkerProcess::WorkerProcess(const IsolationPlan& plan, const std::string& python, int index)
-    : plan_(plan), python_(python), index_(index) {}
+    : plan_(plan), python_(python), index_(index) {
+  if (plan_.started_as_root && !plan_.user_namespace) uid_lease_ = UidLease::acquire();
+}
 
 WorkerProcess::~WorkerProcess() { stop(); }
 
@@ -365,8 +406,11 @@ void WorkerProcess::stop() {
 void WorkerProcess::start(std::chrono::milliseconds hello_timeout) {
   stop();
   const bool own_ids = plan_.started_as_root || plan_.user_namespace;
-  const uid_t uid = own_ids ? kWorkerUidBase + static_cast<uid_t>(index_) : plan_.outer_uid;
-  const gid_t gid = own_ids ? kWorkerUidBase + static_cast<gid_t>(index_) : plan_.outer_gid;
+  // As root each worker has a leased uid of its own; in a user namespace the
+  // inner id only needs to differ from 0 (it maps to our own uid outside).
+  const uid_t inner_id = uid_lease_.uid() != 0 ? uid_lease_.uid() : kWorkerUidBase + static_cast<uid_t>(index_);
+  const uid_t uid = own_ids ? inner_id : plan_.outer_uid;
+  const gid_t gid = own_ids ? static_cast<gid_t>(inner_id) : plan_.outer_gid;
 
   std::string scratch = "/tmp";
   std::string extra_scratch = "/dev/shm";

@@ -46,8 +46,27 @@ struct SetupReport {
 };
 inline constexpr std::int32_t kSetupReportMagic = 0x71657362;  // "qesb"
 
-// Base of the per-worker uid/gid (worker i runs as kWorkerUidBase + i).
+// Worker uids/gids (when started as root) come from this range. Each worker
+// leases one for its lifetime with an exclusive flock on a lock file, so two
+// pools on one host (two quanteval runs side by side) never share a uid -- and
+// with it neither RLIMIT_NPROC's count nor the right to signal each other.
 inline constexpr uid_t kWorkerUidBase = 61000;
+inline constexpr uid_t kWorkerUidCount = 4096;
+
+class UidLease {
+ public:
+  UidLease() = default;
+  ~UidLease();
+  UidLease(UidLease&& other) noexcept;
+  UidLease& operator=(UidLease&& other) noexcept;
+  // Claims a free uid of the range; throws SandboxError when all are taken.
+  static UidLease acquire();
+  uid_t uid() const { return uid_; }
+
+ private:
+  int lock_fd_ = -1;
+  uid_t uid_ = 0;
+};
 
 class WorkerProcess {
  public:
@@ -88,6 +107,7 @@ class WorkerProcess {
   const IsolationPlan& plan_;
   std::string python_;
   int index_;
+  UidLease uid_lease_;  // held only when the worker runs under a uid of its own
   pid_t pid_ = -1;
   int channel_ = -1;       // our end of the socketpair (fd 3 in the zygote)
   int error_output_ = -1;  // read end of the zygote's stderr

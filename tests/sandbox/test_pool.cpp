@@ -88,6 +88,22 @@ TEST_CASE("each worker runs as its own uid") {
   for (const auto& line : uids) CHECK(line.find(" []") != std::string::npos);  // no supplementary groups
 }
 
+TEST_CASE("two pools side by side never share a worker uid") {
+  if (!shared_pool().protections().distinct_uid) return;
+  Pool second(test_config(2));
+  auto uids_of = [](Pool& pool) {
+    std::set<std::string> uids;
+    for (const auto& r : pool.run_all(std::vector<std::string>(6, "import os, time\ntime.sleep(0.2)\nprint(os.getuid())\n")))
+      uids.insert(r.stdout_text);
+    return uids;
+  };
+  const auto first_uids = uids_of(shared_pool());
+  const auto second_uids = uids_of(second);
+  CHECK(first_uids.size() == 2);
+  CHECK(second_uids.size() == 2);
+  for (const auto& uid : second_uids) CHECK(first_uids.count(uid) == 0);
+}
+
 TEST_CASE("a worker killed from outside mid-program is replaced and the program retried") {
   Config config = test_config(1);
   const auto others = worker_processes();  // the shared pool's workers
