@@ -11,40 +11,52 @@ namespace quanteval::harness {
 
 namespace {
 
-constexpr const char* kUsage =
-    "usage: quanteval <verb> [options]      (quanteval <verb> --help for a verb's options)\n"
-    "\n"
-    "Measures what INT4 quantization costs a code model on HumanEval.\n"
-    "\n"
-    "verbs:\n"
-    "  score      execute and score a samples file (openai/human-eval format); no model needed\n"
-    "  selftest   canonical solutions must all pass, known-bad and hostile programs must all fail\n"
-    "  compare    paired comparison of a quantized run with its baseline: model-card table, statistics, HTML\n"
-    "  gate       CI quality gate: exit 1 when the quantized run lost more than --max-drop pp of pass@1\n"
-    "  version    print the version\n"
-    "\n"
-    "exit codes: 0 ok, 1 gate failed or selftest surprise, 2 usage or input error\n";
+struct Verb {
+  const char* name;
+  int (*run)(int argc, char** argv, int first);
+  const char* summary;
+};
+
+// One row per verb: dispatch and the top-level help come from this table.
+constexpr Verb kVerbs[] = {
+    {"score", command_score, "execute and score a samples file (openai/human-eval format); no model needed"},
+    {"selftest", command_selftest, "canonical solutions must all pass, known-bad and hostile programs must all fail"},
+    {"compare", command_compare, "paired comparison of a quantized run with its baseline: model-card table, statistics, HTML"},
+    {"gate", command_gate, "CI quality gate: exit 1 when the quantized run lost more than --max-drop pp of pass@1"},
+    {"inspect", command_inspect, "architecture, quantization, parameters, bits per weight, size on disk of a checkpoint"},
+    {"tokenize", command_tokenize, "token ids of a text (JSON)"},
+    {"detokenize", command_detokenize, "text of token ids (JSON)"},
+    {"render-chat", command_render_chat, "a conversation rendered with the model's chat template (JSON)"},
+};
+
+std::string usage() {
+  std::string text =
+      "usage: quanteval <verb> [options]      (quanteval <verb> --help for a verb's options)\n\n"
+      "Measures what INT4 quantization costs a code model on HumanEval.\n\nverbs:\n";
+  for (const auto& verb : kVerbs) text += fmt::format("  {:<12} {}\n", verb.name, verb.summary);
+  text += fmt::format("  {:<12} {}\n", "version", "print the version");
+  text += "\nexit codes: 0 ok, 1 gate failed or selftest surprise, 2 usage or input error\n";
+  return text;
+}
 
 }  // namespace
 
 int run_cli(int argc, char** argv) {
   if (argc < 2) {
-    std::fputs(kUsage, stderr);
+    std::fputs(usage().c_str(), stderr);
     return 2;
   }
   const std::string verb = argv[1];
   if (verb == "--help" || verb == "-h" || verb == "help") {
-    std::fputs(kUsage, stdout);
+    std::fputs(usage().c_str(), stdout);
     return 0;
   }
   if (verb == "version" || verb == "--version") {
     fmt::print("quanteval {}\n", tool_version());
     return 0;
   }
-  if (verb == "score") return command_score(argc, argv, 2);
-  if (verb == "selftest") return command_selftest(argc, argv, 2);
-  if (verb == "compare") return command_compare(argc, argv, 2);
-  if (verb == "gate") return command_gate(argc, argv, 2);
+  for (const auto& v : kVerbs)
+    if (verb == v.name) return v.run(argc, argv, 2);
   throw UsageError(fmt::format("unknown verb '{}' (see quanteval --help)", verb));
 }
 

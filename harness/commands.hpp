@@ -7,12 +7,20 @@
 #include "datasets/datasets.hpp"
 #include "harness/args.hpp"
 #include "harness/python.hpp"
+#include "runtime/tokenizer.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace quanteval::harness {
 
 int command_score(int argc, char** argv, int first);
 int command_selftest(int argc, char** argv, int first);
+int command_inspect(int argc, char** argv, int first);
+int command_tokenize(int argc, char** argv, int first);
+int command_detokenize(int argc, char** argv, int first);
+int command_render_chat(int argc, char** argv, int first);
+
+// "1,2,3" -> ids; UsageError naming the option for anything else.
+std::vector<runtime::TokenId> parse_id_list(const std::string& text, const char* option);
 int command_compare(int argc, char** argv, int first);
 int command_gate(int argc, char** argv, int first);
 
