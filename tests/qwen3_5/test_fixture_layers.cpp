@@ -181,6 +181,37 @@ void check_checkpoint(const std::string& name) {
     CHECK(error <= 1e-3);
   }
 
+  SUBCASE("DeltaNet layers on real weights: chunked prefill (chunk 64 and 5) == token-by-token recurrence") {
+    const q35::LinearFactory reference = [&checkpoint](const quanteval::runtime::LinearTensors& tensors) {
+      return q35::reference_linear(checkpoint, tensors);
+    };
+    for (int l = 0; l < layers; ++l) {
+      if (model.layers()[l].kind() != quanteval::runtime::LayerKind::linear_attention) continue;
+      CAPTURE(l);
+      const q35::GatedDeltaNet deltanet(q35::load_deltanet_weights(checkpoint, l, reference));
+      const std::vector<float> input = fixture->hidden_entry(l);  // any realistic input will do
+      const int lengths[] = {T};
+      auto run = [&](int chunk) {
+        q35::DeltaNetState state = q35::DeltaNetState::zeros(deltanet.dims());
+        q35::DeltaNetState* states[] = {&state};
+        std::vector<float> out(input.size());
+        if (chunk == 0) {
+          deltanet.forward_recurrent(input.data(), lengths, states, out.data());
+        } else {
+          deltanet.prefill(input.data(), lengths, states, out.data(), chunk);
+        }
+        CHECK(state.tokens_seen == T);
+        return out;
+      };
+      const std::vector<float> recurrent = run(0);
+      for (int chunk : {64, 5}) {
+        const double error = relative_l2(run(chunk), recurrent);
+        MESSAGE(name << " DeltaNet layer " << l << " chunk " << chunk << " vs recurrent: relative L2 " << error);
+        CHECK(error <= 1e-6);
+      }
+    }
+  }
+
   SUBCASE("whole model: logits and argmax at every position") {
     auto sequence = model.new_sequence();
     Qwen3_5ReferenceModel::Sequence* pointers[] = {&sequence};
