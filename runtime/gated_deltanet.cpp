@@ -292,16 +292,15 @@ void GatedDeltaNet::run(const float* x, std::span<const int> lengths, std::span<
   const DeltaNetDims& d = weights_.dims;
   require(lengths.size() == states.size(),
           fmt::format("{} sequence lengths but {} states", lengths.size(), states.size()));
-  const DeltaNetState reference_shape = DeltaNetState::zeros(d);
+  const size_t conv_size = static_cast<size_t>(d.conv_kernel - 1) * d.conv_dim();
+  const size_t recurrent_size = static_cast<size_t>(d.num_value_heads) * d.key_head_dim * d.value_head_dim;
   int total = 0;
   for (size_t s = 0; s < lengths.size(); ++s) {
     require(lengths[s] >= 0, fmt::format("sequence {} has negative length {}", s, lengths[s]));
     require(states[s] != nullptr, fmt::format("sequence {} has no state", s));
-    require(states[s]->conv.size() == reference_shape.conv.size() &&
-                states[s]->recurrent.size() == reference_shape.recurrent.size(),
+    require(states[s]->conv.size() == conv_size && states[s]->recurrent.size() == recurrent_size,
             fmt::format("sequence {}: state sizes conv {} recurrent {} do not match the layer ({} and {})", s,
-                        states[s]->conv.size(), states[s]->recurrent.size(), reference_shape.conv.size(),
-                        reference_shape.recurrent.size()));
+                        states[s]->conv.size(), states[s]->recurrent.size(), conv_size, recurrent_size));
     total += lengths[s];
   }
   if (total == 0) return;
