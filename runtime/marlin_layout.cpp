@@ -87,6 +87,21 @@ bool is_identity(const std::vector<int32_t>& perm) {
   return true;
 }
 
+PreparedWeight prepare_for_kernel(const GptqWeight& weight) {
+  validate_for_kernel(weight);
+  PreparedWeight out;
+  out.in_features = weight.in_features;
+  out.out_features = weight.out_features;
+  out.group_size = effective_group_size(weight);
+  out.groups = weight.num_groups();
+  out.scales_bf16 = weight.scale_format == ScaleFormat::bf16;
+  out.qweight = weight.qweight.data();
+  out.scales = weight.scales.data();
+  out.row_order = group_sorted_rows(weight);
+  out.gathers = !is_identity(out.row_order);
+  return out;
+}
+
 std::vector<uint32_t> repack_weights(const GptqWeight& weight, const std::vector<int32_t>& perm) {
   const int k_total = weight.in_features, n_total = weight.out_features;
   std::vector<uint32_t> packed(static_cast<size_t>(k_total / kTileK) * (n_total / kTileN) * kWordsPerTile, 0u);

@@ -152,6 +152,23 @@ int effective_group_size(const GptqWeight& weight);
 std::vector<int32_t> group_sorted_rows(const GptqWeight& weight);
 bool is_identity(const std::vector<int32_t>& perm);
 
+// What the GPU repack needs from a validated GPTQ weight, in plain C++17 types (the CUDA
+// sources are compiled as C++17 and cannot include gptq.hpp). The pointers view the
+// GptqWeight's tensors: keep that alive while using this.
+struct PreparedWeight {
+  int in_features = 0, out_features = 0;
+  int group_size = 0;  // effective (K for channel-wise)
+  int groups = 0;
+  bool scales_bf16 = false;
+  const int32_t* qweight = nullptr;  // [K/8, N]
+  const uint16_t* scales = nullptr;  // [G, N]
+  std::vector<int32_t> row_order;    // group_sorted_rows
+  bool gathers = false;              // row_order is not the identity (act-order)
+};
+
+// validate_for_kernel, then the views and the row order.
+PreparedWeight prepare_for_kernel(const GptqWeight& weight);
+
 // The packed weight buffer ((K/16) * (N/64) * 128 words), built with packed_slot.
 std::vector<uint32_t> repack_weights(const GptqWeight& weight, const std::vector<int32_t>& perm);
 
