@@ -21,6 +21,8 @@ constexpr const char* kUsage =
     "  selftest   canonical solutions must all pass, known-bad and hostile programs must all fail\n"
     "  compare    paired comparison of a quantized run with its baseline: model-card table, statistics, HTML\n"
     "  gate       CI quality gate: exit 1 when the quantized run lost more than --max-drop pp of pass@1\n"
+    "  generate   generate a continuation of one prompt with a model (JSON on stdout)\n"
+    "  logits     write the logits of every prompt position (safetensors)\n"
     "  version    print the version\n"
     "\n"
     "exit codes: 0 ok, 1 gate failed or selftest surprise, 2 usage or input error\n";
@@ -45,6 +47,8 @@ int run_cli(int argc, char** argv) {
   if (verb == "selftest") return command_selftest(argc, argv, 2);
   if (verb == "compare") return command_compare(argc, argv, 2);
   if (verb == "gate") return command_gate(argc, argv, 2);
+  if (verb == "generate") return command_generate(argc, argv, 2);
+  if (verb == "logits") return command_logits(argc, argv, 2);
   throw UsageError(fmt::format("unknown verb '{}' (see quanteval --help)", verb));
 }
 

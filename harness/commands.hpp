@@ -15,6 +15,8 @@ int command_score(int argc, char** argv, int first);
 int command_selftest(int argc, char** argv, int first);
 int command_compare(int argc, char** argv, int first);
 int command_gate(int argc, char** argv, int first);
+int command_generate(int argc, char** argv, int first);
+int command_logits(int argc, char** argv, int first);
 
 // Options every verb that executes code shares: --python, --workers,
 // --timeout, --memory-mb.
