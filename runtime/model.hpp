@@ -196,6 +196,7 @@ class Model {
   KvCache& kv_cache() const { return *cache_; }
   std::uint64_t weight_bytes() const;        // bytes streamed per forward step (all linears + embedding row)
   std::uint64_t lm_head_bytes() const { return weights_.lm_head.weight_bytes(); }
+  const ModelWeights& weights() const { return weights_; }  // for benchmarks and debugging
 
   // Longest sequence (prompt + new tokens) this model accepts: the smaller of
   // max_position_embeddings and the KV cache capacity.

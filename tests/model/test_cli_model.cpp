@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 
+#include "runtime/runtime.hpp"  // the umbrella header must compile on its own
 #include "tests/model/model_test_support.hpp"
 
 using namespace quanteval::runtime;
