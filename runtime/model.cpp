@@ -138,7 +138,7 @@ void Attention::forward(const StepRows& rows, const float* normed, float* out, M
   const int block_tokens = cache.shape().block_tokens;
   // Per row: q/k head norms, RoPE at the row's position, then K/V into the cache.
   // Every row is stored before any row attends, so a prompt's rows see each other.
-  context.pool.parallel_for(m, [&](std::int64_t begin, std::int64_t end) {
+  auto prepare_rows = [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t r = begin; r < end; ++r) {
       const std::int64_t position = rows.position[static_cast<std::size_t>(r)];
       float* q_row = q.data() + r * q_width;
@@ -160,13 +160,18 @@ void Attention::forward(const StepRows& rows, const float* normed, float* out, M
                     sizeof(float) * head_dim);
       }
     }
-  });
+  };
+  // Waking the pool costs tens of microseconds, more than a few rows of this work:
+  // decode steps of small batches do it on the calling thread.
+  constexpr std::int64_t kRowsWorthThreads = 8;
+  if (m < kRowsWorthThreads) prepare_rows(0, m);
+  else context.pool.parallel_for(m, prepare_rows);
 
   // Causal attention, one (row, query head) pair per task; scores are softmaxed in fp32.
   std::vector<float> attended(static_cast<std::size_t>(m) * q_width);  // [M, heads * head_dim]
   const int group = heads / kv_heads;  // query heads sharing one K/V head
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  context.pool.parallel_for(static_cast<std::int64_t>(m) * heads, [&](std::int64_t begin, std::int64_t end) {
+  auto attend = [&](std::int64_t begin, std::int64_t end) {
     std::vector<float> scores;
     for (std::int64_t task = begin; task < end; ++task) {
       const std::int64_t r = task / heads;
@@ -201,7 +206,13 @@ void Attention::forward(const StepRows& rows, const float* normed, float* out, M
         for (int d = 0; d < head_dim; ++d) result[d] += weight * value[d];
       }
     }
-  });
+  };
+  // Same trade-off: below ~256k multiply-adds (a few tens of microseconds) stay on this thread.
+  std::int64_t multiply_adds = 0;
+  for (std::int64_t r = 0; r < m; ++r) multiply_adds += 2 * (rows.position[static_cast<std::size_t>(r)] + 1) * q_width;
+  const std::int64_t tasks = static_cast<std::int64_t>(m) * heads;
+  if (multiply_adds < (1 << 18)) attend(0, tasks);
+  else context.pool.parallel_for(tasks, attend);
   weights_.o_proj.forward(attended.data(), m, out, context.pool);
 }
 
