@@ -27,6 +27,8 @@ constexpr Verb kVerbs[] = {
     {"tokenize", command_tokenize, "token ids of a text (JSON)"},
     {"detokenize", command_detokenize, "text of token ids (JSON)"},
     {"render-chat", command_render_chat, "a conversation rendered with the model's chat template (JSON)"},
+    {"generate", command_generate, "a continuation of one prompt with a model (JSON)"},
+    {"logits", command_logits, "the logits of every prompt position (safetensors)"},
 };
 
 std::string usage() {

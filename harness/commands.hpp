@@ -23,6 +23,8 @@ int command_render_chat(int argc, char** argv, int first);
 std::vector<runtime::TokenId> parse_id_list(const std::string& text, const char* option);
 int command_compare(int argc, char** argv, int first);
 int command_gate(int argc, char** argv, int first);
+int command_generate(int argc, char** argv, int first);
+int command_logits(int argc, char** argv, int first);
 
 // Options every verb that executes code shares: --python, --workers,
 // --timeout, --memory-mb.

@@ -1,0 +1,33 @@
+#pragma once
+// The embedded runtime's public surface, in one include:
+//
+//   checkpoint.hpp      Checkpoint::open(dir): config.json, quantization, safetensors tensors
+//   model_config.hpp    ModelConfig (architecture, shapes, layer kinds, eos ids)
+//   tokenizer.hpp       Tokenizer (byte-level BPE), StreamingDecoder
+//   chat_template.hpp   ChatTemplate::render_chat (Jinja subset of transformers' templates)
+//   model.hpp           Model::load(dir, LoadOptions), forward steps, logits_for, hidden_states_for
+//   model_reference.hpp reference_forward: the plain-loop statement of the math
+//   generator.hpp       Generator: continuous batching, sampling, stop strings, GenerationResult
+//   sampling.hpp        SamplingParams, sampling_distribution, sample_token
+//   kv_cache.hpp        KvCache (paged, sized from a byte budget)
+//   linear.hpp          Linear: dense or GPTQ INT4 projection
+//   synthetic.hpp       random-weight models with real shapes, for benchmarks
+//   device.hpp          select_device("cpu" | "cuda" | "auto")
+//
+//   auto model = Model::load("models/qwen2.5-coder-0.5b-gptq", {.threads = 0});
+//   Tokenizer tokenizer = Tokenizer::from_file(model->directory());
+//   Generator generator(*model, tokenizer, {.max_batch = 16});
+//   generator.submit({.id = 1, .prompt = tokenizer.encode(text), .max_new_tokens = 512});
+//   generator.run([](GenerationResult r) { /* r.text, r.finish */ });
+#include "runtime/chat_template.hpp"
+#include "runtime/checkpoint.hpp"
+#include "runtime/device.hpp"
+#include "runtime/generator.hpp"
+#include "runtime/kv_cache.hpp"
+#include "runtime/linear.hpp"
+#include "runtime/model.hpp"
+#include "runtime/model_config.hpp"
+#include "runtime/model_reference.hpp"
+#include "runtime/sampling.hpp"
+#include "runtime/synthetic.hpp"
+#include "runtime/tokenizer.hpp"
