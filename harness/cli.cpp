@@ -19,6 +19,7 @@ struct Verb {
 
 // One row per verb: dispatch and the top-level help come from this table.
 constexpr Verb kVerbs[] = {
+    {"run", command_run, "generate + execute + score one checkpoint (standard and/or thinking mode)"},
     {"score", command_score, "execute and score a samples file (openai/human-eval format); no model needed"},
     {"selftest", command_selftest, "canonical solutions must all pass, known-bad and hostile programs must all fail"},
     {"compare", command_compare, "paired comparison of a quantized run with its baseline: model-card table, statistics, HTML"},

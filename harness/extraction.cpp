@@ -156,7 +156,14 @@ std::string thinking_user_message(std::string_view prompt) {
          std::string(trim(prompt)) + "\n```";
 }
 
-Extraction extract_thinking_answer(std::string_view raw) {
+bool prompt_opens_thinking(std::string_view prompt) {
+  const auto open = prompt.rfind("<think>");
+  if (open == std::string_view::npos) return false;
+  const auto close = prompt.rfind("</think>");
+  return close == std::string_view::npos || close < open;
+}
+
+Extraction extract_thinking_answer(std::string_view raw, bool prompt_opens_thinking) {
   Extraction e;
   const auto close = raw.rfind("</think>");
   if (close != std::string_view::npos) {
@@ -164,7 +171,7 @@ Extraction extract_thinking_answer(std::string_view raw) {
   } else {
     // Opened and never closed: the budget ran out while thinking. Nothing after
     // it is an answer.
-    e.thinking_closed = raw.find("<think>") == std::string_view::npos;
+    e.thinking_closed = !prompt_opens_thinking && raw.find("<think>") == std::string_view::npos;
     e.answer = e.thinking_closed ? std::string(raw) : std::string();
   }
   const auto fences = find_fences(e.answer);

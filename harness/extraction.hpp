@@ -38,8 +38,14 @@ struct Extraction {
   std::string answer;            // the text after the last </think> (whole text when none)
 };
 
-// Applies the thinking-mode rules to raw model output.
-Extraction extract_thinking_answer(std::string_view raw_output);
+// Applies the thinking-mode rules to raw model output. `prompt_opens_thinking`:
+// the rendered prompt already ends inside <think> (Qwen3.5's template with
+// enable_thinking does this), so output without </think> never left it.
+Extraction extract_thinking_answer(std::string_view raw_output, bool prompt_opens_thinking = false);
+
+// True when a rendered chat prompt leaves the assistant turn inside an open
+// <think> block (the last <think> comes after the last </think>).
+bool prompt_opens_thinking(std::string_view rendered_prompt);
 
 // The import lines of a prompt (`import x`, `from x import y`) that `code`
 // does not already contain, joined with newlines (empty when none).

@@ -237,9 +237,10 @@ class Model {
 // Builds the model's token mixer for a layer; the extension point for new LayerKinds.
 std::unique_ptr<TokenMixer> build_attention_mixer(const ModelConfig& config, LayerKind kind, AttentionWeights weights,
                                                   int cache_slot);
-// RoPE inverse frequencies [rotary_dim / 2] in fp32, computed as transformers does
-// (base^(-2i/dim) in fp32 from an fp32 exponent).
-std::vector<float> rope_inverse_frequencies(double theta, int rotary_dim);
+// RoPE inverse frequencies [rotary_dim / 2], computed as transformers does
+// (base^(-2i/dim) in fp32 from an fp32 exponent), rounded to the model's dtype
+// ("bfloat16", "float16"; anything else keeps fp32) like transformers' buffer.
+std::vector<float> rope_inverse_frequencies(double theta, int rotary_dim, std::string_view model_dtype);
 // The auto KV cache budget: 25% of physical RAM, at most 4 GiB (256 MiB when RAM is unknown).
 std::uint64_t default_kv_cache_bytes();
 

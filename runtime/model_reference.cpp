@@ -1,4 +1,5 @@
 #include "runtime/model_reference.hpp"
+#include "runtime/numeric.hpp"
 
 #include <fmt/format.h>
 
@@ -40,11 +41,15 @@ void rms_norm(float* x, std::int64_t rows, std::int64_t width, const std::vector
   }
 }
 
-// Rotate-half RoPE on the first `rotary_dim` dims of one head at `position`.
-void rope(float* head, std::int64_t position, std::int64_t rotary_dim, double theta) {
+// Rotate-half RoPE on the first `rotary_dim` dims of one head at `position`,
+// in double, with the frequencies rounded to the model's dtype as transformers'
+// inv_freq buffer is (the one deliberate non-double step).
+void rope(float* head, std::int64_t position, std::int64_t rotary_dim, double theta, std::string_view model_dtype) {
   const std::int64_t half = rotary_dim / 2;
   for (std::int64_t i = 0; i < half; ++i) {
-    const double inv_freq = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(rotary_dim));
+    double inv_freq = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(rotary_dim));
+    if (model_dtype == "bfloat16") inv_freq = bf16_to_float(float_to_bf16(static_cast<float>(inv_freq)));
+    else if (model_dtype == "float16") inv_freq = f16_to_float(float_to_f16(static_cast<float>(inv_freq)));
     const double angle = static_cast<double>(position) * inv_freq;
     const double x1 = head[i], x2 = head[i + half];
     head[i] = static_cast<float>(x1 * std::cos(angle) - x2 * std::sin(angle));
@@ -103,8 +108,8 @@ ReferenceOutput reference_forward(const Checkpoint& checkpoint, std::span<const 
       rms_norm(k.data(), T * kv_heads, D, norm_weight(checkpoint, p + "self_attn.k_norm.weight", zc), c.rms_norm_eps);
     }
     for (std::int64_t t = 0; t < T; ++t) {
-      for (std::int64_t h = 0; h < heads; ++h) rope(&q[static_cast<std::size_t>((t * heads + h) * D)], t, rotary_dim, c.rope_theta);
-      for (std::int64_t h = 0; h < kv_heads; ++h) rope(&k[static_cast<std::size_t>((t * kv_heads + h) * D)], t, rotary_dim, c.rope_theta);
+      for (std::int64_t h = 0; h < heads; ++h) rope(&q[static_cast<std::size_t>((t * heads + h) * D)], t, rotary_dim, c.rope_theta, c.torch_dtype);
+      for (std::int64_t h = 0; h < kv_heads; ++h) rope(&k[static_cast<std::size_t>((t * kv_heads + h) * D)], t, rotary_dim, c.rope_theta, c.torch_dtype);
     }
     const std::int64_t window = kind == LayerKind::sliding_attention ? c.sliding_window.value_or(0) : 0;
     Matrix attended(static_cast<std::size_t>(T * heads * D), 0.0f);  // [T, heads * D]

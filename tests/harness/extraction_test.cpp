@@ -61,3 +61,18 @@ TEST_CASE("prompt imports the code lacks are added, module-level only") {
   CHECK(missing_prompt_imports(prompt, "def f(xs):\n    return 1\n") == "from typing import List\nimport math\n");
   CHECK(missing_prompt_imports(prompt, "import math\nfrom typing import List\ndef f(xs): pass\n") == "");
 }
+
+TEST_CASE("a prompt that opens <think> (Qwen3.5 template) leaves unclosed output truncated") {
+  CHECK(prompt_opens_thinking("<|im_start|>assistant\n<think>\n"));
+  CHECK_FALSE(prompt_opens_thinking("<|im_start|>assistant\n<think>\n\n</think>\n\n"));
+  CHECK_FALSE(prompt_opens_thinking("<|im_start|>assistant\n"));
+  const std::string reasoning = "Let me write\ndef f():\n    return 1\nand check it";
+  const auto open = extract_thinking_answer(reasoning, true);
+  CHECK_FALSE(open.thinking_closed);
+  CHECK(open.rule == ExtractionRule::none);
+  const auto plain = extract_thinking_answer(reasoning, false);
+  CHECK(plain.rule == ExtractionRule::sanitizer);
+  const auto closed = extract_thinking_answer("plan</think>\n```python\ndef f():\n    return 2\n```", true);
+  CHECK(closed.thinking_closed);
+  CHECK(closed.code == "def f():\n    return 2\n");
+}

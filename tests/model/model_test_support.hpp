@@ -17,12 +17,23 @@
 
 namespace quanteval::test {
 
-// The Qwen2/Qwen3 fixtures this runtime serves (Qwen3.5 ones have their own layer tests).
+// The Qwen2/Qwen3 fixtures, which the plain reference path (model_reference) covers.
 inline const std::vector<std::string>& model_fixture_names() {
   static const std::vector<std::string> names = {"qwen2-tiny-bf16", "qwen2-tiny-gptq-g64-actorder-fp16",
                                                  "qwen3-tiny-bf16", "qwen3-tiny-gptq-g64-actorder"};
   return names;
 }
+
+// Every fixture the Model serves: the above and the Qwen3.5 hybrids (whose
+// layer-level reference tests live in tests/qwen3_5).
+inline const std::vector<std::string>& all_model_fixture_names() {
+  static const std::vector<std::string> names = {"qwen2-tiny-bf16", "qwen2-tiny-gptq-g64-actorder-fp16",
+                                                 "qwen3-tiny-bf16", "qwen3-tiny-gptq-g64-actorder",
+                                                 "qwen3_5-tiny-bf16", "qwen3_5-tiny-gptq-g64-actorder"};
+  return names;
+}
+
+inline bool is_qwen3_5_fixture(const std::string& name) { return name.starts_with("qwen3_5"); }
 
 struct ModelReference {
   std::filesystem::path dir;

@@ -40,7 +40,7 @@ GenerationRequest greedy_request(std::uint64_t id, std::vector<TokenId> prompt, 
 }  // namespace
 
 TEST_CASE("prefill + 15 cached decode steps reproduce the greedy tokens (Model::forward directly)") {
-  for (const auto& name : model_fixture_names()) {
+  for (const auto& name : all_model_fixture_names()) {
     CAPTURE(name);
     const ModelReference ref = load_model_reference(name);
     auto model = load(ref);
@@ -58,7 +58,7 @@ TEST_CASE("prefill + 15 cached decode steps reproduce the greedy tokens (Model::
 }
 
 TEST_CASE("Generator::generate reproduces the greedy tokens with finish_reason length") {
-  for (const auto& name : model_fixture_names()) {
+  for (const auto& name : all_model_fixture_names()) {
     CAPTURE(name);
     const ModelReference ref = load_model_reference(name);
     auto model = load(ref);
@@ -73,7 +73,7 @@ TEST_CASE("Generator::generate reproduces the greedy tokens with finish_reason l
 
 TEST_CASE("batched decode next to sequences of other lengths gives the reference tokens") {
   std::mt19937 rng(1234);
-  for (const auto& name : model_fixture_names()) {
+  for (const auto& name : all_model_fixture_names()) {
     CAPTURE(name);
     const ModelReference ref = load_model_reference(name);
     auto model = load(ref);
@@ -104,7 +104,7 @@ TEST_CASE("batched decode next to sequences of other lengths gives the reference
 
 TEST_CASE("a request joining a running batch mid-way (continuous batching) gives the reference tokens") {
   std::mt19937 rng(99);
-  for (const auto& name : model_fixture_names()) {
+  for (const auto& name : all_model_fixture_names()) {
     CAPTURE(name);
     const ModelReference ref = load_model_reference(name);
     auto model = load(ref);

@@ -1,0 +1,170 @@
+#include "runtime/model_qwen3_5.hpp"
+
+#include <fmt/format.h>
+
+#include <numeric>
+#include <stdexcept>
+
+#include "runtime/gated_deltanet.hpp"
+#include "runtime/qwen3_5_layers.hpp"
+
+namespace quanteval::runtime {
+namespace {
+
+// The layer code's projections are plain callbacks without a thread pool; the
+// mixer points this slot at the step's pool for the duration of a forward.
+struct PoolSlot {
+  ThreadPool* pool = nullptr;
+};
+
+struct FastLinears {
+  std::shared_ptr<PoolSlot> slot = std::make_shared<PoolSlot>();
+  std::uint64_t bytes = 0;
+
+  qwen3_5::LinearFactory factory(const std::optional<QuantConfig>& quant) {
+    return [this, &quant](const LinearTensors& tensors) -> qwen3_5::LinearFn {
+      auto linear = std::make_shared<Linear>(Linear::from_checkpoint(tensors, quant));
+      bytes += linear->weight_bytes();
+      return [slot = slot, linear](const float* x, int rows, float* y) { linear->forward(x, rows, y, *slot->pool); };
+    };
+  }
+};
+
+// The rows of a step grouped by sequence, packed one sequence after another as
+// the layer code wants them.
+struct PackedRows {
+  std::vector<int> order;                // row indices in packed order
+  std::vector<int> lengths;              // rows per sequence, in `sequences` order
+  std::vector<int> sequences;            // sequence indices (into StepRows::states) in packed order
+  bool one_token_each = true;
+
+  explicit PackedRows(const StepRows& rows) {
+    std::vector<std::vector<int>> rows_of(rows.states.size());
+    for (int r = 0; r < static_cast<int>(rows.size()); ++r) {
+      auto& list = rows_of[static_cast<std::size_t>(rows.sequence[static_cast<std::size_t>(r)])];
+      if (list.empty()) sequences.push_back(rows.sequence[static_cast<std::size_t>(r)]);
+      list.push_back(r);
+    }
+    for (int s : sequences) {
+      const auto& list = rows_of[static_cast<std::size_t>(s)];
+      for (std::size_t i = 1; i < list.size(); ++i)
+        if (rows.position[static_cast<std::size_t>(list[i])] != rows.position[static_cast<std::size_t>(list[i - 1])] + 1)
+          throw std::logic_error("Qwen3.5 layers need each sequence's rows in consecutive positions");
+      order.insert(order.end(), list.begin(), list.end());
+      lengths.push_back(static_cast<int>(list.size()));
+      one_token_each = one_token_each && list.size() == 1;
+    }
+  }
+
+  void gather(const float* src, int width, std::vector<float>& dst) const {
+    dst.resize(order.size() * static_cast<std::size_t>(width));
+    for (std::size_t i = 0; i < order.size(); ++i)
+      std::copy_n(src + static_cast<std::size_t>(order[i]) * width, width, dst.data() + i * width);
+  }
+  void scatter(const std::vector<float>& src, int width, float* dst) const {
+    for (std::size_t i = 0; i < order.size(); ++i)
+      std::copy_n(src.data() + i * width, width, dst + static_cast<std::size_t>(order[i]) * width);
+  }
+};
+
+template <typename StateType>
+StateType& layer_state(const StepRows& rows, int sequence, std::size_t layer) {
+  auto* state = dynamic_cast<StateType*>(rows.states[static_cast<std::size_t>(sequence)]->layer_state(layer));
+  if (!state) throw std::logic_error("Qwen3.5 mixer: sequence has no state of this layer's kind");
+  return *state;
+}
+
+class DeltaNetMixer final : public TokenMixer {
+ public:
+  struct State final : LayerState {
+    qwen3_5::DeltaNetState deltanet;
+  };
+
+  DeltaNetMixer(qwen3_5::DeltaNetWeights weights, FastLinears linears)
+      : net_(std::move(weights)), linears_(std::move(linears)) {}
+
+  void forward(const StepRows& rows, const float* normed, float* out, MixerContext& context) const override {
+    linears_.slot->pool = &context.pool;
+    const PackedRows packed(rows);
+    const int width = net_.dims().hidden_size;
+    std::vector<float> x, y(packed.order.size() * static_cast<std::size_t>(width));
+    packed.gather(normed, width, x);
+    std::vector<qwen3_5::DeltaNetState*> states;
+    for (int s : packed.sequences) states.push_back(&layer_state<State>(rows, s, context.layer_index).deltanet);
+    // A decode step uses the recurrence; anything longer the chunked form (same result).
+    if (packed.one_token_each) net_.decode_step(x.data(), states, y.data());
+    else net_.prefill(x.data(), packed.lengths, states, y.data());
+    packed.scatter(y, width, out);
+  }
+
+  std::unique_ptr<LayerState> make_state() const override {
+    auto state = std::make_unique<State>();
+    state->deltanet = qwen3_5::DeltaNetState::zeros(net_.dims());
+    return state;
+  }
+
+  std::uint64_t weight_bytes() const override { return linears_.bytes; }
+
+ private:
+  qwen3_5::GatedDeltaNet net_;
+  FastLinears linears_;
+};
+
+class GatedAttentionMixer final : public TokenMixer {
+ public:
+  struct State final : LayerState {
+    qwen3_5::AttentionKvCache cache;
+  };
+
+  GatedAttentionMixer(qwen3_5::GatedAttentionWeights weights, FastLinears linears)
+      : attention_(std::move(weights)), linears_(std::move(linears)) {}
+
+  void forward(const StepRows& rows, const float* normed, float* out, MixerContext& context) const override {
+    linears_.slot->pool = &context.pool;
+    const PackedRows packed(rows);
+    const int width = attention_.dims().hidden_size;
+    std::vector<float> x, y(packed.order.size() * static_cast<std::size_t>(width));
+    packed.gather(normed, width, x);
+    std::vector<qwen3_5::AttentionKvCache*> caches;
+    for (std::size_t i = 0; i < packed.sequences.size(); ++i) {
+      auto& cache = layer_state<State>(rows, packed.sequences[i], context.layer_index).cache;
+      // The layer's own cache must be exactly as long as the positions say.
+      const int first_row = packed.order[std::accumulate(packed.lengths.begin(), packed.lengths.begin() + static_cast<long>(i), 0)];
+      if (cache.length != rows.position[static_cast<std::size_t>(first_row)])
+        throw std::logic_error("Qwen3.5 attention: cache length and position disagree");
+      caches.push_back(&cache);
+    }
+    if (packed.one_token_each) attention_.decode_step(x.data(), caches, y.data());
+    else attention_.forward(x.data(), packed.lengths, caches, y.data());
+    packed.scatter(y, width, out);
+  }
+
+  std::unique_ptr<LayerState> make_state() const override { return std::make_unique<State>(); }
+
+  std::uint64_t weight_bytes() const override { return linears_.bytes; }
+
+ private:
+  qwen3_5::GatedAttention attention_;
+  FastLinears linears_;
+};
+
+}  // namespace
+
+std::unique_ptr<TokenMixer> build_qwen3_5_mixer(const Checkpoint& checkpoint, int layer,
+                                                const std::optional<QuantConfig>& quant) {
+  const LayerKind kind = checkpoint.config().layer_types.at(static_cast<std::size_t>(layer));
+  FastLinears linears;
+  const auto factory = linears.factory(quant);
+  if (kind == LayerKind::linear_attention) {
+    auto weights = qwen3_5::load_deltanet_weights(checkpoint, layer, factory);
+    return std::make_unique<DeltaNetMixer>(std::move(weights), std::move(linears));
+  }
+  if (kind == LayerKind::full_attention) {
+    auto weights = qwen3_5::load_attention_weights(checkpoint, layer, factory);
+    return std::make_unique<GatedAttentionMixer>(std::move(weights), std::move(linears));
+  }
+  throw CheckpointError(fmt::format("{}: layer {} has kind {}, which Qwen3.5 does not use",
+                                    checkpoint.directory().string(), layer, layer_kind_name(kind)));
+}
+
+}  // namespace quanteval::runtime
