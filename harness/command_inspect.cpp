@@ -26,16 +26,30 @@ void add_model_option(Args& args) {
 
 fs::path model_dir(const Args& args) { return runtime::hub::resolve(args.get("model")).directory; }
 
+std::string read_file_argument(const std::string& path, const char* option) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("--{}: cannot read {}", option, path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 std::string read_text_argument(const Args& args, const char* inline_name, const char* file_name) {
   if (auto text = args.maybe(inline_name)) return *text;
-  if (auto file = args.maybe(file_name)) {
-    std::ifstream in(*file, std::ios::binary);
-    if (!in) throw UsageError(fmt::format("--{}: cannot read {}", file_name, *file));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  if (auto file = args.maybe(file_name)) return read_file_argument(*file, file_name);
   throw UsageError(fmt::format("give --{} TEXT or --{} FILE", inline_name, file_name));
+}
+
+// A JSON option given as a file path, or inline when it starts with '[' or '{'.
+nlohmann::ordered_json json_argument(const std::string& value, const char* option) {
+  const bool inline_json = value.find_first_not_of(" \t\n") != std::string::npos &&
+                           (value[value.find_first_not_of(" \t\n")] == '[' || value[value.find_first_not_of(" \t\n")] == '{');
+  const std::string text = inline_json ? value : read_file_argument(value, option);
+  try {
+    return nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw UsageError(fmt::format("--{}: {}: invalid JSON: {}", option, inline_json ? "inline value" : value, e.what()));
+  }
 }
 
 }  // namespace
@@ -84,6 +98,9 @@ int command_inspect(int argc, char** argv, int first) {
   j["head_dim"] = c.head_dim;
   j["vocab_size"] = c.vocab_size;
   j["max_position_embeddings"] = c.max_position_embeddings;
+  ordered_json layer_types = ordered_json::array();
+  for (auto kind : c.layer_types) layer_types.push_back(std::string(runtime::layer_kind_name(kind)));
+  j["layer_types"] = layer_types;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["quantization"] = checkpoint.quant_config() ? checkpoint.quant_config()->describe() : std::string("none (") + c.torch_dtype + ")";
   j["parameters"] = summary.parameter_count;
@@ -118,14 +135,14 @@ int command_inspect(int argc, char** argv, int first) {
 }
 
 int command_tokenize(int argc, char** argv, int first) {
-  Args args("quanteval tokenize --model DIR (--text S | --file F)",
+  Args args("quanteval tokenize --model DIR (--text S | --text-file F)",
             "Token ids of a text with the model's tokenizer (special-token text is recognised, no BOS added).\n"
             "Prints {\"ids\": [...], \"tokens\": [...]}.");
   add_model_option(args);
-  args.option("text", "S", "text to tokenize").option("file", "F", "read the text from a file");
+  args.option("text", "S", "text to tokenize").option("text-file", "F", "read the text from a file (bytes as they are)");
   if (!args.parse(argc, argv, first)) return 0;
   const auto tokenizer = runtime::Tokenizer::from_file(model_dir(args));
-  const auto ids = tokenizer.encode(read_text_argument(args, "text", "file"));
+  const auto ids = tokenizer.encode(read_text_argument(args, "text", "text-file"));
   ordered_json j;
   j["ids"] = ids;
   ordered_json tokens = ordered_json::array();
@@ -150,23 +167,17 @@ int command_detokenize(int argc, char** argv, int first) {
 }
 
 int command_render_chat(int argc, char** argv, int first) {
-  Args args("quanteval render-chat --model DIR (--messages JSON | --messages-file F) [options]",
+  Args args("quanteval render-chat --model DIR --messages F.json [--tools F.json] [options]",
             "Renders a conversation with the model's chat template exactly as transformers' apply_chat_template.\n"
             "Prints {\"text\": ..., \"ids\": [...]}.");
   add_model_option(args);
-  args.option("messages", "JSON", "the messages array, e.g. '[{\"role\":\"user\",\"content\":\"hi\"}]'")
-      .option("messages-file", "F", "read the messages array from a file")
-      .option("tools", "JSON", "tool schemas (a JSON array)")
+  args.option("messages", "F.json", "file with the messages array (or the array inline: '[{\"role\":\"user\",...}]')")
+      .option("tools", "F.json", "file with the tool schemas array (or inline JSON)")
       .option("enable-thinking", "true|false", "the template's enable_thinking variable (unset when not given)")
       .flag("no-generation-prompt", "do not add the assistant turn opener");
   if (!args.parse(argc, argv, first)) return 0;
   const fs::path dir = model_dir(args);
-  ordered_json messages;
-  try {
-    messages = ordered_json::parse(read_text_argument(args, "messages", "messages-file"));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw UsageError(fmt::format("--messages: invalid JSON: {}", e.what()));
-  }
+  const ordered_json messages = json_argument(args.get("messages"), "messages");
   if (!messages.is_array()) throw UsageError("--messages: expected a JSON array of {role, content} objects");
   runtime::ChatOptions options;
   options.add_generation_prompt = !args.is_set("no-generation-prompt");
@@ -174,7 +185,7 @@ int command_render_chat(int argc, char** argv, int first) {
     if (*t != "true" && *t != "false") throw UsageError("--enable-thinking: expected true or false");
     options.enable_thinking = *t == "true";
   }
-  if (auto tools = args.maybe("tools")) options.tools = ordered_json::parse(*tools);
+  if (auto tools = args.maybe("tools")) options.tools = json_argument(*tools, "tools");
   const auto chat = runtime::ChatTemplate::from_model_dir(dir);
   ordered_json j;
   j["text"] = chat.render_chat(messages, options);
