@@ -3,8 +3,13 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
+#include <fstream>
+#include <cstring>
 
 #include "runtime/numeric.hpp"
+#include "runtime/quant_config.hpp"
+#include "runtime/tensor_table.hpp"
 
 namespace quanteval::runtime {
 
@@ -127,6 +132,94 @@ std::unique_ptr<Model> make_synthetic_model(const SyntheticModelSpec& spec, cons
     weights.lm_head = random_linear(dense, static_cast<int>(spec.vocab_size), hidden, false, rng, "lm_head");
   }
   return std::make_unique<Model>(config, std::move(weights), options);
+}
+
+void write_synthetic_checkpoint(const std::string& config_json, const std::filesystem::path& dir, std::uint64_t seed) {
+  const ModelConfig config = parse_model_config(config_json, "synthetic config.json");
+  const auto quant = quant_config_in_model_config(config_json, "synthetic config.json");
+  FastRandom rng(seed);
+  struct Pending {
+    std::string name, dtype;
+    std::vector<std::int64_t> shape;
+    std::string bytes;
+  };
+  std::vector<Pending> tensors;
+  auto add_bf16 = [&](const std::string& name, std::vector<std::int64_t> shape, auto&& value) {
+    std::int64_t count = 1;
+    for (auto d : shape) count *= d;
+    std::string bytes(static_cast<std::size_t>(count) * 2, '\0');
+    for (std::int64_t i = 0; i < count; ++i) {
+      const std::uint16_t bits = float_to_bf16(value());
+      std::memcpy(bytes.data() + i * 2, &bits, 2);
+    }
+    tensors.push_back({name, "BF16", std::move(shape), std::move(bytes)});
+  };
+  auto add_random_words = [&](const std::string& name, std::vector<std::int64_t> shape, std::int64_t words,
+                              std::optional<std::uint32_t> fixed) {
+    std::string bytes(static_cast<std::size_t>(words) * 4, '\0');
+    for (std::int64_t i = 0; i < words; ++i) {
+      const std::uint32_t word = fixed ? *fixed : static_cast<std::uint32_t>(rng.next());
+      std::memcpy(bytes.data() + i * 4, &word, 4);
+    }
+    tensors.push_back({name, "I32", std::move(shape), std::move(bytes)});
+  };
+  for (const auto& expected : expected_tensors(config)) {
+    if (!expected.required) continue;
+    const std::string& name = expected.name;
+    if (expected.kind == TensorKind::plain) {
+      const bool norm = name.ends_with("norm.weight");
+      const bool decay = name.ends_with("A_log") || name.ends_with("dt_bias");
+      // Norms: 1 (stored 0 when zero-centred); decay parameters small and
+      // positive; embeddings and conv taps uniform in [-0.5, 0.5).
+      add_bf16(name, expected.shape, [&] {
+        if (norm) return config.zero_centered_norms && !name.ends_with("linear_attn.norm.weight") ? 0.0f : 1.0f;
+        if (decay) return 0.5f + 0.5f * rng.uniform_signed();
+        return 0.5f * rng.uniform_signed();
+      });
+      continue;
+    }
+    const std::int64_t n = expected.shape.at(0), k = expected.shape.at(1);
+    const bool keep_16_bit = !quant || name.ends_with("in_proj_a") || name.ends_with("in_proj_b") || name == "lm_head" ||
+                             k % 8 != 0 || n % 8 != 0;
+    const float amplitude = std::sqrt(3.0f / static_cast<float>(k));
+    if (keep_16_bit) {
+      add_bf16(name + ".weight", {n, k}, [&] { return amplitude * rng.uniform_signed(); });
+    } else {
+      const std::int64_t groups = quant->groups(k);
+      add_random_words(name + ".qweight", {k / 8, n}, k / 8 * n, std::nullopt);
+      add_random_words(name + ".qzeros", {groups, n / 8}, groups * (n / 8), 0x77777777u);
+      std::string scales(static_cast<std::size_t>(groups * n) * 2, '\0');
+      const std::uint16_t scale = float_to_f16(amplitude / 8.0f);
+      for (std::int64_t i = 0; i < groups * n; ++i) std::memcpy(scales.data() + i * 2, &scale, 2);
+      tensors.push_back({name + ".scales", "F16", {groups, n}, std::move(scales)});
+      if (quant->desc_act) {
+        std::string g_idx(static_cast<std::size_t>(k) * 4, '\0');
+        for (std::int64_t i = 0; i < k; ++i) {
+          const std::int32_t g = static_cast<std::int32_t>(i * groups / k);
+          std::memcpy(g_idx.data() + i * 4, &g, 4);
+        }
+        tensors.push_back({name + ".g_idx", "I32", {k}, std::move(g_idx)});
+      }
+    }
+    if (expected.has_bias) add_bf16(name + ".bias", {n}, [&] { return 0.1f * rng.uniform_signed(); });
+  }
+  // safetensors: 8-byte header length, JSON header, data in header order.
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  std::uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
+  }
+  std::string header_text = header.dump();
+  header_text.append((8 - header_text.size() % 8) % 8, ' ');
+  std::filesystem::create_directories(dir);
+  std::ofstream out(dir / "model.safetensors", std::ios::binary);
+  const std::uint64_t length = header_text.size();
+  out.write(reinterpret_cast<const char*>(&length), 8);
+  out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
+  for (const auto& t : tensors) out.write(t.bytes.data(), static_cast<std::streamsize>(t.bytes.size()));
+  if (!out) throw std::runtime_error(fmt::format("{}: cannot write the synthetic checkpoint", dir.string()));
+  std::ofstream(dir / "config.json") << config_json;
 }
 
 }  // namespace quanteval::runtime

@@ -3,7 +3,9 @@
 // checkpoint without its files. Values do not affect speed; they are kept
 // small enough that activations stay finite through every layer.
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <string>
 
 #include "runtime/model.hpp"
 
@@ -32,5 +34,13 @@ ModelConfig synthetic_config(const SyntheticModelSpec& spec);
 
 // Builds the model (weights generated and packed in memory; a few seconds for 0.5B).
 std::unique_ptr<Model> make_synthetic_model(const SyntheticModelSpec& spec, const LoadOptions& options);
+
+// Writes a random-weight checkpoint (config.json + model.safetensors) for any
+// architecture the tensor table knows: every expected tensor gets random
+// values of a size that keeps activations finite; projections are GPTQ v1
+// symmetric when `config_json` has a quantization_config (except those real
+// checkpoints keep in 16 bits: Qwen3.5's in_proj_a/in_proj_b and lm_head).
+// For benchmarks of architectures that only load from files (Qwen3.5).
+void write_synthetic_checkpoint(const std::string& config_json, const std::filesystem::path& dir, std::uint64_t seed = 1);
 
 }  // namespace quanteval::runtime

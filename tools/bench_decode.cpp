@@ -3,6 +3,12 @@
 // intermediate 4864, vocab 151936, group 128, tied BF16 lm_head):
 //
 //   bench_decode [--threads N] [--decode-tokens N] [--prompt-tokens N] [--batch N] [--bf16]
+//                [--shape qwen2.5-0.5b | qwen3.5-0.8b]
+//
+// qwen3.5-0.8b: the hybrid Qwen3.5 shape (24 layers: 18 Gated DeltaNet + 6
+// gated full attention, hidden 1024, intermediate 3584, 8/2 heads of 256,
+// 16 key and 16 value linear heads of 128, vocab 248320, group 128); written as
+// a random checkpoint to a temporary folder and loaded like a real one.
 //
 // Everything is measured in the same run so ratios are meaningful on a noisy
 // shared machine: memory bandwidth (a 1 GiB memcpy and a threaded read), the INT4
@@ -13,6 +19,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <unistd.h>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -67,11 +75,38 @@ int main(int argc, char** argv) {
   const int batch = int_arg(argc, argv, "batch", 16);
   SyntheticModelSpec spec;
   spec.quantized = !flag(argc, argv, "bf16");
+  std::string shape = "qwen2.5-0.5b";
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--shape") shape = argv[i + 1];
 
   auto build_start = Clock::now();
-  auto model = make_synthetic_model(spec, {.threads = threads, .kv_cache_bytes = 1ull << 30});
-  fmt::print("built {} model with Qwen2.5-Coder-0.5B shapes in {:.1f} s, {} threads\n",
-             spec.quantized ? "GPTQ INT4 (group 128)" : "BF16", seconds(build_start), threads);
+  std::unique_ptr<Model> model;
+  std::filesystem::path temporary;
+  if (shape == "qwen3.5-0.8b") {
+    temporary = std::filesystem::temp_directory_path() / fmt::format("quanteval-bench-qwen3_5-{}", ::getpid());
+    const std::string quantization =
+        spec.quantized ? R"(, "quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": true, "desc_act": false, "checkpoint_format": "gptq"})"
+                       : "";
+    write_synthetic_checkpoint(R"({"architectures": ["Qwen3_5ForCausalLM"], "model_type": "qwen3_5_text",
+      "vocab_size": 248320, "hidden_size": 1024, "intermediate_size": 3584, "num_hidden_layers": 24,
+      "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 256, "hidden_act": "silu",
+      "max_position_embeddings": 32768, "rms_norm_eps": 1e-06, "tie_word_embeddings": true,
+      "rope_parameters": {"rope_type": "default", "rope_theta": 10000000.0, "partial_rotary_factor": 0.25},
+      "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
+      "linear_num_key_heads": 16, "linear_num_value_heads": 16, "full_attention_interval": 4,
+      "torch_dtype": "bfloat16")" + quantization + "}",
+                               temporary);
+    model = Model::load(temporary, {.threads = threads, .kv_cache_bytes = 1ull << 30});
+    std::filesystem::remove_all(temporary);
+  } else if (shape == "qwen2.5-0.5b") {
+    model = make_synthetic_model(spec, {.threads = threads, .kv_cache_bytes = 1ull << 30});
+  } else {
+    fmt::print(stderr, "--shape: expected qwen2.5-0.5b or qwen3.5-0.8b\n");
+    return 2;
+  }
+  const ModelConfig& config = model->config();
+  fmt::print("built {} model with {} shapes in {:.1f} s, {} threads\n",
+             spec.quantized ? "GPTQ INT4 (group 128)" : "BF16", shape, seconds(build_start), threads);
   ThreadPool& pool = model->pool();
 
   // --- memory bandwidth -------------------------------------------------------------------
@@ -96,7 +131,7 @@ int main(int argc, char** argv) {
   std::uint64_t mlp_bytes = 0;
   for (const auto& layer : w.layers)
     mlp_bytes += layer.mlp.gate_proj.weight_bytes() + layer.mlp.up_proj.weight_bytes() + layer.mlp.down_proj.weight_bytes();
-  std::vector<float> x(static_cast<std::size_t>(spec.intermediate_size), 0.5f), y(static_cast<std::size_t>(spec.vocab_size));
+  std::vector<float> x(static_cast<std::size_t>(config.intermediate_size), 0.5f), y(static_cast<std::size_t>(config.vocab_size));
   const double mlp_s = min_seconds(5, [&] {
     for (const auto& layer : w.layers) {
       layer.mlp.gate_proj.forward(x.data(), 1, y.data(), pool);
@@ -112,7 +147,7 @@ int main(int argc, char** argv) {
 
   // --- prefill ----------------------------------------------------------------------------
   std::vector<TokenId> prompt(static_cast<std::size_t>(prompt_tokens));
-  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<TokenId>((i * 7919 + 13) % 151936);
+  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<TokenId>((i * 7919 + 13) % config.vocab_size);
   double prefill_s = 0;
   {
     auto state = model->open_sequence(prompt_tokens + 1);
