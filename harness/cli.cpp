@@ -30,6 +30,7 @@ constexpr Verb kVerbs[] = {
     {"render-chat", command_render_chat, "a conversation rendered with the model's chat template (JSON)"},
     {"generate", command_generate, "a continuation of one prompt with a model (JSON)"},
     {"logits", command_logits, "the logits of every prompt position (safetensors)"},
+    {"bench", command_bench, "runtime speed: GEMM micro-benchmarks, prefill/decode tokens/s, sandbox, tokenizer"},
 };
 
 std::string usage() {
