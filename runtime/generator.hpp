@@ -63,7 +63,7 @@ struct GeneratorOptions {
   int max_batch = 16;             // most sequences in the running batch
   int max_prefill_tokens = 2048;  // prompt tokens admitted per step (a longer single prompt still goes alone)
   // End-of-sequence ids besides the model's (generation_config/config) and the tokenizer's eos.
-  std::vector<TokenId> extra_eos_token_ids;
+  std::vector<TokenId> extra_eos_token_ids = {};
 };
 
 class Generator {
