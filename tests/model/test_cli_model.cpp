@@ -24,7 +24,7 @@ std::string join_ids(const std::vector<TokenId>& ids) {
 }  // namespace
 
 TEST_CASE("generate --ids prints the greedy tokens as JSON") {
-  for (const auto& name : model_fixture_names()) {
+  for (const auto& name : all_model_fixture_names()) {
     CAPTURE(name);
     const ModelReference ref = load_model_reference(name);
     const CommandResult r = run_quanteval({"generate", "--model", ref.dir.string(), "--ids", join_ids(ref.input_ids),
@@ -41,20 +41,23 @@ TEST_CASE("generate --ids prints the greedy tokens as JSON") {
 }
 
 TEST_CASE("logits --out writes a safetensors file equal to the reference") {
-  const ModelReference ref = load_model_reference("qwen3-tiny-gptq-g64-actorder");
-  const TempDir dir;
-  const fs::path out = dir.path() / "logits.safetensors";
-  const CommandResult r = run_quanteval({"logits", "--model", ref.dir.string(), "--ids", join_ids(ref.input_ids),
-                                         "--out", out.string(), "--device", "auto"});
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
-  const SafetensorsFile file(out);
-  const TensorView logits = file.tensor("logits");
-  REQUIRE(logits.shape == std::vector<std::int64_t>{ref.tokens, ref.vocab});
-  const std::vector<float> values = to_float(logits);
-  for (std::int64_t t = 0; t < ref.tokens; ++t) {
-    CHECK(relative_l2(values.data() + t * ref.vocab, ref.logits.data() + t * ref.vocab, ref.vocab) <= 1e-2);
-    CHECK(argmax(values.data() + t * ref.vocab, ref.vocab) == ref.argmax_per_position[static_cast<std::size_t>(t)]);
+  for (const std::string name : {"qwen3-tiny-gptq-g64-actorder", "qwen3_5-tiny-gptq-g64-actorder"}) {
+    CAPTURE(name);
+    const ModelReference ref = load_model_reference(name);
+    const TempDir dir;
+    const fs::path out = dir.path() / "logits.safetensors";
+    const CommandResult r = run_quanteval({"logits", "--model", ref.dir.string(), "--ids", join_ids(ref.input_ids),
+                                           "--out", out.string(), "--device", "auto"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const SafetensorsFile file(out);
+    const TensorView logits = file.tensor("logits");
+    REQUIRE(logits.shape == std::vector<std::int64_t>{ref.tokens, ref.vocab});
+    const std::vector<float> values = to_float(logits);
+    for (std::int64_t t = 0; t < ref.tokens; ++t) {
+      CHECK(relative_l2(values.data() + t * ref.vocab, ref.logits.data() + t * ref.vocab, ref.vocab) <= 1e-2);
+      CHECK(argmax(values.data() + t * ref.vocab, ref.vocab) == ref.argmax_per_position[static_cast<std::size_t>(t)]);
+    }
   }
 }
 
