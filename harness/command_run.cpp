@@ -212,6 +212,10 @@ int command_run(int argc, char** argv, int first) {
   const auto checkpoint = runtime::Checkpoint::open(resolved.directory);
   checkpoint.validate();
   const auto summary = checkpoint.summary();
+  if (!fs::exists(resolved.directory / "tokenizer.json"))
+    throw std::runtime_error(fmt::format("{}: no tokenizer.json; `run` needs the model's tokenizer (and, for thinking "
+                                         "mode, its chat template) beside the weights",
+                                         resolved.directory.string()));
   const auto tokenizer = runtime::Tokenizer::from_file(resolved.directory);
   std::optional<runtime::ChatTemplate> chat;
   std::string template_hash;
