@@ -16,6 +16,21 @@ struct alignas(64) PackedLine {
   uint32_t words[kInt4BlockColumns];
 };
 
+// int16 activations: within each packed group, runs of up to kQuantBlockLines lines
+// (64 rows) share one activation scale. 64 rather than the weight group keeps the
+// quantization step local even for group_size = -1 (one group = all K), where one
+// outlier activation would otherwise coarsen the whole row; and it is a whole
+// number of lines, so a block never splits a 64-byte weight line.
+inline constexpr int kQuantBlockLines = 8;
+
+// Per (activation row, block): x ~= scale * x_q with x_q in [-32767, 32767]; `sum` =
+// sum of the block's x_q (|sum| <= 32767 * 64 < 2^31), used to apply the weight zero
+// point once per block: sum (q - z) x_q = sum q x_q - z sum x_q, all exact in int32.
+struct QuantBlockScale {
+  float scale;
+  int32_t sum;
+};
+
 // Repacked INT4 weight (built by Int4Linear::from_gptq). Columns are cut into
 // blocks of 16; each block is one contiguous run of lines, so a thread streams
 // its blocks sequentially:
@@ -37,11 +52,19 @@ struct Int4Problem {
   float* y = nullptr;  // [m, n]
   int n = 0;
   const float* bias = nullptr;  // [n] or null
+  // int16-activation mode (x_q != null; x is then unused). See Int4Linear::quantize_activations.
+  const int16_t* x_q = nullptr;              // [m, x_q_stride]: per 8-row line, rows 0,4,1,5,2,6,3,7
+  int64_t x_q_stride = 0;                    // elements per activation row (packed K)
+  const QuantBlockScale* x_blocks = nullptr; // [m, x_blocks_stride]: one per activation block, in stream order
+  int64_t x_blocks_stride = 0;
 };
 
 void int4_blocks_scalar(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
 void int4_blocks_avx2(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
 void int4_blocks_avx512(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
+// AVX-512 int16-activation kernels with VNNI (vpdpwssd); only when the CPU reports avx512_vnni.
+void int4_blocks_avx512_vnni(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
+bool avx512_vnni_supported();
 
 enum class DenseType { f32, bf16, f16 };
 

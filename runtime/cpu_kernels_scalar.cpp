@@ -1,5 +1,6 @@
 // Portable kernels: the same packed layout and loop order as the SIMD ones,
 // written plainly. Used where the CPU has no AVX2 and as a readable spec.
+#include <cmath>
 #include <cstring>
 
 #include "runtime/cpu_kernel_detail.hpp"
@@ -7,7 +8,63 @@
 
 namespace quanteval::runtime::detail {
 
+namespace {
+
+// The int16-activation arithmetic, which every ISA reproduces bit for bit: per
+// activation block b and column c, the integer dot I = sum q * x_q and
+// t = I - zero * sum_b(x_q), both exact in int32 (|I| <= 15 * 32767 * 64 < 2^31),
+// then acc = fma(float(t), scale_c * scale_b, acc) in block order (float(t) rounds
+// to nearest-even when |t| > 2^24, as cvtdq2ps does), then y = acc + bias.
+void int4_blocks_int16_scalar(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
+  constexpr int C = kInt4BlockColumns;
+  for (int64_t block = block_begin; block < block_end; ++block) {
+    const PackedLine* block_lines = p.lines + block * p.lines_per_block;
+    for (int i = 0; i < p.m; ++i) {
+      const int16_t* xq = p.x_q + i * p.x_q_stride;
+      const QuantBlockScale* xb = p.x_blocks + i * p.x_blocks_stride;
+      float acc[C] = {};
+      const PackedLine* line = block_lines;
+      for (int g = 0; g < p.num_groups; ++g) {
+        uint16_t header[2 * C];
+        std::memcpy(header, line->words, sizeof header);
+        ++line;
+        float scale[C];
+        int32_t zero[C];
+        for (int c = 0; c < C; ++c) {
+          scale[c] = p.scales_bf16 ? bf16_to_float(header[c]) : f16_to_float(header[c]);
+          zero[c] = header[C + c];
+        }
+        for (int r0 = 0; r0 < p.group_rows[g]; r0 += kQuantBlockLines, ++xb) {
+          const int lines = p.group_rows[g] - r0 < kQuantBlockLines ? p.group_rows[g] - r0 : kQuantBlockLines;
+          int32_t dot[C] = {};
+          for (int r = 0; r < lines; ++r, ++line, xq += 8) {
+            for (int c = 0; c < C; ++c) {
+              for (int j = 0; j < 8; ++j) {
+                // Row j of the line sits at element 2j (j < 4) or 2(j - 4) + 1 of x_q.
+                const int q = static_cast<int>((line->words[c] >> (4 * j)) & 0xfu);
+                dot[c] += q * xq[j < 4 ? 2 * j : 2 * (j - 4) + 1];
+              }
+            }
+          }
+          for (int c = 0; c < C; ++c) {
+            const float t = static_cast<float>(dot[c] - zero[c] * xb->sum);
+            acc[c] = std::fma(t, scale[c] * xb->scale, acc[c]);
+          }
+        }
+      }
+      for (int c = 0; c < C; ++c) {
+        const int64_t n = block * C + c;
+        if (n >= p.n) break;
+        p.y[i * static_cast<int64_t>(p.n) + n] = acc[c] + (p.bias ? p.bias[n] : 0.0f);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void int4_blocks_scalar(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
+  if (p.x_q != nullptr) return int4_blocks_int16_scalar(p, block_begin, block_end);
   constexpr int C = kInt4BlockColumns;
   for (int64_t block = block_begin; block < block_end; ++block) {
     const PackedLine* block_lines = p.lines + block * p.lines_per_block;

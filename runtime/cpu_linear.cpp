@@ -1,5 +1,9 @@
 #include "runtime/cpu_linear.hpp"
 
+#include <algorithm>
+#include <cfloat>
+#include <limits>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -61,7 +65,10 @@ Int4Linear Int4Linear::from_gptq(const GptqWeight& weight, std::span<const float
 
   out.num_blocks_ = (n_count + kInt4BlockColumns - 1) / kInt4BlockColumns;
   out.lines_per_block_ = 0;
-  for (int lines : out.group_rows_) out.lines_per_block_ += 1 + lines;
+  for (int lines : out.group_rows_) {
+    out.lines_per_block_ += 1 + lines;
+    out.quant_blocks_ += (lines + detail::kQuantBlockLines - 1) / detail::kQuantBlockLines;
+  }
   out.lines_.assign(static_cast<size_t>(out.num_blocks_ * out.lines_per_block_), PackedLine{});
 
   for (int64_t block = 0; block < out.num_blocks_; ++block) {
@@ -131,13 +138,90 @@ std::vector<float> Int4Linear::dequantize() const {
 }
 
 void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool) const {
-  forward(x, m, y, pool, best_cpu_isa());
+  forward(x, m, y, pool, best_cpu_isa(), activations_);
 }
 
 void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const {
+  forward(x, m, y, pool, isa, activations_);
+}
+
+// Quantizes each row of x (gathered into the packed K order on the way) to int16 per
+// activation block; see Int4Activations and detail::QuantBlockScale. x_q holds each
+// 8-row line as rows 0,4,1,5,2,6,3,7: the (row j, row j+4) int16 pairs that sit in
+// one dword of a packed weight word after masking with 0x000f000f (see the kernels).
+// Per block: scale = max|x| / 32767 (fp32), x_q = round-to-nearest(x / scale) computed
+// in double (so |x - scale * x_q| <= scale / 2 up to 2^-37 relative; the clamp to
+// +-32767 only absorbs that last-bit slack). A block with a NaN or inf gets scale NaN
+// (its outputs are NaN, never a silently finite number); an all-zero block gets scale 0.
+void Int4Linear::quantize_activations(const float* x, int m, int16_t* x_q, detail::QuantBlockScale* blocks) const {
+  constexpr int kLineOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // position of row j within its line
+  constexpr int kMaxRows = detail::kQuantBlockLines * 8;
+  float values[kMaxRows];
+  for (int i = 0; i < m; ++i) {
+    const float* row = x + static_cast<size_t>(i) * in_features_;
+    int16_t* out = x_q + static_cast<size_t>(i) * packed_k_;
+    detail::QuantBlockScale* block = blocks + static_cast<size_t>(i) * quant_blocks_;
+    int64_t k = 0;
+    for (int lines_in_group : group_rows_) {
+      for (int r0 = 0; r0 < lines_in_group; r0 += detail::kQuantBlockLines, ++block) {
+        const int rows = 8 * std::min(detail::kQuantBlockLines, lines_in_group - r0);
+        float amax = 0.0f;
+        bool finite = true;
+        for (int j = 0; j < rows; ++j) {
+          const int32_t source = gather_ ? source_row_[k + j] : static_cast<int32_t>(k + j);
+          const float v = source >= 0 ? row[source] : 0.0f;
+          values[j] = v;
+          const float a = std::fabs(v);
+          finite = finite && a <= FLT_MAX;
+          amax = a > amax ? a : amax;
+        }
+        const float scale = finite ? amax / 32767.0f : std::numeric_limits<float>::quiet_NaN();
+        const double inverse = finite && scale > 0.0f ? 1.0 / static_cast<double>(scale) : 0.0;
+        int32_t sum = 0;
+        for (int j = 0; j < rows; ++j) {
+          const double scaled = std::nearbyint(static_cast<double>(values[j]) * inverse);
+          const int q = static_cast<int>(std::clamp(scaled, -32767.0, 32767.0));
+          out[k + (j & ~7) + kLineOrder[j & 7]] = static_cast<int16_t>(q);
+          sum += q;
+        }
+        *block = {scale, sum};
+        k += rows;
+      }
+    }
+  }
+}
+
+void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa,
+                         Int4Activations activations) const {
   check_forward_args(x, m, y, isa, "Int4Linear");
-  std::vector<float> gathered;
   detail::Int4Problem problem;
+  problem.lines = lines_.data();
+  problem.lines_per_block = lines_per_block_;
+  problem.group_rows = group_rows_.data();
+  problem.num_groups = static_cast<int>(group_rows_.size());
+  problem.scales_bf16 = scales_bf16_;
+  problem.m = m;
+  problem.y = y;
+  problem.n = out_features_;
+  problem.bias = bias_.empty() ? nullptr : bias_.data();
+  auto* kernel = isa == CpuIsa::avx512 ? &detail::int4_blocks_avx512
+                 : isa == CpuIsa::avx2 ? &detail::int4_blocks_avx2
+                                       : &detail::int4_blocks_scalar;
+
+  if (activations == Int4Activations::int16) {
+    std::vector<int16_t> x_q(static_cast<size_t>(m) * packed_k_);
+    std::vector<detail::QuantBlockScale> blocks(static_cast<size_t>(m) * quant_blocks_);
+    quantize_activations(x, m, x_q.data(), blocks.data());
+    problem.x_q = x_q.data();
+    problem.x_q_stride = packed_k_;
+    problem.x_blocks = blocks.data();
+    problem.x_blocks_stride = quant_blocks_;
+    if (isa == CpuIsa::avx512 && detail::avx512_vnni_supported()) kernel = &detail::int4_blocks_avx512_vnni;
+    pool.parallel_for(num_blocks_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+    return;
+  }
+
+  std::vector<float> gathered;
   problem.x = x;
   problem.x_stride = in_features_;
   if (gather_) {
@@ -152,18 +236,6 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
     problem.x = gathered.data();
     problem.x_stride = packed_k_;
   }
-  problem.lines = lines_.data();
-  problem.lines_per_block = lines_per_block_;
-  problem.group_rows = group_rows_.data();
-  problem.num_groups = static_cast<int>(group_rows_.size());
-  problem.scales_bf16 = scales_bf16_;
-  problem.m = m;
-  problem.y = y;
-  problem.n = out_features_;
-  problem.bias = bias_.empty() ? nullptr : bias_.data();
-  auto* kernel = isa == CpuIsa::avx512 ? &detail::int4_blocks_avx512
-                 : isa == CpuIsa::avx2 ? &detail::int4_blocks_avx2
-                                       : &detail::int4_blocks_scalar;
   pool.parallel_for(num_blocks_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
 }
 

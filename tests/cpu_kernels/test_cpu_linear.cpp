@@ -24,6 +24,8 @@ using namespace quanteval::runtime;
 using quanteval::test::count_mismatches;
 using quanteval::test::random_floats;
 using quanteval::test::reference_matmul;
+using quanteval::test::int16_activation_blocks;
+using quanteval::test::reference_matmul_int16;
 
 namespace {
 
@@ -67,6 +69,10 @@ std::string describe(const Int4Case& c, const QuantizeOptions& o) {
                      o.sym, o.format == GptqFormat::v1 ? "v1" : "v2", o.scale_format == ScaleFormat::f16 ? "f16" : "bf16");
 }
 
+constexpr Int4Activations kBothActivations[] = {Int4Activations::fp32, Int4Activations::int16};
+
+const char* to_string(Int4Activations a) { return a == Int4Activations::int16 ? "int16" : "fp32"; }
+
 }  // namespace
 
 TEST_CASE("Int4Linear: repacked layout unpacks to exactly the reference weights") {
@@ -105,17 +111,22 @@ TEST_CASE("Int4Linear: every SIMD level matches the reference over odd shapes") 
           const bool with_bias = (rng() & 1) != 0;
           const auto bias = with_bias ? random_floats(rng, shape.n) : std::vector<float>{};
           const auto linear = Int4Linear::from_gptq(owned.weight, bias);
+          int blocks = 0;
+          const auto block_of = int16_activation_blocks(owned.weight, blocks);
           for (int m : kBatchSizes) {
             const auto x = random_floats(rng, static_cast<size_t>(m) * shape.k);
             const auto expected = reference_matmul(x, weights, m, shape.n, shape.k, bias);
+            const auto expected_int16 = reference_matmul_int16(x, weights, m, shape.n, shape.k, block_of, blocks, bias);
             for (CpuIsa isa : isas) {
-              auto y = poisoned(static_cast<size_t>(m) * shape.n);
-              linear.forward(x.data(), m, y.data(), pool, isa);
-              const std::string what = fmt::format("{} M={} bias={} isa={}", describe(shape, options), m, with_bias,
-                                                   to_string(isa));
-              CAPTURE(what);
-              CHECK(count_mismatches(y, expected, what) == 0);
-              ++configurations;
+              for (Int4Activations activations : kBothActivations) {
+                auto y = poisoned(static_cast<size_t>(m) * shape.n);
+                linear.forward(x.data(), m, y.data(), pool, isa, activations);
+                const std::string what = fmt::format("{} M={} bias={} isa={} activations={}", describe(shape, options),
+                                                     m, with_bias, to_string(isa), to_string(activations));
+                CAPTURE(what);
+                CHECK(count_mismatches(y, activations == Int4Activations::fp32 ? expected : expected_int16, what) == 0);
+                ++configurations;
+              }
             }
           }
         }
@@ -139,13 +150,20 @@ TEST_CASE("Int4Linear: arbitrary g_idx with uneven groups (padded rows) matches 
   const auto linear = Int4Linear::from_gptq(owned.weight);
   CHECK(linear.gathers_activations());
   CHECK(linear.dequantize() == weights);
+  int blocks = 0;
+  const auto block_of = int16_activation_blocks(owned.weight, blocks);
   for (int m : kBatchSizes) {
     const auto x = random_floats(rng, static_cast<size_t>(m) * k);
     const auto expected = reference_matmul(x, weights, m, n, k);
+    const auto expected_int16 = reference_matmul_int16(x, weights, m, n, k, block_of, blocks);
     for (CpuIsa isa : runnable_isas()) {
-      auto y = poisoned(static_cast<size_t>(m) * n);
-      linear.forward(x.data(), m, y.data(), pool, isa);
-      CHECK(count_mismatches(y, expected, fmt::format("uneven groups M={} isa={}", m, to_string(isa))) == 0);
+      for (Int4Activations activations : kBothActivations) {
+        auto y = poisoned(static_cast<size_t>(m) * n);
+        linear.forward(x.data(), m, y.data(), pool, isa, activations);
+        CHECK(count_mismatches(y, activations == Int4Activations::fp32 ? expected : expected_int16,
+                               fmt::format("uneven groups M={} isa={} activations={}", m, to_string(isa),
+                                           to_string(activations))) == 0);
+      }
     }
   }
 }
@@ -202,11 +220,13 @@ TEST_CASE("thread count does not change results (bitwise)") {
   for (CpuIsa isa : runnable_isas()) {
     CAPTURE(to_string(isa));
     auto a = poisoned(m * n), b = poisoned(m * n), c = poisoned(m * n);
-    int4.forward(x.data(), m, a.data(), one, isa);
-    int4.forward(x.data(), m, b.data(), two, isa);
-    int4.forward(x.data(), m, c.data(), five, isa);
-    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-    CHECK(std::memcmp(a.data(), c.data(), a.size() * sizeof(float)) == 0);
+    for (Int4Activations activations : kBothActivations) {
+      int4.forward(x.data(), m, a.data(), one, isa, activations);
+      int4.forward(x.data(), m, b.data(), two, isa, activations);
+      int4.forward(x.data(), m, c.data(), five, isa, activations);
+      CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(a.data(), c.data(), a.size() * sizeof(float)) == 0);
+    }
     bf16.forward(x.data(), m, a.data(), one, isa);
     bf16.forward(x.data(), m, b.data(), two, isa);
     bf16.forward(x.data(), m, c.data(), five, isa);
@@ -220,6 +240,60 @@ TEST_CASE("thread count does not change results (bitwise)") {
   small_linear.forward(x.data(), 1, y1.data(), one);
   small_linear.forward(x.data(), 1, y5.data(), five);
   CHECK(std::memcmp(y1.data(), y5.data(), sizeof(float) * 8) == 0);
+}
+
+TEST_CASE("Int4Linear int16 activations: bitwise identical on every ISA; outliers, zeros, NaN") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 60);
+  ThreadPool pool(2);
+  const auto isas = runnable_isas();
+  for (const auto& shape : kInt4Cases) {
+    for (bool act_order : {false, true}) {
+      QuantizeOptions options{shape.group_size, act_order, !act_order, GptqFormat::v1,
+                              act_order ? ScaleFormat::bf16 : ScaleFormat::f16, rng()};
+      const auto owned = quantize_reference(random_floats(rng, static_cast<size_t>(shape.n) * shape.k), shape.n,
+                                            shape.k, options);
+      const auto weights = dequantize_reference(owned.weight);
+      const auto linear = Int4Linear::from_gptq(owned.weight);
+      int blocks = 0;
+      const auto block_of = int16_activation_blocks(owned.weight, blocks);
+      for (int m : kBatchSizes) {
+        // Activations over many magnitudes with rare large outliers (as in real MLP inputs),
+        // plus an all-zero row: the per-block scale must follow them.
+        auto x = random_floats(rng, static_cast<size_t>(m) * shape.k);
+        std::uniform_int_distribution<int> exponent(-20, 4);
+        for (auto& v : x) v = std::ldexp(v, exponent(rng)) * ((rng() % 97) == 0 ? 300.0f : 1.0f);
+        if (m > 2) std::fill(x.begin() + shape.k, x.begin() + 2 * shape.k, 0.0f);
+        const auto expected = reference_matmul_int16(x, weights, m, shape.n, shape.k, block_of, blocks);
+        std::vector<float> first;
+        for (CpuIsa isa : isas) {
+          auto y = poisoned(static_cast<size_t>(m) * shape.n);
+          linear.forward(x.data(), m, y.data(), pool, isa, Int4Activations::int16);
+          const std::string what = fmt::format("{} M={} isa={}", describe(shape, options), m, to_string(isa));
+          CAPTURE(what);
+          CHECK(count_mismatches(y, expected, what) == 0);
+          if (first.empty()) first = y;
+          else CHECK(std::memcmp(first.data(), y.data(), y.size() * sizeof(float)) == 0);
+        }
+      }
+    }
+  }
+  // A NaN or inf activation makes every output of its row non-finite (never a finite
+  // wrong number); the other rows are unaffected.
+  const int k = 256, n = 24;
+  const auto owned = quantize_reference(random_floats(rng, static_cast<size_t>(n) * k), n, k, QuantizeOptions{64});
+  const auto linear = Int4Linear::from_gptq(owned.weight);
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    auto x = random_floats(rng, 2 * static_cast<size_t>(k));
+    x[k + 100] = bad;
+    for (CpuIsa isa : isas) {
+      auto y = poisoned(2 * static_cast<size_t>(n));
+      linear.forward(x.data(), 2, y.data(), pool, isa, Int4Activations::int16);
+      for (int j = 0; j < n; ++j) {
+        CHECK(std::isfinite(y[j]));
+        CHECK(!std::isfinite(y[n + j]));
+      }
+    }
+  }
 }
 
 TEST_CASE("ThreadPool: covers the range once, propagates exceptions, refuses reentry") {
