@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -317,6 +318,44 @@ TEST_CASE("ThreadPool: covers the range once, propagates exceptions, refuses ree
     total += end - begin;
   });
   CHECK(total == 7);
+}
+
+TEST_CASE("ThreadPool: parallel_for ranges are the even split; parallel_chunks covers once in grain runs") {
+  for (int threads : {1, 2, 5}) {
+    ThreadPool pool(threads);
+    CAPTURE(threads);
+    // parallel_for: exactly the size() even ranges, whoever runs them.
+    std::mutex mutex;
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    pool.parallel_for(23, [&](int64_t begin, int64_t end) {
+      std::lock_guard lock(mutex);
+      ranges.emplace_back(begin, end);
+    });
+    std::sort(ranges.begin(), ranges.end());
+    std::vector<std::pair<int64_t, int64_t>> expected;
+    for (int i = 0; i < threads; ++i) {
+      if (23 * i / threads < 23 * (i + 1) / threads) expected.emplace_back(23 * i / threads, 23 * (i + 1) / threads);
+    }
+    CHECK(ranges == expected);
+    // parallel_chunks: every item once, runs of `grain` (the last shorter), many calls in a
+    // row (the spinning hand-off between calls), and errors still propagate.
+    for (int64_t grain : {1, 3, 7, 100}) {
+      for (int call = 0; call < 200; ++call) {
+        std::vector<std::atomic<int>> hits(101);
+        std::atomic<int> bad_run{0};
+        pool.parallel_chunks(101, grain, [&](int64_t begin, int64_t end) {
+          if (begin % grain != 0 || (end - begin != grain && end != 101)) ++bad_run;
+          for (int64_t i = begin; i < end; ++i) ++hits[static_cast<size_t>(i)];
+        });
+        CHECK(bad_run == 0);
+        CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h == 1; }));
+      }
+    }
+    CHECK_THROWS_WITH_AS(pool.parallel_chunks(50, 5, [](int64_t begin, int64_t) {
+      if (begin == 45) throw std::runtime_error("chunk failed");
+    }), "chunk failed", std::runtime_error);
+    CHECK_THROWS_AS(pool.parallel_chunks(5, 0, [](int64_t, int64_t) {}), std::invalid_argument);
+  }
 }
 
 TEST_CASE("invalid shapes and arguments are rejected with a message") {
