@@ -1,6 +1,7 @@
 #include "runtime/cpu_linear.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cfloat>
 #include <limits>
 #include <cmath>
@@ -175,25 +176,32 @@ void Int4Linear::quantize_activations(const float* x, int m, int16_t* x_q, detai
     for (int lines_in_group : group_rows_) {
       for (int r0 = 0; r0 < lines_in_group; r0 += detail::kQuantBlockLines, ++block) {
         const int rows = 8 * std::min(detail::kQuantBlockLines, lines_in_group - r0);
-        float amax = 0.0f;
-        bool finite = true;
-        for (int j = 0; j < rows; ++j) {
-          const int32_t source = gather_ ? source_row_[k + j] : static_cast<int32_t>(k + j);
-          const float v = source >= 0 ? row[source] : 0.0f;
-          values[j] = v;
-          const float a = std::fabs(v);
-          finite = finite && a <= FLT_MAX;
-          amax = a > amax ? a : amax;
+        if (gather_) {
+          for (int j = 0; j < rows; ++j) values[j] = source_row_[k + j] >= 0 ? row[source_row_[k + j]] : 0.0f;
+        } else {
+          std::memcpy(values, row + k, sizeof(float) * rows);
         }
+        // max |x| on the bit patterns: for non-negative floats the integer order is the
+        // float order, and inf / NaN patterns are above every finite one -- one integer max
+        // reduction (which vectorizes) finds both the maximum and whether all are finite.
+        uint32_t amax_bits = 0;
+        for (int j = 0; j < rows; ++j) amax_bits = std::max(amax_bits, std::bit_cast<uint32_t>(values[j]) & 0x7fffffffu);
+        const bool finite = amax_bits < 0x7f800000u;
+        const float amax = std::bit_cast<float>(amax_bits);
         const float scale = finite ? amax / 32767.0f : std::numeric_limits<float>::quiet_NaN();
         const double inverse = finite && scale > 0.0f ? 1.0 / static_cast<double>(scale) : 0.0;
+        // Round to nearest-even by adding and removing 1.5 * 2^52 (exactly what nearbyint
+        // does in the default rounding mode, for |value| < 2^51; here |value| <= 32767), so
+        // the loop has no libm call.
+        constexpr double kRound = 6755399441055744.0;
+        int32_t quantized[kMaxRows];
         int32_t sum = 0;
         for (int j = 0; j < rows; ++j) {
-          const double scaled = std::nearbyint(static_cast<double>(values[j]) * inverse);
-          const int q = static_cast<int>(std::clamp(scaled, -32767.0, 32767.0));
-          out[k + (j & ~7) + kLineOrder[j & 7]] = static_cast<int16_t>(q);
-          sum += q;
+          const double scaled = (static_cast<double>(values[j]) * inverse + kRound) - kRound;
+          quantized[j] = static_cast<int32_t>(std::min(32767.0, std::max(-32767.0, scaled)));
+          sum += quantized[j];
         }
+        for (int j = 0; j < rows; ++j) out[k + (j & ~7) + kLineOrder[j & 7]] = static_cast<int16_t>(quantized[j]);
         *block = {scale, sum};
         k += rows;
       }
@@ -221,7 +229,16 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
   if (activations == Int4Activations::int16) {
     std::vector<int16_t> x_q(static_cast<size_t>(m) * packed_k_);
     std::vector<detail::QuantBlockScale> blocks(static_cast<size_t>(m) * quant_blocks_);
-    quantize_activations(x, m, x_q.data(), blocks.data());
+    // Rows quantize independently: spread them over the pool when there are several
+    // (batched decode: 16 rows of up to 4864 values would otherwise run on one thread).
+    if (m == 1) {
+      quantize_activations(x, 1, x_q.data(), blocks.data());
+    } else {
+      pool.parallel_for(m, [&](int64_t begin, int64_t end) {
+        quantize_activations(x + begin * in_features_, static_cast<int>(end - begin), x_q.data() + begin * packed_k_,
+                             blocks.data() + begin * quant_blocks_);
+      });
+    }
     problem.x_q = x_q.data();
     problem.x_q_stride = packed_k_;
     problem.x_blocks = blocks.data();
