@@ -53,8 +53,12 @@ struct Int4Problem {
   int n = 0;
   const float* bias = nullptr;  // [n] or null
   // int16-activation mode (x_q != null; x is then unused). See Int4Linear::quantize_activations.
-  const int16_t* x_q = nullptr;              // [m, x_q_stride]: per 8-row line, rows 0,4,1,5,2,6,3,7
-  int64_t x_q_stride = 0;                    // elements per activation row (packed K)
+  // [packed K / 8 lines][m rows][8]: row i's 8 values of line l at x_q + l * x_q_line_stride
+  // + 8 i, in the order rows 0,4,1,5,2,6,3,7. Rows interleaved per line so that a tile's
+  // activations for one weight line are one 16 * tile-byte run: the kernels address
+  // them as one pointer + constant offsets instead of one pointer register per X row.
+  const int16_t* x_q = nullptr;
+  int64_t x_q_line_stride = 0;               // = 8 * m
   const QuantBlockScale* x_blocks = nullptr; // [m, x_blocks_stride]: one per activation block, in stream order
   int64_t x_blocks_stride = 0;
 };

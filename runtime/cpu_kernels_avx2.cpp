@@ -182,7 +182,7 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
   __m256 acc_lo[kTile], acc_hi[kTile];
   for (int i = 0; i < kTile; ++i) acc_lo[i] = acc_hi[i] = _mm256_setzero_ps();
   const PackedLine* line = p.lines + block * p.lines_per_block;
-  const int16_t* xq = p.x_q + m0 * p.x_q_stride;
+  const int16_t* xq = p.x_q + 8 * m0;
   const QuantBlockScale* xb = p.x_blocks + m0 * p.x_blocks_stride;
   const __m256i pair_mask = _mm256_set1_epi32(0x000f000f);
   for (int g = 0; g < p.num_groups; ++g) {
@@ -197,7 +197,7 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
       const int lines = rows - r0 < kQuantBlockLines ? rows - r0 : kQuantBlockLines;
       __m256i dot_lo[kTile], dot_hi[kTile];
       for (int i = 0; i < kTile; ++i) dot_lo[i] = dot_hi[i] = _mm256_setzero_si256();
-      for (int r = 0; r < lines; ++r, ++line, xq += 8) {
+      for (int r = 0; r < lines; ++r, ++line, xq += p.x_q_line_stride) {
         _mm_prefetch(reinterpret_cast<const char*>(line + 32), _MM_HINT_T0);  // as in the AVX-512 kernel
         __m256i words_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words));
         __m256i words_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words + 8));
@@ -208,7 +208,7 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
           words_lo = _mm256_srli_epi32(words_lo, 4);
           words_hi = _mm256_srli_epi32(words_hi, 4);
           for (int i = 0; i < kTile; ++i) {
-            const __m256i x = broadcast_pair(xq + i * p.x_q_stride + 2 * j);
+            const __m256i x = broadcast_pair(xq + 8 * i + 2 * j);
             dot_lo[i] = _mm256_add_epi32(dot_lo[i], _mm256_madd_epi16(q_lo, x));
             dot_hi[i] = _mm256_add_epi32(dot_hi[i], _mm256_madd_epi16(q_hi, x));
           }

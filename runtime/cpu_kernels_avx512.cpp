@@ -136,7 +136,7 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
   __m512 acc[kTile];
   for (int i = 0; i < kTile; ++i) acc[i] = _mm512_setzero_ps();
   const PackedLine* line = p.lines + block * p.lines_per_block;
-  const int16_t* xq = p.x_q + m0 * p.x_q_stride;
+  const int16_t* xq = p.x_q + 8 * m0;
   const QuantBlockScale* xb = p.x_blocks + m0 * p.x_blocks_stride;
   const __m512i pair_mask = _mm512_set1_epi32(0x000f000f);
   for (int g = 0; g < p.num_groups; ++g) {
@@ -150,7 +150,7 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
       __m512i dot[kChains][kTile];
       for (int c = 0; c < kChains; ++c)
         for (int i = 0; i < kTile; ++i) dot[c][i] = _mm512_setzero_si512();
-      for (int r = 0; r < lines; ++r, ++line, xq += 8) {
+      for (int r = 0; r < lines; ++r, ++line, xq += p.x_q_line_stride) {
         _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchLines), _MM_HINT_T0);
         const __m512i words = _mm512_load_si512(line->words);
         const __m512i q[4] = {_mm512_and_si512(words, pair_mask),
@@ -159,7 +159,7 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
                               _mm512_and_si512(_mm512_srli_epi32(words, 12), pair_mask)};
         for (int j = 0; j < 4; ++j) {
           for (int i = 0; i < kTile; ++i) {
-            dot[j % kChains][i] = _mm512_dpwssd_epi32(dot[j % kChains][i], q[j], broadcast_pair(xq + i * p.x_q_stride + 2 * j));
+            dot[j % kChains][i] = _mm512_dpwssd_epi32(dot[j % kChains][i], q[j], broadcast_pair(xq + 8 * i + 2 * j));
           }
         }
       }

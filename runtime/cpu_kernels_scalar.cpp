@@ -20,7 +20,7 @@ void int4_blocks_int16_scalar(const Int4Problem& p, int64_t block_begin, int64_t
   for (int64_t block = block_begin; block < block_end; ++block) {
     const PackedLine* block_lines = p.lines + block * p.lines_per_block;
     for (int i = 0; i < p.m; ++i) {
-      const int16_t* xq = p.x_q + i * p.x_q_stride;
+      const int16_t* xq = p.x_q + 8 * i;
       const QuantBlockScale* xb = p.x_blocks + i * p.x_blocks_stride;
       float acc[C] = {};
       const PackedLine* line = block_lines;
@@ -37,7 +37,7 @@ void int4_blocks_int16_scalar(const Int4Problem& p, int64_t block_begin, int64_t
         for (int r0 = 0; r0 < p.group_rows[g]; r0 += kQuantBlockLines, ++xb) {
           const int lines = p.group_rows[g] - r0 < kQuantBlockLines ? p.group_rows[g] - r0 : kQuantBlockLines;
           int32_t dot[C] = {};
-          for (int r = 0; r < lines; ++r, ++line, xq += 8) {
+          for (int r = 0; r < lines; ++r, ++line, xq += p.x_q_line_stride) {
             for (int c = 0; c < C; ++c) {
               for (int j = 0; j < 8; ++j) {
                 // Row j of the line sits at element 2j (j < 4) or 2(j - 4) + 1 of x_q.

@@ -164,13 +164,14 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
 // in double (so |x - scale * x_q| <= scale / 2 up to 2^-37 relative; the clamp to
 // +-32767 only absorbs that last-bit slack). A block with a NaN or inf gets scale NaN
 // (its outputs are NaN, never a silently finite number); an all-zero block gets scale 0.
-void Int4Linear::quantize_activations(const float* x, int m, int16_t* x_q, detail::QuantBlockScale* blocks) const {
+void Int4Linear::quantize_activations(const float* x, int row_begin, int row_end, int m, int16_t* x_q,
+                                      detail::QuantBlockScale* blocks) const {
   constexpr int kLineOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // position of row j within its line
   constexpr int kMaxRows = detail::kQuantBlockLines * 8;
   float values[kMaxRows];
-  for (int i = 0; i < m; ++i) {
+  for (int i = row_begin; i < row_end; ++i) {
     const float* row = x + static_cast<size_t>(i) * in_features_;
-    int16_t* out = x_q + static_cast<size_t>(i) * packed_k_;
+    int16_t* out = x_q + static_cast<size_t>(i) * 8;  // line l of this row at out + 8 m l
     detail::QuantBlockScale* block = blocks + static_cast<size_t>(i) * quant_blocks_;
     int64_t k = 0;
     for (int lines_in_group : group_rows_) {
@@ -201,7 +202,9 @@ void Int4Linear::quantize_activations(const float* x, int m, int16_t* x_q, detai
           quantized[j] = static_cast<int32_t>(std::min(32767.0, std::max(-32767.0, scaled)));
           sum += quantized[j];
         }
-        for (int j = 0; j < rows; ++j) out[k + (j & ~7) + kLineOrder[j & 7]] = static_cast<int16_t>(quantized[j]);
+        for (int j = 0; j < rows; ++j) {
+          out[(k + j) / 8 * 8 * static_cast<int64_t>(m) + kLineOrder[j & 7]] = static_cast<int16_t>(quantized[j]);
+        }
         *block = {scale, sum};
         k += rows;
       }
@@ -232,15 +235,14 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
     // Rows quantize independently: spread them over the pool when there are several
     // (batched decode: 16 rows of up to 4864 values would otherwise run on one thread).
     if (m == 1) {
-      quantize_activations(x, 1, x_q.data(), blocks.data());
+      quantize_activations(x, 0, 1, 1, x_q.data(), blocks.data());
     } else {
       pool.parallel_for(m, [&](int64_t begin, int64_t end) {
-        quantize_activations(x + begin * in_features_, static_cast<int>(end - begin), x_q.data() + begin * packed_k_,
-                             blocks.data() + begin * quant_blocks_);
+        quantize_activations(x, static_cast<int>(begin), static_cast<int>(end), m, x_q.data(), blocks.data());
       });
     }
     problem.x_q = x_q.data();
-    problem.x_q_stride = packed_k_;
+    problem.x_q_line_stride = 8 * static_cast<int64_t>(m);
     problem.x_blocks = blocks.data();
     problem.x_blocks_stride = quant_blocks_;
     if (isa == CpuIsa::avx512 && detail::avx512_vnni_supported()) kernel = &detail::int4_blocks_avx512_vnni;

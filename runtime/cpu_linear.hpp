@@ -76,7 +76,9 @@ class Int4Linear {
   int64_t num_blocks_ = 0;
   std::vector<float> bias_;           // [N] or empty
 
-  void quantize_activations(const float* x, int m, int16_t* x_q, detail::QuantBlockScale* blocks) const;
+  // Rows [row_begin, row_end) of x ([m, K]) into x_q / blocks (see detail::Int4Problem).
+  void quantize_activations(const float* x, int row_begin, int row_end, int m, int16_t* x_q,
+                            detail::QuantBlockScale* blocks) const;
 };
 
 class DenseLinear {
