@@ -315,6 +315,21 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   problem.m = m;
   problem.y = y;
   problem.bias = bias_.empty() ? nullptr : bias_.data();
+  std::vector<float> split;
+  if (type_ == detail::DenseType::bf16 && isa == CpuIsa::avx512 && m >= 2) {
+    // The AVX-512 bf16 kernel for several X rows takes x split by k parity (see
+    // dense_bf16_split_tile); m * K floats, small next to the weights. M = 1 (decode's
+    // lm_head, already at ~85-90% of memory bandwidth) keeps the plain kernel.
+    const int64_t half = ((static_cast<int64_t>(in_features_) + 1) / 2 + 15) / 16 * 16;
+    split.assign(static_cast<size_t>(m) * 2 * half, 0.0f);
+    for (int i = 0; i < m; ++i) {
+      const float* row = x + static_cast<size_t>(i) * in_features_;
+      float* out = split.data() + static_cast<size_t>(i) * 2 * half;
+      for (int k = 0; k < in_features_; ++k) out[(k & 1) * half + k / 2] = row[k];
+    }
+    problem.x_split = split.data();
+    problem.x_split_half = half;
+  }
   auto* kernel = isa == CpuIsa::avx512 ? &detail::dense_rows_avx512
                  : isa == CpuIsa::avx2 ? &detail::dense_rows_avx2
                                        : &detail::dense_rows_scalar;
