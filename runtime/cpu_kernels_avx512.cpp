@@ -352,6 +352,46 @@ void int4_blocks_avx512(const Int4Problem& p, int64_t block_begin, int64_t block
 
 bool avx512_vnni_supported() { return __builtin_cpu_supports("avx512vnni"); }
 
+// quantize_block_scalar, 8 values (one line) per step. The rounding is the same: the
+// double product rounds once, then roundscale rounds it to the nearest even integer
+// (the scalar code's +-1.5 * 2^52 does exactly that); no add follows the multiply, so
+// there is nothing for the compiler to contract into an FMA.
+void quantize_block_avx512(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block) {
+  __m512i amax_bits = _mm512_setzero_si512();
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
+  int j = 0;
+  for (; j + 16 <= rows; j += 16)
+    amax_bits = _mm512_max_epu32(amax_bits, _mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(values + j)), abs_mask));
+  for (; j < rows; j += 8)
+    amax_bits = _mm512_max_epu32(amax_bits, _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(0xff, values + j)), abs_mask));
+  const uint32_t bits = static_cast<uint32_t>(_mm512_reduce_max_epu32(amax_bits));
+  const bool finite = bits < 0x7f800000u;
+  float amax;
+  __builtin_memcpy(&amax, &bits, sizeof amax);
+  if (!finite) {
+    for (int l = 0; l < rows / 8; ++l) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + l * line_stride), _mm_setzero_si128());
+    *block = {__builtin_nanf(""), 0};
+    return;
+  }
+  const float scale = amax / 32767.0f;
+  const double inverse = scale > 0.0f ? 1.0 / static_cast<double>(scale) : 0.0;
+  const __m512d inv = _mm512_set1_pd(inverse), hi = _mm512_set1_pd(32767.0), lo = _mm512_set1_pd(-32767.0);
+  const __m256i line_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // source of each output slot
+  __m256i sum = _mm256_setzero_si256();
+  for (int l = 0; l < rows / 8; ++l) {
+    const __m512d scaled = _mm512_roundscale_pd(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(values + 8 * l)), inv),
+                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i q = _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(scaled, lo), hi));  // integral: exact
+    sum = _mm256_add_epi32(sum, q);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + l * line_stride),
+                     _mm256_cvtepi32_epi16(_mm256_permutevar8x32_epi32(q, line_order)));
+  }
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+  *block = {scale, _mm_cvtsi128_si32(s4)};
+}
+
 void int4_blocks_avx512_vnni(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
   for (int64_t block = block_begin; block < block_end; ++block) {
     if (p.scales_bf16) int16_block<true>(p, block);
@@ -375,6 +415,9 @@ void dense_rows_avx512(const DenseProblem& p, int64_t row_begin, int64_t row_end
 namespace quanteval::runtime::detail {
 bool avx512_kernels_compiled() { return false; }
 bool avx512_vnni_supported() { return false; }
+void quantize_block_avx512(const float*, int, int16_t*, int64_t, QuantBlockScale*) {
+  throw std::logic_error("AVX-512 kernels were not compiled into this build");
+}
 void int4_blocks_avx512_vnni(const Int4Problem&, int64_t, int64_t) {
   throw std::logic_error("AVX-512 kernels were not compiled into this build");
 }

@@ -2,11 +2,48 @@
 // written plainly. Used where the CPU has no AVX2 and as a readable spec.
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "runtime/cpu_kernel_detail.hpp"
 #include "runtime/numeric.hpp"
 
 namespace quanteval::runtime::detail {
+
+void quantize_block_scalar(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block) {
+  constexpr int kLineOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // position of row j within its line
+  // max |x| on the bit patterns: for non-negative floats the integer order is the float
+  // order, and inf / NaN patterns are above every finite one -- one integer max finds
+  // both the maximum and whether all values are finite.
+  uint32_t amax_bits = 0;
+  for (int j = 0; j < rows; ++j) {
+    uint32_t bits;
+    std::memcpy(&bits, values + j, sizeof bits);
+    bits &= 0x7fffffffu;
+    amax_bits = bits > amax_bits ? bits : amax_bits;
+  }
+  const bool finite = amax_bits < 0x7f800000u;
+  float amax;
+  std::memcpy(&amax, &amax_bits, sizeof amax);
+  if (!finite) {
+    for (int j = 0; j < rows; ++j) out[j / 8 * line_stride + kLineOrder[j & 7]] = 0;
+    *block = {std::numeric_limits<float>::quiet_NaN(), 0};
+    return;
+  }
+  const float scale = amax / 32767.0f;
+  const double inverse = scale > 0.0f ? 1.0 / static_cast<double>(scale) : 0.0;
+  // Round to nearest-even by adding and removing 1.5 * 2^52: for |value| < 2^51 (here
+  // <= 32767 * (1 + 2^-23)) exactly the default-mode rounding of the product, no libm call.
+  constexpr double kRound = 6755399441055744.0;
+  int32_t sum = 0;
+  for (int j = 0; j < rows; ++j) {
+    double scaled = (static_cast<double>(values[j]) * inverse + kRound) - kRound;
+    scaled = scaled > 32767.0 ? 32767.0 : scaled < -32767.0 ? -32767.0 : scaled;
+    const int32_t q = static_cast<int32_t>(scaled);
+    out[j / 8 * line_stride + kLineOrder[j & 7]] = static_cast<int16_t>(q);
+    sum += q;
+  }
+  *block = {scale, sum};
+}
 
 namespace {
 

@@ -166,8 +166,9 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
 // (its outputs are NaN, never a silently finite number); an all-zero block gets scale 0.
 void Int4Linear::quantize_activations(const float* x, int row_begin, int row_end, int m, int16_t* x_q,
                                       detail::QuantBlockScale* blocks) const {
-  constexpr int kLineOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // position of row j within its line
   constexpr int kMaxRows = detail::kQuantBlockLines * 8;
+  // Same results either way (tested): the choice follows the CPU, not the forced ISA.
+  auto* quantize = cpu_supports(CpuIsa::avx512) ? &detail::quantize_block_avx512 : &detail::quantize_block_scalar;
   float values[kMaxRows];
   for (int i = row_begin; i < row_end; ++i) {
     const float* row = x + static_cast<size_t>(i) * in_features_;
@@ -182,30 +183,7 @@ void Int4Linear::quantize_activations(const float* x, int row_begin, int row_end
         } else {
           std::memcpy(values, row + k, sizeof(float) * rows);
         }
-        // max |x| on the bit patterns: for non-negative floats the integer order is the
-        // float order, and inf / NaN patterns are above every finite one -- one integer max
-        // reduction (which vectorizes) finds both the maximum and whether all are finite.
-        uint32_t amax_bits = 0;
-        for (int j = 0; j < rows; ++j) amax_bits = std::max(amax_bits, std::bit_cast<uint32_t>(values[j]) & 0x7fffffffu);
-        const bool finite = amax_bits < 0x7f800000u;
-        const float amax = std::bit_cast<float>(amax_bits);
-        const float scale = finite ? amax / 32767.0f : std::numeric_limits<float>::quiet_NaN();
-        const double inverse = finite && scale > 0.0f ? 1.0 / static_cast<double>(scale) : 0.0;
-        // Round to nearest-even by adding and removing 1.5 * 2^52 (exactly what nearbyint
-        // does in the default rounding mode, for |value| < 2^51; here |value| <= 32767), so
-        // the loop has no libm call.
-        constexpr double kRound = 6755399441055744.0;
-        int32_t quantized[kMaxRows];
-        int32_t sum = 0;
-        for (int j = 0; j < rows; ++j) {
-          const double scaled = (static_cast<double>(values[j]) * inverse + kRound) - kRound;
-          quantized[j] = static_cast<int32_t>(std::min(32767.0, std::max(-32767.0, scaled)));
-          sum += quantized[j];
-        }
-        for (int j = 0; j < rows; ++j) {
-          out[(k + j) / 8 * 8 * static_cast<int64_t>(m) + kLineOrder[j & 7]] = static_cast<int16_t>(quantized[j]);
-        }
-        *block = {scale, sum};
+        quantize(values, rows, out + k / 8 * 8 * static_cast<int64_t>(m), 8 * static_cast<int64_t>(m), block);
         k += rows;
       }
     }

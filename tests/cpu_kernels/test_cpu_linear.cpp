@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/cpu_kernel_detail.hpp"
 #include "runtime/cpu_linear.hpp"
 #include "runtime/numeric.hpp"
 #include "tests/cpu_kernels/test_helpers.hpp"
@@ -294,6 +295,50 @@ TEST_CASE("Int4Linear int16 activations: bitwise identical on every ISA; outlier
         CHECK(!std::isfinite(y[n + j]));
       }
     }
+  }
+}
+
+TEST_CASE("int16 activation quantization: scalar and AVX-512 give identical bits, and the documented values") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 70);
+  const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.5f, 1e-40f, -3e-45f, 65504.0f, 3.4e38f, -3.4e38f,
+                            std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()};
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int rows = 8 * (1 + static_cast<int>(rng() % 8));
+    std::vector<float> values = random_floats(rng, static_cast<size_t>(rows));
+    const int mode = trial % 4;
+    std::uniform_int_distribution<int> exponent(-140, 120);
+    for (auto& v : values) {
+      if (mode == 1) v = std::ldexp(v, exponent(rng));                      // any magnitude
+      if (mode == 2) v = std::round(v * 64.0f) / 64.0f * 32767.0f / 64.0f;  // many exact ties
+      if (mode == 3 && rng() % 16 == 0) v = specials[rng() % std::size(specials)];
+    }
+    if (trial % 97 == 0) std::fill(values.begin(), values.end(), 0.0f);
+    const int64_t stride = 8 * (1 + static_cast<int64_t>(rng() % 3));
+    std::vector<int16_t> a(static_cast<size_t>(rows / 8 * stride), 0x5555), b = a;
+    detail::QuantBlockScale block_a{}, block_b{};
+    detail::quantize_block_scalar(values.data(), rows, a.data(), stride, &block_a);
+    // The documented values, from the scalar version.
+    float amax = 0.0f;
+    bool finite = true;
+    for (float v : values) finite = finite && std::isfinite(v), amax = std::max(amax, std::fabs(v));
+    if (!finite) {
+      CHECK(std::isnan(block_a.scale));
+    } else {
+      CHECK(block_a.scale == amax / 32767.0f);
+      int32_t sum = 0;
+      for (int j = 0; j < rows; ++j) {
+        const double exact = block_a.scale > 0.0f ? values[j] / static_cast<double>(block_a.scale) : 0.0;
+        const int16_t q = a[static_cast<size_t>(j / 8 * stride + (j % 8 < 4 ? 2 * (j % 8) : 2 * (j % 8 - 4) + 1))];
+        CHECK(std::fabs(q - exact) <= 0.5 + 1e-9);
+        CHECK(std::abs(static_cast<int>(q)) <= 32767);
+        sum += q;
+      }
+      CHECK(block_a.sum == sum);
+    }
+    if (!cpu_supports(CpuIsa::avx512)) continue;
+    detail::quantize_block_avx512(values.data(), rows, b.data(), stride, &block_b);
+    CHECK(a == b);
+    CHECK(std::memcmp(&block_a, &block_b, sizeof block_a) == 0);
   }
 }
 
