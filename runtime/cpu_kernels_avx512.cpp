@@ -136,7 +136,11 @@ inline __m512i broadcast_pair(const int16_t* p) {
 template <int kTile, bool kBf16>
 __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int64_t block, int m0) {
   constexpr int kChains = int16_chains<kTile>();
+  // Every loop over the tile's rows / chains is fully unrolled (pragmas): one left rolled
+  // would index the accumulator arrays at run time and make GCC keep them in memory,
+  // storing every accumulator to the stack on each line.
   __m512 acc[kTile];
+  #pragma GCC unroll 16
   for (int i = 0; i < kTile; ++i) acc[i] = _mm512_setzero_ps();
   const PackedLine* line = p.lines + block * p.lines_per_block;
   const int16_t* xq = p.x_q + 8 * m0;
@@ -151,7 +155,9 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
     for (int r0 = 0; r0 < rows; r0 += kQuantBlockLines, ++xb) {
       const int lines = rows - r0 < kQuantBlockLines ? rows - r0 : kQuantBlockLines;
       __m512i dot[kChains][kTile];
+      #pragma GCC unroll 16
       for (int c = 0; c < kChains; ++c)
+        #pragma GCC unroll 16
         for (int i = 0; i < kTile; ++i) dot[c][i] = _mm512_setzero_si512();
       for (int r = 0; r < lines; ++r, ++line, xq += p.x_q_line_stride) {
         _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchLines), _MM_HINT_T0);
@@ -160,15 +166,19 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
                               _mm512_and_si512(_mm512_srli_epi32(words, 4), pair_mask),
                               _mm512_and_si512(_mm512_srli_epi32(words, 8), pair_mask),
                               _mm512_and_si512(_mm512_srli_epi32(words, 12), pair_mask)};
+        #pragma GCC unroll 16
         for (int j = 0; j < 4; ++j) {
+          #pragma GCC unroll 16
           for (int i = 0; i < kTile; ++i) {
             dot[j % kChains][i] = _mm512_dpwssd_epi32(dot[j % kChains][i], q[j], broadcast_pair(xq + 8 * i + 2 * j));
           }
         }
       }
+      #pragma GCC unroll 16
       for (int i = 0; i < kTile; ++i) {
         const QuantBlockScale b = xb[i * p.x_blocks_stride];
         __m512i sum = dot[0][i];
+        #pragma GCC unroll 16
         for (int c = 1; c < kChains; ++c) sum = _mm512_add_epi32(sum, dot[c][i]);
         // Exact in int32; the conversion rounds to nearest-even like the scalar spec.
         const __m512 t = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, _mm512_mullo_epi32(zero, _mm512_set1_epi32(b.sum))));
@@ -180,6 +190,7 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
   const int valid = static_cast<int>(p.n - n0 < kInt4BlockColumns ? p.n - n0 : kInt4BlockColumns);
   const __mmask16 store_mask = static_cast<__mmask16>((1u << valid) - 1u);
   const __m512 bias = p.bias ? _mm512_maskz_loadu_ps(store_mask, p.bias + n0) : _mm512_setzero_ps();
+  #pragma GCC unroll 16
   for (int i = 0; i < kTile; ++i) {
     _mm512_mask_storeu_ps(p.y + (m0 + i) * static_cast<int64_t>(p.n) + n0, store_mask, _mm512_add_ps(acc[i], bias));
   }
@@ -301,8 +312,13 @@ void dense_bf16_split_tile(const DenseProblem& p, int64_t row0, int m0) {
       }
     }
   }
+  // Fully unrolled like the loops above: a loop left rolled here would index acc[][] at
+  // run time, forcing GCC to keep the whole array in memory and store all 16
+  // accumulators to the stack on every k step (that cost ~30%).
+#pragma GCC unroll 4
   for (int r = 0; r < kRows; ++r) {
     const float bias = p.bias ? p.bias[row0 + r] : 0.0f;
+#pragma GCC unroll 4
     for (int i = 0; i < kTile; ++i) p.y[static_cast<int64_t>(m0 + i) * p.n + row0 + r] = _mm512_reduce_add_ps(acc[r][i]) + bias;
   }
 }
