@@ -1,7 +1,9 @@
 // AVX-512 kernels (compiled with -mavx512f -mavx512bw -mavx512vl, see cpu_kernels.cmake;
-// only called after cpu_supports(CpuIsa::avx512)). VNNI is not used on purpose:
-// activations stay fp32 and weights are dequantized exactly, so results match
-// the reference to fp32 rounding instead of carrying int8 activation error.
+// only called after cpu_supports(CpuIsa::avx512)). The INT4 fp32 path dequantizes
+// weights exactly and uses fp32 activations; the int16-activation path uses VNNI
+// (vpdpwssd, behind a target attribute and a run-time avx512vnni check) on int16
+// activations, whose error is bounded in tests/cpu_kernels/test_helpers.hpp. int8
+// activations (vpdpbusd) were tried and rejected for accuracy (docs/cpu-kernels.md).
 // No standard-library templates are used in this file: an inline function
 // instantiated here would carry SIMD instructions the linker might pick for
 // baseline callers.

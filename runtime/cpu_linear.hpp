@@ -1,8 +1,10 @@
 #pragma once
 // CPU linear layers: INT4 GPTQ (repacked at load time) and dense BF16/FP16/FP32.
-// Both compute Y[m, N] = X[m, K] * W^T (+ bias) with fp32 activations and fp32
-// accumulation, on the widest SIMD level this CPU has (or one forced by the
-// caller), split over output columns on a caller-owned ThreadPool.
+// Both compute Y[m, N] = X[m, K] * W^T (+ bias) with fp32 accumulation -- dense with
+// fp32 activations, INT4 by default with int16-quantized activations (exact int32
+// products, see Int4Activations) or optionally fp32 -- on the widest SIMD level this
+// CPU has (or one forced by the caller), split over output columns on a
+// caller-owned ThreadPool.
 #include <cstdint>
 #include <span>
 #include <vector>

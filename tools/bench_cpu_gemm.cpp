@@ -1,6 +1,7 @@
-// CPU GEMM micro-benchmark: the INT4 GPTQ kernel against two baselines measured
-// in the same run on the same shape: memcpy of a buffer the size of the packed
-// INT4 stream (the bandwidth floor) and the dense BF16 kernel.
+// CPU GEMM micro-benchmark: the INT4 GPTQ kernel (default int16-activation path, and
+// the exact fp32 path) against two baselines measured in the same run on the same
+// shape: memcpy of a buffer the size of the packed INT4 stream (the bandwidth floor)
+// and the dense BF16 kernel.
 //
 //   bench_cpu_gemm [--threads N] [--isa scalar|avx2|avx512] [--quick]
 //
