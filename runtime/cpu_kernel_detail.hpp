@@ -16,6 +16,29 @@ struct alignas(64) PackedLine {
   uint32_t words[kInt4BlockColumns];
 };
 
+// int16 activations: within each packed group, runs of up to kQuantBlockLines lines
+// (64 rows) share one activation scale. 64 rather than the weight group keeps the
+// quantization step local even for group_size = -1 (one group = all K), where one
+// outlier activation would otherwise coarsen the whole row; and it is a whole
+// number of lines, so a block never splits a 64-byte weight line.
+inline constexpr int kQuantBlockLines = 8;
+
+// Per (activation row, block): x ~= scale * x_q with x_q in [-32767, 32767]; `sum` =
+// sum of the block's x_q (|sum| <= 32767 * 64 < 2^31), used to apply the weight zero
+// point once per block: sum (q - z) x_q = sum q x_q - z sum x_q, all exact in int32.
+struct QuantBlockScale {
+  float scale;
+  int32_t sum;
+};
+
+// Quantizes one activation block: `values` = its rows (a multiple of 8, <= 64) in packed
+// order; writes line l's 8 int16 at out + l * line_stride in the order rows
+// 0,4,1,5,2,6,3,7, and *block. scale = max|x| / 32767 in fp32 (NaN if any value is inf or
+// NaN, then x_q = 0), x_q = round-half-even(double(x) * (1.0 / double(scale))) clamped to
+// +-32767. Both versions give identical bits (tested).
+void quantize_block_scalar(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block);
+void quantize_block_avx512(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block);
+
 // Repacked INT4 weight (built by Int4Linear::from_gptq). Columns are cut into
 // blocks of 16; each block is one contiguous run of lines, so a thread streams
 // its blocks sequentially:
@@ -37,11 +60,23 @@ struct Int4Problem {
   float* y = nullptr;  // [m, n]
   int n = 0;
   const float* bias = nullptr;  // [n] or null
+  // int16-activation mode (x_q != null; x is then unused). See Int4Linear::quantize_activations.
+  // [packed K / 8 lines][m rows][8]: row i's 8 values of line l at x_q + l * x_q_line_stride
+  // + 8 i, in the order rows 0,4,1,5,2,6,3,7. Rows interleaved per line so that a tile's
+  // activations for one weight line are one 16 * tile-byte run: the kernels address
+  // them as one pointer + constant offsets instead of one pointer register per X row.
+  const int16_t* x_q = nullptr;
+  int64_t x_q_line_stride = 0;               // = 8 * m
+  const QuantBlockScale* x_blocks = nullptr; // [m, x_blocks_stride]: one per activation block, in stream order
+  int64_t x_blocks_stride = 0;
 };
 
 void int4_blocks_scalar(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
 void int4_blocks_avx2(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
 void int4_blocks_avx512(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
+// AVX-512 int16-activation kernels with VNNI (vpdpwssd); only when the CPU reports avx512_vnni.
+void int4_blocks_avx512_vnni(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
+bool avx512_vnni_supported();
 
 enum class DenseType { f32, bf16, f16 };
 
@@ -55,6 +90,10 @@ struct DenseProblem {
   int m = 0;
   float* y = nullptr;  // [m, n]
   const float* bias = nullptr;
+  // Only for bf16 weights, m >= 2, AVX-512 (else null): each row of x split by k parity,
+  // [even k's | odd k's], each half x_split_half floats, zero-padded to a multiple of 16.
+  const float* x_split = nullptr;
+  int64_t x_split_half = 0;
 };
 
 void dense_rows_scalar(const DenseProblem& problem, int64_t row_begin, int64_t row_end);

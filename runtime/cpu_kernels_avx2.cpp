@@ -161,9 +161,99 @@ void dense_rows(const DenseProblem& p, int64_t row_begin, int64_t row_end) {
   }
 }
 
+// ---- int16 activations (no VNNI needed) ----------------------------------------------------
+// Same unpacking as the AVX-512 VNNI kernel (shift by 4j, mask 0x000f000f -> int16
+// pairs (row j, row j + 4) per column dword), with vpmaddwd + vpaddd standing in for
+// vpdpwssd. Also the path for AVX-512 CPUs without VNNI. Matches
+// int4_blocks_int16_scalar bit for bit.
+
+// 2 halves x 2 X rows x 2 chains of int32 sums + 2 x 2 float accumulators + the
+// operands fill the 16 ymm registers.
+constexpr int kInt16MaxTile = 2;
+
+inline __m256i broadcast_pair(const int16_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return _mm256_set1_epi32(v);
+}
+
+template <int kTile, bool kBf16>
+void int16_tile(const Int4Problem& p, int64_t block, int m0) {
+  __m256 acc_lo[kTile], acc_hi[kTile];
+  for (int i = 0; i < kTile; ++i) acc_lo[i] = acc_hi[i] = _mm256_setzero_ps();
+  const PackedLine* line = p.lines + block * p.lines_per_block;
+  const int16_t* xq = p.x_q + 8 * m0;
+  const QuantBlockScale* xb = p.x_blocks + m0 * p.x_blocks_stride;
+  const __m256i pair_mask = _mm256_set1_epi32(0x000f000f);
+  for (int g = 0; g < p.num_groups; ++g) {
+    const __m128i* header = reinterpret_cast<const __m128i*>(line->words);
+    const __m256 scale_lo = load_scales<kBf16>(_mm_load_si128(header + 0));
+    const __m256 scale_hi = load_scales<kBf16>(_mm_load_si128(header + 1));
+    const __m256i zero_lo = _mm256_cvtepu16_epi32(_mm_load_si128(header + 2));
+    const __m256i zero_hi = _mm256_cvtepu16_epi32(_mm_load_si128(header + 3));
+    ++line;
+    const int rows = p.group_rows[g];
+    for (int r0 = 0; r0 < rows; r0 += kQuantBlockLines, ++xb) {
+      const int lines = rows - r0 < kQuantBlockLines ? rows - r0 : kQuantBlockLines;
+      __m256i dot_lo[kTile], dot_hi[kTile];
+      for (int i = 0; i < kTile; ++i) dot_lo[i] = dot_hi[i] = _mm256_setzero_si256();
+      for (int r = 0; r < lines; ++r, ++line, xq += p.x_q_line_stride) {
+        _mm_prefetch(reinterpret_cast<const char*>(line + 32), _MM_HINT_T0);  // as in the AVX-512 kernel
+        __m256i words_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words));
+        __m256i words_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words + 8));
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          const __m256i q_lo = _mm256_and_si256(words_lo, pair_mask);
+          const __m256i q_hi = _mm256_and_si256(words_hi, pair_mask);
+          words_lo = _mm256_srli_epi32(words_lo, 4);
+          words_hi = _mm256_srli_epi32(words_hi, 4);
+          for (int i = 0; i < kTile; ++i) {
+            const __m256i x = broadcast_pair(xq + 8 * i + 2 * j);
+            dot_lo[i] = _mm256_add_epi32(dot_lo[i], _mm256_madd_epi16(q_lo, x));
+            dot_hi[i] = _mm256_add_epi32(dot_hi[i], _mm256_madd_epi16(q_hi, x));
+          }
+        }
+      }
+      for (int i = 0; i < kTile; ++i) {
+        const QuantBlockScale b = xb[i * p.x_blocks_stride];
+        const __m256i sum = _mm256_set1_epi32(b.sum);
+        const __m256 bscale = _mm256_set1_ps(b.scale);
+        // Exact in int32; the conversion rounds to nearest-even like the scalar spec.
+        const __m256 t_lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(dot_lo[i], _mm256_mullo_epi32(zero_lo, sum)));
+        const __m256 t_hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(dot_hi[i], _mm256_mullo_epi32(zero_hi, sum)));
+        acc_lo[i] = _mm256_fmadd_ps(t_lo, _mm256_mul_ps(scale_lo, bscale), acc_lo[i]);
+        acc_hi[i] = _mm256_fmadd_ps(t_hi, _mm256_mul_ps(scale_hi, bscale), acc_hi[i]);
+      }
+    }
+  }
+  const int64_t n0 = block * kInt4BlockColumns;
+  const bool full_block = n0 + kInt4BlockColumns <= p.n;  // else only the low 8 columns exist (N % 8 == 0)
+  const __m256 bias_lo = p.bias ? _mm256_loadu_ps(p.bias + n0) : _mm256_setzero_ps();
+  const __m256 bias_hi = p.bias && full_block ? _mm256_loadu_ps(p.bias + n0 + 8) : _mm256_setzero_ps();
+  for (int i = 0; i < kTile; ++i) {
+    float* y = p.y + (m0 + i) * static_cast<int64_t>(p.n) + n0;
+    _mm256_storeu_ps(y, _mm256_add_ps(acc_lo[i], bias_lo));
+    if (full_block) _mm256_storeu_ps(y + 8, _mm256_add_ps(acc_hi[i], bias_hi));
+  }
+}
+
+template <bool kBf16>
+void int16_block(const Int4Problem& p, int64_t block) {
+  int m0 = 0;
+  for (; m0 + kInt16MaxTile <= p.m; m0 += kInt16MaxTile) int16_tile<kInt16MaxTile, kBf16>(p, block, m0);
+  if (p.m - m0 == 1) int16_tile<1, kBf16>(p, block, m0);
+}
+
 }  // namespace
 
 void int4_blocks_avx2(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
+  if (p.x_q != nullptr) {
+    for (int64_t block = block_begin; block < block_end; ++block) {
+      if (p.scales_bf16) int16_block<true>(p, block);
+      else int16_block<false>(p, block);
+    }
+    return;
+  }
   for (int64_t block = block_begin; block < block_end; ++block) {
     if (p.scales_bf16) int4_block<true>(p, block);
     else int4_block<false>(p, block);

@@ -1,6 +1,14 @@
 #include "runtime/cpu_linear.hpp"
 
+#include <algorithm>
+#include <bit>
+#include <cfloat>
+#include <limits>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <functional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -28,6 +36,19 @@ void check_forward_args(const float* x, int m, float* y, CpuIsa isa, const char*
                                          to_string(isa)));
   }
 }
+
+// Column blocks are handed out in runs claimed by whichever thread is free (see
+// ThreadPool): ~8 runs per thread balance a worker that another job delays, and a run
+// of >= 2 blocks (>= ~15 KB of stream at K = 896) keeps each thread's reads sequential
+// for the hardware prefetcher. Each block's result does not depend on who computes it.
+void run_blocks(ThreadPool& pool, int64_t blocks, const std::function<void(int64_t, int64_t)>& task) {
+  const int64_t grain = std::max<int64_t>(2, blocks / (8 * pool.size()));
+  pool.parallel_chunks(blocks, grain, task);
+}
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
 
 }  // namespace
 
@@ -61,7 +82,10 @@ Int4Linear Int4Linear::from_gptq(const GptqWeight& weight, std::span<const float
 
   out.num_blocks_ = (n_count + kInt4BlockColumns - 1) / kInt4BlockColumns;
   out.lines_per_block_ = 0;
-  for (int lines : out.group_rows_) out.lines_per_block_ += 1 + lines;
+  for (int lines : out.group_rows_) {
+    out.lines_per_block_ += 1 + lines;
+    out.quant_blocks_ += (lines + detail::kQuantBlockLines - 1) / detail::kQuantBlockLines;
+  }
   out.lines_.assign(static_cast<size_t>(out.num_blocks_ * out.lines_per_block_), PackedLine{});
 
   for (int64_t block = 0; block < out.num_blocks_; ++block) {
@@ -131,13 +155,86 @@ std::vector<float> Int4Linear::dequantize() const {
 }
 
 void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool) const {
-  forward(x, m, y, pool, best_cpu_isa());
+  forward(x, m, y, pool, best_cpu_isa(), activations_);
 }
 
 void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const {
+  forward(x, m, y, pool, isa, activations_);
+}
+
+// Quantizes each row of x (gathered into the packed K order on the way) to int16 per
+// activation block; see Int4Activations and detail::QuantBlockScale. x_q holds each
+// 8-row line as rows 0,4,1,5,2,6,3,7: the (row j, row j+4) int16 pairs that sit in
+// one dword of a packed weight word after masking with 0x000f000f (see the kernels).
+// Per block: scale = max|x| / 32767 (fp32), x_q = round-to-nearest(x / scale) computed
+// in double (so |x - scale * x_q| <= scale / 2 up to 2^-37 relative; the clamp to
+// +-32767 only absorbs that last-bit slack). A block with a NaN or inf gets scale NaN
+// (its outputs are NaN, never a silently finite number); an all-zero block gets scale 0.
+void Int4Linear::quantize_activations(const float* x, int row_begin, int row_end, int m, int16_t* x_q,
+                                      detail::QuantBlockScale* blocks) const {
+  constexpr int kMaxRows = detail::kQuantBlockLines * 8;
+  // Same results either way (tested): the choice follows the CPU, not the forced ISA.
+  auto* quantize = cpu_supports(CpuIsa::avx512) ? &detail::quantize_block_avx512 : &detail::quantize_block_scalar;
+  float values[kMaxRows];
+  for (int i = row_begin; i < row_end; ++i) {
+    const float* row = x + static_cast<size_t>(i) * in_features_;
+    int16_t* out = x_q + static_cast<size_t>(i) * 8;  // line l of this row at out + 8 m l
+    detail::QuantBlockScale* block = blocks + static_cast<size_t>(i) * quant_blocks_;
+    int64_t k = 0;
+    for (int lines_in_group : group_rows_) {
+      for (int r0 = 0; r0 < lines_in_group; r0 += detail::kQuantBlockLines, ++block) {
+        const int rows = 8 * std::min(detail::kQuantBlockLines, lines_in_group - r0);
+        if (gather_) {
+          for (int j = 0; j < rows; ++j) values[j] = source_row_[k + j] >= 0 ? row[source_row_[k + j]] : 0.0f;
+        } else {
+          std::memcpy(values, row + k, sizeof(float) * rows);
+        }
+        quantize(values, rows, out + k / 8 * 8 * static_cast<int64_t>(m), 8 * static_cast<int64_t>(m), block);
+        k += rows;
+      }
+    }
+  }
+}
+
+void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa,
+                         Int4Activations activations) const {
   check_forward_args(x, m, y, isa, "Int4Linear");
-  std::vector<float> gathered;
   detail::Int4Problem problem;
+  problem.lines = lines_.data();
+  problem.lines_per_block = lines_per_block_;
+  problem.group_rows = group_rows_.data();
+  problem.num_groups = static_cast<int>(group_rows_.size());
+  problem.scales_bf16 = scales_bf16_;
+  problem.m = m;
+  problem.y = y;
+  problem.n = out_features_;
+  problem.bias = bias_.empty() ? nullptr : bias_.data();
+  auto* kernel = isa == CpuIsa::avx512 ? &detail::int4_blocks_avx512
+                 : isa == CpuIsa::avx2 ? &detail::int4_blocks_avx2
+                                       : &detail::int4_blocks_scalar;
+
+  if (activations == Int4Activations::int16) {
+    std::vector<int16_t> x_q(static_cast<size_t>(m) * packed_k_);
+    std::vector<detail::QuantBlockScale> blocks(static_cast<size_t>(m) * quant_blocks_);
+    // Rows quantize independently: spread them over the pool when there are several
+    // (batched decode: 16 rows of up to 4864 values would otherwise run on one thread).
+    if (m == 1) {
+      quantize_activations(x, 0, 1, 1, x_q.data(), blocks.data());
+    } else {
+      pool.parallel_for(m, [&](int64_t begin, int64_t end) {
+        quantize_activations(x, static_cast<int>(begin), static_cast<int>(end), m, x_q.data(), blocks.data());
+      });
+    }
+    problem.x_q = x_q.data();
+    problem.x_q_line_stride = 8 * static_cast<int64_t>(m);
+    problem.x_blocks = blocks.data();
+    problem.x_blocks_stride = quant_blocks_;
+    if (isa == CpuIsa::avx512 && detail::avx512_vnni_supported()) kernel = &detail::int4_blocks_avx512_vnni;
+    run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+    return;
+  }
+
+  std::vector<float> gathered;
   problem.x = x;
   problem.x_stride = in_features_;
   if (gather_) {
@@ -152,19 +249,7 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
     problem.x = gathered.data();
     problem.x_stride = packed_k_;
   }
-  problem.lines = lines_.data();
-  problem.lines_per_block = lines_per_block_;
-  problem.group_rows = group_rows_.data();
-  problem.num_groups = static_cast<int>(group_rows_.size());
-  problem.scales_bf16 = scales_bf16_;
-  problem.m = m;
-  problem.y = y;
-  problem.n = out_features_;
-  problem.bias = bias_.empty() ? nullptr : bias_.data();
-  auto* kernel = isa == CpuIsa::avx512 ? &detail::int4_blocks_avx512
-                 : isa == CpuIsa::avx2 ? &detail::int4_blocks_avx2
-                                       : &detail::int4_blocks_scalar;
-  pool.parallel_for(num_blocks_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+  run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
 }
 
 DenseLinear DenseLinear::make(detail::DenseType type, int n, int k, std::span<const float> bias) {
@@ -214,6 +299,26 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   problem.m = m;
   problem.y = y;
   problem.bias = bias_.empty() ? nullptr : bias_.data();
+  std::unique_ptr<float[], AlignedFree> split;
+  if (type_ == detail::DenseType::bf16 && isa == CpuIsa::avx512 && m >= 2) {
+    // The AVX-512 bf16 kernel for several X rows takes x split by k parity (see
+    // dense_bf16_split_tile); m * K floats, small next to the weights. M = 1 (decode's
+    // lm_head, already at ~85-90% of memory bandwidth) keeps the plain kernel.
+    // 64-byte aligned (half is a multiple of 16 floats, so every X vector load is one
+    // cache line; misaligned, each would split two lines: ~30% slower, measured).
+    const int64_t half = ((static_cast<int64_t>(in_features_) + 1) / 2 + 15) / 16 * 16;
+    const size_t floats = static_cast<size_t>(m) * 2 * half;
+    split.reset(static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float))));
+    if (!split) throw std::bad_alloc();
+    std::fill(split.get(), split.get() + floats, 0.0f);
+    for (int i = 0; i < m; ++i) {
+      const float* row = x + static_cast<size_t>(i) * in_features_;
+      float* out = split.get() + static_cast<size_t>(i) * 2 * half;
+      for (int k = 0; k < in_features_; ++k) out[(k & 1) * half + k / 2] = row[k];
+    }
+    problem.x_split = split.get();
+    problem.x_split_half = half;
+  }
   auto* kernel = isa == CpuIsa::avx512 ? &detail::dense_rows_avx512
                  : isa == CpuIsa::avx2 ? &detail::dense_rows_avx2
                                        : &detail::dense_rows_scalar;

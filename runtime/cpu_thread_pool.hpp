@@ -1,7 +1,16 @@
 #pragma once
 // A small persistent thread pool for the CPU kernels. The caller owns it (no
-// global pool) and passes it to every forward(); workers are created once and
-// sleep between calls, so a GEMV never pays for thread creation.
+// global pool) and passes it to every forward(); workers are created once, spin
+// briefly between calls and then sleep, so a GEMV pays neither thread creation
+// nor (during a burst of calls, as in decoding) a futex wake-up.
+//
+// Work is *claimed*, not assigned: each call publishes its pieces and whichever
+// thread is free takes the next one (the calling thread always takes part). On a
+// machine shared with other jobs a worker can be descheduled for milliseconds; with
+// a fixed assignment the call would wait for it, here the others take its share.
+// A worker that wakes after the calling thread has finished everything simply
+// skips that call. Which thread runs a piece never changes what the piece computes.
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -23,25 +32,40 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Splits [0, count) into size() contiguous ranges (some may be empty) and runs
-  // task(begin, end) on each, the first on the calling thread. Returns when all
-  // are done; rethrows the first exception a task threw. Not reentrant: a task
-  // must not call parallel_for on the same pool (throws std::logic_error).
+  // Splits [0, count) into size() contiguous ranges (range i = [count*i/size,
+  // count*(i+1)/size), some may be empty) and runs task(begin, end) once on each,
+  // on whichever threads are free. Returns when all are done; rethrows the first
+  // exception a task threw. Not reentrant: a task must not call parallel_for on the
+  // same pool (throws std::logic_error).
   void parallel_for(int64_t count, const std::function<void(int64_t begin, int64_t end)>& task);
 
+  // Runs task(begin, end) on consecutive ranges of `grain` items (the last shorter)
+  // covering [0, count), each exactly once, claimed in order by whichever thread is
+  // free: load balancing for uniform work on cores that other jobs may take. Same
+  // error and reentry rules as parallel_for.
+  void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& task);
+
  private:
-  void worker_loop(int index);
-  void run_share(int index);
+  void worker_loop();
+  void run(int64_t pieces, int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& task);
+  void work();  // claims and runs pieces of the current call until none are left
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable start_;
   std::condition_variable done_;
-  uint64_t generation_ = 0;  // bumped once per parallel_for; workers wait for a change
-  int pending_ = 0;          // worker shares not yet finished in this generation
+  // Published under mutex_; generation_ is also read without it by spinning workers.
+  std::atomic<uint64_t> generation_{0};
+  bool open_ = false;      // the current call still accepts workers
+  // Workers that joined the current call and have not left it (changed under mutex_,
+  // polled without it by the calling thread).
+  std::atomic<int> active_{0};
   bool stopping_ = false;
   bool busy_ = false;
+  int64_t pieces_ = 0;     // pieces in the current call
   int64_t count_ = 0;
+  int64_t grain_ = 0;      // 0: piece i = the i-th of `pieces_` even shares; else `grain_` items
+  std::atomic<int64_t> next_piece_{0};
   const std::function<void(int64_t, int64_t)>* task_ = nullptr;
   std::exception_ptr first_error_;
 };

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -16,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/cpu_kernel_detail.hpp"
 #include "runtime/cpu_linear.hpp"
 #include "runtime/numeric.hpp"
 #include "tests/cpu_kernels/test_helpers.hpp"
@@ -24,6 +26,8 @@ using namespace quanteval::runtime;
 using quanteval::test::count_mismatches;
 using quanteval::test::random_floats;
 using quanteval::test::reference_matmul;
+using quanteval::test::int16_activation_blocks;
+using quanteval::test::reference_matmul_int16;
 
 namespace {
 
@@ -67,6 +71,10 @@ std::string describe(const Int4Case& c, const QuantizeOptions& o) {
                      o.sym, o.format == GptqFormat::v1 ? "v1" : "v2", o.scale_format == ScaleFormat::f16 ? "f16" : "bf16");
 }
 
+constexpr Int4Activations kBothActivations[] = {Int4Activations::fp32, Int4Activations::int16};
+
+const char* to_string(Int4Activations a) { return a == Int4Activations::int16 ? "int16" : "fp32"; }
+
 }  // namespace
 
 TEST_CASE("Int4Linear: repacked layout unpacks to exactly the reference weights") {
@@ -105,17 +113,22 @@ TEST_CASE("Int4Linear: every SIMD level matches the reference over odd shapes") 
           const bool with_bias = (rng() & 1) != 0;
           const auto bias = with_bias ? random_floats(rng, shape.n) : std::vector<float>{};
           const auto linear = Int4Linear::from_gptq(owned.weight, bias);
+          int blocks = 0;
+          const auto block_of = int16_activation_blocks(owned.weight, blocks);
           for (int m : kBatchSizes) {
             const auto x = random_floats(rng, static_cast<size_t>(m) * shape.k);
             const auto expected = reference_matmul(x, weights, m, shape.n, shape.k, bias);
+            const auto expected_int16 = reference_matmul_int16(x, weights, m, shape.n, shape.k, block_of, blocks, bias);
             for (CpuIsa isa : isas) {
-              auto y = poisoned(static_cast<size_t>(m) * shape.n);
-              linear.forward(x.data(), m, y.data(), pool, isa);
-              const std::string what = fmt::format("{} M={} bias={} isa={}", describe(shape, options), m, with_bias,
-                                                   to_string(isa));
-              CAPTURE(what);
-              CHECK(count_mismatches(y, expected, what) == 0);
-              ++configurations;
+              for (Int4Activations activations : kBothActivations) {
+                auto y = poisoned(static_cast<size_t>(m) * shape.n);
+                linear.forward(x.data(), m, y.data(), pool, isa, activations);
+                const std::string what = fmt::format("{} M={} bias={} isa={} activations={}", describe(shape, options),
+                                                     m, with_bias, to_string(isa), to_string(activations));
+                CAPTURE(what);
+                CHECK(count_mismatches(y, activations == Int4Activations::fp32 ? expected : expected_int16, what) == 0);
+                ++configurations;
+              }
             }
           }
         }
@@ -139,13 +152,20 @@ TEST_CASE("Int4Linear: arbitrary g_idx with uneven groups (padded rows) matches 
   const auto linear = Int4Linear::from_gptq(owned.weight);
   CHECK(linear.gathers_activations());
   CHECK(linear.dequantize() == weights);
+  int blocks = 0;
+  const auto block_of = int16_activation_blocks(owned.weight, blocks);
   for (int m : kBatchSizes) {
     const auto x = random_floats(rng, static_cast<size_t>(m) * k);
     const auto expected = reference_matmul(x, weights, m, n, k);
+    const auto expected_int16 = reference_matmul_int16(x, weights, m, n, k, block_of, blocks);
     for (CpuIsa isa : runnable_isas()) {
-      auto y = poisoned(static_cast<size_t>(m) * n);
-      linear.forward(x.data(), m, y.data(), pool, isa);
-      CHECK(count_mismatches(y, expected, fmt::format("uneven groups M={} isa={}", m, to_string(isa))) == 0);
+      for (Int4Activations activations : kBothActivations) {
+        auto y = poisoned(static_cast<size_t>(m) * n);
+        linear.forward(x.data(), m, y.data(), pool, isa, activations);
+        CHECK(count_mismatches(y, activations == Int4Activations::fp32 ? expected : expected_int16,
+                               fmt::format("uneven groups M={} isa={} activations={}", m, to_string(isa),
+                                           to_string(activations))) == 0);
+      }
     }
   }
 }
@@ -202,11 +222,13 @@ TEST_CASE("thread count does not change results (bitwise)") {
   for (CpuIsa isa : runnable_isas()) {
     CAPTURE(to_string(isa));
     auto a = poisoned(m * n), b = poisoned(m * n), c = poisoned(m * n);
-    int4.forward(x.data(), m, a.data(), one, isa);
-    int4.forward(x.data(), m, b.data(), two, isa);
-    int4.forward(x.data(), m, c.data(), five, isa);
-    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-    CHECK(std::memcmp(a.data(), c.data(), a.size() * sizeof(float)) == 0);
+    for (Int4Activations activations : kBothActivations) {
+      int4.forward(x.data(), m, a.data(), one, isa, activations);
+      int4.forward(x.data(), m, b.data(), two, isa, activations);
+      int4.forward(x.data(), m, c.data(), five, isa, activations);
+      CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(a.data(), c.data(), a.size() * sizeof(float)) == 0);
+    }
     bf16.forward(x.data(), m, a.data(), one, isa);
     bf16.forward(x.data(), m, b.data(), two, isa);
     bf16.forward(x.data(), m, c.data(), five, isa);
@@ -220,6 +242,104 @@ TEST_CASE("thread count does not change results (bitwise)") {
   small_linear.forward(x.data(), 1, y1.data(), one);
   small_linear.forward(x.data(), 1, y5.data(), five);
   CHECK(std::memcmp(y1.data(), y5.data(), sizeof(float) * 8) == 0);
+}
+
+TEST_CASE("Int4Linear int16 activations: bitwise identical on every ISA; outliers, zeros, NaN") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 60);
+  ThreadPool pool(2);
+  const auto isas = runnable_isas();
+  for (const auto& shape : kInt4Cases) {
+    for (bool act_order : {false, true}) {
+      QuantizeOptions options{shape.group_size, act_order, !act_order, GptqFormat::v1,
+                              act_order ? ScaleFormat::bf16 : ScaleFormat::f16, rng()};
+      const auto owned = quantize_reference(random_floats(rng, static_cast<size_t>(shape.n) * shape.k), shape.n,
+                                            shape.k, options);
+      const auto weights = dequantize_reference(owned.weight);
+      const auto linear = Int4Linear::from_gptq(owned.weight);
+      int blocks = 0;
+      const auto block_of = int16_activation_blocks(owned.weight, blocks);
+      for (int m : kBatchSizes) {
+        // Activations over many magnitudes with rare large outliers (as in real MLP inputs),
+        // plus an all-zero row: the per-block scale must follow them.
+        auto x = random_floats(rng, static_cast<size_t>(m) * shape.k);
+        std::uniform_int_distribution<int> exponent(-20, 4);
+        for (auto& v : x) v = std::ldexp(v, exponent(rng)) * ((rng() % 97) == 0 ? 300.0f : 1.0f);
+        if (m > 2) std::fill(x.begin() + shape.k, x.begin() + 2 * shape.k, 0.0f);
+        const auto expected = reference_matmul_int16(x, weights, m, shape.n, shape.k, block_of, blocks);
+        std::vector<float> first;
+        for (CpuIsa isa : isas) {
+          auto y = poisoned(static_cast<size_t>(m) * shape.n);
+          linear.forward(x.data(), m, y.data(), pool, isa, Int4Activations::int16);
+          const std::string what = fmt::format("{} M={} isa={}", describe(shape, options), m, to_string(isa));
+          CAPTURE(what);
+          CHECK(count_mismatches(y, expected, what) == 0);
+          if (first.empty()) first = y;
+          else CHECK(std::memcmp(first.data(), y.data(), y.size() * sizeof(float)) == 0);
+        }
+      }
+    }
+  }
+  // A NaN or inf activation makes every output of its row non-finite (never a finite
+  // wrong number); the other rows are unaffected.
+  const int k = 256, n = 24;
+  const auto owned = quantize_reference(random_floats(rng, static_cast<size_t>(n) * k), n, k, QuantizeOptions{64});
+  const auto linear = Int4Linear::from_gptq(owned.weight);
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    auto x = random_floats(rng, 2 * static_cast<size_t>(k));
+    x[k + 100] = bad;
+    for (CpuIsa isa : isas) {
+      auto y = poisoned(2 * static_cast<size_t>(n));
+      linear.forward(x.data(), 2, y.data(), pool, isa, Int4Activations::int16);
+      for (int j = 0; j < n; ++j) {
+        CHECK(std::isfinite(y[j]));
+        CHECK(!std::isfinite(y[n + j]));
+      }
+    }
+  }
+}
+
+TEST_CASE("int16 activation quantization: scalar and AVX-512 give identical bits, and the documented values") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 70);
+  const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.5f, 1e-40f, -3e-45f, 65504.0f, 3.4e38f, -3.4e38f,
+                            std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()};
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int rows = 8 * (1 + static_cast<int>(rng() % 8));
+    std::vector<float> values = random_floats(rng, static_cast<size_t>(rows));
+    const int mode = trial % 4;
+    std::uniform_int_distribution<int> exponent(-140, 120);
+    for (auto& v : values) {
+      if (mode == 1) v = std::ldexp(v, exponent(rng));                      // any magnitude
+      if (mode == 2) v = std::round(v * 64.0f) / 64.0f * 32767.0f / 64.0f;  // many exact ties
+      if (mode == 3 && rng() % 16 == 0) v = specials[rng() % std::size(specials)];
+    }
+    if (trial % 97 == 0) std::fill(values.begin(), values.end(), 0.0f);
+    const int64_t stride = 8 * (1 + static_cast<int64_t>(rng() % 3));
+    std::vector<int16_t> a(static_cast<size_t>(rows / 8 * stride), 0x5555), b = a;
+    detail::QuantBlockScale block_a{}, block_b{};
+    detail::quantize_block_scalar(values.data(), rows, a.data(), stride, &block_a);
+    // The documented values, from the scalar version.
+    float amax = 0.0f;
+    bool finite = true;
+    for (float v : values) finite = finite && std::isfinite(v), amax = std::max(amax, std::fabs(v));
+    if (!finite) {
+      CHECK(std::isnan(block_a.scale));
+    } else {
+      CHECK(block_a.scale == amax / 32767.0f);
+      int32_t sum = 0;
+      for (int j = 0; j < rows; ++j) {
+        const double exact = block_a.scale > 0.0f ? values[j] / static_cast<double>(block_a.scale) : 0.0;
+        const int16_t q = a[static_cast<size_t>(j / 8 * stride + (j % 8 < 4 ? 2 * (j % 8) : 2 * (j % 8 - 4) + 1))];
+        CHECK(std::fabs(q - exact) <= 0.5 + 1e-9);
+        CHECK(std::abs(static_cast<int>(q)) <= 32767);
+        sum += q;
+      }
+      CHECK(block_a.sum == sum);
+    }
+    if (!cpu_supports(CpuIsa::avx512)) continue;
+    detail::quantize_block_avx512(values.data(), rows, b.data(), stride, &block_b);
+    CHECK(a == b);
+    CHECK(std::memcmp(&block_a, &block_b, sizeof block_a) == 0);
+  }
 }
 
 TEST_CASE("ThreadPool: covers the range once, propagates exceptions, refuses reentry") {
@@ -243,6 +363,44 @@ TEST_CASE("ThreadPool: covers the range once, propagates exceptions, refuses ree
     total += end - begin;
   });
   CHECK(total == 7);
+}
+
+TEST_CASE("ThreadPool: parallel_for ranges are the even split; parallel_chunks covers once in grain runs") {
+  for (int threads : {1, 2, 5}) {
+    ThreadPool pool(threads);
+    CAPTURE(threads);
+    // parallel_for: exactly the size() even ranges, whoever runs them.
+    std::mutex mutex;
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    pool.parallel_for(23, [&](int64_t begin, int64_t end) {
+      std::lock_guard lock(mutex);
+      ranges.emplace_back(begin, end);
+    });
+    std::sort(ranges.begin(), ranges.end());
+    std::vector<std::pair<int64_t, int64_t>> expected;
+    for (int i = 0; i < threads; ++i) {
+      if (23 * i / threads < 23 * (i + 1) / threads) expected.emplace_back(23 * i / threads, 23 * (i + 1) / threads);
+    }
+    CHECK(ranges == expected);
+    // parallel_chunks: every item once, runs of `grain` (the last shorter), many calls in a
+    // row (the spinning hand-off between calls), and errors still propagate.
+    for (int64_t grain : {1, 3, 7, 100}) {
+      for (int call = 0; call < 200; ++call) {
+        std::vector<std::atomic<int>> hits(101);
+        std::atomic<int> bad_run{0};
+        pool.parallel_chunks(101, grain, [&](int64_t begin, int64_t end) {
+          if (begin % grain != 0 || (end - begin != grain && end != 101)) ++bad_run;
+          for (int64_t i = begin; i < end; ++i) ++hits[static_cast<size_t>(i)];
+        });
+        CHECK(bad_run == 0);
+        CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h == 1; }));
+      }
+    }
+    CHECK_THROWS_WITH_AS(pool.parallel_chunks(50, 5, [](int64_t begin, int64_t) {
+      if (begin == 45) throw std::runtime_error("chunk failed");
+    }), "chunk failed", std::runtime_error);
+    CHECK_THROWS_AS(pool.parallel_chunks(5, 0, [](int64_t, int64_t) {}), std::invalid_argument);
+  }
 }
 
 TEST_CASE("invalid shapes and arguments are rejected with a message") {

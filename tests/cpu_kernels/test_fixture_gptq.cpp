@@ -103,14 +103,23 @@ TEST_CASE("fixture GPTQ tensors (qwen3 tiny, v1, act-order, group 64): reference
     const auto reference = dequantize_reference(weight);
     const auto linear = Int4Linear::from_gptq(weight);
     CHECK(linear.dequantize() == reference);
+    int blocks = 0;
+    const auto block_of = quanteval::test::int16_activation_blocks(weight, blocks);
     for (int m : {1, 5, 16}) {
       const auto x = quanteval::test::random_floats(rng, static_cast<size_t>(m) * weight.in_features);
       const auto expected = quanteval::test::reference_matmul(x, reference, m, weight.out_features, weight.in_features);
+      const auto expected_int16 = quanteval::test::reference_matmul_int16(x, reference, m, weight.out_features,
+                                                                        weight.in_features, block_of, blocks);
       for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
         if (!cpu_supports(isa)) continue;
-        std::vector<float> y(static_cast<size_t>(m) * weight.out_features, std::numeric_limits<float>::quiet_NaN());
-        linear.forward(x.data(), m, y.data(), pool, isa);
-        CHECK(quanteval::test::count_mismatches(y, expected, fmt::format("{} M={} {}", module, m, to_string(isa))) == 0);
+        for (Int4Activations activations : {Int4Activations::fp32, Int4Activations::int16}) {
+          std::vector<float> y(static_cast<size_t>(m) * weight.out_features, std::numeric_limits<float>::quiet_NaN());
+          linear.forward(x.data(), m, y.data(), pool, isa, activations);
+          const bool int16 = activations == Int4Activations::int16;
+          CHECK(quanteval::test::count_mismatches(y, int16 ? expected_int16 : expected,
+                                                  fmt::format("{} M={} {} {}", module, m, to_string(isa),
+                                                              int16 ? "int16" : "fp32")) == 0);
+        }
       }
     }
   }

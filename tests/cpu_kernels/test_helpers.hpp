@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the CPU kernel tests: a printed random seed, random tensors, and the
 // plain double-accumulation matmul every fast kernel is compared with.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -9,6 +10,8 @@
 #include <span>
 #include <string>
 #include <vector>
+
+#include "runtime/gptq.hpp"
 
 namespace quanteval::test {
 
@@ -62,6 +65,69 @@ inline ReferenceProduct reference_matmul(std::span<const float> x, std::span<con
     }
   }
   return out;
+}
+
+// The same product for the int16-activation INT4 path (Int4Activations::int16), with
+// its own bound. `block_of[k]` = index of the activation block original row k falls
+// in (see int16_activation_blocks), `blocks` = how many per row.
+//
+// Derivation. Per X row, block b (<= 64 rows of one weight group) has the scale
+// sigma_b = fl(max_{k in b} |x_k| / 32767) and x_q,k = round(x_k / sigma_b) clamped to
+// +-32767, so |x_k - sigma_b x_q,k| <= sigma_b (1/2 + 2^-36) (the quotient is computed
+// in double; the clamp only removes that slack) -- plus, if sigma_b is subnormal, at
+// most 32767 * 2^-150 more, covered by the 2^-130 |w| term. The kernel forms
+// t_b = sum_{k in b} (q_k - z) x_q,k exactly in int32, so T_b = s sigma_b t_b =
+// sum_{k in b} w_k sigma_b x_q,k exactly (w_k = s (q_k - z) is the exact reference
+// weight). Hence
+//   |sum_b T_b - sum_k w_k x_k| <= sum_k |w_k| (sigma_b (1/2 + 2^-36) + 2^-130).  (quantization)
+// The fp32 part: acc = fma(float(t_b), fl(s sigma_b), acc) over the B blocks, then
+// + bias: each T_b meets <= B + 3 roundings (int -> float, the scale product, <= B
+// accumulations, the bias add), so |y - (sum_b T_b + bias)| <= (B + 4) u (sum_b |T_b|
+// + |bias|), u = 2^-24, with sum_b |T_b| <= sum_k |w_k| (|x_k| + sigma_b). The sum of
+// both is the tolerance: ~1e-5 of sum|w x| for uniform activations at these K (the
+// quantization term ~ sum|w| max|x| / 65534 dominates), while an indexing, zero-point
+// or scale bug is O(1) of the result.
+inline ReferenceProduct reference_matmul_int16(std::span<const float> x, std::span<const float> w, int m, int n, int k,
+                                              std::span<const int> block_of, int blocks,
+                                              std::span<const float> bias = {}) {
+  ReferenceProduct out{std::vector<double>(static_cast<size_t>(m) * n),
+                       std::vector<double>(static_cast<size_t>(m) * n)};
+  const double u = std::ldexp(1.0, -24);
+  std::vector<float> sigma(static_cast<size_t>(blocks));
+  for (int i = 0; i < m; ++i) {
+    const float* row = x.data() + static_cast<size_t>(i) * k;
+    std::vector<float> amax(static_cast<size_t>(blocks), 0.0f);
+    for (int kk = 0; kk < k; ++kk) amax[block_of[kk]] = std::max(amax[block_of[kk]], std::fabs(row[kk]));
+    for (int b = 0; b < blocks; ++b) sigma[b] = amax[b] / 32767.0f;
+    for (int j = 0; j < n; ++j) {
+      double sum = 0.0, quantization = 0.0, magnitude = 0.0;
+      for (int kk = 0; kk < k; ++kk) {
+        const double wk = w[static_cast<size_t>(j) * k + kk], s = sigma[block_of[kk]];
+        sum += wk * row[kk];
+        quantization += std::fabs(wk) * (s * (0.5 + std::ldexp(1.0, -36)) + std::ldexp(1.0, -130));
+        magnitude += std::fabs(wk) * (std::fabs(row[kk]) + s);
+      }
+      const double b = bias.empty() ? 0.0 : bias[j];
+      out.y[static_cast<size_t>(i) * n + j] = sum + b;
+      out.tolerance[static_cast<size_t>(i) * n + j] = quantization + (blocks + 4) * u * (magnitude + std::fabs(b));
+    }
+  }
+  return out;
+}
+
+// The int16 path's activation blocks, from their documented definition (not from the
+// implementation): groups in ascending id, each group's rows in ascending k, cut into
+// runs of 64 rows. Returns the block of each original row k; `blocks` gets the count.
+inline std::vector<int> int16_activation_blocks(const runtime::GptqWeight& weight, int& blocks) {
+  std::vector<std::vector<int>> members(static_cast<size_t>(weight.num_groups()));
+  for (int k = 0; k < weight.in_features; ++k) members[static_cast<size_t>(weight.group_of(k))].push_back(k);
+  std::vector<int> block_of(static_cast<size_t>(weight.in_features));
+  blocks = 0;
+  for (const auto& rows : members) {
+    for (size_t r = 0; r < rows.size(); ++r) block_of[static_cast<size_t>(rows[r])] = blocks + static_cast<int>(r / 64);
+    blocks += static_cast<int>((rows.size() + 63) / 64);
+  }
+  return block_of;
 }
 
 // Number of elements outside tolerance (NaN counts: the outputs are poisoned with
