@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/cpu_thread_pool.hpp"
+
 namespace quanteval::runtime::qwen3_5 {
 namespace {
 
@@ -35,6 +37,55 @@ void check_inputs(const DeltaRuleInputs& in) {
           fmt::format("bad delta-rule sizes T={} H={} d_k={} d_v={}", in.tokens, in.heads, in.key_head_dim,
                       in.value_head_dim));
   require(in.tokens == 0 || (in.q && in.k && in.v && in.g && in.beta), "delta-rule input pointer is null");
+}
+
+// Causal conv1d + SiLU on channels [c_begin, c_end) only; the rest of `output`
+// and `conv_state` is untouched, so disjoint channel ranges may run on different
+// threads. Each output value sums the same terms in the same order whatever the
+// range, so splitting never changes a bit.
+void conv1d_silu_channels(const float* input, int rows, int channels, const float* weight, int kernel,
+                          const float* bias, float* conv_state, float* output, int c_begin, int c_end) {
+  const int history = kernel - 1;
+  // Window row w (time w - history relative to this call) is a state row before
+  // `history`, an input row after.
+  auto window = [&](int w, int c) {
+    return w < history ? conv_state[static_cast<size_t>(w) * channels + c]
+                       : input[static_cast<size_t>(w - history) * channels + c];
+  };
+  for (int t = 0; t < rows; ++t) {
+    for (int c = c_begin; c < c_end; ++c) {
+      float acc = bias ? bias[c] : 0.0f;
+      const float* taps = weight + static_cast<size_t>(c) * kernel;
+      for (int j = 0; j < kernel; ++j) acc += taps[j] * window(t + j, c);
+      output[static_cast<size_t>(t) * channels + c] = silu(acc);
+    }
+  }
+  // The next call needs window rows rows .. rows+history-1. Row r of the new state
+  // may come from old state row rows + r > r, which ascending r reads before it
+  // is overwritten.
+  for (int r = 0; r < history; ++r)
+    for (int c = c_begin; c < c_end; ++c)
+      conv_state[static_cast<size_t>(r) * channels + c] = window(rows + r, c);
+}
+
+// The recurrence for value heads [h_begin, h_end). Heads never interact, so a head
+// range computes exactly what the full loop computes for those heads.
+void delta_rule_recurrent_heads(const DeltaRuleInputs& in, float* state, float* out, int h_begin, int h_end);
+// The chunked form for value heads [h_begin, h_end).
+void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* out, int chunk_size, int h_begin,
+                              int h_end);
+
+// Runs task over [0, count) in pieces of `grain` on the pool, or inline without one.
+// Pieces are claimed dynamically (parallel_chunks), which balances sequences of
+// different lengths; a piece's result never depends on which thread runs it.
+void for_each_piece(ThreadPool* pool, int64_t count, int64_t grain,
+                    const std::function<void(int64_t, int64_t)>& task) {
+  if (count <= 0) return;
+  if (pool == nullptr || pool->size() == 1 || count == 1) {
+    task(0, count);
+  } else {
+    pool->parallel_chunks(count, grain, task);
+  }
 }
 
 }  // namespace
@@ -91,32 +142,25 @@ void causal_conv1d_silu(const float* input, int rows, int channels, std::span<co
   require(conv_state.size() == history * channels,
           fmt::format("conv state has {} values, expected {} x {}", conv_state.size(), history, channels));
   if (rows == 0) return;
-
-  // window = [state; input]: row r of the window is time (r - history) relative to this call.
-  std::vector<float> window((history + rows) * channels);
-  std::copy(conv_state.begin(), conv_state.end(), window.begin());
-  std::copy(input, input + static_cast<size_t>(rows) * channels, window.begin() + history * channels);
-
-  for (int t = 0; t < rows; ++t) {
-    for (int c = 0; c < channels; ++c) {
-      float acc = bias.empty() ? 0.0f : bias[c];
-      const float* taps = weight.data() + static_cast<size_t>(c) * kernel;
-      for (int j = 0; j < kernel; ++j) acc += taps[j] * window[(static_cast<size_t>(t) + j) * channels + c];
-      output[static_cast<size_t>(t) * channels + c] = silu(acc);
-    }
-  }
-  // The next call needs the last kernel-1 inputs, which may reach back into the old state.
-  std::copy(window.end() - static_cast<std::ptrdiff_t>(history * channels), window.end(), conv_state.begin());
+  conv1d_silu_channels(input, rows, channels, weight.data(), kernel, bias.empty() ? nullptr : bias.data(),
+                       conv_state.data(), output, 0, channels);
 }
 
 // --- Delta rule, token by token ---
 
 void gated_delta_rule_recurrent(const DeltaRuleInputs& in, float* state, float* out) {
   check_inputs(in);
+  delta_rule_recurrent_heads(in, state, out, 0, in.heads);
+}
+
+namespace {
+
+void delta_rule_recurrent_heads(const DeltaRuleInputs& in, float* state, float* out, int h_begin, int h_end) {
   const int H = in.heads, dk = in.key_head_dim, dv = in.value_head_dim;
   std::vector<float> delta(dv);
-  for (int t = 0; t < in.tokens; ++t) {
-    for (int h = 0; h < H; ++h) {
+  // Head-major: one head's state stays in cache across the tokens.
+  for (int h = h_begin; h < h_end; ++h) {
+    for (int t = 0; t < in.tokens; ++t) {
       const size_t th = static_cast<size_t>(t) * H + h;
       const float* q = in.q + th * dk;
       const float* k = in.k + th * dk;
@@ -141,6 +185,8 @@ void gated_delta_rule_recurrent(const DeltaRuleInputs& in, float* state, float* 
   }
 }
 
+}  // namespace
+
 // --- Delta rule, chunk by chunk ---
 //
 // Within a chunk of L tokens starting from state S0, with cumulative log decay
@@ -156,13 +202,20 @@ void gated_delta_rule_recurrent(const DeltaRuleInputs& in, float* state, float* 
 void gated_delta_rule_chunked(const DeltaRuleInputs& in, float* state, float* out, int chunk_size) {
   check_inputs(in);
   require(chunk_size > 0, fmt::format("chunk size {} must be positive", chunk_size));
+  delta_rule_chunked_heads(in, state, out, chunk_size, 0, in.heads);
+}
+
+namespace {
+
+void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* out, int chunk_size, int h_begin,
+                              int h_end) {
   const int H = in.heads, dk = in.key_head_dim, dv = in.value_head_dim;
   const int C = chunk_size;
   std::vector<float> G(C), T(static_cast<size_t>(C) * C), M(static_cast<size_t>(C) * C);
   std::vector<float> U(static_cast<size_t>(C) * dv), W(static_cast<size_t>(C) * dk), Delta(static_cast<size_t>(C) * dv);
   std::vector<float> S_new(static_cast<size_t>(dk) * dv);
 
-  for (int h = 0; h < H; ++h) {
+  for (int h = h_begin; h < h_end; ++h) {
     float* S = state + static_cast<size_t>(h) * dk * dv;
     auto row = [&](const float* base, int t, int width) { return base + (static_cast<size_t>(t) * H + h) * width; };
     auto scalar = [&](const float* base, int t) { return base[static_cast<size_t>(t) * H + h]; };
@@ -253,6 +306,8 @@ void gated_delta_rule_chunked(const DeltaRuleInputs& in, float* state, float* ou
   }
 }
 
+}  // namespace
+
 // --- The layer ---
 
 GatedDeltaNet::GatedDeltaNet(DeltaNetWeights weights) : weights_(std::move(weights)) {
@@ -272,23 +327,24 @@ GatedDeltaNet::GatedDeltaNet(DeltaNetWeights weights) : weights_(std::move(weigh
 }
 
 void GatedDeltaNet::prefill(const float* x, std::span<const int> lengths, std::span<DeltaNetState* const> states,
-                            float* y, int chunk_size) const {
+                            float* y, int chunk_size, ThreadPool* pool) const {
   require(chunk_size > 0, fmt::format("prefill chunk size {} must be positive", chunk_size));
-  run(x, lengths, states, y, chunk_size);
+  run(x, lengths, states, y, chunk_size, pool);
 }
 
-void GatedDeltaNet::decode_step(const float* x, std::span<DeltaNetState* const> states, float* y) const {
+void GatedDeltaNet::decode_step(const float* x, std::span<DeltaNetState* const> states, float* y,
+                                ThreadPool* pool) const {
   const std::vector<int> ones(states.size(), 1);
-  run(x, ones, states, y, 0);
+  run(x, ones, states, y, 0, pool);
 }
 
 void GatedDeltaNet::forward_recurrent(const float* x, std::span<const int> lengths,
-                                      std::span<DeltaNetState* const> states, float* y) const {
-  run(x, lengths, states, y, 0);
+                                      std::span<DeltaNetState* const> states, float* y, ThreadPool* pool) const {
+  run(x, lengths, states, y, 0, pool);
 }
 
 void GatedDeltaNet::run(const float* x, std::span<const int> lengths, std::span<DeltaNetState* const> states,
-                        float* y, int chunk_size) const {
+                        float* y, int chunk_size, ThreadPool* pool) const {
   const DeltaNetDims& d = weights_.dims;
   require(lengths.size() == states.size(),
           fmt::format("{} sequence lengths but {} states", lengths.size(), states.size()));
@@ -322,28 +378,43 @@ void GatedDeltaNet::run(const float* x, std::span<const int> lengths, std::span<
   std::vector<float> core(static_cast<size_t>(total) * Hv * dv);
   const float q_scale = 1.0f / std::sqrt(static_cast<float>(dk));
 
-  int first = 0;
-  for (size_t s = 0; s < lengths.size(); ++s) {
-    const int rows = lengths[s];
-    if (rows == 0) continue;
+  const int Hk = d.num_key_heads, key_dim = d.key_dim();
+  const float eps = weights_.norm_eps;
+  std::vector<int> first_row(lengths.size());
+  for (size_t s = 1; s < lengths.size(); ++s) first_row[s] = first_row[s - 1] + lengths[s - 1];
+
+  // Everything between the projections, for one (sequence, key head) unit: key head
+  // kh owns its q and k conv channels and the v channels of value heads
+  // kh*ratio .. kh*ratio+ratio-1, and those value heads read nothing else, so the
+  // conv, the q/k normalisation, the delta rule and the gated norm of a unit touch
+  // only that unit's slices of the buffers and of its sequence's state. Units can
+  // therefore run on any threads in any order with bit-identical results.
+  auto run_unit = [&](int s, int kh) {
+    const int rows = lengths[s], first = first_row[s];
     DeltaNetState& state = *states[s];
-    causal_conv1d_silu(mixed.data() + static_cast<size_t>(first) * conv_dim, rows, conv_dim, weights_.conv_weight,
-                       d.conv_kernel, weights_.conv_bias, state.conv,
-                       conv_out.data() + static_cast<size_t>(first) * conv_dim);
+    const float* conv_in = mixed.data() + static_cast<size_t>(first) * conv_dim;
+    float* conv_rows = conv_out.data() + static_cast<size_t>(first) * conv_dim;
+    const float* bias = weights_.conv_bias.empty() ? nullptr : weights_.conv_bias.data();
+    const int h_begin = kh * ratio, h_end = h_begin + ratio;
+    const int channel_ranges[3][2] = {{kh * dk, (kh + 1) * dk},
+                                      {key_dim + kh * dk, key_dim + (kh + 1) * dk},
+                                      {2 * key_dim + h_begin * dv, 2 * key_dim + h_end * dv}};
+    for (const auto& range : channel_ranges)
+      conv1d_silu_channels(conv_in, rows, conv_dim, weights_.conv_weight.data(), d.conv_kernel, bias,
+                           state.conv.data(), conv_rows, range[0], range[1]);
 
     for (int t = first; t < first + rows; ++t) {
       const float* row = conv_out.data() + static_cast<size_t>(t) * conv_dim;  // [q (Hk*dk) | k (Hk*dk) | v (Hv*dv)]
-      for (int h = 0; h < Hv; ++h) {
+      for (int h = h_begin; h < h_end; ++h) {
         // Value head h reads key head h / ratio (torch repeat_interleave on the head axis).
-        const int key_head = h / ratio;
         float* qh = q.data() + (static_cast<size_t>(t) * Hv + h) * dk;
-        float* kh = k.data() + (static_cast<size_t>(t) * Hv + h) * dk;
-        std::copy(row + key_head * dk, row + (key_head + 1) * dk, qh);
-        std::copy(row + d.key_dim() + key_head * dk, row + d.key_dim() + (key_head + 1) * dk, kh);
+        float* kh_row = k.data() + (static_cast<size_t>(t) * Hv + h) * dk;
+        std::copy(row + kh * dk, row + (kh + 1) * dk, qh);
+        std::copy(row + key_dim + kh * dk, row + key_dim + (kh + 1) * dk, kh_row);
         l2_normalize(qh, dk, 1e-6f);
-        l2_normalize(kh, dk, 1e-6f);
+        l2_normalize(kh_row, dk, 1e-6f);
         for (int i = 0; i < dk; ++i) qh[i] *= q_scale;
-        const float* vh = row + 2 * d.key_dim() + h * dv;
+        const float* vh = row + 2 * key_dim + h * dv;
         std::copy(vh, vh + dv, v.data() + (static_cast<size_t>(t) * Hv + h) * dv);
 
         const size_t th = static_cast<size_t>(t) * Hv + h;
@@ -356,25 +427,37 @@ void GatedDeltaNet::run(const float* x, std::span<const int> lengths, std::span<
     const DeltaRuleInputs inputs{q.data() + off * dk, k.data() + off * dk, v.data() + off * dv, g.data() + off,
                                  beta.data() + off, rows, Hv, dk, dv};
     if (chunk_size > 0) {
-      gated_delta_rule_chunked(inputs, state.recurrent.data(), core.data() + off * dv, chunk_size);
+      delta_rule_chunked_heads(inputs, state.recurrent.data(), core.data() + off * dv, chunk_size, h_begin, h_end);
     } else {
-      gated_delta_rule_recurrent(inputs, state.recurrent.data(), core.data() + off * dv);
+      delta_rule_recurrent_heads(inputs, state.recurrent.data(), core.data() + off * dv, h_begin, h_end);
     }
-    state.tokens_seen += rows;
-    first += rows;
-  }
 
-  // Gated RMSNorm per value head: rmsnorm(o) * weight * silu(z), weight used as stored.
-  const float eps = weights_.norm_eps;
-  for (size_t head_row = 0; head_row < static_cast<size_t>(total) * Hv; ++head_row) {
-    float* o = core.data() + head_row * dv;
-    const float* zh = z.data() + head_row * dv;  // z is [rows, Hv, dv] like core
-    float mean_sq = 0.0f;
-    for (int c = 0; c < dv; ++c) mean_sq += o[c] * o[c];
-    mean_sq /= static_cast<float>(dv);
-    const float inv = 1.0f / std::sqrt(mean_sq + eps);
-    for (int c = 0; c < dv; ++c) o[c] = o[c] * inv * weights_.norm_weight[c] * silu(zh[c]);
-  }
+    // Gated RMSNorm per value head: rmsnorm(o) * weight * silu(z), weight used as stored.
+    for (int t = first; t < first + rows; ++t) {
+      for (int h = h_begin; h < h_end; ++h) {
+        const size_t head_row = static_cast<size_t>(t) * Hv + h;
+        float* o = core.data() + head_row * dv;
+        const float* zh = z.data() + head_row * dv;  // z is [rows, Hv, dv] like core
+        float mean_sq = 0.0f;
+        for (int c = 0; c < dv; ++c) mean_sq += o[c] * o[c];
+        mean_sq /= static_cast<float>(dv);
+        const float inv = 1.0f / std::sqrt(mean_sq + eps);
+        for (int c = 0; c < dv; ++c) o[c] = o[c] * inv * weights_.norm_weight[c] * silu(zh[c]);
+      }
+    }
+  };
+
+  // One piece per unit: a unit is at least a d_k x d_v state update per token, far
+  // more than the cost of claiming it, and single units balance uneven lengths best.
+  const int64_t units = static_cast<int64_t>(lengths.size()) * Hk;
+  for_each_piece(pool, units, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t u = begin; u < end; ++u) {
+      const int s = static_cast<int>(u / Hk), kh = static_cast<int>(u % Hk);
+      if (lengths[s] > 0) run_unit(s, kh);
+    }
+  });
+  for (size_t s = 0; s < lengths.size(); ++s) states[s]->tokens_seen += lengths[s];
+
   weights_.out_proj(core.data(), total, y);
 }
 

@@ -23,6 +23,10 @@
 
 #include "runtime/model_config.hpp"
 
+namespace quanteval::runtime {
+class ThreadPool;
+}
+
 namespace quanteval::runtime::qwen3_5 {
 
 // y = x W^T (+ b): x is [rows, in_features], y is [rows, out_features], both
@@ -117,24 +121,33 @@ class GatedDeltaNet {
 
   const DeltaNetDims& dims() const { return weights_.dims; }
 
+  static constexpr int kDefaultChunkSize = 64;
+
   // Prefill (chunked delta rule) for a batch of sequences packed row after row:
   //   x       [sum(lengths), hidden]   sequence i's rows follow sequence i-1's
   //   lengths [batch]                  rows of each sequence (0 allowed)
   //   states  [batch]                  each sequence's own state, continued and updated
   //   y       [sum(lengths), hidden]
+  // `pool` (optional) runs the per-token work between the projections (conv,
+  // normalisation, delta rule, gated norm) in parallel over (sequence, key head)
+  // pairs. Each pair is computed by one thread in the serial order, so the result
+  // is bit-identical with or without a pool and for any pool size. The pool must
+  // not be running a task already (it is not reentrant); the projection callbacks
+  // are called outside the parallel region, so they may use the same pool.
   void prefill(const float* x, std::span<const int> lengths, std::span<DeltaNetState* const> states, float* y,
-               int chunk_size = 64) const;
+               int chunk_size = kDefaultChunkSize, ThreadPool* pool = nullptr) const;
 
   // One new token per sequence (recurrent delta rule): x, y [batch, hidden]; states [batch].
-  void decode_step(const float* x, std::span<DeltaNetState* const> states, float* y) const;
+  void decode_step(const float* x, std::span<DeltaNetState* const> states, float* y,
+                   ThreadPool* pool = nullptr) const;
 
   // Same as prefill but token by token (the plain recurrence); for tests and as a reference.
   void forward_recurrent(const float* x, std::span<const int> lengths, std::span<DeltaNetState* const> states,
-                         float* y) const;
+                         float* y, ThreadPool* pool = nullptr) const;
 
  private:
   void run(const float* x, std::span<const int> lengths, std::span<DeltaNetState* const> states, float* y,
-           int chunk_size) const;  // chunk_size 0 = recurrent
+           int chunk_size, ThreadPool* pool) const;  // chunk_size 0 = recurrent
 
   DeltaNetWeights weights_;
 };

@@ -92,8 +92,11 @@ class DeltaNetMixer final : public TokenMixer {
     std::vector<qwen3_5::DeltaNetState*> states;
     for (int s : packed.sequences) states.push_back(&layer_state<State>(rows, s, context.layer_index).deltanet);
     // A decode step uses the recurrence; anything longer the chunked form (same result).
-    if (packed.one_token_each) net_.decode_step(x.data(), states, y.data());
-    else net_.prefill(x.data(), packed.lengths, states, y.data());
+    // The layer's per-token loops share the step's pool with the projections; it
+    // calls the projections outside its parallel regions, so they never nest.
+    if (packed.one_token_each) net_.decode_step(x.data(), states, y.data(), &context.pool);
+    else net_.prefill(x.data(), packed.lengths, states, y.data(), qwen3_5::GatedDeltaNet::kDefaultChunkSize,
+                      &context.pool);
     packed.scatter(y, width, out);
   }
 
@@ -134,8 +137,8 @@ class GatedAttentionMixer final : public TokenMixer {
         throw std::logic_error("Qwen3.5 attention: cache length and position disagree");
       caches.push_back(&cache);
     }
-    if (packed.one_token_each) attention_.decode_step(x.data(), caches, y.data());
-    else attention_.forward(x.data(), packed.lengths, caches, y.data());
+    if (packed.one_token_each) attention_.decode_step(x.data(), caches, y.data(), &context.pool);
+    else attention_.forward(x.data(), packed.lengths, caches, y.data(), &context.pool);
     packed.scatter(y, width, out);
   }
 

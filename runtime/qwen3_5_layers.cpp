@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/cpu_thread_pool.hpp"
 #include "runtime/gptq.hpp"
 #include "runtime/numeric.hpp"
 #include "runtime/safetensors.hpp"
@@ -107,13 +108,14 @@ GatedAttention::GatedAttention(GatedAttentionWeights weights) : weights_(std::mo
   }
 }
 
-void GatedAttention::decode_step(const float* x, std::span<AttentionKvCache* const> caches, float* y) const {
+void GatedAttention::decode_step(const float* x, std::span<AttentionKvCache* const> caches, float* y,
+                                 ThreadPool* pool) const {
   const std::vector<int> ones(caches.size(), 1);
-  forward(x, ones, caches, y);
+  forward(x, ones, caches, y, pool);
 }
 
 void GatedAttention::forward(const float* x, std::span<const int> lengths, std::span<AttentionKvCache* const> caches,
-                             float* y) const {
+                             float* y, ThreadPool* pool) const {
   const AttentionDims& d = weights_.dims;
   require(lengths.size() == caches.size(),
           fmt::format("{} sequence lengths but {} kv caches", lengths.size(), caches.size()));
@@ -140,21 +142,33 @@ void GatedAttention::forward(const float* x, std::span<const int> lengths, std::
   };
 
   std::vector<float> query(static_cast<size_t>(total) * H * hd), gated(query.size());
-  std::vector<float> scores;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const size_t kv_row = static_cast<size_t>(Hkv) * hd;
 
-  int first = 0;
+  // Check every cache before touching any, so a bad one leaves all unchanged.
   for (size_t s = 0; s < lengths.size(); ++s) {
-    const int rows = lengths[s];
-    if (rows == 0) continue;
+    if (lengths[s] == 0) continue;
     require(caches[s] != nullptr, fmt::format("sequence {} has no kv cache", s));
-    AttentionKvCache& cache = *caches[s];
-    const size_t kv_row = static_cast<size_t>(Hkv) * hd;
+    const AttentionKvCache& cache = *caches[s];
     require(cache.keys.size() == static_cast<size_t>(cache.length) * kv_row &&
                 cache.values.size() == cache.keys.size(),
             fmt::format("sequence {}: kv cache holds {} keys / {} values for length {}", s, cache.keys.size(),
                         cache.values.size(), cache.length));
+  }
+
+  // Phase 1 (serial; O(rows * heads * head_dim), small next to the attention):
+  // norms and RoPE, then the new keys and values appended to each cache. The
+  // caches grow here, so this must finish before the parallel phase reads them.
+  std::vector<int> first_row(lengths.size());
+  std::vector<std::int64_t> start_position(lengths.size());
+  int first = 0;
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    const int rows = lengths[s];
+    first_row[s] = first;
+    if (rows == 0) continue;
+    AttentionKvCache& cache = *caches[s];
     const std::int64_t start = cache.length;
+    start_position[s] = start;
 
     for (int t = 0; t < rows; ++t) {
       const size_t row = static_cast<size_t>(first + t);
@@ -175,38 +189,53 @@ void GatedAttention::forward(const float* x, std::span<const int> lengths, std::
       cache.values.insert(cache.values.end(), v.begin() + row * kv_row, v.begin() + (row + 1) * kv_row);
     }
     cache.length += rows;
-
-    // Causal attention: the token at `position` sees cached positions 0..position.
-    for (int t = 0; t < rows; ++t) {
-      const size_t row = static_cast<size_t>(first + t);
-      const int visible = static_cast<int>(start + t + 1);
-      scores.resize(visible);
-      for (int h = 0; h < H; ++h) {
-        const int kv_head = h / group;
-        const float* qh = query.data() + (row * H + h) * hd;
-        float max_score = -std::numeric_limits<float>::infinity();
-        for (int p = 0; p < visible; ++p) {
-          const float* kp = cache.keys.data() + (static_cast<size_t>(p) * Hkv + kv_head) * hd;
-          float dot = 0.0f;
-          for (int i = 0; i < hd; ++i) dot += qh[i] * kp[i];
-          scores[p] = dot * scale;
-          max_score = std::max(max_score, scores[p]);
-        }
-        float sum = 0.0f;
-        for (int p = 0; p < visible; ++p) sum += scores[p] = std::exp(scores[p] - max_score);
-        float* out = gated.data() + (row * H + h) * hd;
-        std::fill(out, out + hd, 0.0f);
-        for (int p = 0; p < visible; ++p) {
-          const float w = scores[p] / sum;
-          const float* vp = cache.values.data() + (static_cast<size_t>(p) * Hkv + kv_head) * hd;
-          for (int i = 0; i < hd; ++i) out[i] += w * vp[i];
-        }
-        const float* gate = q_and_gate.data() + (row * H + h) * 2 * hd + hd;
-        for (int i = 0; i < hd; ++i) out[i] *= sigmoid(gate[i]);
-      }
-    }
     first += rows;
   }
+
+  // Phase 2: causal attention, one (sequence, query head) unit at a time. A unit
+  // reads its sequence's (now fixed) cache and writes only its head's rows of
+  // `gated`, with its own score buffer, so units run on any thread with
+  // bit-identical results. The token at `position` sees cached positions 0..position.
+  auto attend = [&](int s, int h, std::vector<float>& scores) {
+    const AttentionKvCache& cache = *caches[s];
+    const int kv_head = h / group;
+    for (int t = 0; t < lengths[s]; ++t) {
+      const size_t row = static_cast<size_t>(first_row[s] + t);
+      const int visible = static_cast<int>(start_position[s] + t + 1);
+      scores.resize(visible);
+      const float* qh = query.data() + (row * H + h) * hd;
+      float max_score = -std::numeric_limits<float>::infinity();
+      for (int p = 0; p < visible; ++p) {
+        const float* kp = cache.keys.data() + (static_cast<size_t>(p) * Hkv + kv_head) * hd;
+        float dot = 0.0f;
+        for (int i = 0; i < hd; ++i) dot += qh[i] * kp[i];
+        scores[p] = dot * scale;
+        max_score = std::max(max_score, scores[p]);
+      }
+      float sum = 0.0f;
+      for (int p = 0; p < visible; ++p) sum += scores[p] = std::exp(scores[p] - max_score);
+      float* out = gated.data() + (row * H + h) * hd;
+      std::fill(out, out + hd, 0.0f);
+      for (int p = 0; p < visible; ++p) {
+        const float w = scores[p] / sum;
+        const float* vp = cache.values.data() + (static_cast<size_t>(p) * Hkv + kv_head) * hd;
+        for (int i = 0; i < hd; ++i) out[i] += w * vp[i];
+      }
+      const float* gate = q_and_gate.data() + (row * H + h) * 2 * hd + hd;
+      for (int i = 0; i < hd; ++i) out[i] *= sigmoid(gate[i]);
+    }
+  };
+  const int64_t units = static_cast<int64_t>(lengths.size()) * H;
+  auto attend_units = [&](int64_t begin, int64_t end) {
+    std::vector<float> scores;
+    for (int64_t u = begin; u < end; ++u) {
+      const int s = static_cast<int>(u / H), h = static_cast<int>(u % H);
+      if (lengths[s] > 0) attend(s, h, scores);
+    }
+  };
+  // Single-unit pieces, claimed dynamically: sequences differ in length and cache size.
+  if (pool == nullptr || pool->size() == 1 || units == 1) attend_units(0, units);
+  else pool->parallel_chunks(units, 1, attend_units);
   weights_.o_proj(gated.data(), total, y);
 }
 

@@ -89,10 +89,15 @@ class GatedAttention {
 
   // Sequences packed row after row (x, y [sum(lengths), hidden]); each continues
   // its own cache, its first new token at position caches[i]->length.
-  void forward(const float* x, std::span<const int> lengths, std::span<AttentionKvCache* const> caches,
-               float* y) const;
+  // `pool` (optional) runs the softmax attention in parallel over (sequence, query
+  // head) pairs, each computed by one thread in the serial order: the result is
+  // bit-identical with or without a pool. The projections run outside the parallel
+  // region, so their callbacks may use the same (non-reentrant) pool.
+  void forward(const float* x, std::span<const int> lengths, std::span<AttentionKvCache* const> caches, float* y,
+               ThreadPool* pool = nullptr) const;
   // One token per sequence: x, y [batch, hidden].
-  void decode_step(const float* x, std::span<AttentionKvCache* const> caches, float* y) const;
+  void decode_step(const float* x, std::span<AttentionKvCache* const> caches, float* y,
+                   ThreadPool* pool = nullptr) const;
 
  private:
   GatedAttentionWeights weights_;
