@@ -139,7 +139,7 @@ std::string to_html(const RunReport& r) {
   return fmt::format(
       "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>quanteval run: {0}</title>\n"
       "<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#111}}"
-      "pre{{white-space:pre-wrap;background:#f6f6f6;padding:1em;border-radius:6px}}svg{{max-width:100%;height:auto}}</style>"
+      "pre{{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:1em;border-radius:6px}}svg{{max-width:100%;height:auto}}</style>"
       "</head><body>\n<h1>quanteval run: {0}</h1>\n{1}\n<h2>Report</h2>\n<pre>{2}</pre>\n</body></html>\n",
       svg::escape(r.model.id), body, table);
 }
