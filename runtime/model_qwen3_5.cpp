@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <numeric>
 #include <stdexcept>
 
 #include "runtime/gated_deltanet.hpp"
@@ -36,6 +35,7 @@ struct PackedRows {
   std::vector<int> order;                // row indices in packed order
   std::vector<int> lengths;              // rows per sequence, in `sequences` order
   std::vector<int> sequences;            // sequence indices (into StepRows::states) in packed order
+  std::vector<std::int64_t> first_position;  // per packed sequence: position of its first row
   bool one_token_each = true;
 
   explicit PackedRows(const StepRows& rows) {
@@ -50,20 +50,24 @@ struct PackedRows {
       for (std::size_t i = 1; i < list.size(); ++i)
         if (rows.position[static_cast<std::size_t>(list[i])] != rows.position[static_cast<std::size_t>(list[i - 1])] + 1)
           throw std::logic_error("Qwen3.5 layers need each sequence's rows in consecutive positions");
+      first_position.push_back(rows.position[static_cast<std::size_t>(list.front())]);
       order.insert(order.end(), list.begin(), list.end());
       lengths.push_back(static_cast<int>(list.size()));
       one_token_each = one_token_each && list.size() == 1;
     }
   }
 
-  void gather(const float* src, int width, std::vector<float>& dst) const {
-    dst.resize(order.size() * static_cast<std::size_t>(width));
+  // Gathers the rows of `normed` into packed order, lets `compute(x, y)` fill
+  // the packed output, and scatters it back to the step's row order in `out`.
+  template <typename Compute>
+  void apply(const float* normed, int width, float* out, Compute&& compute) const {
+    const std::size_t w = static_cast<std::size_t>(width);
+    std::vector<float> x(order.size() * w), y(order.size() * w);
     for (std::size_t i = 0; i < order.size(); ++i)
-      std::copy_n(src + static_cast<std::size_t>(order[i]) * width, width, dst.data() + i * width);
-  }
-  void scatter(const std::vector<float>& src, int width, float* dst) const {
+      std::copy_n(normed + static_cast<std::size_t>(order[i]) * w, w, x.data() + i * w);
+    compute(x.data(), y.data());
     for (std::size_t i = 0; i < order.size(); ++i)
-      std::copy_n(src.data() + i * width, width, dst + static_cast<std::size_t>(order[i]) * width);
+      std::copy_n(y.data() + i * w, w, out + static_cast<std::size_t>(order[i]) * w);
   }
 };
 
@@ -86,18 +90,15 @@ class DeltaNetMixer final : public TokenMixer {
   void forward(const StepRows& rows, const float* normed, float* out, MixerContext& context) const override {
     linears_.slot->pool = &context.pool;
     const PackedRows packed(rows);
-    const int width = net_.dims().hidden_size;
-    std::vector<float> x, y(packed.order.size() * static_cast<std::size_t>(width));
-    packed.gather(normed, width, x);
     std::vector<qwen3_5::DeltaNetState*> states;
     for (int s : packed.sequences) states.push_back(&layer_state<State>(rows, s, context.layer_index).deltanet);
-    // A decode step uses the recurrence; anything longer the chunked form (same result).
-    // The layer's per-token loops share the step's pool with the projections; it
-    // calls the projections outside its parallel regions, so they never nest.
-    if (packed.one_token_each) net_.decode_step(x.data(), states, y.data(), &context.pool);
-    else net_.prefill(x.data(), packed.lengths, states, y.data(), qwen3_5::GatedDeltaNet::kDefaultChunkSize,
-                      &context.pool);
-    packed.scatter(y, width, out);
+    packed.apply(normed, net_.dims().hidden_size, out, [&](const float* x, float* y) {
+      // A decode step uses the recurrence; anything longer the chunked form (same result).
+      // The layer's per-token loops share the step's pool with the projections; it
+      // calls the projections outside its parallel regions, so they never nest.
+      if (packed.one_token_each) net_.decode_step(x, states, y, &context.pool);
+      else net_.prefill(x, packed.lengths, states, y, qwen3_5::GatedDeltaNet::kDefaultChunkSize, &context.pool);
+    });
   }
 
   std::unique_ptr<LayerState> make_state() const override {
@@ -125,21 +126,18 @@ class GatedAttentionMixer final : public TokenMixer {
   void forward(const StepRows& rows, const float* normed, float* out, MixerContext& context) const override {
     linears_.slot->pool = &context.pool;
     const PackedRows packed(rows);
-    const int width = attention_.dims().hidden_size;
-    std::vector<float> x, y(packed.order.size() * static_cast<std::size_t>(width));
-    packed.gather(normed, width, x);
     std::vector<qwen3_5::AttentionKvCache*> caches;
     for (std::size_t i = 0; i < packed.sequences.size(); ++i) {
       auto& cache = layer_state<State>(rows, packed.sequences[i], context.layer_index).cache;
       // The layer's own cache must be exactly as long as the positions say.
-      const int first_row = packed.order[std::accumulate(packed.lengths.begin(), packed.lengths.begin() + static_cast<long>(i), 0)];
-      if (cache.length != rows.position[static_cast<std::size_t>(first_row)])
+      if (cache.length != packed.first_position[i])
         throw std::logic_error("Qwen3.5 attention: cache length and position disagree");
       caches.push_back(&cache);
     }
-    if (packed.one_token_each) attention_.decode_step(x.data(), caches, y.data(), &context.pool);
-    else attention_.forward(x.data(), packed.lengths, caches, y.data(), &context.pool);
-    packed.scatter(y, width, out);
+    packed.apply(normed, attention_.dims().hidden_size, out, [&](const float* x, float* y) {
+      if (packed.one_token_each) attention_.decode_step(x, caches, y, &context.pool);
+      else attention_.forward(x, packed.lengths, caches, y, &context.pool);
+    });
   }
 
   std::unique_ptr<LayerState> make_state() const override { return std::make_unique<State>(); }
