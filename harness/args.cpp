@@ -1,4 +1,5 @@
 #include "harness/args.hpp"
+#include "runtime/check.hpp"
 
 #include <fmt/format.h>
 
@@ -35,7 +36,7 @@ Args& Args::epilog(const std::string& text) {
 const Args::Spec& Args::spec(const std::string& name) const {
   for (const auto& s : specs_)
     if (s.name == name) return s;
-  throw std::logic_error("option not declared: --" + name);
+  QE_FAIL("option not declared: --" + name);
 }
 
 bool Args::parse(int argc, char** argv, int first) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "harness/commands.hpp"
+#include "runtime/check.hpp"
 
 namespace quanteval::harness {
 
@@ -62,6 +63,23 @@ int run_cli(int argc, char** argv) {
   for (const auto& v : kVerbs)
     if (verb == v.name) return v.run(argc, argv, 2);
   throw UsageError(fmt::format("unknown verb '{}' (see quanteval --help)", verb));
+}
+
+ErrorExit error_exit(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::invalid_argument& e) {  // a std::logic_error, but the libraries use it for bad input
+    return {2, fmt::format("quanteval: error: {}", e.what())};
+  } catch (const std::logic_error& e) {  // InternalError and the standard library's own invariant errors
+    return {3, fmt::format("quanteval: internal error: {} (this is a bug in quanteval; please report it with the "
+                           "command line)", e.what())};
+  } catch (const std::bad_alloc&) {
+    return {2, "quanteval: error: out of memory"};
+  } catch (const std::exception& e) {
+    return {2, fmt::format("quanteval: error: {}", e.what())};
+  } catch (...) {
+    return {3, "quanteval: internal error: an exception of unknown type"};
+  }
 }
 
 }  // namespace quanteval::harness

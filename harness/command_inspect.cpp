@@ -2,6 +2,7 @@
 // and its tokenizer and chat template. JSON on stdout; tests and users rely on it.
 #include <fmt/format.h>
 
+#include <chrono>
 #include <charconv>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -11,7 +12,9 @@
 #include "runtime/chat_template.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/device.hpp"
+#include "runtime/host_memory.hpp"
 #include "runtime/hub.hpp"
+#include "runtime/model.hpp"
 #include "runtime/tokenizer.hpp"
 
 namespace quanteval::harness {
@@ -72,11 +75,15 @@ std::vector<runtime::TokenId> parse_id_list(const std::string& text, const char*
 }
 
 int command_inspect(int argc, char** argv, int first) {
-  Args args("quanteval inspect --model DIR [--json]",
+  Args args("quanteval inspect --model DIR [--json] [--load [--threads N]]",
             "Architecture, quantization, parameter count, bits per weight and size on disk of a checkpoint;\n"
-            "every tensor is checked against the architecture's table.");
+            "every tensor is checked against the architecture's table. With --load the model is also loaded\n"
+            "into the runtime's kernels: load time, the bytes of the loaded weights and the peak resident memory\n"
+            "of the process (what a machine needs to hold this model).");
   add_model_option(args);
-  args.flag("json", "print JSON instead of text");
+  args.flag("json", "print JSON instead of text")
+      .flag("load", "load the weights into the runtime and report load time and peak resident memory")
+      .option("threads", "N", "CPU threads for --load (0 = all cores)", "0");
   if (!args.parse(argc, argv, first)) return 0;
   const auto resolved = runtime::hub::resolve(args.get("model"));
   const auto checkpoint = runtime::Checkpoint::open(resolved.directory);
@@ -116,6 +123,17 @@ int command_inspect(int argc, char** argv, int first) {
   j["tensor_errors"] = report.errors;
   j["unexpected_tensors"] = report.unexpected_tensors;
   j["devices"] = runtime::describe_devices();
+  if (args.is_set("load") && report.ok()) {
+    const auto start = std::chrono::steady_clock::now();
+    runtime::LoadOptions options;
+    options.threads = args.get_int("threads", 0, 1024);
+    const auto model = runtime::Model::load(resolved.directory, options);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    j["load"] = {{"seconds", seconds},
+                 {"loaded_weight_bytes", model->resident_weight_bytes()},
+                 {"peak_resident_bytes", runtime::peak_resident_bytes()},
+                 {"resident_bytes_after_load", runtime::resident_bytes()}};
+  }
   if (args.is_set("json")) {
     fmt::print("{}\n", j.dump(2));
   } else {
@@ -130,6 +148,12 @@ int command_inspect(int argc, char** argv, int first) {
     fmt::print("size on disk: {:.3f} GB in {} file(s)\n", summary.size_on_disk / 1e9, summary.shard_count);
     fmt::print("tensor check: {}\n", report.ok() ? "ok" : "FAILED");
     for (const auto& e : report.errors) fmt::print("  {}\n", e);
+    if (j.contains("load")) {
+      const auto& load = j["load"];
+      fmt::print("loaded in {:.1f} s: weights {:.3f} GB in memory, peak resident {:.3f} GB\n",
+                 load["seconds"].get<double>(), load["loaded_weight_bytes"].get<std::uint64_t>() / 1e9,
+                 load["peak_resident_bytes"].get<std::uint64_t>() / 1e9);
+    }
   }
   return report.ok() ? 0 : 2;
 }

@@ -1,4 +1,5 @@
 #include "harness/run_state.hpp"
+#include "runtime/check.hpp"
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
@@ -129,7 +130,7 @@ RunDirectory::RunDirectory(const fs::path& dir, const ordered_json& config, bool
 void RunDirectory::append_sample(const ordered_json& line) {
   std::lock_guard lock(mutex_);
   const auto key = key_of(json(line), "samples.jsonl");
-  if (samples_.count(key)) throw std::logic_error("sample written twice: " + key.text());
+  QE_CHECK(!samples_.count(key), "sample written twice: " + key.text());
   samples_writer_->write_line(line.dump());
   samples_[key] = json(line);
 }
@@ -137,7 +138,7 @@ void RunDirectory::append_sample(const ordered_json& line) {
 void RunDirectory::append_result(const ordered_json& line) {
   std::lock_guard lock(mutex_);
   const auto key = key_of(json(line), "results.jsonl");
-  if (results_.count(key)) throw std::logic_error("result written twice: " + key.text());
+  QE_CHECK(!results_.count(key), "result written twice: " + key.text());
   results_writer_->write_line(line.dump());
   results_[key] = json(line);
 }

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "runtime/cpu_kernel_detail.hpp"
+#include "runtime/check.hpp"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -283,13 +284,13 @@ void f16_to_float_avx2(const uint16_t* in, float* out, size_t count) {
 namespace quanteval::runtime::detail {
 bool avx2_kernels_compiled() { return false; }
 void int4_blocks_avx2(const Int4Problem&, int64_t, int64_t) {
-  throw std::logic_error("AVX2 kernels were not compiled into this build");
+  QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 void dense_rows_avx2(const DenseProblem&, int64_t, int64_t) {
-  throw std::logic_error("AVX2 kernels were not compiled into this build");
+  QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 void f16_to_float_avx2(const uint16_t*, float*, size_t) {
-  throw std::logic_error("AVX2 kernels were not compiled into this build");
+  QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 }  // namespace quanteval::runtime::detail
 

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "runtime/cpu_kernel_detail.hpp"
+#include "runtime/check.hpp"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
@@ -434,16 +435,16 @@ namespace quanteval::runtime::detail {
 bool avx512_kernels_compiled() { return false; }
 bool avx512_vnni_supported() { return false; }
 void quantize_block_avx512(const float*, int, int16_t*, int64_t, QuantBlockScale*) {
-  throw std::logic_error("AVX-512 kernels were not compiled into this build");
+  QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 void int4_blocks_avx512_vnni(const Int4Problem&, int64_t, int64_t) {
-  throw std::logic_error("AVX-512 kernels were not compiled into this build");
+  QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 void int4_blocks_avx512(const Int4Problem&, int64_t, int64_t) {
-  throw std::logic_error("AVX-512 kernels were not compiled into this build");
+  QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 void dense_rows_avx512(const DenseProblem&, int64_t, int64_t) {
-  throw std::logic_error("AVX-512 kernels were not compiled into this build");
+  QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 }  // namespace quanteval::runtime::detail
 

@@ -267,13 +267,23 @@ DenseLinear DenseLinear::make(detail::DenseType type, int n, int k, std::span<co
 
 DenseLinear DenseLinear::from_bf16(const uint16_t* w, int n, int k, std::span<const float> bias) {
   DenseLinear out = make(detail::DenseType::bf16, n, k, bias);
-  out.bits16_.assign(w, w + static_cast<size_t>(n) * k);
+  out.bits16_ = std::make_shared<const std::vector<uint16_t>>(w, w + static_cast<size_t>(n) * k);
   return out;
 }
 
 DenseLinear DenseLinear::from_f16(const uint16_t* w, int n, int k, std::span<const float> bias) {
   DenseLinear out = make(detail::DenseType::f16, n, k, bias);
-  out.bits16_.assign(w, w + static_cast<size_t>(n) * k);
+  out.bits16_ = std::make_shared<const std::vector<uint16_t>>(w, w + static_cast<size_t>(n) * k);
+  return out;
+}
+
+DenseLinear DenseLinear::from_shared_16bit(std::shared_ptr<const std::vector<uint16_t>> w, bool bf16, int n, int k,
+                                           std::span<const float> bias) {
+  DenseLinear out = make(bf16 ? detail::DenseType::bf16 : detail::DenseType::f16, n, k, bias);
+  if (!w || w->size() != static_cast<size_t>(n) * static_cast<size_t>(k))
+    throw std::invalid_argument(fmt::format("DenseLinear: shared weights hold {} values, expected [{}, {}]",
+                                            w ? w->size() : 0, n, k));
+  out.bits16_ = std::move(w);
   return out;
 }
 
@@ -291,7 +301,7 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   check_forward_args(x, m, y, isa, "DenseLinear");
   detail::DenseProblem problem;
   problem.w = type_ == detail::DenseType::f32 ? static_cast<const void*>(floats_.data())
-                                               : static_cast<const void*>(bits16_.data());
+                                               : static_cast<const void*>(bits16_->data());
   problem.type = type_;
   problem.n = out_features_;
   problem.k = in_features_;

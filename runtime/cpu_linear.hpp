@@ -6,6 +6,7 @@
 // CPU has (or one forced by the caller), split over output columns on a
 // caller-owned ThreadPool.
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -89,13 +90,17 @@ class DenseLinear {
   static DenseLinear from_bf16(const uint16_t* w, int n, int k, std::span<const float> bias = {});
   static DenseLinear from_f16(const uint16_t* w, int n, int k, std::span<const float> bias = {});
   static DenseLinear from_f32(const float* w, int n, int k, std::span<const float> bias = {});
+  // Shares 16-bit weights [n, k] held elsewhere (a tied lm_head reads the
+  // embedding table itself instead of a second copy of it).
+  static DenseLinear from_shared_16bit(std::shared_ptr<const std::vector<uint16_t>> w, bool bf16, int n, int k,
+                                       std::span<const float> bias = {});
 
   void forward(const float* x, int m, float* y, ThreadPool& pool) const;
   void forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const;
 
   int in_features() const { return in_features_; }
   int out_features() const { return out_features_; }
-  size_t weight_bytes() const { return bits16_.size() * 2 + floats_.size() * 4; }
+  size_t weight_bytes() const { return (bits16_ ? bits16_->size() * 2 : 0) + floats_.size() * 4; }
 
  private:
   static DenseLinear make(detail::DenseType type, int n, int k, std::span<const float> bias);
@@ -103,7 +108,7 @@ class DenseLinear {
   detail::DenseType type_ = detail::DenseType::f32;
   int in_features_ = 0;
   int out_features_ = 0;
-  std::vector<uint16_t> bits16_;  // [n, k] for bf16 / f16
+  std::shared_ptr<const std::vector<uint16_t>> bits16_;  // [n, k] for bf16 / f16 (possibly shared)
   std::vector<float> floats_;     // [n, k] for f32
   std::vector<float> bias_;
 };

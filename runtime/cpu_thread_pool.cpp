@@ -1,4 +1,5 @@
 #include "runtime/cpu_thread_pool.hpp"
+#include "runtime/check.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -99,7 +100,7 @@ void ThreadPool::worker_loop() {
 void ThreadPool::run(int64_t pieces, int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& task) {
   {
     std::lock_guard lock(mutex_);
-    if (busy_) throw std::logic_error("ThreadPool::parallel_for called while the pool is already running a task");
+    QE_CHECK(!busy_, "ThreadPool::parallel_for called while the pool is already running a task");
     busy_ = true;
     task_ = &task;
     pieces_ = pieces;

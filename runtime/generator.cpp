@@ -1,4 +1,5 @@
 #include "runtime/generator.hpp"
+#include "runtime/check.hpp"
 
 #include <fmt/format.h>
 
@@ -55,6 +56,9 @@ Generator::Generator(Model& model, const Tokenizer* tokenizer, GeneratorOptions 
   for (const TokenId id : options_.extra_eos_token_ids) eos_ids_.push_back(id);
   std::sort(eos_ids_.begin(), eos_ids_.end());
   eos_ids_.erase(std::unique(eos_ids_.begin(), eos_ids_.end()), eos_ids_.end());
+  if (tokenizer_)
+    for (TokenId id = 0; id < static_cast<TokenId>(model.config().vocab_size); ++id)
+      if (!tokenizer_->contains(id)) masked_ids_.push_back(id);
 }
 
 void Generator::submit(GenerationRequest request) {
@@ -146,7 +150,7 @@ void Generator::run(const std::function<void(GenerationResult)>& on_done,
       stats_.active = running.size();
       if (running.empty()) {
         if (waiting_.empty()) return;
-        throw std::logic_error("generator: a waiting request cannot be admitted into an empty batch");
+        QE_FAIL("generator: a waiting request cannot be admitted into an empty batch");
       }
     }
 
@@ -167,7 +171,7 @@ void Generator::run(const std::function<void(GenerationResult)>& on_done,
       }
     }
     const auto start = std::chrono::steady_clock::now();
-    const std::vector<float> logits = model_.forward(steps);
+    std::vector<float> logits = model_.forward(steps);
     const double step_seconds = seconds_since(start);
 
     std::vector<std::unique_ptr<Running>> still_running;
@@ -176,7 +180,8 @@ void Generator::run(const std::function<void(GenerationResult)>& on_done,
       Running& s = *running[i];
       const bool was_prefill = s.result.tokens.empty();
       (was_prefill ? s.result.prefill_seconds : s.result.decode_seconds) += step_seconds;
-      const std::span<const float> row(logits.data() + i * vocab, vocab);
+      const std::span<float> row(logits.data() + i * vocab, vocab);
+      mask_tokens(row, masked_ids_);
       if (append_token(s, sample_token(row, s.request.sampling, s.rng))) {
         done.push_back(std::move(s.result));
         running[i]->state.reset();  // hand the KV blocks back before the callback runs
@@ -213,7 +218,7 @@ GenerationResult Generator::generate(const GenerationRequest& request) {
   run([&](GenerationResult result) {
     if (result.id == request.id && !mine) mine = std::move(result);
   });
-  if (!mine) throw std::logic_error("generator: request finished without a result");
+  QE_CHECK(mine, "generator: request finished without a result");
   return std::move(*mine);
 }
 

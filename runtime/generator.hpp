@@ -92,6 +92,10 @@ class Generator {
   GenerationResult generate(const GenerationRequest& request);
 
   const std::vector<TokenId>& eos_token_ids() const { return eos_ids_; }
+  // Output ids that are never sampled: with a tokenizer, every id below the
+  // model's vocab_size that the tokenizer cannot decode (padding rows of the
+  // embedding / lm_head). Their logits are set to -inf before every choice.
+  const std::vector<TokenId>& masked_token_ids() const { return masked_ids_; }
   GeneratorStats stats() const;
 
  private:
@@ -103,6 +107,7 @@ class Generator {
   const Tokenizer* tokenizer_;
   GeneratorOptions options_;
   std::vector<TokenId> eos_ids_;
+  std::vector<TokenId> masked_ids_;  // sorted
   mutable std::mutex mutex_;
   std::deque<GenerationRequest> waiting_;
   GeneratorStats stats_;

@@ -53,8 +53,10 @@ struct GptqWeight {
 // W as [N, K] row-major floats, computed with the obvious loops. Validates first.
 std::vector<float> dequantize_reference(const GptqWeight& weight);
 
-// Owned storage for a GptqWeight (what quantize_reference returns). Move-only so
-// the views in `weight` always point into this object's vectors.
+// Storage for a GptqWeight (what quantize_reference returns). Move-only, and a
+// move keeps the vectors' buffers, so views into them stay valid. A view may
+// also point elsewhere (view_gptq_weight leaves aligned tensors in the
+// checkpoint's mapping and fills only the vectors it had to copy).
 struct OwnedGptqWeight {
   std::vector<int32_t> qweight;
   std::vector<int32_t> qzeros;

@@ -273,8 +273,10 @@ std::string py_format(const std::string& pattern, const CallArgs& args) {
         if (auto_index >= args.positional.size()) throw EvalError("IndexError: Replacement index out of range");
         value = &args.positional[auto_index++];
       } else if (std::all_of(field.begin(), field.end(), [](char d) { return d >= '0' && d <= '9'; })) {
+        // Any index with more digits than the arguments could need is out of range (and may overflow stoul).
+        if (field.size() > 9 || std::stoul(field) >= args.positional.size())
+          throw EvalError("IndexError: Replacement index out of range");
         const std::size_t index = std::stoul(field);
-        if (index >= args.positional.size()) throw EvalError("IndexError: Replacement index out of range");
         value = &args.positional[index];
       } else {
         for (const auto& [name, v] : args.keyword) {
@@ -542,7 +544,8 @@ Value get_attribute_path(const Value& object, const Value& attribute) {
   while (true) {
     const std::size_t dot = path.find('.', start);
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    const bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool numeric = !part.empty() && part.size() <= 18 &&
+                         std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     current.require_defined();
     current = numeric ? get_item(current, Value(static_cast<std::int64_t>(std::stoll(part)))) : get_item(current, Value(part));
     if (dot == std::string::npos) return current;

@@ -467,9 +467,14 @@ class Parser {
           fail("integer literal out of range", token);
         }
       }
-      case TokenType::floating:
+      case TokenType::floating: {
         next();
-        return std::make_unique<LiteralExpr>(where(token), Value(std::stod(token.value)));
+        try {
+          return std::make_unique<LiteralExpr>(where(token), Value(std::stod(token.value)));
+        } catch (const std::out_of_range&) {
+          fail("float literal out of range", token);
+        }
+      }
       case TokenType::op:
         if (token.value == "(") {
           next();

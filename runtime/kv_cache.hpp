@@ -18,6 +18,8 @@
 #include <mutex>
 #include <vector>
 
+#include "runtime/host_memory.hpp"
+
 namespace quanteval::runtime {
 
 struct KvCacheShape {
@@ -71,7 +73,5 @@ class KvCache {
   std::vector<std::int32_t> free_list_;  // blocks not owned by any sequence
 };
 
-// Physical RAM of this machine in bytes (0 when unknown).
-std::uint64_t physical_memory_bytes();
 
 }  // namespace quanteval::runtime

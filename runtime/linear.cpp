@@ -1,7 +1,9 @@
 #include "runtime/linear.hpp"
+#include "runtime/check.hpp"
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -16,6 +18,25 @@ std::vector<T> copy_elements(const TensorView& view) {
   return out;
 }
 
+// The elements of `view` as a typed span: straight into the mapping when its
+// bytes are aligned for T (what safetensors writers produce), else through a
+// copy kept in `storage`. Loading thus never holds a second copy of a tensor
+// in the common case.
+template <typename T>
+std::span<const T> elements_of(const TensorView& view, std::vector<T>& storage) {
+  const std::size_t count = view.bytes / sizeof(T);
+  if (reinterpret_cast<std::uintptr_t>(view.data) % alignof(T) == 0)
+    return {reinterpret_cast<const T*>(view.data), count};
+  storage = copy_elements<T>(view);
+  return storage;
+}
+
+void release_linear_pages(const LinearTensors& tensors) {
+  for (const TensorView* view : {tensors.weight, tensors.qweight, tensors.qzeros, tensors.scales, tensors.g_idx,
+                                 tensors.bias})
+    if (view) release_resident_pages(*view);
+}
+
 std::vector<float> bias_of(const LinearTensors& tensors) {
   if (!tensors.bias) return {};
   std::vector<float> bias = to_float(*tensors.bias);
@@ -27,20 +48,19 @@ std::vector<float> bias_of(const LinearTensors& tensors) {
 
 }  // namespace
 
-OwnedGptqWeight copy_gptq_weight(const LinearTensors& tensors, const QuantConfig& quant) {
+OwnedGptqWeight view_gptq_weight(const LinearTensors& tensors, const QuantConfig& quant) {
   if (tensors.qweight->dtype != DType::i32 || tensors.qzeros->dtype != DType::i32)
     throw CheckpointError(fmt::format("{}: qweight and qzeros must be I32", tensors.prefix));
-  OwnedGptqWeight owned;
-  owned.qweight = copy_elements<std::int32_t>(*tensors.qweight);
-  owned.qzeros = copy_elements<std::int32_t>(*tensors.qzeros);
   if (tensors.scales->dtype != DType::f16 && tensors.scales->dtype != DType::bf16)
     throw CheckpointError(fmt::format("{}: scales must be F16 or BF16", tensors.prefix));
-  owned.scales = copy_elements<std::uint16_t>(*tensors.scales);
-  if (tensors.g_idx) {
-    if (tensors.g_idx->dtype != DType::i32) throw CheckpointError(fmt::format("{}: g_idx must be I32", tensors.prefix));
-    owned.g_idx = copy_elements<std::int32_t>(*tensors.g_idx);
-  }
+  if (tensors.g_idx && tensors.g_idx->dtype != DType::i32)
+    throw CheckpointError(fmt::format("{}: g_idx must be I32", tensors.prefix));
+  OwnedGptqWeight owned;
   GptqWeight& w = owned.weight;
+  w.qweight = elements_of(*tensors.qweight, owned.qweight);
+  w.qzeros = elements_of(*tensors.qzeros, owned.qzeros);
+  w.scales = elements_of(*tensors.scales, owned.scales);
+  if (tensors.g_idx) w.g_idx = elements_of(*tensors.g_idx, owned.g_idx);
   w.name = tensors.prefix;
   w.in_features = static_cast<int>(tensors.in_features);
   w.out_features = static_cast<int>(tensors.out_features);
@@ -49,7 +69,6 @@ OwnedGptqWeight copy_gptq_weight(const LinearTensors& tensors, const QuantConfig
   w.format = quant.format;
   w.sym = quant.sym;
   w.scale_format = tensors.scales->dtype == DType::bf16 ? ScaleFormat::bf16 : ScaleFormat::f16;
-  owned.refresh_views();
   try {
     w.validate();
   } catch (const std::invalid_argument& e) {
@@ -66,18 +85,23 @@ Linear Linear::from_checkpoint(const LinearTensors& tensors, const std::optional
   const std::vector<float> bias = bias_of(tensors);
   if (tensors.quantized) {
     if (!quant) throw CheckpointError(fmt::format("{}: GPTQ tensors but no quantization config", tensors.prefix));
-    const OwnedGptqWeight owned = copy_gptq_weight(tensors, *quant);
-    linear.kernel_ = Int4Linear::from_gptq(owned.weight, bias);
+    const OwnedGptqWeight view = view_gptq_weight(tensors, *quant);
+    linear.kernel_ = Int4Linear::from_gptq(view.weight, bias);
+    release_linear_pages(tensors);
     return linear;
   }
   const TensorView& w = *tensors.weight;
   const int n = linear.out_features_, k = linear.in_features_;
+  // The kernels copy the weights once into their own storage, straight from the mapping.
+  std::vector<std::uint16_t> unaligned16;
+  std::vector<float> unaligned32;
   switch (w.dtype) {
-    case DType::bf16: linear.kernel_ = DenseLinear::from_bf16(copy_elements<std::uint16_t>(w).data(), n, k, bias); break;
-    case DType::f16: linear.kernel_ = DenseLinear::from_f16(copy_elements<std::uint16_t>(w).data(), n, k, bias); break;
-    case DType::f32: linear.kernel_ = DenseLinear::from_f32(copy_elements<float>(w).data(), n, k, bias); break;
+    case DType::bf16: linear.kernel_ = DenseLinear::from_bf16(elements_of(w, unaligned16).data(), n, k, bias); break;
+    case DType::f16: linear.kernel_ = DenseLinear::from_f16(elements_of(w, unaligned16).data(), n, k, bias); break;
+    case DType::f32: linear.kernel_ = DenseLinear::from_f32(elements_of(w, unaligned32).data(), n, k, bias); break;
     default: throw CheckpointError(fmt::format("{}: weight dtype {} is not supported", w.describe(), dtype_name(w.dtype)));
   }
+  release_linear_pages(tensors);
   return linear;
 }
 
@@ -102,7 +126,7 @@ Linear Linear::from_int4(Int4Linear int4, std::string name) {
 void Linear::forward(const float* x, int m, float* y, ThreadPool& pool) const {
   if (const auto* dense = std::get_if<DenseLinear>(&kernel_)) return dense->forward(x, m, y, pool);
   if (const auto* int4 = std::get_if<Int4Linear>(&kernel_)) return int4->forward(x, m, y, pool);
-  throw std::logic_error("Linear::forward on an empty linear layer");
+  QE_FAIL("Linear::forward on an empty linear layer");
 }
 
 std::uint64_t Linear::weight_bytes() const {
@@ -118,7 +142,7 @@ ReferenceLinearWeights reference_linear_weights(const LinearTensors& tensors, co
   out.bias = bias_of(tensors);
   if (tensors.quantized) {
     if (!quant) throw CheckpointError(fmt::format("{}: GPTQ tensors but no quantization config", tensors.prefix));
-    out.weight = dequantize_reference(copy_gptq_weight(tensors, *quant).weight);
+    out.weight = dequantize_reference(view_gptq_weight(tensors, *quant).weight);
   } else {
     out.weight = to_float(*tensors.weight);
   }

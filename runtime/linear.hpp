@@ -58,9 +58,11 @@ struct ReferenceLinearWeights {
 };
 ReferenceLinearWeights reference_linear_weights(const LinearTensors& tensors, const std::optional<QuantConfig>& quant);
 
-// The GPTQ tensors of `tensors` copied into aligned owned storage (safetensors
-// does not promise alignment, GptqWeight wants typed spans). Throws
-// CheckpointError when quant settings are missing or the tensors are inconsistent.
-OwnedGptqWeight copy_gptq_weight(const LinearTensors& tensors, const QuantConfig& quant);
+// The GPTQ tensors of `tensors` as a GptqWeight: typed spans straight into the
+// checkpoint's mapping where the bytes are aligned for their type (the usual
+// case), copies held by the returned object where not (safetensors does not
+// promise alignment). Valid while the checkpoint is open. Throws
+// CheckpointError when the dtypes or the tensors are inconsistent.
+OwnedGptqWeight view_gptq_weight(const LinearTensors& tensors, const QuantConfig& quant);
 
 }  // namespace quanteval::runtime

@@ -66,11 +66,13 @@ Embedding load_embedding(const TensorView& view, std::int64_t vocab, std::int64_
   e.width = width;
   if (view.dtype == DType::bf16 || view.dtype == DType::f16) {
     e.bf16 = view.dtype == DType::bf16;
-    e.bits16.resize(static_cast<std::size_t>(vocab * width));
-    std::memcpy(e.bits16.data(), view.data, view.bytes);
+    auto bits = std::make_shared<std::vector<std::uint16_t>>(static_cast<std::size_t>(vocab * width));
+    std::memcpy(bits->data(), view.data, view.bytes);
+    e.bits16 = std::move(bits);
   } else {
     e.floats = to_float(view);
   }
+  release_resident_pages(view);
   return e;
 }
 
@@ -104,8 +106,8 @@ std::uint64_t default_kv_cache_bytes() {
 
 void Embedding::row(TokenId id, float* out) const {
   const auto offset = static_cast<std::size_t>(id) * static_cast<std::size_t>(width);
-  if (!bits16.empty()) {
-    const std::uint16_t* src = bits16.data() + offset;
+  if (bits16) {
+    const std::uint16_t* src = bits16->data() + offset;
     if (bf16)
       for (std::int64_t i = 0; i < width; ++i) out[i] = bf16_to_float(src[i]);
     else
@@ -310,6 +312,13 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadO
   weights.final_norm = norm_weight(checkpoint, "model.norm.weight", hidden, zero_centered);
   if (checkpoint.has("lm_head.weight") || checkpoint.has("lm_head.qweight")) {
     weights.lm_head = Linear::from_checkpoint(checkpoint.linear("lm_head"), quant);
+  } else if (config.tie_word_embeddings && weights.embed_tokens.bits16) {
+    const Embedding& embed = weights.embed_tokens;
+    weights.lm_head = Linear::from_dense(DenseLinear::from_shared_16bit(embed.bits16, embed.bf16,
+                                                                        static_cast<int>(embed.vocab),
+                                                                        static_cast<int>(embed.width)),
+                                         "lm_head (tied to model.embed_tokens)");
+    weights.lm_head_shares_embedding = true;
   } else if (config.tie_word_embeddings) {
     weights.lm_head = Linear::from_checkpoint(checkpoint.linear("model.embed_tokens"), std::nullopt);
   } else {
@@ -328,6 +337,13 @@ std::uint64_t Model::weight_bytes() const {
     total += (layer.input_norm.size() + layer.post_attention_norm.size()) * sizeof(float);
   }
   return total;
+}
+
+std::uint64_t Model::resident_weight_bytes() const {
+  const Embedding& embed = weights_.embed_tokens;
+  const std::uint64_t table = embed.bits16 ? embed.bits16->size() * 2 : embed.floats.size() * sizeof(float);
+  // A tied lm_head shares the table, and weight_bytes() already counts it.
+  return weight_bytes() + (weights_.lm_head_shares_embedding ? 0 : table);
 }
 
 std::int64_t Model::max_sequence_tokens() const {

@@ -159,7 +159,8 @@ struct Embedding {
   std::int64_t vocab = 0;
   std::int64_t width = 0;
   bool bf16 = true;                      // when bits16 is used: bf16 (else fp16)
-  std::vector<std::uint16_t> bits16;     // [vocab, width] raw bf16/fp16, or empty
+  // [vocab, width] raw bf16/fp16, or null; shared with a tied lm_head.
+  std::shared_ptr<const std::vector<std::uint16_t>> bits16;
   std::vector<float> floats;             // [vocab, width] when stored as fp32
   void row(TokenId id, float* out) const;  // out: [width]
 };
@@ -168,7 +169,8 @@ struct ModelWeights {
   Embedding embed_tokens;                // [vocab, hidden]
   std::vector<DecoderLayer> layers;      // [num_hidden_layers]
   std::vector<float> final_norm;         // [hidden]
-  Linear lm_head;                        // [vocab, hidden] (a copy of embed_tokens when tied)
+  Linear lm_head;                        // [vocab, hidden] (sharing embed_tokens' storage when tied)
+  bool lm_head_shares_embedding = false; // lm_head reads embed_tokens' 16-bit table (tied, no copy)
 };
 
 // Per-layer hidden states of a forward step, for debugging and tests.
@@ -195,6 +197,7 @@ class Model {
   ThreadPool& pool() const { return *pool_; }
   KvCache& kv_cache() const { return *cache_; }
   std::uint64_t weight_bytes() const;        // bytes streamed per forward step (all linears + embedding row)
+  std::uint64_t resident_weight_bytes() const;  // bytes of every weight held in memory (embedding table included)
   std::uint64_t lm_head_bytes() const { return weights_.lm_head.weight_bytes(); }
   const ModelWeights& weights() const { return weights_; }  // for benchmarks and debugging
 

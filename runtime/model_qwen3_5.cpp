@@ -1,4 +1,5 @@
 #include "runtime/model_qwen3_5.hpp"
+#include "runtime/check.hpp"
 
 #include <fmt/format.h>
 
@@ -49,7 +50,7 @@ struct PackedRows {
       const auto& list = rows_of[static_cast<std::size_t>(s)];
       for (std::size_t i = 1; i < list.size(); ++i)
         if (rows.position[static_cast<std::size_t>(list[i])] != rows.position[static_cast<std::size_t>(list[i - 1])] + 1)
-          throw std::logic_error("Qwen3.5 layers need each sequence's rows in consecutive positions");
+          QE_FAIL("Qwen3.5 layers need each sequence's rows in consecutive positions");
       first_position.push_back(rows.position[static_cast<std::size_t>(list.front())]);
       order.insert(order.end(), list.begin(), list.end());
       lengths.push_back(static_cast<int>(list.size()));
@@ -74,7 +75,7 @@ struct PackedRows {
 template <typename StateType>
 StateType& layer_state(const StepRows& rows, int sequence, std::size_t layer) {
   auto* state = dynamic_cast<StateType*>(rows.states[static_cast<std::size_t>(sequence)]->layer_state(layer));
-  if (!state) throw std::logic_error("Qwen3.5 mixer: sequence has no state of this layer's kind");
+  QE_CHECK(state, "Qwen3.5 mixer: sequence has no state of this layer's kind");
   return *state;
 }
 
@@ -131,7 +132,7 @@ class GatedAttentionMixer final : public TokenMixer {
       auto& cache = layer_state<State>(rows, packed.sequences[i], context.layer_index).cache;
       // The layer's own cache must be exactly as long as the positions say.
       if (cache.length != packed.first_position[i])
-        throw std::logic_error("Qwen3.5 attention: cache length and position disagree");
+        QE_FAIL("Qwen3.5 attention: cache length and position disagree");
       caches.push_back(&cache);
     }
     packed.apply(normed, attention_.dims().hidden_size, out, [&](const float* x, float* y) {

@@ -1,4 +1,5 @@
 #include "runtime/safetensors.hpp"
+#include "runtime/check.hpp"
 #include "runtime/numeric.hpp"
 
 #include <fcntl.h>
@@ -44,7 +45,7 @@ constexpr DTypeInfo kDTypes[] = {
 const DTypeInfo& info(DType dtype) {
   for (const auto& entry : kDTypes)
     if (entry.dtype == dtype) return entry;
-  throw std::logic_error("unknown DType enumerator");
+  QE_FAIL("unknown DType enumerator");
 }
 
 // Reads a shape dimension or offset: JSON integers only, never floats, never negative.
@@ -229,6 +230,16 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     size_ = std::exchange(other.size_, 0);
   }
   return *this;
+}
+
+void release_resident_pages(const TensorView& tensor) noexcept {
+  if (!tensor.data || tensor.bytes == 0) return;
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(tensor.data) / page * page;
+  const auto end = (reinterpret_cast<std::uintptr_t>(tensor.data) + tensor.bytes + page - 1) / page * page;
+  // MADV_DONTNEED on a private read-only file mapping only unmaps the pages; a
+  // later access faults them back in from the page cache. Failure costs memory, not correctness.
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 void MappedFile::release() noexcept {

@@ -122,6 +122,14 @@ class SafetensorsFile {
   std::map<std::string, std::size_t, std::less<>> index_;  // name -> position in header_.tensors
 };
 
+// Drops the pages of `tensor` from this process's resident set once its bytes
+// have been copied or repacked: they stay in the kernel's page cache and are
+// read back if touched again, so this is always safe on the read-only mapping.
+// Loading calls it tensor by tensor, so the peak memory of a load is the
+// runtime's own copy of the weights plus one tensor, not that plus the whole
+// file (a 27B checkpoint would otherwise need twice its size in RAM).
+void release_resident_pages(const TensorView& tensor) noexcept;
+
 // Conversions for reference paths and tests (scalar bf16/f16 helpers are in
 // runtime/numeric.hpp). They check the dtype and throw
 // CheckpointError naming the tensor when it does not fit.

@@ -76,6 +76,10 @@ std::vector<Candidate> sampling_distribution(std::span<const float> logits, cons
   std::vector<Candidate> candidates(logits.size());
   for (std::size_t i = 0; i < logits.size(); ++i)
     candidates[i] = {static_cast<TokenId>(i), std::exp((logits[i] - max_logit) / params.temperature)};
+  // Tokens whose probability is exactly 0 (masked with -inf, or underflowed) can
+  // never be drawn; dropping them keeps them out of top-k and of the draw's
+  // rounding fallback below.
+  std::erase_if(candidates, [](const Candidate& c) { return c.probability == 0; });
   renormalize(candidates);
 
   if (params.top_k > 0 && static_cast<std::size_t>(params.top_k) < candidates.size()) {
@@ -113,6 +117,11 @@ TokenId sample_token(std::span<const float> logits, const SamplingParams& params
     if (u < cumulative) return c.id;
   }
   return candidates.back().id;  // u within rounding of 1
+}
+
+void mask_tokens(std::span<float> logits, std::span<const TokenId> ids) {
+  for (const TokenId id : ids)
+    if (id >= 0 && static_cast<std::size_t>(id) < logits.size()) logits[static_cast<std::size_t>(id)] = -INFINITY;
 }
 
 }  // namespace quanteval::runtime

@@ -55,4 +55,10 @@ std::vector<Candidate> sampling_distribution(std::span<const float> logits, cons
 // One token: argmax for temperature 0, else a draw from sampling_distribution.
 TokenId sample_token(std::span<const float> logits, const SamplingParams& params, SamplingRng& rng);
 
+// Sets the logits of `ids` to -infinity, so neither greedy nor any sampling
+// filter can pick them. Used for the ids a checkpoint's output layer has but its
+// tokenizer cannot decode (padded vocabularies: Qwen3.5 has 248320 output rows
+// and ~248077 tokens). Ids outside the row are ignored.
+void mask_tokens(std::span<float> logits, std::span<const TokenId> ids);
+
 }  // namespace quanteval::runtime

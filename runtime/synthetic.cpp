@@ -98,8 +98,9 @@ std::unique_ptr<Model> make_synthetic_model(const SyntheticModelSpec& spec, cons
   embed.vocab = spec.vocab_size;
   embed.width = spec.hidden_size;
   embed.bf16 = true;
-  embed.bits16.resize(static_cast<std::size_t>(spec.vocab_size * spec.hidden_size));
-  for (auto& bits : embed.bits16) bits = float_to_bf16(rng.uniform_signed());
+  auto table = std::make_shared<std::vector<std::uint16_t>>(static_cast<std::size_t>(spec.vocab_size * spec.hidden_size));
+  for (auto& bits : *table) bits = float_to_bf16(rng.uniform_signed());
+  embed.bits16 = table;
   int cache_slot = 0;
   for (std::int64_t l = 0; l < spec.num_hidden_layers; ++l) {
     const std::string prefix = fmt::format("model.layers.{}.", l);
@@ -124,8 +125,9 @@ std::unique_ptr<Model> make_synthetic_model(const SyntheticModelSpec& spec, cons
   }
   weights.final_norm = ones(spec.hidden_size);
   if (spec.tie_word_embeddings) {
-    weights.lm_head = Linear::from_dense(DenseLinear::from_bf16(embed.bits16.data(), static_cast<int>(spec.vocab_size),
-                                                                hidden), "lm_head (tied)");
+    weights.lm_head = Linear::from_dense(
+        DenseLinear::from_shared_16bit(embed.bits16, true, static_cast<int>(spec.vocab_size), hidden), "lm_head (tied)");
+    weights.lm_head_shares_embedding = true;
   } else {
     SyntheticModelSpec dense = spec;
     dense.quantized = false;

@@ -1324,6 +1324,10 @@ std::string Tokenizer::id_to_token(TokenId id) const {
 std::size_t Tokenizer::vocab_size() const { return impl_->id_kinds.size(); }
 std::size_t Tokenizer::model_vocab_size() const { return impl_->model_vocab_size; }
 
+bool Tokenizer::contains(TokenId id) const {
+  return id >= 0 && static_cast<std::size_t>(id) < impl_->id_kinds.size() && impl_->id_kinds[id] != IdKind::unused;
+}
+
 bool Tokenizer::is_special(TokenId id) const {
   impl_->check_id(id);
   return impl_->id_kinds[id] == IdKind::added_special;

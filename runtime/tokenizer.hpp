@@ -119,6 +119,10 @@ class Tokenizer {
   std::size_t vocab_size() const;
   // The BPE model's own vocabulary, without added tokens (tokenizer.vocab_size).
   std::size_t model_vocab_size() const;
+  // True when `id` is a token of this tokenizer (model or added), i.e. decode()
+  // accepts it. Ids past vocab_size() and unused ids inside the range are not:
+  // a checkpoint's embedding often has more rows than its tokenizer has ids.
+  bool contains(TokenId id) const;
 
   bool is_special(TokenId id) const;
   const std::vector<AddedToken>& added_tokens() const;
