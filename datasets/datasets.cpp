@@ -36,6 +36,11 @@ std::vector<Manifest> parse_manifest() {
     m.license = entry.at("license").get<std::string>();
     m.problems = entry.at("problems").get<std::size_t>();
     m.default_timeout_seconds = entry.value("default_timeout_s", 3.0);
+    if (const auto rule = entry.find("time_limit"); rule != entry.end()) {
+      m.time_limit.calibrated = rule->value("calibrated", false);
+      m.time_limit.factor = rule->value("factor", 4.0);
+      m.time_limit.min_seconds = rule->value("min_s", 3.0);
+    }
     m.requires_modules = entry.value("requires", std::vector<std::string>{});
     m.notes = entry.value("notes", std::vector<std::string>{});
     m.known_canonical_failures = entry.value("known_canonical_failures", std::vector<std::string>{});

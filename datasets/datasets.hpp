@@ -34,6 +34,14 @@ struct Manifest {
   std::string license;
   std::size_t problems = 0;
   double default_timeout_seconds = 3.0;               // per program, when the user gives none
+  // Per-program limits derived from the canonical solutions (evalplus's rule):
+  // limit = max(min_seconds, factor x the canonical solution's time on this
+  // machine). Off: every program gets default_timeout_seconds (openai/human-eval).
+  struct TimeLimitRule {
+    bool calibrated = false;
+    double factor = 4.0;
+    double min_seconds = 3.0;
+  } time_limit;
   std::vector<std::string> requires_modules;          // Python modules the tests import
   std::vector<std::string> notes;                     // known quirks, reported, never hidden
   std::vector<std::string> known_canonical_failures;  // task ids whose canonical solution fails

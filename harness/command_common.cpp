@@ -18,10 +18,20 @@ void add_sandbox_options(Args& args) {
   args.option("python", "PATH", "Python interpreter for the sandbox (default: $QUANTEVAL_PYTHON, else python3 on PATH)", "")
       .option("workers", "N", "programs executed in parallel", std::to_string(cores))
       .option("timeout", "SECONDS",
-              "wall-clock limit per program (default: the dataset's: 3.0 for humaneval as in openai/human-eval, "
-              "20 for humaneval+)",
+              "one wall-clock limit for every program (default: the dataset's rule: 3.0 s for humaneval as in "
+              "openai/human-eval; for humaneval+ max(3 s, 4 x the task's canonical solution time on this machine), "
+              "measured once and cached)",
               "")
-      .option("memory-mb", "MIB", "address-space limit per program", "4096");
+      .option("memory-mb", "MIB", "address-space limit per program", "4096")
+      .flag("recalibrate", "measure the canonical solution times again instead of using the cached measurement");
+}
+
+TimeLimits time_limits_from_args(const Args& args, const datasets::Dataset& dataset, sandbox::Pool& pool) {
+  TimeLimitRequest request;
+  if (!args.get("timeout").empty()) request.timeout_override = args.get_double("timeout", 0.05, 3600);
+  request.recalibrate = args.is_set("recalibrate");
+  request.progress = !args.is_set("quiet");  // every verb with sandbox options has --quiet
+  return choose_time_limits(dataset, pool, request);
 }
 
 sandbox::Config sandbox_config(const Args& args, const datasets::Dataset& dataset, PythonChoice& python) {

@@ -250,6 +250,8 @@ int command_run(int argc, char** argv, int first) {
 
   PythonChoice python;
   sandbox::Config sandbox_cfg = sandbox_config(args, dataset, python);
+  sandbox::Pool pool(sandbox_cfg);
+  const TimeLimits limits = time_limits_from_args(args, dataset, pool);
 
   ordered_json config;
   config["model"] = resolved.id.empty() ? fs::absolute(resolved.directory).string() : resolved.id;
@@ -263,7 +265,7 @@ int command_run(int argc, char** argv, int first) {
   ordered_json task_ids = ordered_json::array();
   for (const auto* t : tasks) task_ids.push_back(t->task_id);
   config["tasks"] = task_ids;
-  config["sandbox"] = {{"timeout_s", sandbox_cfg.limits.wall_seconds}, {"memory_bytes", sandbox_cfg.limits.address_space_bytes}};
+  config["sandbox"] = {{"time_limit", limits.rule}, {"memory_bytes", sandbox_cfg.limits.address_space_bytes}};
   RunDirectory run(args.get("out"), config, args.is_set("resume"));
 
   // What is left: generate the ungenerated, execute the generated-but-unscored.
@@ -281,7 +283,6 @@ int command_run(int argc, char** argv, int first) {
   std::unique_ptr<runtime::Model> model;
   if (!to_generate.empty()) model = runtime::Model::load(resolved.directory, load);
 
-  sandbox::Pool pool(sandbox_cfg);
   const std::size_t total = prepared.size();
   std::atomic<std::size_t> done{run.results().size()}, passed{0};
   for (const auto& [key, r] : run.results()) passed += r.value("passed", false) ? 1 : 0;
@@ -296,28 +297,32 @@ int command_run(int argc, char** argv, int first) {
   std::deque<std::pair<SampleKey, json>> queue;
   bool generation_finished = false;
   std::exception_ptr execution_error;
-  auto record_result = [&](const SampleKey& key, Status status, double duration, const std::string& detail, int attempts) {
+  auto record_result = [&](const SampleKey& key, const reports::SampleVerdict& verdict) {
     ordered_json line;
     line["mode"] = key.mode;
-    line["task_id"] = key.task_id;
-    line["sample_index"] = key.sample_index;
-    line["status"] = std::string(reports::to_string(status));
-    line["passed"] = status == Status::passed;
-    line["duration_s"] = std::round(duration * 1e4) / 1e4;
-    line["detail"] = detail;
-    if (attempts > 1) line["attempts"] = attempts;
+    const ordered_json fields = reports::to_json(verdict);
+    for (const auto& [field, value] : fields.items()) line[field] = value;
     run.append_result(line);
     ++done;
-    if (status == Status::passed) ++passed;
+    if (verdict.status == Status::passed) ++passed;
     std::lock_guard lock(speed_mutex);
     bar.update(done, passed, speed_text);
   };
   auto execute = [&](const SampleKey& key, const json& sample) {
     const auto* problem = dataset.find(key.task_id);
     const Judgement j = judge(key.mode, *problem, sample);
-    if (j.early) return record_result(key, *j.early, 0.0, j.detail, 1);
-    const auto r = pool.run(j.program);
-    record_result(key, classify(r), r.duration_seconds, describe(r, sandbox_cfg.limits), r.attempts);
+    if (j.early) {
+      reports::SampleVerdict verdict;
+      verdict.task_id = key.task_id;
+      verdict.sample_index = key.sample_index;
+      verdict.status = *j.early;
+      verdict.detail = j.detail;
+      return record_result(key, verdict);
+    }
+    sandbox::Limits task_limits = sandbox_cfg.limits;
+    task_limits.wall_seconds = limits.for_task(key.task_id);
+    const auto r = pool.run(j.program, &task_limits);
+    record_result(key, to_verdict(key.task_id, key.sample_index, r, task_limits));
   };
   std::vector<std::thread> executors;
   for (int w = 0; w < sandbox_cfg.workers; ++w)
@@ -434,7 +439,7 @@ int command_run(int argc, char** argv, int first) {
   report.chat_template_hash = template_hash;
   report.dataset = {dataset.name, dataset.path.string(), dataset.sha256, dataset.verified, dataset.problems.size(),
                     dataset.manifest ? dataset.manifest->notes : std::vector<std::string>{}};
-  report.sandbox = describe_sandbox(pool);
+  report.sandbox = describe_sandbox(pool, limits);
   for (const auto& note : python.notes) report.sandbox.notes.push_back(note);
   for (const auto& mode : modes) {
     reports::ModeReport m;

@@ -46,11 +46,13 @@ int command_score(int argc, char** argv, int first) {
   sandbox::Config config = sandbox_config(args, dataset, python);
   const fs::path out = args.get("out").empty() ? default_out_dir(samples_file) : fs::path(args.get("out"));
 
+  sandbox::Pool pool(config);
+  const TimeLimits limits = time_limits_from_args(args, dataset, pool);
   std::vector<ProgramJob> jobs;
   jobs.reserve(samples.size());
-  for (const auto& s : samples) jobs.push_back({s.task_id, s.sample_index, check_program(*dataset.find(s.task_id), s)});
+  for (const auto& s : samples)
+    jobs.push_back({s.task_id, s.sample_index, check_program(*dataset.find(s.task_id), s), limits.for_task(s.task_id)});
 
-  sandbox::Pool pool(config);
   fs::create_directories(out);
   const auto start = std::chrono::steady_clock::now();
   // Verdicts are streamed to a partial file as they finish (nothing lost on a
@@ -81,7 +83,7 @@ int command_score(int argc, char** argv, int first) {
   report.samples_file = samples_file.string();
   report.dataset = {dataset.name, dataset.path.string(), dataset.sha256, dataset.verified, dataset.problems.size(),
                     dataset.manifest ? dataset.manifest->notes : std::vector<std::string>{}};
-  report.sandbox = describe_sandbox(pool);
+  report.sandbox = describe_sandbox(pool, limits);
   for (const auto& note : python.notes) report.sandbox.notes.push_back(note);
   report.verdicts = verdicts;
   report.wall_seconds = wall;

@@ -4,6 +4,7 @@
 
 #include "datasets/datasets.hpp"
 #include "harness/commands.hpp"
+#include "harness/scoring.hpp"
 #include "harness/selftest.hpp"
 
 namespace quanteval::harness {
@@ -26,7 +27,9 @@ int command_selftest(int argc, char** argv, int first) {
              dataset.verified ? "hash verified" : "not a known release");
   fmt::print("sandbox protections: {}\n", fmt::join(pool.protections().active(), ", "));
   for (const auto& note : pool.protections().notes) fmt::print("  note: {}\n", note);
-  const SelftestReport report = run_selftest(dataset, pool, !args.is_set("quiet"));
+  const TimeLimits limits = time_limits_from_args(args, dataset, pool);
+  fmt::print("time limits: {}\n", time_limit_text(describe_sandbox(pool, limits)));
+  const SelftestReport report = run_selftest(dataset, pool, limits, !args.is_set("quiet"));
   std::fputs(format_selftest(report).c_str(), stdout);
   return report.ok() ? 0 : 1;
 }

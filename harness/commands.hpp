@@ -7,6 +7,7 @@
 #include "datasets/datasets.hpp"
 #include "harness/args.hpp"
 #include "harness/python.hpp"
+#include "harness/time_limits.hpp"
 #include "runtime/tokenizer.hpp"
 #include "sandbox/sandbox.hpp"
 
@@ -32,6 +33,9 @@ int command_bench(int argc, char** argv, int first);
 // --timeout, --memory-mb.
 void add_sandbox_options(Args& args);
 sandbox::Config sandbox_config(const Args& args, const datasets::Dataset& dataset, PythonChoice& python);
+// The per-program time limits those options ask for (harness/time_limits.hpp);
+// may measure the canonical solutions on `pool` once.
+TimeLimits time_limits_from_args(const Args& args, const datasets::Dataset& dataset, sandbox::Pool& pool);
 
 // --dataset, shared by every verb that reads problems.
 void add_dataset_option(Args& args);

@@ -48,28 +48,38 @@ std::string describe(const sandbox::Result& r, const sandbox::Limits& limits) {
   return {};
 }
 
+reports::SampleVerdict to_verdict(const std::string& task_id, int sample_index, const sandbox::Result& r,
+                                  const sandbox::Limits& limits) {
+  reports::SampleVerdict v;
+  v.task_id = task_id;
+  v.sample_index = sample_index;
+  v.status = classify(r);
+  v.duration_seconds = r.duration_seconds;
+  v.time_limit_seconds = limits.wall_seconds;
+  v.detail = describe(r, limits);
+  v.attempts = r.attempts;
+  return v;
+}
+
 std::vector<reports::SampleVerdict> run_jobs(
     sandbox::Pool& pool, const std::vector<ProgramJob>& jobs,
     const std::function<void(std::size_t, const reports::SampleVerdict&)>& on_verdict) {
   std::vector<std::string> sources;
+  std::vector<sandbox::Limits> limits;
   sources.reserve(jobs.size());
-  for (const auto& job : jobs) sources.push_back(job.program);
-  const sandbox::Limits limits = pool.config().limits;
+  for (const auto& job : jobs) {
+    sources.push_back(job.program);
+    limits.push_back(pool.config().limits);
+    if (job.wall_seconds > 0) limits.back().wall_seconds = job.wall_seconds;
+  }
   std::vector<reports::SampleVerdict> verdicts(jobs.size());
-  auto to_verdict = [&](std::size_t i, const sandbox::Result& r) {
-    reports::SampleVerdict v;
-    v.task_id = jobs[i].task_id;
-    v.sample_index = jobs[i].sample_index;
-    v.status = classify(r);
-    v.duration_seconds = r.duration_seconds;
-    v.detail = describe(r, limits);
-    v.attempts = r.attempts;
-    return v;
-  };
-  pool.run_all(sources, [&](std::size_t i, const sandbox::Result& r) {
-    verdicts[i] = to_verdict(i, r);
-    if (on_verdict) on_verdict(i, verdicts[i]);
-  });
+  pool.run_all(
+      sources,
+      [&](std::size_t i, const sandbox::Result& r) {
+        verdicts[i] = to_verdict(jobs[i].task_id, jobs[i].sample_index, r, limits[i]);
+        if (on_verdict) on_verdict(i, verdicts[i]);
+      },
+      limits);
   return verdicts;
 }
 
@@ -84,12 +94,14 @@ std::string python_version(const std::string& python) {
   return out.empty() ? "unknown" : out;
 }
 
-reports::SandboxInfo describe_sandbox(const sandbox::Pool& pool) {
+reports::SandboxInfo describe_sandbox(const sandbox::Pool& pool, const TimeLimits& limits) {
   reports::SandboxInfo info;
   info.python = pool.config().python;
   info.python_version = python_version(info.python);
   info.workers = pool.config().workers;
-  info.timeout_seconds = pool.config().limits.wall_seconds;
+  info.timeout_seconds = limits.default_seconds;
+  info.time_limit_rule = limits.rule;
+  info.time_limits = limits.to_json();
   info.memory_limit_bytes = pool.config().limits.address_space_bytes;
   info.protections = pool.protections().active();
   info.notes = pool.protections().notes;

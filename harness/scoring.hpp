@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/time_limits.hpp"
 #include "reports/score_report.hpp"
 #include "sandbox/sandbox.hpp"
 
@@ -22,7 +23,12 @@ struct ProgramJob {
   std::string task_id;
   int sample_index = 0;
   std::string program;
+  double wall_seconds = 0;  // this program's time limit; 0 = the pool's
 };
+
+// The verdict of one finished program run under `limits`.
+reports::SampleVerdict to_verdict(const std::string& task_id, int sample_index, const sandbox::Result& result,
+                                  const sandbox::Limits& limits);
 
 // Runs every job on the pool; on_verdict(index, verdict) is called as each
 // finishes (serialised). Returns verdicts in input order.
@@ -33,7 +39,7 @@ std::vector<reports::SampleVerdict> run_jobs(
 // "3.11.2" for the interpreter, or "unknown" when it cannot be asked.
 std::string python_version(const std::string& python);
 
-// Sandbox settings as the reports show them.
-reports::SandboxInfo describe_sandbox(const sandbox::Pool& pool);
+// Sandbox settings as the reports show them, with the time-limit rule in use.
+reports::SandboxInfo describe_sandbox(const sandbox::Pool& pool, const TimeLimits& limits);
 
 }  // namespace quanteval::harness

@@ -142,7 +142,8 @@ class LoopbackTrap {
 
 }  // namespace
 
-SelftestReport run_selftest(const datasets::Dataset& dataset, sandbox::Pool& pool, bool progress) {
+SelftestReport run_selftest(const datasets::Dataset& dataset, sandbox::Pool& pool, const TimeLimits& limits,
+                            bool progress) {
   const auto start = std::chrono::steady_clock::now();
   SelftestReport report;
 
@@ -161,13 +162,13 @@ SelftestReport run_selftest(const datasets::Dataset& dataset, sandbox::Pool& poo
   std::vector<ProgramJob> jobs;
   for (const auto& problem : dataset.problems) {
     Sample s{problem.task_id, problem.canonical_solution, false, 0, 0};
-    jobs.push_back({problem.task_id, 0, check_program(problem, s)});
+    jobs.push_back({problem.task_id, 0, check_program(problem, s), limits.for_task(problem.task_id)});
   }
   for (const auto& c : bad_cases) {
     const auto* problem = dataset.find(c.task_id);
     if (!problem) throw std::runtime_error("selftest: dataset lacks " + c.task_id);
     Sample s{c.task_id, c.completion + (c.then_canonical ? problem->canonical_solution : ""), false, 0, 0};
-    jobs.push_back({c.task_id, 0, check_program(*problem, s)});
+    jobs.push_back({c.task_id, 0, check_program(*problem, s), limits.for_task(c.task_id)});
   }
   // One last canonical program: the pool must still work after the hostile ones.
   jobs.push_back(jobs.front());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "datasets/datasets.hpp"
+#include "harness/time_limits.hpp"
 #include "reports/status.hpp"
 #include "sandbox/sandbox.hpp"
 
@@ -50,7 +51,9 @@ struct SelftestReport {
 std::vector<SelftestCase> known_bad_cases(const std::string& trap_dir, int trap_port, const std::string& secret_name,
                                           const std::string& secret_value);
 
-SelftestReport run_selftest(const datasets::Dataset& dataset, sandbox::Pool& pool, bool progress);
+// Canonical and known-bad programs each run under their task's limit in `limits`.
+SelftestReport run_selftest(const datasets::Dataset& dataset, sandbox::Pool& pool, const TimeLimits& limits,
+                            bool progress);
 
 std::string format_selftest(const SelftestReport& report);
 

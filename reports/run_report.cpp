@@ -89,8 +89,8 @@ std::string to_markdown(const RunReport& r) {
     md.pop_back();
     md += "\n";
   }
-  md += fmt::format("\nSandbox: Python {}, {} workers, {:.1f} s per program; protections: {}.\n", r.sandbox.python_version,
-                    r.sandbox.workers, r.sandbox.timeout_seconds, fmt::join(r.sandbox.protections, ", "));
+  md += fmt::format("\nSandbox: Python {}, {} workers, time limit {}; protections: {}.\n", r.sandbox.python_version,
+                    r.sandbox.workers, time_limit_text(r.sandbox), fmt::join(r.sandbox.protections, ", "));
   md += fmt::format("\nquanteval {} · {}\n", r.tool_version, r.created_utc);
   return md;
 }

@@ -59,6 +59,7 @@ ordered_json to_json(const SampleVerdict& v) {
   j["status"] = std::string(to_string(v.status));
   j["passed"] = v.status == Status::passed;
   j["duration_s"] = std::round(v.duration_seconds * 1e4) / 1e4;
+  if (v.time_limit_seconds > 0) j["time_limit_s"] = std::round(v.time_limit_seconds * 1e3) / 1e3;
   j["detail"] = v.detail;
   if (v.attempts > 1) j["attempts"] = v.attempts;
   return j;
@@ -85,11 +86,20 @@ ordered_json to_json(const DatasetInfo& d) {
           {"verified", d.verified}, {"problems", d.problems}, {"notes", d.notes}};
 }
 
+std::string time_limit_text(const SandboxInfo& s) {
+  const auto& limits = s.time_limits;
+  if (limits.is_object() && limits.contains("per_task_seconds"))
+    return fmt::format("{} ({:.1f} to {:.1f} s per program)", s.time_limit_rule, limits["min_seconds"].get<double>(),
+                       limits["max_seconds"].get<double>());
+  return s.time_limit_rule.empty() ? fmt::format("{:.1f} s per program", s.timeout_seconds) : s.time_limit_rule;
+}
+
 ordered_json to_json(const SandboxInfo& s) {
   return {{"python", s.python},
           {"python_version", s.python_version},
           {"workers", s.workers},
           {"timeout_s", s.timeout_seconds},
+          {"time_limits", s.time_limits.is_null() ? ordered_json({{"rule", s.time_limit_rule}}) : s.time_limits},
           {"memory_limit_bytes", s.memory_limit_bytes},
           {"protections", s.protections},
           {"notes", s.notes}};
@@ -152,8 +162,8 @@ std::string to_markdown(const ScoreReport& r, const Summary& s) {
       md += fmt::format("| {} | {} | {} | {} |\n", v->task_id, v->sample_index, to_string(v->status),
                         escape_cell(v->detail));
   }
-  md += fmt::format("\n## Sandbox\n\nPython {} (`{}`), {} workers, {:.1f} s wall limit, {} MiB address space.\n",
-                    r.sandbox.python_version, r.sandbox.python, r.sandbox.workers, r.sandbox.timeout_seconds,
+  md += fmt::format("\n## Sandbox\n\nPython {} (`{}`), {} workers, time limit {}, {} MiB address space.\n",
+                    r.sandbox.python_version, r.sandbox.python, r.sandbox.workers, time_limit_text(r.sandbox),
                     r.sandbox.memory_limit_bytes >> 20);
   md += "Protections: " + (r.sandbox.protections.empty() ? std::string("none") : fmt::format("{}", fmt::join(r.sandbox.protections, ", "))) + ".\n";
   for (const auto& note : r.sandbox.notes) md += "- " + note + "\n";

@@ -19,6 +19,7 @@ struct SampleVerdict {
   double duration_seconds = 0.0;
   std::string detail;    // one short line: the exception, the exit, the limit hit
   int attempts = 1;      // sandbox attempts (>1 after infrastructure retries)
+  double time_limit_seconds = 0.0;  // the wall-clock limit this program ran under (0 = not recorded)
 };
 
 struct DatasetInfo {
@@ -34,11 +35,16 @@ struct SandboxInfo {
   std::string python;          // interpreter path
   std::string python_version;  // e.g. "3.11.2"
   int workers = 0;
-  double timeout_seconds = 0;
+  double timeout_seconds = 0;          // the default per-program limit (tasks may have their own)
+  std::string time_limit_rule;         // how limits were chosen, e.g. "max(3.0 s, 4.0 x canonical ...)"
+  nlohmann::ordered_json time_limits;  // the rule, per-task limits and their calibration (report.json)
   std::uint64_t memory_limit_bytes = 0;
   std::vector<std::string> protections;  // active isolation features
   std::vector<std::string> notes;        // what could not be enabled, and why
 };
+
+// "max(3.0 s, 4.0 x canonical ...) (3.0 to 44.1 s per program)" or "flat 3.0 s (openai/human-eval)".
+std::string time_limit_text(const SandboxInfo& sandbox);
 
 struct ScoreReport {
   std::string tool_version;

@@ -346,7 +346,10 @@ Result Pool::run(const std::string& source, const Limits* limits_override) {
 }
 
 std::vector<Result> Pool::run_all(const std::vector<std::string>& sources,
-                                  const std::function<void(std::size_t, const Result&)>& on_done) {
+                                  const std::function<void(std::size_t, const Result&)>& on_done,
+                                  const std::vector<Limits>& limits) {
+  if (!limits.empty() && limits.size() != sources.size())
+    throw std::invalid_argument(fmt::format("Pool::run_all: {} limits for {} programs", limits.size(), sources.size()));
   std::vector<Result> results(sources.size());
   std::atomic<std::size_t> next{0};
   std::mutex callback_mutex;
@@ -358,7 +361,7 @@ std::vector<Result> Pool::run_all(const std::vector<std::string>& sources,
       const std::size_t index = next.fetch_add(1);
       if (index >= sources.size()) return;
       try {
-        results[index] = run(sources[index]);
+        results[index] = run(sources[index], limits.empty() ? nullptr : &limits[index]);
         if (on_done) {
           std::lock_guard lock(callback_mutex);
           on_done(index, results[index]);

@@ -100,8 +100,10 @@ class Pool {
 
   // Runs all programs on all workers; on_done(index, result) is called as each
   // finishes (from worker threads, one call at a time). Returns results in input order.
+  // `limits` (empty, or one per program) overrides the pool's limits program by program.
   std::vector<Result> run_all(const std::vector<std::string>& sources,
-                              const std::function<void(std::size_t, const Result&)>& on_done = {});
+                              const std::function<void(std::size_t, const Result&)>& on_done = {},
+                              const std::vector<Limits>& limits = {});
 
   const Protections& protections() const;
   const Config& config() const;

@@ -126,4 +126,6 @@ TEST_CASE("selftest on HumanEval+ (needs numpy): HumanEval/32 is a reported know
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("canonical solutions: 163/164 passed") != std::string::npos);
   CHECK(r.out.find("known canonical failure HumanEval/32") != std::string::npos);
+  // Limits derived from each canonical solution's time on this machine, not one flat number.
+  CHECK(r.out.find("time limits: max(3.0 s, 4.0 x canonical solution time on this machine)") != std::string::npos);
 }
