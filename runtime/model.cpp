@@ -67,7 +67,7 @@ Embedding load_embedding(const TensorView& view, std::int64_t vocab, std::int64_
   if (view.dtype == DType::bf16 || view.dtype == DType::f16) {
     e.bf16 = view.dtype == DType::bf16;
     auto bits = std::make_shared<std::vector<std::uint16_t>>(static_cast<std::size_t>(vocab * width));
-    std::memcpy(bits->data(), view.data, view.bytes);
+    copy_and_release(view, bits->data());
     e.bits16 = std::move(bits);
   } else {
     e.floats = to_float(view);

@@ -232,14 +232,30 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   return *this;
 }
 
-void release_resident_pages(const TensorView& tensor) noexcept {
-  if (!tensor.data || tensor.bytes == 0) return;
+namespace {
+
+void release_pages(const std::byte* data, std::size_t bytes) noexcept {
+  if (!data || bytes == 0) return;
   static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<std::uintptr_t>(tensor.data) / page * page;
-  const auto end = (reinterpret_cast<std::uintptr_t>(tensor.data) + tensor.bytes + page - 1) / page * page;
+  const auto begin = reinterpret_cast<std::uintptr_t>(data) / page * page;
+  const auto end = (reinterpret_cast<std::uintptr_t>(data) + bytes + page - 1) / page * page;
   // MADV_DONTNEED on a private read-only file mapping only unmaps the pages; a
   // later access faults them back in from the page cache. Failure costs memory, not correctness.
   ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace
+
+void release_resident_pages(const TensorView& tensor) noexcept { release_pages(tensor.data, tensor.bytes); }
+
+void copy_and_release(const TensorView& tensor, void* destination) noexcept {
+  constexpr std::size_t kPiece = 64ull << 20;
+  auto* out = static_cast<std::byte*>(destination);
+  for (std::size_t done = 0; done < tensor.bytes; done += kPiece) {
+    const std::size_t n = std::min(kPiece, tensor.bytes - done);
+    std::memcpy(out + done, tensor.data + done, n);
+    release_pages(tensor.data + done, n);
+  }
 }
 
 void MappedFile::release() noexcept {

@@ -130,6 +130,11 @@ class SafetensorsFile {
 // file (a 27B checkpoint would otherwise need twice its size in RAM).
 void release_resident_pages(const TensorView& tensor) noexcept;
 
+// Copies the tensor's bytes to `destination` (tensor.bytes long) piece by piece,
+// releasing each piece's pages as soon as it is copied: a 2.5 GB embedding is
+// then never resident twice.
+void copy_and_release(const TensorView& tensor, void* destination) noexcept;
+
 // Conversions for reference paths and tests (scalar bf16/f16 helpers are in
 // runtime/numeric.hpp). They check the dtype and throw
 // CheckpointError naming the tensor when it does not fit.

@@ -84,18 +84,9 @@ int main(int argc, char** argv) {
   std::filesystem::path temporary;
   if (shape == "qwen3.5-0.8b") {
     temporary = std::filesystem::temp_directory_path() / fmt::format("quanteval-bench-qwen3_5-{}", ::getpid());
-    const std::string quantization =
-        spec.quantized ? R"(, "quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": true, "desc_act": false, "checkpoint_format": "gptq"})"
-                       : "";
-    write_synthetic_checkpoint(R"({"architectures": ["Qwen3_5ForCausalLM"], "model_type": "qwen3_5_text",
-      "vocab_size": 248320, "hidden_size": 1024, "intermediate_size": 3584, "num_hidden_layers": 24,
-      "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 256, "hidden_act": "silu",
-      "max_position_embeddings": 32768, "rms_norm_eps": 1e-06, "tie_word_embeddings": true,
-      "rope_parameters": {"rope_type": "default", "rope_theta": 10000000.0, "partial_rotary_factor": 0.25},
-      "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
-      "linear_num_key_heads": 16, "linear_num_value_heads": 16, "full_attention_interval": 4,
-      "torch_dtype": "bfloat16")" + quantization + "}",
-                               temporary);
+    SyntheticShapeOptions options;
+    options.quantized = spec.quantized;
+    write_synthetic_checkpoint(synthetic_config_json("qwen3.5-0.8b", options), temporary);
     model = Model::load(temporary, {.threads = threads, .kv_cache_bytes = 1ull << 30});
     std::filesystem::remove_all(temporary);
   } else if (shape == "qwen2.5-0.5b") {
