@@ -21,8 +21,8 @@
 
 #include <fmt/format.h>
 
-#include "runtime/cpu_linear.hpp"
-#include "runtime/numeric.hpp"
+#include "runtime/kernels/cpu/linear.hpp"
+#include "runtime/base/numeric.hpp"
 
 using namespace quanteval::runtime;
 

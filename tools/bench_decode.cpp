@@ -28,8 +28,8 @@
 
 #include <fmt/format.h>
 
-#include "runtime/model.hpp"
-#include "runtime/synthetic.hpp"
+#include "runtime/model/model.hpp"
+#include "runtime/checkpoint/synthetic.hpp"
 
 using namespace quanteval::runtime;
 using Clock = std::chrono::steady_clock;

@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cuda/marlin_gemm.hpp"
-#include "runtime/marlin_layout.hpp"
+#include "runtime/kernels/cuda/marlin_gemm.hpp"
+#include "runtime/kernels/cuda/marlin_layout.hpp"
 
 namespace qc = quanteval::runtime::cuda;
 namespace mk = quanteval::runtime::marlin;

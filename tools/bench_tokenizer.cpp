@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "datasets/datasets.hpp"
-#include "runtime/tokenizer.hpp"
+#include "runtime/text/tokenizer.hpp"
 
 namespace {
 

@@ -18,7 +18,7 @@
 #include <map>
 #include <string>
 
-#include "runtime/synthetic.hpp"
+#include "runtime/checkpoint/synthetic.hpp"
 
 namespace fs = std::filesystem;
 using namespace quanteval::runtime;

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "datasets/datasets.hpp"
-#include "runtime/chat_template.hpp"
+#include "runtime/text/chat_template.hpp"
 #include "tests/support/test_data.hpp"
 
 using quanteval::runtime::ChatOptions;

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "runtime/chat_template.hpp"
+#include "runtime/text/chat_template.hpp"
 #include "tests/support/test_data.hpp"
 
 using quanteval::runtime::ChatOptions;

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "runtime/checkpoint.hpp"
+#include "runtime/checkpoint/checkpoint.hpp"
 #include "tests/checkpoint/safetensors_writer.hpp"
 #include "tests/support/test_data.hpp"
 

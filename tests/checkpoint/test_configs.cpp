@@ -3,8 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/model_config.hpp"
-#include "runtime/quant_config.hpp"
+#include "runtime/checkpoint/model_config.hpp"
+#include "runtime/checkpoint/quant_config.hpp"
 #include "tests/checkpoint/safetensors_writer.hpp"
 #include "tests/support/test_data.hpp"
 

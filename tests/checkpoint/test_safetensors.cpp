@@ -6,8 +6,8 @@
 #include <cstring>
 #include <random>
 
-#include "runtime/numeric.hpp"
-#include "runtime/safetensors.hpp"
+#include "runtime/base/numeric.hpp"
+#include "runtime/checkpoint/safetensors.hpp"
 #include "tests/checkpoint/safetensors_writer.hpp"
 #include "tests/support/test_data.hpp"
 

@@ -3,7 +3,7 @@
 
 #include <fstream>
 
-#include "reports/comparison.hpp"
+#include "reports/comparison/comparison.hpp"
 #include "tests/compare/run_fixtures.hpp"
 #include "tests/support/test_data.hpp"
 

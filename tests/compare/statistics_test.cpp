@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "reports/comparison.hpp"
+#include "reports/comparison/comparison.hpp"
 
 using namespace quanteval::reports;
 

@@ -17,9 +17,9 @@
 
 #include <fmt/format.h>
 
-#include "runtime/cpu_kernel_detail.hpp"
-#include "runtime/cpu_linear.hpp"
-#include "runtime/numeric.hpp"
+#include "runtime/kernels/cpu/kernel_detail.hpp"
+#include "runtime/kernels/cpu/linear.hpp"
+#include "runtime/base/numeric.hpp"
 #include "tests/cpu_kernels/test_helpers.hpp"
 
 using namespace quanteval::runtime;

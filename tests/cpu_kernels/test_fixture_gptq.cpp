@@ -19,7 +19,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "runtime/cpu_linear.hpp"
+#include "runtime/kernels/cpu/linear.hpp"
 #include "tests/cpu_kernels/test_helpers.hpp"
 #include "tests/support/test_data.hpp"
 

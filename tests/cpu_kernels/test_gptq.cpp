@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/gptq.hpp"
-#include "runtime/numeric.hpp"
+#include "runtime/checkpoint/gptq.hpp"
+#include "runtime/base/numeric.hpp"
 #include "tests/cpu_kernels/test_helpers.hpp"
 
 using namespace quanteval::runtime;

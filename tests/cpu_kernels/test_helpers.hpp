@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/gptq.hpp"
+#include "runtime/checkpoint/gptq.hpp"
 
 namespace quanteval::test {
 

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cpu_isa.hpp"
-#include "runtime/cpu_linear.hpp"
-#include "runtime/numeric.hpp"
+#include "runtime/kernels/cpu/isa.hpp"
+#include "runtime/kernels/cpu/linear.hpp"
+#include "runtime/base/numeric.hpp"
 
 using namespace quanteval::runtime;
 

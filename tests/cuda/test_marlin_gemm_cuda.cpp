@@ -30,10 +30,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cuda/marlin_gemm.hpp"
-#include "runtime/gptq.hpp"
-#include "runtime/marlin_layout.hpp"
-#include "runtime/numeric.hpp"
+#include "runtime/kernels/cuda/marlin_gemm.hpp"
+#include "runtime/checkpoint/gptq.hpp"
+#include "runtime/kernels/cuda/marlin_layout.hpp"
+#include "runtime/base/numeric.hpp"
 
 using namespace quanteval::runtime;
 using cuda::ActivationType;

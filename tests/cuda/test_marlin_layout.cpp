@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/gptq.hpp"
-#include "runtime/marlin_layout.hpp"
-#include "runtime/numeric.hpp"
+#include "runtime/checkpoint/gptq.hpp"
+#include "runtime/kernels/cuda/marlin_layout.hpp"
+#include "runtime/base/numeric.hpp"
 
 using namespace quanteval::runtime;
 namespace mk = quanteval::runtime::marlin;

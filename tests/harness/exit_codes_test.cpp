@@ -6,9 +6,9 @@
 #include <new>
 #include <stdexcept>
 
-#include "harness/cli.hpp"
-#include "runtime/check.hpp"
-#include "runtime/safetensors.hpp"
+#include "harness/cli/cli.hpp"
+#include "runtime/base/check.hpp"
+#include "runtime/checkpoint/safetensors.hpp"
 #include "tests/support/test_data.hpp"
 
 using quanteval::harness::error_exit;

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/run_state.hpp"
+#include "harness/eval/run_state.hpp"
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;

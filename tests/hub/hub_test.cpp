@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "runtime/hub.hpp"
+#include "runtime/checkpoint/hub.hpp"
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;

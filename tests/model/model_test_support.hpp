@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/model_config.hpp"
-#include "runtime/safetensors.hpp"
-#include "runtime/tokenizer.hpp"
+#include "runtime/checkpoint/model_config.hpp"
+#include "runtime/checkpoint/safetensors.hpp"
+#include "runtime/text/tokenizer.hpp"
 #include "tests/support/test_data.hpp"
 
 namespace quanteval::test {

@@ -12,9 +12,9 @@
 
 #include <fmt/format.h>
 
-#include "runtime/checkpoint.hpp"
-#include "runtime/model.hpp"
-#include "runtime/model_reference.hpp"
+#include "runtime/checkpoint/checkpoint.hpp"
+#include "runtime/model/model.hpp"
+#include "runtime/model/reference.hpp"
 #include "tests/model/model_test_support.hpp"
 
 using namespace quanteval::runtime;

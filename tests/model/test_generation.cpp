@@ -9,8 +9,8 @@
 #include <map>
 #include <random>
 
-#include "runtime/generator.hpp"
-#include "runtime/model.hpp"
+#include "runtime/generate/generator.hpp"
+#include "runtime/model/model.hpp"
 #include "tests/model/model_test_support.hpp"
 
 using namespace quanteval::runtime;

@@ -5,8 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/generator.hpp"
-#include "runtime/model.hpp"
+#include "runtime/generate/generator.hpp"
+#include "runtime/model/model.hpp"
 #include "tests/checkpoint/safetensors_writer.hpp"
 #include "tests/model/model_test_support.hpp"
 

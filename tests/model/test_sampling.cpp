@@ -6,7 +6,7 @@
 #include <map>
 #include <vector>
 
-#include "runtime/sampling.hpp"
+#include "runtime/generate/sampling.hpp"
 
 using namespace quanteval::runtime;
 

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "runtime/safetensors.hpp"
+#include "runtime/checkpoint/safetensors.hpp"
 
 namespace quanteval::test {
 

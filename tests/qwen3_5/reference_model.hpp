@@ -6,8 +6,8 @@
 #include <span>
 #include <vector>
 
-#include "runtime/checkpoint.hpp"
-#include "runtime/qwen3_5_layers.hpp"
+#include "runtime/checkpoint/checkpoint.hpp"
+#include "runtime/model/qwen3_5/layers.hpp"
 
 namespace quanteval::test {
 

@@ -16,7 +16,7 @@
 #include <random>
 #include <vector>
 
-#include "runtime/gated_deltanet.hpp"
+#include "runtime/model/qwen3_5/gated_deltanet.hpp"
 
 namespace {
 

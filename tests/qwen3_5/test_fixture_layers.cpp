@@ -17,9 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/checkpoint.hpp"
-#include "runtime/qwen3_5_layers.hpp"
-#include "runtime/safetensors.hpp"
+#include "runtime/checkpoint/checkpoint.hpp"
+#include "runtime/model/qwen3_5/layers.hpp"
+#include "runtime/checkpoint/safetensors.hpp"
 #include "tests/qwen3_5/reference_model.hpp"
 #include "tests/support/test_data.hpp"
 

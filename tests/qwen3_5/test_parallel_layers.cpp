@@ -10,9 +10,9 @@
 #include <random>
 #include <vector>
 
-#include "runtime/cpu_thread_pool.hpp"
-#include "runtime/gated_deltanet.hpp"
-#include "runtime/qwen3_5_layers.hpp"
+#include "runtime/kernels/cpu/thread_pool.hpp"
+#include "runtime/model/qwen3_5/gated_deltanet.hpp"
+#include "runtime/model/qwen3_5/layers.hpp"
 
 namespace {
 

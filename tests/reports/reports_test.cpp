@@ -4,8 +4,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "reports/score_report.hpp"
-#include "reports/statistics.hpp"
+#include "reports/summary/score_report.hpp"
+#include "reports/summary/statistics.hpp"
 
 namespace rp = quanteval::reports;
 

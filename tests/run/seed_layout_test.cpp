@@ -10,9 +10,9 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "runtime/generator.hpp"
-#include "runtime/model.hpp"
-#include "runtime/tokenizer.hpp"
+#include "runtime/generate/generator.hpp"
+#include "runtime/model/model.hpp"
+#include "runtime/text/tokenizer.hpp"
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;

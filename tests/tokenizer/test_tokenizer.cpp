@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "datasets/datasets.hpp"
-#include "runtime/tokenizer.hpp"
+#include "runtime/text/tokenizer.hpp"
 #include "tests/support/test_data.hpp"
 
 using quanteval::runtime::SpecialTokenText;

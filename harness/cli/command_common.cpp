@@ -1,0 +1,49 @@
+#include <thread>
+
+#include "harness/cli/commands.hpp"
+
+namespace quanteval::harness {
+
+std::string tool_version() { return QUANTEVAL_VERSION; }
+
+void add_dataset_option(Args& args) {
+  args.option("dataset", "PATH|humaneval|humaneval+",
+              "dataset file or name; a named dataset is read from the cache and downloaded once when missing "
+              "(default: $QUANTEVAL_DATASET, else humaneval)",
+              "");
+}
+
+void add_sandbox_options(Args& args) {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  args.option("python", "PATH", "Python interpreter for the sandbox (default: $QUANTEVAL_PYTHON, else python3 on PATH)", "")
+      .option("workers", "N", "programs executed in parallel", std::to_string(cores))
+      .option("timeout", "SECONDS",
+              "one wall-clock limit for every program (default: the dataset's rule: 3.0 s for humaneval as in "
+              "openai/human-eval; for humaneval+ max(3 s, 4 x the task's canonical solution time on this machine), "
+              "measured once and cached)",
+              "")
+      .option("memory-mb", "MIB", "address-space limit per program", "4096")
+      .flag("recalibrate", "measure the canonical solution times again instead of using the cached measurement");
+}
+
+TimeLimits time_limits_from_args(const Args& args, const datasets::Dataset& dataset, sandbox::Pool& pool) {
+  TimeLimitRequest request;
+  if (!args.get("timeout").empty()) request.timeout_override = args.get_double("timeout", 0.05, 3600);
+  request.recalibrate = args.is_set("recalibrate");
+  request.progress = !args.is_set("quiet");  // every verb with sandbox options has --quiet
+  return choose_time_limits(dataset, pool, request);
+}
+
+sandbox::Config sandbox_config(const Args& args, const datasets::Dataset& dataset, PythonChoice& python) {
+  python = resolve_python(args.get("python"));
+  sandbox::Config config;
+  config.python = python.executable;
+  config.workers = args.get_int("workers", 1, 256);
+  config.limits.wall_seconds = args.get("timeout").empty()
+                                   ? (dataset.manifest ? dataset.manifest->default_timeout_seconds : 3.0)
+                                   : args.get_double("timeout", 0.05, 3600);
+  config.limits.address_space_bytes = static_cast<std::uint64_t>(args.get_int("memory-mb", 64, 1 << 20)) << 20;
+  return config;
+}
+
+}  // namespace quanteval::harness

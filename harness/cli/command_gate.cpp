@@ -1,0 +1,48 @@
+#include <fmt/format.h>
+
+#include <climits>
+
+#include "harness/cli/commands.hpp"
+#include "reports/comparison/comparison.hpp"
+#include "reports/comparison/run_results.hpp"
+
+namespace quanteval::harness {
+
+int command_gate(int argc, char** argv, int first) {
+  Args args("quanteval gate RUN_A RUN_B --max-drop PP [options]",
+            "CI quality gate: exits 1 when the quantized run RUN_A lost more than PP percentage points of pass@1\n"
+            "against the baseline RUN_B (paired, over the tasks both ran), in any compared mode; 0 otherwise.\n"
+            "With --require-significant a drop fails only when the McNemar exact p-value is also below --alpha.\n"
+            "Prints one paragraph with the numbers either way.");
+  args.option("max-drop", "PP", "largest allowed pass@1 drop (baseline - quantized), percentage points")
+      .option("alpha", "A", "significance level for --require-significant", "0.05")
+      .repeated("mode", "M", "gate only this mode (default: every mode both runs share; any failing mode fails)")
+      .flag("require-significant", "fail only when the drop is also significant (McNemar p < alpha)")
+      .option("seed", "S", "bootstrap random seed (for the interval in the message)", "1")
+      .option("bootstrap", "N", "bootstrap resamples", "10000");
+  int next = first;
+  std::vector<std::string> positionals;
+  // Run directories come first; Args parses only the options after them.
+  while (next < argc && !std::string_view(argv[next]).starts_with("--")) positionals.emplace_back(argv[next++]);
+  if (!args.parse(argc, argv, next)) return 0;
+  if (positionals.size() != 2) throw UsageError("gate: give exactly two run directories, RUN_A (quantized) and RUN_B (baseline)");
+
+  reports::GateOptions gate;
+  gate.max_drop_pp = args.get_double("max-drop", 0.0, 100.0);
+  gate.alpha = args.get_double("alpha", 1e-12, 1.0);
+  gate.require_significant = args.is_set("require-significant");
+
+  reports::ComparisonOptions options;
+  options.modes = args.all("mode");
+  options.seed = static_cast<std::uint64_t>(args.get_int("seed", 0, INT_MAX));
+  options.bootstrap_resamples = args.get_int("bootstrap", 100, 10'000'000);
+  std::vector<reports::RunResults> runs;
+  for (const auto& directory : positionals) runs.push_back(reports::load_run(directory));
+  const reports::Comparison comparison = reports::compare_runs(std::move(runs), options);
+  const reports::GateDecision decision = reports::evaluate_gate(comparison, gate);
+  for (const auto& note : comparison.notes) fmt::print(stderr, "note: {}\n", note);
+  fmt::print("{}\n", decision.paragraph);
+  return decision.failed ? 1 : 0;
+}
+
+}  // namespace quanteval::harness

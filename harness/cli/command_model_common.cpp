@@ -1,0 +1,53 @@
+#include "harness/cli/command_model_common.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <limits>
+
+#include "runtime/platform/device.hpp"
+
+namespace quanteval::harness {
+
+std::vector<runtime::TokenId> parse_token_ids(const std::string& text) {
+  std::vector<runtime::TokenId> ids;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(start, end - start);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    long long value = 0;
+    const auto [ptr, error] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (item.empty() || error != std::errc() || ptr != item.data() + item.size() ||
+        value < std::numeric_limits<runtime::TokenId>::min() || value > std::numeric_limits<runtime::TokenId>::max())
+      throw UsageError(fmt::format("--ids: '{}' (element {}) is not a token id", item, ids.size()));
+    ids.push_back(static_cast<runtime::TokenId>(value));
+    start = end + 1;
+  }
+  return ids;
+}
+
+void add_model_options(Args& args) {
+  args.option("model", "DIR", "model directory (config.json, *.safetensors; tokenizer.json for text)")
+      .option("device", "cpu|cuda|auto", "compute device (auto = cuda when built and present, else cpu)", "auto")
+      .option("threads", "N", "CPU threads (0 = all cores)", "0")
+      .option("kv-cache-mb", "MB", "KV cache budget in MiB (0 = 25% of RAM, at most 4 GiB)", "0");
+}
+
+std::unique_ptr<runtime::Model> load_model_from_args(const Args& args) {
+  // `auto` means cpu until the model has a CUDA backend; `cuda` still goes through
+  // select_device so a build or machine without CUDA says which of the two is missing.
+  const std::string requested = args.get("device");
+  const runtime::Device device = requested == "auto" ? runtime::Device::cpu : runtime::select_device(requested);
+  if (device == runtime::Device::cuda)
+    throw std::runtime_error("--device cuda: the model forward has no CUDA backend yet; use --device cpu");
+  runtime::LoadOptions options;
+  options.device = device;
+  options.threads = args.get_int("threads", 0, 1024);
+  options.kv_cache_bytes = static_cast<std::uint64_t>(args.get_int("kv-cache-mb", 0, 1 << 20)) << 20;
+  return runtime::Model::load(args.get("model"), options);
+}
+
+}  // namespace quanteval::harness

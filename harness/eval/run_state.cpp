@@ -1,0 +1,146 @@
+#include "harness/eval/run_state.hpp"
+#include "runtime/base/check.hpp"
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace quanteval::harness {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+std::string SampleKey::text() const { return fmt::format("{} {} #{}", mode, task_id, sample_index); }
+
+namespace {
+
+// Reads a JSONL file written line by line. A last line without its newline
+// is what a kill mid-write leaves: it is dropped and the file cut back to the
+// last complete line, so appending continues cleanly.
+std::vector<json> read_and_repair_jsonl(const fs::path& file) {
+  std::vector<json> rows;
+  if (!fs::exists(file)) return rows;
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  const std::size_t complete = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+  if (complete < text.size()) {
+    if (::truncate(file.c_str(), static_cast<off_t>(complete)) != 0)
+      throw std::runtime_error(fmt::format("{}: cannot cut off the incomplete last line", file.string()));
+  }
+  std::size_t start = 0, line_number = 0;
+  while (start < complete) {
+    const std::size_t end = text.find('\n', start);
+    ++line_number;
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.empty()) continue;
+    try {
+      rows.push_back(json::parse(line));
+    } catch (const json::parse_error& e) {
+      throw std::runtime_error(fmt::format("{}:{}: invalid JSON ({})", file.string(), line_number, e.what()));
+    }
+  }
+  return rows;
+}
+
+// Names of the top-level fields whose values differ, for the refusal message.
+std::vector<std::string> differing_fields(const json& a, const json& b) {
+  std::vector<std::string> names;
+  for (const auto& [key, value] : a.items())
+    if (!b.contains(key) || b.at(key) != value) names.push_back(key);
+  for (const auto& [key, value] : b.items())
+    if (!a.contains(key)) names.push_back(key);
+  return names;
+}
+
+}  // namespace
+
+std::string RunDirectory::config_hash_of(const ordered_json& config) {
+  // nlohmann::json (not ordered) sorts keys: the hash does not depend on the
+  // order fields were added in.
+  return sha256_hex(json(config).dump());
+}
+
+SampleKey RunDirectory::key_of(const json& line, const std::string& where) {
+  try {
+    return {line.at("mode").get<std::string>(), line.at("task_id").get<std::string>(), line.at("sample_index").get<int>()};
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("{}: a line lacks mode/task_id/sample_index ({})", where, e.what()));
+  }
+}
+
+RunDirectory::RunDirectory(const fs::path& dir, const ordered_json& config, bool resume)
+    : dir_(dir), hash_(config_hash_of(config)) {
+  const fs::path run_file = dir / "run.json";
+  if (fs::exists(run_file)) {
+    if (!resume)
+      throw std::runtime_error(fmt::format(
+          "{} already holds a run; pass --resume to continue it, or choose another --out", dir.string()));
+    std::ifstream in(run_file);
+    json stored;
+    try {
+      stored = json::parse(in);
+    } catch (const json::parse_error& e) {
+      throw std::runtime_error(fmt::format("{}: invalid JSON ({})", run_file.string(), e.what()));
+    }
+    if (stored.value("config_hash", "") != hash_) {
+      const auto fields = differing_fields(stored.value("config", json::object()), json(config));
+      throw std::runtime_error(fmt::format(
+          "--resume refused: {} was produced with a different configuration (differs in: {}); "
+          "resume with the same model, decoding, prompts, template, dataset and limits, or choose another --out",
+          dir.string(), fields.empty() ? std::string("hash") : fmt::format("{}", fmt::join(fields, ", "))));
+    }
+    resumed_ = true;
+    for (auto& row : read_and_repair_jsonl(dir / "samples.jsonl")) {
+      auto key = key_of(row, (dir / "samples.jsonl").string());
+      samples_[key] = std::move(row);
+    }
+    for (auto& row : read_and_repair_jsonl(dir / "results.jsonl")) {
+      auto key = key_of(row, (dir / "results.jsonl").string());
+      results_[key] = std::move(row);
+    }
+  } else {
+    if (fs::exists(dir) && fs::exists(dir / "results.jsonl"))
+      throw std::runtime_error(fmt::format("{} holds results of another kind of run; choose another --out", dir.string()));
+    fs::create_directories(dir);
+    ordered_json record;
+    record["config_hash"] = hash_;
+    record["config"] = config;
+    write_file_atomically(run_file, record.dump(2) + "\n");
+  }
+  samples_writer_ = std::make_unique<JsonlWriter>(dir / "samples.jsonl", true);
+  results_writer_ = std::make_unique<JsonlWriter>(dir / "results.jsonl", true);
+}
+
+void RunDirectory::append_sample(const ordered_json& line) {
+  std::lock_guard lock(mutex_);
+  const auto key = key_of(json(line), "samples.jsonl");
+  QE_CHECK(!samples_.count(key), "sample written twice: " + key.text());
+  samples_writer_->write_line(line.dump());
+  samples_[key] = json(line);
+}
+
+void RunDirectory::append_result(const ordered_json& line) {
+  std::lock_guard lock(mutex_);
+  const auto key = key_of(json(line), "results.jsonl");
+  QE_CHECK(!results_.count(key), "result written twice: " + key.text());
+  results_writer_->write_line(line.dump());
+  results_[key] = json(line);
+}
+
+}  // namespace quanteval::harness

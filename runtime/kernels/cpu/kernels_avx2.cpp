@@ -1,0 +1,297 @@
+// AVX2 + FMA + F16C kernels (compiled with -mavx2 -mfma -mf16c, see
+// cpu_kernels.cmake; only called after cpu_supports(CpuIsa::avx2)). Same packed
+// layout and arithmetic as the AVX-512 kernels, a 16-column block as two ymm halves.
+// No standard-library templates are used in this file: an inline function
+// instantiated here would carry SIMD instructions the linker might pick for
+// baseline callers.
+#include <stdexcept>
+
+#include "runtime/kernels/cpu/kernel_detail.hpp"
+#include "runtime/base/check.hpp"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+
+namespace quanteval::runtime::detail {
+
+bool avx2_kernels_compiled() { return true; }
+
+namespace {
+
+// Rows of X per pass over a weight block: 2 halves x 4 rows = 8 accumulators,
+// leaving 8 of the 16 ymm registers for the words, scales and zeros.
+constexpr int kInt4MaxTile = 4;
+
+template <bool kBf16>
+__m256 load_scales(__m128i bits) {
+  if constexpr (kBf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+  return _mm256_cvtph_ps(bits);
+}
+
+// Independent accumulator chains per X row so the FMA latency is hidden at small
+// tiles (the two halves already give two chains; see the AVX-512 kernel).
+template <int kTile>
+constexpr int chains_for_tile() {
+  return kTile >= 2 ? 1 : 2;
+}
+
+template <int kTile, bool kBf16>
+void int4_tile(const Int4Problem& p, int64_t block, int m0) {
+  constexpr int kChains = chains_for_tile<kTile>();
+  __m256 acc_lo[kChains][kTile], acc_hi[kChains][kTile];
+  for (int c = 0; c < kChains; ++c)
+    for (int i = 0; i < kTile; ++i) acc_lo[c][i] = acc_hi[c][i] = _mm256_setzero_ps();
+  const PackedLine* line = p.lines + block * p.lines_per_block;
+  const float* x = p.x + m0 * p.x_stride;
+  const __m256i low_nibble = _mm256_set1_epi32(0xf);
+  for (int g = 0; g < p.num_groups; ++g) {
+    const __m128i* header = reinterpret_cast<const __m128i*>(line->words);
+    const __m256 scale_lo = load_scales<kBf16>(_mm_load_si128(header + 0));
+    const __m256 scale_hi = load_scales<kBf16>(_mm_load_si128(header + 1));
+    // zero * scale is exact, so fmsub gives exactly scale * (q - zero) (see the AVX-512 kernel).
+    const __m256 zs_lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_load_si128(header + 2))), scale_lo);
+    const __m256 zs_hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_load_si128(header + 3))), scale_hi);
+    ++line;
+    const int rows = p.group_rows[g];
+    for (int r = 0; r < rows; ++r, ++line, x += 8) {
+      __m256i words_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words));
+      __m256i words_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words + 8));
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+        const __m256 w_lo = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(words_lo, low_nibble)), scale_lo, zs_lo);
+        const __m256 w_hi = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(words_hi, low_nibble)), scale_hi, zs_hi);
+        words_lo = _mm256_srli_epi32(words_lo, 4);
+        words_hi = _mm256_srli_epi32(words_hi, 4);
+        for (int i = 0; i < kTile; ++i) {
+          const __m256 xv = _mm256_broadcast_ss(x + i * p.x_stride + j);
+          acc_lo[j % kChains][i] = _mm256_fmadd_ps(xv, w_lo, acc_lo[j % kChains][i]);
+          acc_hi[j % kChains][i] = _mm256_fmadd_ps(xv, w_hi, acc_hi[j % kChains][i]);
+        }
+      }
+    }
+  }
+  const int64_t n0 = block * kInt4BlockColumns;
+  const bool full_block = n0 + kInt4BlockColumns <= p.n;  // else only the low 8 columns exist (N % 8 == 0)
+  for (int i = 0; i < kTile; ++i) {
+    float* y = p.y + (m0 + i) * static_cast<int64_t>(p.n) + n0;
+    __m256 lo = acc_lo[0][i], hi = acc_hi[0][i];
+    for (int c = 1; c < kChains; ++c) lo = _mm256_add_ps(lo, acc_lo[c][i]), hi = _mm256_add_ps(hi, acc_hi[c][i]);
+    if (p.bias) {
+      lo = _mm256_add_ps(lo, _mm256_loadu_ps(p.bias + n0));
+      if (full_block) hi = _mm256_add_ps(hi, _mm256_loadu_ps(p.bias + n0 + 8));
+    }
+    _mm256_storeu_ps(y, lo);
+    if (full_block) _mm256_storeu_ps(y + 8, hi);
+  }
+}
+
+template <bool kBf16>
+void int4_block(const Int4Problem& p, int64_t block) {
+  int m0 = 0;
+  for (; m0 + kInt4MaxTile <= p.m; m0 += kInt4MaxTile) int4_tile<kInt4MaxTile, kBf16>(p, block, m0);
+  switch (p.m - m0) {
+    case 3: int4_tile<3, kBf16>(p, block, m0); break;
+    case 2: int4_tile<2, kBf16>(p, block, m0); break;
+    case 1: int4_tile<1, kBf16>(p, block, m0); break;
+    default: break;
+  }
+}
+
+constexpr int kDenseMaxTile = 4;  // 2 k-chains x 4 rows = 8 ymm accumulators
+
+template <DenseType kType>
+__m256 load_dense(const void* w, int64_t index) {
+  if constexpr (kType == DenseType::f32) return _mm256_loadu_ps(static_cast<const float*>(w) + index);
+  const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + index));
+  if constexpr (kType == DenseType::bf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+  return _mm256_cvtph_ps(bits);
+}
+
+template <DenseType kType>
+float dense_scalar_weight(const void* w, int64_t index) {
+  if constexpr (kType == DenseType::f32) return static_cast<const float*>(w)[index];
+  const uint16_t bits = static_cast<const uint16_t*>(w)[index];
+  if constexpr (kType == DenseType::bf16) return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(bits) << 16)));
+  return _cvtsh_ss(bits);
+}
+
+float horizontal_sum(__m256 v) {
+  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+  sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
+  return _mm_cvtss_f32(sum);
+}
+
+template <int kTile, DenseType kType>
+void dense_tile(const DenseProblem& p, int64_t row, int m0) {
+  __m256 even[kTile], odd[kTile];
+  for (int i = 0; i < kTile; ++i) even[i] = odd[i] = _mm256_setzero_ps();
+  const int64_t base = row * p.k;
+  const float* x = p.x + static_cast<int64_t>(m0) * p.k;
+  int k = 0;
+  for (; k + 16 <= p.k; k += 16) {
+    const __m256 w0 = load_dense<kType>(p.w, base + k);
+    const __m256 w1 = load_dense<kType>(p.w, base + k + 8);
+    for (int i = 0; i < kTile; ++i) {
+      even[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i * p.k + k), w0, even[i]);
+      odd[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i * p.k + k + 8), w1, odd[i]);
+    }
+  }
+  for (; k + 8 <= p.k; k += 8) {
+    const __m256 w = load_dense<kType>(p.w, base + k);
+    for (int i = 0; i < kTile; ++i) even[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i * p.k + k), w, even[i]);
+  }
+  for (int i = 0; i < kTile; ++i) {
+    float sum = horizontal_sum(_mm256_add_ps(even[i], odd[i]));
+    for (int kk = k; kk < p.k; ++kk) sum += x[i * p.k + kk] * dense_scalar_weight<kType>(p.w, base + kk);
+    p.y[static_cast<int64_t>(m0 + i) * p.n + row] = sum + (p.bias ? p.bias[row] : 0.0f);
+  }
+}
+
+template <DenseType kType>
+void dense_rows(const DenseProblem& p, int64_t row_begin, int64_t row_end) {
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    int m0 = 0;
+    for (; m0 + kDenseMaxTile <= p.m; m0 += kDenseMaxTile) dense_tile<kDenseMaxTile, kType>(p, row, m0);
+    switch (p.m - m0) {
+      case 3: dense_tile<3, kType>(p, row, m0); break;
+      case 2: dense_tile<2, kType>(p, row, m0); break;
+      case 1: dense_tile<1, kType>(p, row, m0); break;
+      default: break;
+    }
+  }
+}
+
+// ---- int16 activations (no VNNI needed) ----------------------------------------------------
+// Same unpacking as the AVX-512 VNNI kernel (shift by 4j, mask 0x000f000f -> int16
+// pairs (row j, row j + 4) per column dword), with vpmaddwd + vpaddd standing in for
+// vpdpwssd. Also the path for AVX-512 CPUs without VNNI. Matches
+// int4_blocks_int16_scalar bit for bit.
+
+// 2 halves x 2 X rows x 2 chains of int32 sums + 2 x 2 float accumulators + the
+// operands fill the 16 ymm registers.
+constexpr int kInt16MaxTile = 2;
+
+inline __m256i broadcast_pair(const int16_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return _mm256_set1_epi32(v);
+}
+
+template <int kTile, bool kBf16>
+void int16_tile(const Int4Problem& p, int64_t block, int m0) {
+  __m256 acc_lo[kTile], acc_hi[kTile];
+  for (int i = 0; i < kTile; ++i) acc_lo[i] = acc_hi[i] = _mm256_setzero_ps();
+  const PackedLine* line = p.lines + block * p.lines_per_block;
+  const int16_t* xq = p.x_q + 8 * m0;
+  const QuantBlockScale* xb = p.x_blocks + m0 * p.x_blocks_stride;
+  const __m256i pair_mask = _mm256_set1_epi32(0x000f000f);
+  for (int g = 0; g < p.num_groups; ++g) {
+    const __m128i* header = reinterpret_cast<const __m128i*>(line->words);
+    const __m256 scale_lo = load_scales<kBf16>(_mm_load_si128(header + 0));
+    const __m256 scale_hi = load_scales<kBf16>(_mm_load_si128(header + 1));
+    const __m256i zero_lo = _mm256_cvtepu16_epi32(_mm_load_si128(header + 2));
+    const __m256i zero_hi = _mm256_cvtepu16_epi32(_mm_load_si128(header + 3));
+    ++line;
+    const int rows = p.group_rows[g];
+    for (int r0 = 0; r0 < rows; r0 += kQuantBlockLines, ++xb) {
+      const int lines = rows - r0 < kQuantBlockLines ? rows - r0 : kQuantBlockLines;
+      __m256i dot_lo[kTile], dot_hi[kTile];
+      for (int i = 0; i < kTile; ++i) dot_lo[i] = dot_hi[i] = _mm256_setzero_si256();
+      for (int r = 0; r < lines; ++r, ++line, xq += p.x_q_line_stride) {
+        _mm_prefetch(reinterpret_cast<const char*>(line + 32), _MM_HINT_T0);  // as in the AVX-512 kernel
+        __m256i words_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words));
+        __m256i words_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words + 8));
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          const __m256i q_lo = _mm256_and_si256(words_lo, pair_mask);
+          const __m256i q_hi = _mm256_and_si256(words_hi, pair_mask);
+          words_lo = _mm256_srli_epi32(words_lo, 4);
+          words_hi = _mm256_srli_epi32(words_hi, 4);
+          for (int i = 0; i < kTile; ++i) {
+            const __m256i x = broadcast_pair(xq + 8 * i + 2 * j);
+            dot_lo[i] = _mm256_add_epi32(dot_lo[i], _mm256_madd_epi16(q_lo, x));
+            dot_hi[i] = _mm256_add_epi32(dot_hi[i], _mm256_madd_epi16(q_hi, x));
+          }
+        }
+      }
+      for (int i = 0; i < kTile; ++i) {
+        const QuantBlockScale b = xb[i * p.x_blocks_stride];
+        const __m256i sum = _mm256_set1_epi32(b.sum);
+        const __m256 bscale = _mm256_set1_ps(b.scale);
+        // Exact in int32; the conversion rounds to nearest-even like the scalar spec.
+        const __m256 t_lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(dot_lo[i], _mm256_mullo_epi32(zero_lo, sum)));
+        const __m256 t_hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(dot_hi[i], _mm256_mullo_epi32(zero_hi, sum)));
+        acc_lo[i] = _mm256_fmadd_ps(t_lo, _mm256_mul_ps(scale_lo, bscale), acc_lo[i]);
+        acc_hi[i] = _mm256_fmadd_ps(t_hi, _mm256_mul_ps(scale_hi, bscale), acc_hi[i]);
+      }
+    }
+  }
+  const int64_t n0 = block * kInt4BlockColumns;
+  const bool full_block = n0 + kInt4BlockColumns <= p.n;  // else only the low 8 columns exist (N % 8 == 0)
+  const __m256 bias_lo = p.bias ? _mm256_loadu_ps(p.bias + n0) : _mm256_setzero_ps();
+  const __m256 bias_hi = p.bias && full_block ? _mm256_loadu_ps(p.bias + n0 + 8) : _mm256_setzero_ps();
+  for (int i = 0; i < kTile; ++i) {
+    float* y = p.y + (m0 + i) * static_cast<int64_t>(p.n) + n0;
+    _mm256_storeu_ps(y, _mm256_add_ps(acc_lo[i], bias_lo));
+    if (full_block) _mm256_storeu_ps(y + 8, _mm256_add_ps(acc_hi[i], bias_hi));
+  }
+}
+
+template <bool kBf16>
+void int16_block(const Int4Problem& p, int64_t block) {
+  int m0 = 0;
+  for (; m0 + kInt16MaxTile <= p.m; m0 += kInt16MaxTile) int16_tile<kInt16MaxTile, kBf16>(p, block, m0);
+  if (p.m - m0 == 1) int16_tile<1, kBf16>(p, block, m0);
+}
+
+}  // namespace
+
+void int4_blocks_avx2(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
+  if (p.x_q != nullptr) {
+    for (int64_t block = block_begin; block < block_end; ++block) {
+      if (p.scales_bf16) int16_block<true>(p, block);
+      else int16_block<false>(p, block);
+    }
+    return;
+  }
+  for (int64_t block = block_begin; block < block_end; ++block) {
+    if (p.scales_bf16) int4_block<true>(p, block);
+    else int4_block<false>(p, block);
+  }
+}
+
+void dense_rows_avx2(const DenseProblem& p, int64_t row_begin, int64_t row_end) {
+  switch (p.type) {
+    case DenseType::bf16: dense_rows<DenseType::bf16>(p, row_begin, row_end); break;
+    case DenseType::f16: dense_rows<DenseType::f16>(p, row_begin, row_end); break;
+    case DenseType::f32: dense_rows<DenseType::f32>(p, row_begin, row_end); break;
+  }
+}
+
+void f16_to_float_avx2(const uint16_t* in, float* out, size_t count) {
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  }
+  for (; i < count; ++i) out[i] = _cvtsh_ss(in[i]);
+}
+
+}  // namespace quanteval::runtime::detail
+
+#else  // built without AVX2 support
+
+namespace quanteval::runtime::detail {
+bool avx2_kernels_compiled() { return false; }
+void int4_blocks_avx2(const Int4Problem&, int64_t, int64_t) {
+  QE_FAIL("AVX2 kernels were not compiled into this build");
+}
+void dense_rows_avx2(const DenseProblem&, int64_t, int64_t) {
+  QE_FAIL("AVX2 kernels were not compiled into this build");
+}
+void f16_to_float_avx2(const uint16_t*, float*, size_t) {
+  QE_FAIL("AVX2 kernels were not compiled into this build");
+}
+}  // namespace quanteval::runtime::detail
+
+#endif

@@ -1,0 +1,347 @@
+#include "runtime/kernels/cpu/linear.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cfloat>
+#include <limits>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <functional>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "runtime/base/numeric.hpp"
+
+namespace quanteval::runtime {
+namespace {
+
+using detail::kInt4BlockColumns;
+using detail::PackedLine;
+
+void check_bias(std::span<const float> bias, int n, const char* what) {
+  if (!bias.empty() && bias.size() != static_cast<size_t>(n)) {
+    throw std::invalid_argument(fmt::format("{}: bias has {} elements, expected out_features = {}", what,
+                                            bias.size(), n));
+  }
+}
+
+void check_forward_args(const float* x, int m, float* y, CpuIsa isa, const char* what) {
+  if (m < 1) throw std::invalid_argument(fmt::format("{}::forward: m = {} must be >= 1", what, m));
+  if (x == nullptr || y == nullptr) throw std::invalid_argument(fmt::format("{}::forward: null x or y", what));
+  if (!cpu_supports(isa)) {
+    throw std::runtime_error(fmt::format("{}::forward: this CPU or build cannot run the {} kernels", what,
+                                         to_string(isa)));
+  }
+}
+
+// Column blocks are handed out in runs claimed by whichever thread is free (see
+// ThreadPool): ~8 runs per thread balance a worker that another job delays, and a run
+// of >= 2 blocks (>= ~15 KB of stream at K = 896) keeps each thread's reads sequential
+// for the hardware prefetcher. Each block's result does not depend on who computes it.
+void run_blocks(ThreadPool& pool, int64_t blocks, const std::function<void(int64_t, int64_t)>& task) {
+  const int64_t grain = std::max<int64_t>(2, blocks / (8 * pool.size()));
+  pool.parallel_chunks(blocks, grain, task);
+}
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+
+}  // namespace
+
+Int4Linear Int4Linear::from_gptq(const GptqWeight& weight, std::span<const float> bias) {
+  weight.validate();
+  check_bias(bias, weight.out_features, "Int4Linear::from_gptq");
+  Int4Linear out;
+  out.in_features_ = weight.in_features;
+  out.out_features_ = weight.out_features;
+  out.scales_bf16_ = weight.scale_format == ScaleFormat::bf16;
+  out.bias_.assign(bias.begin(), bias.end());
+  const int k_count = weight.in_features, n_count = weight.out_features, groups = weight.num_groups();
+
+  // Stable counting sort of K by group: within a group the original order is kept,
+  // so without act-order the permutation is the identity and no gather is needed.
+  std::vector<std::vector<int32_t>> members(groups);
+  for (int k = 0; k < k_count; ++k) members[weight.group_of(k)].push_back(k);
+  std::vector<int> group_ids;  // original group id of each present group
+  for (int g = 0; g < groups; ++g) {
+    if (members[g].empty()) continue;
+    const int lines = static_cast<int>((members[g].size() + 7) / 8);
+    group_ids.push_back(g);
+    out.group_rows_.push_back(lines);
+    out.source_row_.insert(out.source_row_.end(), members[g].begin(), members[g].end());
+    // Pad to whole 8-row words; padded rows read a zero activation, so their weight never matters.
+    out.source_row_.resize(out.source_row_.size() + (static_cast<size_t>(lines) * 8 - members[g].size()), -1);
+  }
+  out.packed_k_ = static_cast<int>(out.source_row_.size());
+  out.gather_ = out.packed_k_ != k_count;
+  for (int k = 0; k < out.packed_k_ && !out.gather_; ++k) out.gather_ = out.source_row_[k] != k;
+
+  out.num_blocks_ = (n_count + kInt4BlockColumns - 1) / kInt4BlockColumns;
+  out.lines_per_block_ = 0;
+  for (int lines : out.group_rows_) {
+    out.lines_per_block_ += 1 + lines;
+    out.quant_blocks_ += (lines + detail::kQuantBlockLines - 1) / detail::kQuantBlockLines;
+  }
+  out.lines_.assign(static_cast<size_t>(out.num_blocks_ * out.lines_per_block_), PackedLine{});
+
+  for (int64_t block = 0; block < out.num_blocks_; ++block) {
+    PackedLine* line = out.lines_.data() + block * out.lines_per_block_;
+    int64_t packed_row = 0;
+    for (size_t gi = 0; gi < group_ids.size(); ++gi) {
+      const int g = group_ids[gi];
+      uint16_t header[2 * kInt4BlockColumns] = {};  // scale bits, then zeros; padded columns stay 0
+      for (int c = 0; c < kInt4BlockColumns; ++c) {
+        const int n = static_cast<int>(block * kInt4BlockColumns + c);
+        if (n >= n_count) break;
+        header[c] = weight.scales[static_cast<size_t>(g) * n_count + n];
+        header[kInt4BlockColumns + c] = static_cast<uint16_t>(weight.zero(g, n));
+      }
+      std::memcpy(line->words, header, sizeof header);
+      ++line;
+      for (int r = 0; r < out.group_rows_[gi]; ++r, ++line, packed_row += 8) {
+        const int32_t* src = out.source_row_.data() + packed_row;
+        // Whole aligned original word (always so without act-order): copy it as is.
+        bool whole_word = src[0] >= 0 && src[0] % 8 == 0;
+        for (int j = 1; j < 8 && whole_word; ++j) whole_word = src[j] == src[0] + j;
+        for (int c = 0; c < kInt4BlockColumns; ++c) {
+          const int n = static_cast<int>(block * kInt4BlockColumns + c);
+          if (n >= n_count) break;
+          if (whole_word) {
+            line->words[c] = static_cast<uint32_t>(weight.qweight[static_cast<size_t>(src[0] / 8) * n_count + n]);
+            continue;
+          }
+          uint32_t word = 0;
+          for (int j = 0; j < 8; ++j) {
+            if (src[j] >= 0) word |= static_cast<uint32_t>(weight.quant(src[j], n)) << (4 * j);
+          }
+          line->words[c] = word;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<float> Int4Linear::dequantize() const {
+  std::vector<float> dense(static_cast<size_t>(out_features_) * in_features_, 0.0f);
+  for (int64_t block = 0; block < num_blocks_; ++block) {
+    const PackedLine* line = lines_.data() + block * lines_per_block_;
+    int64_t packed_row = 0;
+    for (int lines : group_rows_) {
+      uint16_t header[2 * kInt4BlockColumns];
+      std::memcpy(header, line->words, sizeof header);
+      ++line;
+      for (int r = 0; r < lines; ++r, ++line, packed_row += 8) {
+        for (int c = 0; c < kInt4BlockColumns; ++c) {
+          const int64_t n = block * kInt4BlockColumns + c;
+          if (n >= out_features_) break;
+          const float scale = scales_bf16_ ? bf16_to_float(header[c]) : f16_to_float(header[c]);
+          const int zero = header[kInt4BlockColumns + c];
+          for (int j = 0; j < 8; ++j) {
+            const int32_t k = source_row_[packed_row + j];
+            if (k < 0) continue;
+            const int q = static_cast<int>((line->words[c] >> (4 * j)) & 0xfu);
+            dense[n * in_features_ + k] = scale * static_cast<float>(q - zero);
+          }
+        }
+      }
+    }
+  }
+  return dense;
+}
+
+void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool) const {
+  forward(x, m, y, pool, best_cpu_isa(), activations_);
+}
+
+void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const {
+  forward(x, m, y, pool, isa, activations_);
+}
+
+// Quantizes each row of x (gathered into the packed K order on the way) to int16 per
+// activation block; see Int4Activations and detail::QuantBlockScale. x_q holds each
+// 8-row line as rows 0,4,1,5,2,6,3,7: the (row j, row j+4) int16 pairs that sit in
+// one dword of a packed weight word after masking with 0x000f000f (see the kernels).
+// Per block: scale = max|x| / 32767 (fp32), x_q = round-to-nearest(x / scale) computed
+// in double (so |x - scale * x_q| <= scale / 2 up to 2^-37 relative; the clamp to
+// +-32767 only absorbs that last-bit slack). A block with a NaN or inf gets scale NaN
+// (its outputs are NaN, never a silently finite number); an all-zero block gets scale 0.
+void Int4Linear::quantize_activations(const float* x, int row_begin, int row_end, int m, int16_t* x_q,
+                                      detail::QuantBlockScale* blocks) const {
+  constexpr int kMaxRows = detail::kQuantBlockLines * 8;
+  // Same results either way (tested): the choice follows the CPU, not the forced ISA.
+  auto* quantize = cpu_supports(CpuIsa::avx512) ? &detail::quantize_block_avx512 : &detail::quantize_block_scalar;
+  float values[kMaxRows];
+  for (int i = row_begin; i < row_end; ++i) {
+    const float* row = x + static_cast<size_t>(i) * in_features_;
+    int16_t* out = x_q + static_cast<size_t>(i) * 8;  // line l of this row at out + 8 m l
+    detail::QuantBlockScale* block = blocks + static_cast<size_t>(i) * quant_blocks_;
+    int64_t k = 0;
+    for (int lines_in_group : group_rows_) {
+      for (int r0 = 0; r0 < lines_in_group; r0 += detail::kQuantBlockLines, ++block) {
+        const int rows = 8 * std::min(detail::kQuantBlockLines, lines_in_group - r0);
+        if (gather_) {
+          for (int j = 0; j < rows; ++j) values[j] = source_row_[k + j] >= 0 ? row[source_row_[k + j]] : 0.0f;
+        } else {
+          std::memcpy(values, row + k, sizeof(float) * rows);
+        }
+        quantize(values, rows, out + k / 8 * 8 * static_cast<int64_t>(m), 8 * static_cast<int64_t>(m), block);
+        k += rows;
+      }
+    }
+  }
+}
+
+void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa,
+                         Int4Activations activations) const {
+  check_forward_args(x, m, y, isa, "Int4Linear");
+  detail::Int4Problem problem;
+  problem.lines = lines_.data();
+  problem.lines_per_block = lines_per_block_;
+  problem.group_rows = group_rows_.data();
+  problem.num_groups = static_cast<int>(group_rows_.size());
+  problem.scales_bf16 = scales_bf16_;
+  problem.m = m;
+  problem.y = y;
+  problem.n = out_features_;
+  problem.bias = bias_.empty() ? nullptr : bias_.data();
+  auto* kernel = isa == CpuIsa::avx512 ? &detail::int4_blocks_avx512
+                 : isa == CpuIsa::avx2 ? &detail::int4_blocks_avx2
+                                       : &detail::int4_blocks_scalar;
+
+  if (activations == Int4Activations::int16) {
+    std::vector<int16_t> x_q(static_cast<size_t>(m) * packed_k_);
+    std::vector<detail::QuantBlockScale> blocks(static_cast<size_t>(m) * quant_blocks_);
+    // Rows quantize independently: spread them over the pool when there are several
+    // (batched decode: 16 rows of up to 4864 values would otherwise run on one thread).
+    if (m == 1) {
+      quantize_activations(x, 0, 1, 1, x_q.data(), blocks.data());
+    } else {
+      pool.parallel_for(m, [&](int64_t begin, int64_t end) {
+        quantize_activations(x, static_cast<int>(begin), static_cast<int>(end), m, x_q.data(), blocks.data());
+      });
+    }
+    problem.x_q = x_q.data();
+    problem.x_q_line_stride = 8 * static_cast<int64_t>(m);
+    problem.x_blocks = blocks.data();
+    problem.x_blocks_stride = quant_blocks_;
+    if (isa == CpuIsa::avx512 && detail::avx512_vnni_supported()) kernel = &detail::int4_blocks_avx512_vnni;
+    run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+    return;
+  }
+
+  std::vector<float> gathered;
+  problem.x = x;
+  problem.x_stride = in_features_;
+  if (gather_) {
+    // Permute (and zero-pad) the activation columns into the packed K order once,
+    // so the hot loop reads x and the weights both sequentially.
+    gathered.resize(static_cast<size_t>(m) * packed_k_);
+    for (int i = 0; i < m; ++i) {
+      const float* row = x + static_cast<size_t>(i) * in_features_;
+      float* out = gathered.data() + static_cast<size_t>(i) * packed_k_;
+      for (int k = 0; k < packed_k_; ++k) out[k] = source_row_[k] >= 0 ? row[source_row_[k]] : 0.0f;
+    }
+    problem.x = gathered.data();
+    problem.x_stride = packed_k_;
+  }
+  run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+}
+
+DenseLinear DenseLinear::make(detail::DenseType type, int n, int k, std::span<const float> bias) {
+  if (n <= 0 || k <= 0) {
+    throw std::invalid_argument(fmt::format("DenseLinear: shape [n={}, k={}] must be positive", n, k));
+  }
+  check_bias(bias, n, "DenseLinear");
+  DenseLinear out;
+  out.type_ = type;
+  out.out_features_ = n;
+  out.in_features_ = k;
+  out.bias_.assign(bias.begin(), bias.end());
+  return out;
+}
+
+DenseLinear DenseLinear::from_bf16(const uint16_t* w, int n, int k, std::span<const float> bias) {
+  DenseLinear out = make(detail::DenseType::bf16, n, k, bias);
+  out.bits16_ = std::make_shared<const std::vector<uint16_t>>(w, w + static_cast<size_t>(n) * k);
+  return out;
+}
+
+DenseLinear DenseLinear::from_f16(const uint16_t* w, int n, int k, std::span<const float> bias) {
+  DenseLinear out = make(detail::DenseType::f16, n, k, bias);
+  out.bits16_ = std::make_shared<const std::vector<uint16_t>>(w, w + static_cast<size_t>(n) * k);
+  return out;
+}
+
+DenseLinear DenseLinear::from_shared_16bit(std::shared_ptr<const std::vector<uint16_t>> w, bool bf16, int n, int k,
+                                           std::span<const float> bias) {
+  DenseLinear out = make(bf16 ? detail::DenseType::bf16 : detail::DenseType::f16, n, k, bias);
+  if (!w || w->size() != static_cast<size_t>(n) * static_cast<size_t>(k))
+    throw std::invalid_argument(fmt::format("DenseLinear: shared weights hold {} values, expected [{}, {}]",
+                                            w ? w->size() : 0, n, k));
+  out.bits16_ = std::move(w);
+  return out;
+}
+
+DenseLinear DenseLinear::from_f32(const float* w, int n, int k, std::span<const float> bias) {
+  DenseLinear out = make(detail::DenseType::f32, n, k, bias);
+  out.floats_.assign(w, w + static_cast<size_t>(n) * k);
+  return out;
+}
+
+void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool) const {
+  forward(x, m, y, pool, best_cpu_isa());
+}
+
+void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const {
+  check_forward_args(x, m, y, isa, "DenseLinear");
+  detail::DenseProblem problem;
+  problem.w = type_ == detail::DenseType::f32 ? static_cast<const void*>(floats_.data())
+                                               : static_cast<const void*>(bits16_->data());
+  problem.type = type_;
+  problem.n = out_features_;
+  problem.k = in_features_;
+  problem.x = x;
+  problem.m = m;
+  problem.y = y;
+  problem.bias = bias_.empty() ? nullptr : bias_.data();
+  std::unique_ptr<float[], AlignedFree> split;
+  if (type_ == detail::DenseType::bf16 && isa == CpuIsa::avx512 && m >= 2) {
+    // The AVX-512 bf16 kernel for several X rows takes x split by k parity (see
+    // dense_bf16_split_tile); m * K floats, small next to the weights. M = 1 (decode's
+    // lm_head, already at ~85-90% of memory bandwidth) keeps the plain kernel.
+    // 64-byte aligned (half is a multiple of 16 floats, so every X vector load is one
+    // cache line; misaligned, each would split two lines: ~30% slower, measured).
+    const int64_t half = ((static_cast<int64_t>(in_features_) + 1) / 2 + 15) / 16 * 16;
+    const size_t floats = static_cast<size_t>(m) * 2 * half;
+    split.reset(static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float))));
+    if (!split) throw std::bad_alloc();
+    std::fill(split.get(), split.get() + floats, 0.0f);
+    for (int i = 0; i < m; ++i) {
+      const float* row = x + static_cast<size_t>(i) * in_features_;
+      float* out = split.get() + static_cast<size_t>(i) * 2 * half;
+      for (int k = 0; k < in_features_; ++k) out[(k & 1) * half + k / 2] = row[k];
+    }
+    problem.x_split = split.get();
+    problem.x_split_half = half;
+  }
+  auto* kernel = isa == CpuIsa::avx512 ? &detail::dense_rows_avx512
+                 : isa == CpuIsa::avx2 ? &detail::dense_rows_avx2
+                                       : &detail::dense_rows_scalar;
+  pool.parallel_for(out_features_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+}
+
+void f16_to_float(std::span<const uint16_t> in, std::span<float> out) {
+  if (out.size() < in.size()) throw std::invalid_argument("f16_to_float: output shorter than input");
+  if (cpu_supports(CpuIsa::avx2)) {
+    detail::f16_to_float_avx2(in.data(), out.data(), in.size());
+    return;
+  }
+  for (size_t i = 0; i < in.size(); ++i) out[i] = f16_to_float(in[i]);
+}
+
+}  // namespace quanteval::runtime

@@ -1,0 +1,119 @@
+#pragma once
+// CPU linear layers: INT4 GPTQ (repacked at load time) and dense BF16/FP16/FP32.
+// Both compute Y[m, N] = X[m, K] * W^T (+ bias) with fp32 accumulation -- dense with
+// fp32 activations, INT4 by default with int16-quantized activations (exact int32
+// products, see Int4Activations) or optionally fp32 -- on the widest SIMD level this
+// CPU has (or one forced by the caller), split over output columns on a
+// caller-owned ThreadPool.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "runtime/kernels/cpu/isa.hpp"
+#include "runtime/kernels/cpu/kernel_detail.hpp"
+#include "runtime/kernels/cpu/thread_pool.hpp"
+#include "runtime/checkpoint/gptq.hpp"
+
+namespace quanteval::runtime {
+
+// How Int4Linear treats the activations.
+//  int16: each row of X is quantized per block of 64 packed rows to int16 with a float
+//        scale (round to nearest, scale = max|x| / 32767), the products with the 4-bit
+//        weights are summed exactly in int32 (vpdpwssd / vpmaddwd), and scales and zero
+//        points are applied once per block. Error per output <= sum_k |w_k| scale_b / 2
+//        (~1.5e-5 of max|x| per element) plus fp32 rounding (bound derived in
+//        tests/cpu_kernels/test_helpers.hpp). Bitwise identical on every ISA and thread
+//        count. ~4x fewer instructions per weight than fp32 at M = 1.
+//        (int8 was tried first: 2-4x cheaper still, but its ~0.4% activation error gave
+//        1.7e-2 relative logit error on the test fixtures, over the 1e-2 bound, and
+//        flipped greedy tokens; int16 keeps the error ~250x smaller.)
+//  fp32: weights dequantized exactly in registers, fp32 activations and FMAs: the
+//        reference-grade path (differs from dequantize_reference only by summation order).
+enum class Int4Activations { int16, fp32 };
+
+class Int4Linear {
+ public:
+  // Validates `weight` (std::invalid_argument naming the field) and repacks it:
+  // K is reordered so each group's rows are contiguous (act-order g_idx sorted
+  // stably by group, the permutation kept to gather activations at run time), each
+  // group padded to a multiple of 8 rows with zero activations, columns cut into
+  // blocks of 16 (the last padded). `bias` is empty or [N].
+  static Int4Linear from_gptq(const GptqWeight& weight, std::span<const float> bias = {});
+
+  // x: [m, K] row-major, y: [m, N] row-major (every element written). m >= 1, any size
+  // (tiles of up to 8 rows share one pass over the weights).
+  // Uses activations() (int16 unless set otherwise).
+  void forward(const float* x, int m, float* y, ThreadPool& pool) const;
+  // Same with a forced SIMD level; throws std::runtime_error when this CPU lacks it.
+  void forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const;
+  // Forced SIMD level and activation precision (tests, benchmarks).
+  void forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa, Int4Activations activations) const;
+
+  // Activation precision used by the forwards that do not name one. Default int16.
+  Int4Activations activations() const { return activations_; }
+  void set_activations(Int4Activations activations) { activations_ = activations; }
+
+  // W [N, K] rebuilt from the packed layout alone (tests compare it with dequantize_reference).
+  std::vector<float> dequantize() const;
+
+  int in_features() const { return in_features_; }
+  int out_features() const { return out_features_; }
+  // Bytes one forward streams: packed nibbles + scale/zero headers.
+  size_t packed_bytes() const { return lines_.size() * sizeof(detail::PackedLine); }
+  // True when activations are gathered (act-order or padded groups) before the kernel.
+  bool gathers_activations() const { return gather_; }
+
+ private:
+  int in_features_ = 0;
+  int out_features_ = 0;
+  int packed_k_ = 0;                  // K after per-group padding to multiples of 8
+  bool scales_bf16_ = false;
+  bool gather_ = false;
+  Int4Activations activations_ = Int4Activations::int16;
+  int64_t quant_blocks_ = 0;          // activation blocks per row (kQuantBlockLines lines each, per group)
+  std::vector<int32_t> source_row_;   // [packed_k]: original k of each packed row, -1 for padding
+  std::vector<int> group_rows_;       // [groups present] lines (of 8 rows) per group
+  std::vector<detail::PackedLine> lines_;  // [blocks * lines_per_block]
+  int64_t lines_per_block_ = 0;
+  int64_t num_blocks_ = 0;
+  std::vector<float> bias_;           // [N] or empty
+
+  // Rows [row_begin, row_end) of x ([m, K]) into x_q / blocks (see detail::Int4Problem).
+  void quantize_activations(const float* x, int row_begin, int row_end, int m, int16_t* x_q,
+                            detail::QuantBlockScale* blocks) const;
+};
+
+class DenseLinear {
+ public:
+  // w: [n, k] row-major raw bits (bf16 / fp16) or floats; copied. bias empty or [n].
+  static DenseLinear from_bf16(const uint16_t* w, int n, int k, std::span<const float> bias = {});
+  static DenseLinear from_f16(const uint16_t* w, int n, int k, std::span<const float> bias = {});
+  static DenseLinear from_f32(const float* w, int n, int k, std::span<const float> bias = {});
+  // Shares 16-bit weights [n, k] held elsewhere (a tied lm_head reads the
+  // embedding table itself instead of a second copy of it).
+  static DenseLinear from_shared_16bit(std::shared_ptr<const std::vector<uint16_t>> w, bool bf16, int n, int k,
+                                       std::span<const float> bias = {});
+
+  void forward(const float* x, int m, float* y, ThreadPool& pool) const;
+  void forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const;
+
+  int in_features() const { return in_features_; }
+  int out_features() const { return out_features_; }
+  size_t weight_bytes() const { return (bits16_ ? bits16_->size() * 2 : 0) + floats_.size() * 4; }
+
+ private:
+  static DenseLinear make(detail::DenseType type, int n, int k, std::span<const float> bias);
+
+  detail::DenseType type_ = detail::DenseType::f32;
+  int in_features_ = 0;
+  int out_features_ = 0;
+  std::shared_ptr<const std::vector<uint16_t>> bits16_;  // [n, k] for bf16 / f16 (possibly shared)
+  std::vector<float> floats_;     // [n, k] for f32
+  std::vector<float> bias_;
+};
+
+// Bulk f16 -> float conversion, F16C when available (exact either way).
+void f16_to_float(std::span<const uint16_t> in, std::span<float> out);
+
+}  // namespace quanteval::runtime

@@ -1,0 +1,144 @@
+#include "runtime/kernels/cpu/thread_pool.hpp"
+#include "runtime/base/check.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
+namespace quanteval::runtime {
+namespace {
+
+// How long an idle worker (or the caller waiting for workers) polls before sleeping
+// on the condition variable. Decode calls the pool every ~20-200 us (one per linear
+// layer), so 100 us of polling bridges the gaps within a token without a futex
+// wake-up (~10-50 us on this kind of VM), yet an idle pool stops burning a core at once.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Polls `ready` until it holds or kSpin has passed; returns whether it holds.
+template <typename Ready>
+bool spin_until(Ready&& ready) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline) return false;
+    cpu_relax();
+  }
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(int num_threads) {
+  if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  workers_.reserve(static_cast<size_t>(num_threads - 1));
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  start_.notify_all();
+  for (auto& worker : workers_) worker.join();
+}
+
+void ThreadPool::work() {
+  for (;;) {
+    const int64_t piece = next_piece_.fetch_add(1, std::memory_order_relaxed);
+    if (piece >= pieces_) return;
+    const int64_t begin = grain_ ? piece * grain_ : count_ * piece / pieces_;
+    const int64_t end = grain_ ? std::min(count_, begin + grain_) : count_ * (piece + 1) / pieces_;
+    if (begin >= end) continue;
+    try {
+      (*task_)(begin, end);
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      if (!first_error_) first_error_ = std::current_exception();
+    }
+  }
+}
+
+void ThreadPool::worker_loop() {
+  uint64_t seen = 0;
+  for (;;) {
+    // Poll for the next call first; sleep only when none comes soon.
+    if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
+      std::unique_lock lock(mutex_);
+      start_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+    }
+    bool joined = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      seen = generation_.load(std::memory_order_relaxed);
+      // A call whose pieces were all finished before this worker woke is closed: skip it.
+      if (open_) {
+        active_.fetch_add(1, std::memory_order_relaxed);
+        joined = true;
+      }
+    }
+    if (!joined) continue;
+    work();
+    std::lock_guard lock(mutex_);
+    if (active_.fetch_sub(1, std::memory_order_release) == 1) done_.notify_one();
+  }
+}
+
+void ThreadPool::run(int64_t pieces, int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& task) {
+  {
+    std::lock_guard lock(mutex_);
+    QE_CHECK(!busy_, "ThreadPool::parallel_for called while the pool is already running a task");
+    busy_ = true;
+    task_ = &task;
+    pieces_ = pieces;
+    count_ = count;
+    grain_ = grain;
+    next_piece_.store(0, std::memory_order_relaxed);
+    first_error_ = nullptr;
+    open_ = !workers_.empty() && pieces > 1;
+    if (open_) generation_.fetch_add(1, std::memory_order_release);
+  }
+  if (pieces > 1 && !workers_.empty()) start_.notify_all();
+  work();
+  std::exception_ptr error;
+  {
+    std::lock_guard lock(mutex_);
+    open_ = false;  // every piece is claimed: late workers must not join
+  }
+  // Workers that joined may still be finishing their last piece.
+  spin_until([&] { return active_.load(std::memory_order_acquire) == 0; });
+  {
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [&] { return active_.load(std::memory_order_acquire) == 0; });
+    busy_ = false;
+    task_ = nullptr;
+    error = first_error_;
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+void ThreadPool::parallel_for(int64_t count, const std::function<void(int64_t, int64_t)>& task) {
+  if (count <= 0) return;
+  run(size(), count, 0, task);
+}
+
+void ThreadPool::parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& task) {
+  if (count <= 0) return;
+  if (grain < 1) throw std::invalid_argument("ThreadPool::parallel_chunks: grain must be >= 1");
+  run((count + grain - 1) / grain, count, grain, task);
+}
+
+}  // namespace quanteval::runtime
