@@ -7,8 +7,8 @@
 //
 // qwen3.5-0.8b: the hybrid Qwen3.5 shape (24 layers: 18 Gated DeltaNet + 6
 // gated full attention, hidden 1024, intermediate 3584, 8/2 heads of 256,
-// 16 key and 16 value linear heads of 128, vocab 248320, group 128); written as
-// a random checkpoint to a temporary folder and loaded like a real one.
+// 16 key and 16 value linear heads of 128, vocab 248320, group 128). Either is
+// built from SyntheticWeights by the same builder that loads a checkpoint.
 //
 // Everything is measured in the same run so ratios are meaningful on a noisy
 // shared machine: memory bandwidth (a 1 GiB memcpy and a threaded read), the INT4
@@ -28,8 +28,9 @@
 
 #include <fmt/format.h>
 
-#include "runtime/model/model.hpp"
 #include "runtime/checkpoint/synthetic.hpp"
+#include "runtime/kernels/cpu/backend.hpp"
+#include "runtime/model/model.hpp"
 
 using namespace quanteval::runtime;
 using Clock = std::chrono::steady_clock;
@@ -73,32 +74,27 @@ int main(int argc, char** argv) {
   const int decode_tokens = int_arg(argc, argv, "decode-tokens", 32);
   const int prompt_tokens = std::max(16, int_arg(argc, argv, "prompt-tokens", 128));  // decode prompts take its first 16
   const int batch = int_arg(argc, argv, "batch", 16);
-  SyntheticModelSpec spec;
-  spec.quantized = !flag(argc, argv, "bf16");
+  const bool quantized = !flag(argc, argv, "bf16");
   std::string shape = "qwen2.5-0.5b";
   for (int i = 1; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--shape") shape = argv[i + 1];
 
   auto build_start = Clock::now();
   std::unique_ptr<Model> model;
-  std::filesystem::path temporary;
-  if (shape == "qwen3.5-0.8b") {
-    temporary = std::filesystem::temp_directory_path() / fmt::format("quanteval-bench-qwen3_5-{}", ::getpid());
+  try {
     SyntheticShapeOptions options;
-    options.quantized = spec.quantized;
-    write_synthetic_checkpoint(synthetic_config_json("qwen3.5-0.8b", options), temporary);
-    model = Model::load(temporary, {.threads = threads, .kv_cache_bytes = 1ull << 30});
-    std::filesystem::remove_all(temporary);
-  } else if (shape == "qwen2.5-0.5b") {
-    model = make_synthetic_model(spec, {.threads = threads, .kv_cache_bytes = 1ull << 30});
-  } else {
-    fmt::print(stderr, "--shape: expected qwen2.5-0.5b or qwen3.5-0.8b\n");
+    options.quantized = quantized;
+    const SyntheticWeights weights = SyntheticWeights::from_config_json(synthetic_config_json(shape, options));
+    model = Model::build(weights, {.threads = threads, .kv_cache_bytes = 1ull << 30, .max_sequences = batch});
+  } catch (const std::invalid_argument& e) {
+    fmt::print(stderr, "--shape: {}\n", e.what());
     return 2;
   }
   const ModelConfig& config = model->config();
-  fmt::print("built {} model with {} shapes in {:.1f} s, {} threads\n",
-             spec.quantized ? "GPTQ INT4 (group 128)" : "BF16", shape, seconds(build_start), threads);
-  ThreadPool& pool = model->pool();
+  fmt::print("built {} model with {} shapes in {:.1f} s, {}\n", quantized ? "GPTQ INT4 (group 128)" : "BF16", shape,
+             seconds(build_start), model->backend().name());
+  Backend& backend = model->backend();
+  ThreadPool& pool = dynamic_cast<CpuBackend&>(backend).pool();
 
   // --- memory bandwidth -------------------------------------------------------------------
   const std::size_t buffer_bytes = 1ull << 30;
@@ -121,20 +117,27 @@ int main(int argc, char** argv) {
   const ModelWeights& w = model->weights();
   std::uint64_t mlp_bytes = 0;
   for (const auto& layer : w.layers)
-    mlp_bytes += layer.mlp.gate_proj.weight_bytes() + layer.mlp.up_proj.weight_bytes() + layer.mlp.down_proj.weight_bytes();
-  std::vector<float> x(static_cast<std::size_t>(config.intermediate_size), 0.5f), y(static_cast<std::size_t>(config.vocab_size));
+    mlp_bytes += layer.mlp.gate_proj->weight_bytes() + layer.mlp.up_proj->weight_bytes() + layer.mlp.down_proj->weight_bytes();
+  const Tensor x = backend.scratch(1, config.intermediate_size);  // wide enough for every projection's input
+  std::vector<float> half(static_cast<std::size_t>(config.intermediate_size), 0.5f);
+  backend.write(x, half.data());
+  const Tensor y = backend.scratch(1, config.vocab_size);
+  auto run = [&](const LinearWeight& linear) {
+    backend.matmul(linear, {x.data, 1, linear.in_features()}, {y.data, 1, linear.out_features()});
+  };
   const double mlp_s = min_seconds(5, [&] {
     for (const auto& layer : w.layers) {
-      layer.mlp.gate_proj.forward(x.data(), 1, y.data(), pool);
-      layer.mlp.up_proj.forward(x.data(), 1, y.data(), pool);
-      layer.mlp.down_proj.forward(x.data(), 1, y.data(), pool);
+      run(*layer.mlp.gate_proj);
+      run(*layer.mlp.up_proj);
+      run(*layer.mlp.down_proj);
     }
   });
-  const double head_s = min_seconds(5, [&] { w.lm_head.forward(x.data(), 1, y.data(), pool); });
-  // One 896 x 4864 matrix over and over: its 2.2 MB stay in cache, so this is the
-  // kernel's own speed, without DRAM.
-  const Linear& hot = w.layers.front().mlp.gate_proj;
-  const double hot_s = min_seconds(50, [&] { hot.forward(x.data(), 1, y.data(), pool); });
+  const double head_s = min_seconds(5, [&] { run(*w.lm_head); });
+  // One hidden x intermediate matrix over and over: its megabytes stay in cache, so this
+  // is the kernel's own speed, without DRAM.
+  const LinearWeight& hot = *w.layers.front().mlp.gate_proj;
+  const double hot_s = min_seconds(50, [&] { run(hot); });
+  backend.end_step();
 
   // --- prefill ----------------------------------------------------------------------------
   std::vector<TokenId> prompt(static_cast<std::size_t>(prompt_tokens));

@@ -51,9 +51,9 @@ int main(int argc, char** argv) {
     SyntheticCheckpointOptions options;
     options.multimodal = shape.multimodal;
     if (values.count("shard-mb")) options.shard_bytes = std::stoull(values["shard-mb"]) << 20;
-    if (values.count("seed")) options.seed = std::stoull(values["seed"]);
+    if (values.count("seed")) options.weights.seed = std::stoull(values["seed"]);
     if (values.count("adversarial-padding-from"))
-      options.adversarial_padding_from = std::stoll(values["adversarial-padding-from"]);
+      options.weights.adversarial_padding_from = std::stoll(values["adversarial-padding-from"]);
     const fs::path out = values["out"];
     write_synthetic_checkpoint(synthetic_config_json(values["shape"], shape), out, options);
     if (values.count("tokenizer"))

@@ -467,7 +467,7 @@ int command_run(int argc, char** argv, int first) {
   report.decode_tokens_per_second = decode_tok_s;
   report.device = !model ? std::string("none this session (every sample was already generated)")
                  : load.device == runtime::Device::cuda ? std::string("cuda")
-                                                        : fmt::format("cpu ({} threads)", model->pool().size());
+                                                        : model->backend().name();
   report.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   const fs::path out = run.path();
   write_file_atomically(out / "report.json", reports::to_json(report).dump(2) + "\n");

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <map>
+#include <span>
 #include <set>
 #include <nlohmann/json.hpp>
 
@@ -184,6 +186,131 @@ LinearTensors Checkpoint::linear(std::string_view prefix) const {
   }
   return module;
 }
+
+namespace {
+
+template <typename T>
+std::vector<T> copy_elements(const TensorView& view) {
+  std::vector<T> out(view.bytes / sizeof(T));
+  if (view.bytes) std::memcpy(out.data(), view.data, view.bytes);
+  return out;
+}
+
+// The elements of `view` as a typed span: straight into the mapping when its
+// bytes are aligned for T (what safetensors writers produce), else through a
+// copy kept in `storage`.
+template <typename T>
+std::span<const T> elements_of(const TensorView& view, std::vector<T>& storage) {
+  const std::size_t count = view.bytes / sizeof(T);
+  if (reinterpret_cast<std::uintptr_t>(view.data) % alignof(T) == 0)
+    return {reinterpret_cast<const T*>(view.data), count};
+  storage = copy_elements<T>(view);
+  return storage;
+}
+
+DenseSource dense_source(const TensorView& view, std::int64_t rows, std::int64_t cols) {
+  if (view.dtype != DType::bf16 && view.dtype != DType::f16 && view.dtype != DType::f32)
+    throw CheckpointError(fmt::format("{}: dtype {} is not supported for weights (BF16, F16 or F32)", view.describe(),
+                                      dtype_name(view.dtype)));
+  if (view.element_count() != rows * cols)
+    throw CheckpointError(fmt::format("{}: expected {} x {} elements", view.describe(), rows, cols));
+  DenseSource source;
+  source.dtype = view.dtype;
+  source.rows = rows;
+  source.cols = cols;
+  source.bytes = view.data;
+  source.copy_to = [&view](void* destination) { copy_and_release(view, destination); };
+  return source;
+}
+
+}  // namespace
+
+OwnedGptqWeight view_gptq_weight(const LinearTensors& tensors, const QuantConfig& quant) {
+  if (tensors.qweight->dtype != DType::i32 || tensors.qzeros->dtype != DType::i32)
+    throw CheckpointError(fmt::format("{}: qweight and qzeros must be I32", tensors.prefix));
+  if (tensors.scales->dtype != DType::f16 && tensors.scales->dtype != DType::bf16)
+    throw CheckpointError(fmt::format("{}: scales must be F16 or BF16", tensors.prefix));
+  if (tensors.g_idx && tensors.g_idx->dtype != DType::i32)
+    throw CheckpointError(fmt::format("{}: g_idx must be I32", tensors.prefix));
+  OwnedGptqWeight owned;
+  GptqWeight& w = owned.weight;
+  w.qweight = elements_of(*tensors.qweight, owned.qweight);
+  w.qzeros = elements_of(*tensors.qzeros, owned.qzeros);
+  w.scales = elements_of(*tensors.scales, owned.scales);
+  if (tensors.g_idx) w.g_idx = elements_of(*tensors.g_idx, owned.g_idx);
+  w.name = tensors.prefix;
+  w.in_features = static_cast<int>(tensors.in_features);
+  w.out_features = static_cast<int>(tensors.out_features);
+  w.bits = quant.bits;
+  w.group_size = static_cast<int>(quant.group_size);
+  w.format = quant.format;
+  w.sym = quant.sym;
+  w.scale_format = tensors.scales->dtype == DType::bf16 ? ScaleFormat::bf16 : ScaleFormat::f16;
+  try {
+    w.validate();
+  } catch (const std::invalid_argument& e) {
+    throw CheckpointError(e.what());
+  }
+  return owned;
+}
+
+bool CheckpointWeights::has_linear(std::string_view prefix) const {
+  return checkpoint_.has(fmt::format("{}.weight", prefix)) || checkpoint_.has(fmt::format("{}.qweight", prefix));
+}
+
+LinearSource CheckpointWeights::linear(std::string_view prefix, std::int64_t out_features,
+                                       std::int64_t in_features) const {
+  const LinearTensors tensors = checkpoint_.linear(prefix);
+  if (tensors.out_features != out_features || tensors.in_features != in_features)
+    throw CheckpointError(fmt::format("{}: {}: shape [{}, {}], expected [{}, {}]", checkpoint_.directory().string(),
+                                      prefix, tensors.out_features, tensors.in_features, out_features, in_features));
+  LinearSource source;
+  source.name = tensors.prefix;
+  source.out_features = out_features;
+  source.in_features = in_features;
+  if (tensors.bias) {
+    source.bias = to_float(*tensors.bias);
+    if (static_cast<std::int64_t>(source.bias.size()) != out_features)
+      throw CheckpointError(fmt::format("{}: bias has {} elements, expected {}", tensors.prefix, source.bias.size(),
+                                        out_features));
+    source.tensors.push_back(tensors.bias);
+  }
+  if (tensors.quantized) {
+    if (!checkpoint_.quant_config())
+      throw CheckpointError(fmt::format("{}: GPTQ tensors but no quantization config", tensors.prefix));
+    auto owned = std::make_shared<OwnedGptqWeight>(view_gptq_weight(tensors, *checkpoint_.quant_config()));
+    source.gptq = owned->weight;
+    source.storage = owned;
+    for (const TensorView* view : {tensors.qweight, tensors.qzeros, tensors.scales, tensors.g_idx})
+      if (view) source.tensors.push_back(view);
+  } else {
+    source.dense = dense_source(*tensors.weight, out_features, in_features);
+    source.tensors.push_back(tensors.weight);
+  }
+  return source;
+}
+
+std::vector<float> CheckpointWeights::vector(std::string_view name, std::int64_t elements) const {
+  const TensorView& view = checkpoint_.tensor(name);
+  if (view.element_count() != elements)
+    throw CheckpointError(fmt::format("{}: expected {} elements", view.describe(), elements));
+  std::vector<float> values = to_float(view);
+  release_resident_pages(view);
+  return values;
+}
+
+DenseSource CheckpointWeights::table(std::string_view name, std::int64_t rows, std::int64_t cols) const {
+  const TensorView& view = checkpoint_.tensor(name);
+  if (view.shape.size() != 2 || view.shape[0] != rows || view.shape[1] != cols)
+    throw CheckpointError(fmt::format("{}: expected shape [{}, {}]", view.describe(), rows, cols));
+  return dense_source(view, rows, cols);
+}
+
+void CheckpointWeights::release(const LinearSource& linear) const {
+  for (const TensorView* view : linear.tensors) release_resident_pages(*view);
+}
+
+void CheckpointWeights::release_table(std::string_view name) const { release_resident_pages(checkpoint_.tensor(name)); }
 
 ValidationReport Checkpoint::check() const { return check_tensors(config_, quant_, tensors_); }
 

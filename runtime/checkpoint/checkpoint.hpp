@@ -27,6 +27,7 @@
 #include "runtime/checkpoint/quant_config.hpp"
 #include "runtime/checkpoint/safetensors.hpp"
 #include "runtime/checkpoint/tensor_table.hpp"
+#include "runtime/checkpoint/weight_source.hpp"
 
 namespace quanteval::runtime {
 
@@ -105,6 +106,31 @@ class Checkpoint {
   std::vector<std::unique_ptr<SafetensorsFile>> shards_;  // own the mappings the views point into
   TensorMap tensors_;
   std::vector<std::string> ignored_;
+};
+
+// The GPTQ tensors of `tensors` as a GptqWeight: typed spans straight into the
+// checkpoint's mapping where the bytes are aligned for their type (the usual
+// case), copies held by the returned object where not (safetensors does not
+// promise alignment). Valid while the checkpoint is open. Throws
+// CheckpointError when the dtypes or the tensors are inconsistent.
+OwnedGptqWeight view_gptq_weight(const LinearTensors& tensors, const QuantConfig& quant);
+
+// A checkpoint as the model builder's weight source. The checkpoint must outlive it.
+class CheckpointWeights final : public WeightSource {
+ public:
+  explicit CheckpointWeights(const Checkpoint& checkpoint) : checkpoint_(checkpoint) {}
+  const ModelConfig& config() const override { return checkpoint_.config(); }
+  const std::optional<QuantConfig>& quant_config() const override { return checkpoint_.quant_config(); }
+  std::string describe() const override { return checkpoint_.directory().string(); }
+  bool has_linear(std::string_view prefix) const override;
+  LinearSource linear(std::string_view prefix, std::int64_t out_features, std::int64_t in_features) const override;
+  std::vector<float> vector(std::string_view name, std::int64_t elements) const override;
+  DenseSource table(std::string_view name, std::int64_t rows, std::int64_t cols) const override;
+  void release(const LinearSource& linear) const override;
+  void release_table(std::string_view name) const override;
+
+ private:
+  const Checkpoint& checkpoint_;
 };
 
 // The normalized name for a tensor as spelled in a file, or nullopt when the

@@ -2,289 +2,319 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
-#include <nlohmann/json.hpp>
-#include <fstream>
-#include <functional>
-#include <optional>
 #include <cstring>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
 
+#include "runtime/base/check.hpp"
 #include "runtime/base/numeric.hpp"
-#include "runtime/checkpoint/quant_config.hpp"
 #include "runtime/checkpoint/tensor_table.hpp"
 
 namespace quanteval::runtime {
 
 namespace {
 
-// splitmix64: a fast, seedable stream; std::mt19937 would dominate building 0.5B weights.
-class FastRandom {
- public:
-  explicit FastRandom(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  float uniform_signed() { return static_cast<float>(static_cast<double>(next() >> 11) * 0x1p-52 - 1.0); }  // [-1, 1)
-
- private:
-  std::uint64_t state_;
-};
-
-// Uniform weights in [-a, a) with a = sqrt(3 / K): unit-variance inputs give unit-variance outputs.
-Linear random_linear(const SyntheticModelSpec& spec, int n, int k, bool bias, FastRandom& rng, const std::string& name) {
-  const float amplitude = std::sqrt(3.0f / static_cast<float>(k));
-  std::vector<float> bias_values;
-  if (bias)
-    for (int i = 0; i < n; ++i) bias_values.push_back(0.1f * rng.uniform_signed());
-  if (!spec.quantized) {
-    std::vector<std::uint16_t> w(static_cast<std::size_t>(n) * k);
-    for (auto& bits : w) bits = float_to_bf16(amplitude * rng.uniform_signed());
-    return Linear::from_dense(DenseLinear::from_bf16(w.data(), n, k, bias_values), name);
-  }
-  // Random 4-bit codes, symmetric zero 8 (stored 7 in v1), scale so that
-  // (q - 8) x scale spans about [-a, a].
-  OwnedGptqWeight owned;
-  GptqWeight& w = owned.weight;
-  w.name = name;
-  w.in_features = k;
-  w.out_features = n;
-  w.group_size = spec.group_size;
-  w.format = GptqFormat::v1;
-  const int groups = k / spec.group_size;
-  owned.qweight.resize(static_cast<std::size_t>(k / 8) * n);
-  for (auto& word : owned.qweight) word = static_cast<std::int32_t>(rng.next());
-  owned.qzeros.assign(static_cast<std::size_t>(groups) * (n / 8), static_cast<std::int32_t>(0x77777777));
-  owned.scales.assign(static_cast<std::size_t>(groups) * n, float_to_f16(amplitude / 8.0f));
-  owned.refresh_views();
-  return Linear::from_int4(Int4Linear::from_gptq(w, bias_values), name);
+// splitmix64 of (key + index): a counter-based stream, so element i of a tensor
+// can be generated without generating elements 0..i-1 (std::mt19937 would be
+// sequential and would also dominate building 0.5B weights).
+std::uint64_t random_bits(std::uint64_t key, std::uint64_t index) {
+  std::uint64_t z = key + (index + 1) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+float uniform_signed(std::uint64_t key, std::uint64_t index) {  // [-1, 1)
+  return static_cast<float>(static_cast<double>(random_bits(key, index) >> 11) * 0x1p-52 - 1.0);
+}
+std::uint64_t tensor_key(std::uint64_t seed, std::string_view name) {  // FNV-1a of the name, mixed with the seed
+  std::uint64_t h = 0xcbf29ce484222325ull ^ seed;
+  for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ull;
+  return random_bits(h, 0);
 }
 
-std::vector<float> ones(std::int64_t n) { return std::vector<float>(static_cast<std::size_t>(n), 1.0f); }
+// Fill functions by dtype: value(i) for element i.
+template <typename Value>
+std::function<void(std::int64_t, std::int64_t, void*)> bf16_fill(Value value) {
+  return [value](std::int64_t first, std::int64_t count, void* out) {
+    auto* bits = static_cast<std::uint16_t*>(out);
+    for (std::int64_t i = 0; i < count; ++i) bits[i] = float_to_bf16(value(first + i));
+  };
+}
+template <typename Value>
+std::function<void(std::int64_t, std::int64_t, void*)> word_fill(Value value) {
+  return [value](std::int64_t first, std::int64_t count, void* out) {
+    auto* words = static_cast<std::uint32_t*>(out);
+    for (std::int64_t i = 0; i < count; ++i) words[i] = value(first + i);
+  };
+}
+
+// g_idx of an act-order (desc_act) checkpoint: GPTQ quantizes the input rows in
+// a permuted order and row perm[i] belongs to group i / group_size, so every
+// group has exactly group_size rows but g_idx is not monotonic.
+std::vector<std::int32_t> act_order_g_idx(std::uint64_t key, std::int64_t k, std::int64_t group_size) {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(k));
+  for (std::int64_t i = 0; i < k; ++i) order[static_cast<std::size_t>(i)] = i;
+  for (std::int64_t i = k - 1; i > 0; --i)
+    std::swap(order[static_cast<std::size_t>(i)],
+              order[static_cast<std::size_t>(random_bits(key, static_cast<std::uint64_t>(i)) %
+                                             static_cast<std::uint64_t>(i + 1))]);
+  std::vector<std::int32_t> g_idx(static_cast<std::size_t>(k));
+  for (std::int64_t i = 0; i < k; ++i)
+    g_idx[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])] = static_cast<std::int32_t>(i / group_size);
+  return g_idx;
+}
+
+bool keeps_16_bit(const std::optional<QuantConfig>& quant, const std::string& name,
+                  std::int64_t n, std::int64_t k) {
+  return !quant || name.ends_with("in_proj_a") || name.ends_with("in_proj_b") || name == TensorNames::lm_head ||
+         k % 8 != 0 || n % 8 != 0 || k % quant->effective_group_size(k) != 0;
+}
 
 }  // namespace
 
-ModelConfig synthetic_config(const SyntheticModelSpec& spec) {
-  ModelConfig c;
-  c.architecture = spec.architecture;
-  c.model_type = spec.architecture == Architecture::qwen2 ? "qwen2" : "qwen3";
-  c.torch_dtype = "bfloat16";
-  c.vocab_size = spec.vocab_size;
-  c.hidden_size = spec.hidden_size;
-  c.intermediate_size = spec.intermediate_size;
-  c.num_hidden_layers = spec.num_hidden_layers;
-  c.num_attention_heads = spec.num_attention_heads;
-  c.num_key_value_heads = spec.num_key_value_heads;
-  c.head_dim = spec.head_dim;
-  c.hidden_act = "silu";
-  c.qk_norm = spec.architecture == Architecture::qwen3;
-  c.attention_bias = spec.architecture == Architecture::qwen2;
-  c.rope_theta = spec.rope_theta;
-  c.rotary_dim = spec.head_dim;
-  c.max_position_embeddings = spec.max_position_embeddings;
-  c.tie_word_embeddings = spec.tie_word_embeddings;
-  c.layer_types.assign(static_cast<std::size_t>(spec.num_hidden_layers), LayerKind::full_attention);
-  return c;
-}
-
-std::unique_ptr<Model> make_synthetic_model(const SyntheticModelSpec& spec, const LoadOptions& options) {
-  const ModelConfig config = synthetic_config(spec);
-  FastRandom rng(spec.seed);
-  const int hidden = static_cast<int>(spec.hidden_size), inter = static_cast<int>(spec.intermediate_size);
-  const int q_width = static_cast<int>(spec.num_attention_heads * spec.head_dim);
-  const int kv_width = static_cast<int>(spec.num_key_value_heads * spec.head_dim);
-  ModelWeights weights;
-  Embedding& embed = weights.embed_tokens;
-  embed.vocab = spec.vocab_size;
-  embed.width = spec.hidden_size;
-  embed.bf16 = true;
-  auto table = std::make_shared<std::vector<std::uint16_t>>(static_cast<std::size_t>(spec.vocab_size * spec.hidden_size));
-  for (auto& bits : *table) bits = float_to_bf16(rng.uniform_signed());
-  embed.bits16 = table;
-  int cache_slot = 0;
-  for (std::int64_t l = 0; l < spec.num_hidden_layers; ++l) {
-    const std::string prefix = fmt::format("model.layers.{}.", l);
-    DecoderLayer layer;
-    layer.input_norm = ones(spec.hidden_size);
-    layer.post_attention_norm = ones(spec.hidden_size);
-    AttentionWeights attention;
-    const bool bias = config.attention_bias;
-    attention.q_proj = random_linear(spec, q_width, hidden, bias, rng, prefix + "self_attn.q_proj");
-    attention.k_proj = random_linear(spec, kv_width, hidden, bias, rng, prefix + "self_attn.k_proj");
-    attention.v_proj = random_linear(spec, kv_width, hidden, bias, rng, prefix + "self_attn.v_proj");
-    attention.o_proj = random_linear(spec, hidden, q_width, false, rng, prefix + "self_attn.o_proj");
-    if (config.qk_norm) {
-      attention.q_norm = ones(spec.head_dim);
-      attention.k_norm = ones(spec.head_dim);
-    }
-    layer.mixer = build_attention_mixer(config, LayerKind::full_attention, std::move(attention), cache_slot++);
-    layer.mlp.gate_proj = random_linear(spec, inter, hidden, false, rng, prefix + "mlp.gate_proj");
-    layer.mlp.up_proj = random_linear(spec, inter, hidden, false, rng, prefix + "mlp.up_proj");
-    layer.mlp.down_proj = random_linear(spec, hidden, inter, false, rng, prefix + "mlp.down_proj");
-    weights.layers.push_back(std::move(layer));
-  }
-  weights.final_norm = ones(spec.hidden_size);
-  if (spec.tie_word_embeddings) {
-    weights.lm_head = Linear::from_dense(
-        DenseLinear::from_shared_16bit(embed.bits16, true, static_cast<int>(spec.vocab_size), hidden), "lm_head (tied)");
-    weights.lm_head_shares_embedding = true;
-  } else {
-    SyntheticModelSpec dense = spec;
-    dense.quantized = false;
-    weights.lm_head = random_linear(dense, static_cast<int>(spec.vocab_size), hidden, false, rng, "lm_head");
-  }
-  return std::make_unique<Model>(config, std::move(weights), options);
-}
-
-namespace {
-
-// One tensor of a synthetic checkpoint: planned first (name, dtype, shape,
-// bytes), its values generated only when its shard is written, so a 27B
-// checkpoint streams to disk with a few megabytes of memory.
-struct PlannedTensor {
-  std::string name;  // as written in the file
-  std::string dtype;
-  std::vector<std::int64_t> shape;
-  std::uint64_t bytes = 0;
-  std::function<void(std::ostream&, FastRandom&)> write;
-};
-
-std::int64_t element_count(const std::vector<std::int64_t>& shape) {
+std::int64_t SyntheticTensor::elements() const {
   std::int64_t count = 1;
   for (auto d : shape) count *= d;
   return count;
 }
 
-// Writes `count` little-endian values of T made by `next()` in bounded chunks.
-template <typename T, typename Next>
-void write_values(std::ostream& out, std::int64_t count, Next&& next) {
-  constexpr std::int64_t kChunk = 1 << 20;
-  std::vector<T> chunk;
-  for (std::int64_t done = 0; done < count;) {
-    const std::int64_t n = std::min(kChunk, count - done);
-    chunk.resize(static_cast<std::size_t>(n));
-    for (auto& value : chunk) value = next();
-    out.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(n * sizeof(T)));
-    done += n;
+SyntheticWeights::SyntheticWeights(ModelConfig config, std::optional<QuantConfig> quant, SyntheticWeightOptions options)
+    : config_(std::move(config)), quant_(std::move(quant)), options_(options) {
+  if (options_.adversarial_padding_from > 0 &&
+      (config_.tie_word_embeddings || options_.adversarial_padding_from + 2 > config_.vocab_size))
+    throw std::invalid_argument("synthetic weights: adversarial padding needs an untied lm_head with at least two "
+                                "rows past adversarial_padding_from");
+  const std::uint64_t seed = options_.seed;
+  for (const auto& expected : expected_tensors(config_)) {
+    if (!expected.required) continue;
+    const std::string& name = expected.name;
+    const std::uint64_t key = tensor_key(seed, name);
+    if (expected.kind == TensorKind::plain) {
+      const bool norm = name.ends_with("norm.weight");
+      const bool decay = name.ends_with("A_log") || name.ends_with("dt_bias");
+      const bool zero_norm = config_.zero_centered_norms && !name.ends_with("linear_attn.norm.weight");
+      // Norms: 1 (stored 0 when zero-centred); decay parameters in [0, 1);
+      // embeddings and conv taps uniform in [-0.5, 0.5).
+      tensors_.push_back({name, DType::bf16, expected.shape, bf16_fill([=](std::int64_t i) {
+                            if (norm) return zero_norm ? 0.0f : 1.0f;
+                            if (decay) return 0.5f + 0.5f * uniform_signed(key, static_cast<std::uint64_t>(i));
+                            return 0.5f * uniform_signed(key, static_cast<std::uint64_t>(i));
+                          })});
+      continue;
+    }
+    const std::int64_t n = expected.shape.at(0), k = expected.shape.at(1);
+    // Uniform in [-a, a) with a = sqrt(3 / K): unit-variance inputs give unit-variance outputs.
+    const float amplitude = std::sqrt(3.0f / static_cast<float>(k));
+    if (name == TensorNames::lm_head && options_.adversarial_padding_from > 0) {
+      // Rows of decodable ids are zero (logit 0); two padding rows are +v and -v,
+      // so one of them has a positive logit for any hidden state.
+      const std::int64_t first_padding = options_.adversarial_padding_from;
+      tensors_.push_back({name + ".weight", DType::bf16, {n, k}, bf16_fill([=](std::int64_t i) {
+                            const std::int64_t row = i / k;
+                            const float sign = row == first_padding ? 1.0f : row == first_padding + 1 ? -1.0f : 0.0f;
+                            return sign * uniform_signed(key, static_cast<std::uint64_t>(i % k));
+                          })});
+    } else if (keeps_16_bit(quant_, name, n, k)) {
+      tensors_.push_back({name + ".weight", DType::bf16, {n, k}, bf16_fill([=](std::int64_t i) {
+                            return amplitude * uniform_signed(key, static_cast<std::uint64_t>(i));
+                          })});
+    } else {
+      // Random 4-bit codes, symmetric v1 zeros (stored 7 = zero 8), one F16 scale
+      // so that (q - 8) x scale spans about [-a, a].
+      const std::int64_t groups = quant_->groups(k);
+      const std::uint64_t codes_key = tensor_key(seed, name + ".qweight");
+      tensors_.push_back({name + ".qweight", DType::i32, {k / 8, n}, word_fill([=](std::int64_t i) {
+                            return static_cast<std::uint32_t>(random_bits(codes_key, static_cast<std::uint64_t>(i)));
+                          })});
+      tensors_.push_back({name + ".qzeros", DType::i32, {groups, n / 8}, word_fill([](std::int64_t) {
+                            return 0x77777777u;
+                          })});
+      const std::uint16_t scale = float_to_f16(amplitude / 8.0f);
+      tensors_.push_back({name + ".scales", DType::f16, {groups, n}, [scale](std::int64_t, std::int64_t count, void* out) {
+                            std::fill_n(static_cast<std::uint16_t*>(out), count, scale);
+                          }});
+      if (quant_->desc_act) {
+        const std::int64_t group_size = k / groups;
+        const std::uint64_t order_key = tensor_key(seed, name + ".g_idx");
+        tensors_.push_back({name + ".g_idx", DType::i32, {k}, [=](std::int64_t first, std::int64_t count, void* out) {
+                              const std::vector<std::int32_t> g_idx = act_order_g_idx(order_key, k, group_size);
+                              std::copy_n(g_idx.begin() + first, count, static_cast<std::int32_t*>(out));
+                            }});
+      }
+    }
+    if (expected.has_bias)
+      tensors_.push_back({name + ".bias", DType::bf16, {n}, bf16_fill([=](std::int64_t i) {
+                            return 0.1f * uniform_signed(key ^ 0xb1a5ull, static_cast<std::uint64_t>(i));
+                          })});
   }
 }
 
-class CheckpointPlan {
- public:
-  // A BF16 tensor whose values come from value(rng).
-  void bf16(std::string name, std::vector<std::int64_t> shape, std::function<float(FastRandom&)> value) {
-    const std::int64_t count = element_count(shape);
-    add({std::move(name), "BF16", std::move(shape), static_cast<std::uint64_t>(count) * 2,
-         [count, value = std::move(value)](std::ostream& out, FastRandom& rng) {
-           write_values<std::uint16_t>(out, count, [&] { return float_to_bf16(value(rng)); });
-         }});
-  }
-  void uniform_bf16(std::string name, std::vector<std::int64_t> shape, float amplitude) {
-    bf16(std::move(name), std::move(shape), [amplitude](FastRandom& rng) { return amplitude * rng.uniform_signed(); });
-  }
-  void words(std::string name, std::vector<std::int64_t> shape, std::optional<std::uint32_t> fixed) {
-    const std::int64_t count = element_count(shape);
-    add({std::move(name), "I32", std::move(shape), static_cast<std::uint64_t>(count) * 4,
-         [count, fixed](std::ostream& out, FastRandom& rng) {
-           write_values<std::uint32_t>(out, count, [&] { return fixed ? *fixed : static_cast<std::uint32_t>(rng.next()); });
-         }});
-  }
-  void add(PlannedTensor tensor) { tensors_.push_back(std::move(tensor)); }
-  std::vector<PlannedTensor>& tensors() { return tensors_; }
-
- private:
-  std::vector<PlannedTensor> tensors_;
-};
-
-// g_idx of an act-order (desc_act) checkpoint: GPTQ quantizes the input rows in
-// a permuted order and row perm[i] belongs to group i / group_size, so every
-// group has exactly group_size rows but g_idx is not monotonic.
-void plan_act_order_g_idx(CheckpointPlan& plan, const std::string& name, std::int64_t k, std::int64_t group_size) {
-  plan.add({name, "I32", {k}, static_cast<std::uint64_t>(k) * 4, [k, group_size](std::ostream& out, FastRandom& rng) {
-              std::vector<std::int32_t> g_idx(static_cast<std::size_t>(k));
-              std::vector<std::int64_t> order(static_cast<std::size_t>(k));
-              for (std::int64_t i = 0; i < k; ++i) order[static_cast<std::size_t>(i)] = i;
-              for (std::int64_t i = k - 1; i > 0; --i)
-                std::swap(order[static_cast<std::size_t>(i)],
-                          order[static_cast<std::size_t>(rng.next() % static_cast<std::uint64_t>(i + 1))]);
-              for (std::int64_t i = 0; i < k; ++i)
-                g_idx[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])] = static_cast<std::int32_t>(i / group_size);
-              out.write(reinterpret_cast<const char*>(g_idx.data()), static_cast<std::streamsize>(k * 4));
-            }});
+SyntheticWeights SyntheticWeights::from_config_json(const std::string& config_json, SyntheticWeightOptions options) {
+  return SyntheticWeights(parse_model_config(config_json, "synthetic config.json"),
+                          quant_config_in_model_config(config_json, "synthetic config.json"), options);
 }
 
-// Tensors the published Qwen3.5 checkpoints carry besides the language model:
-// the vision tower and the multi-token-prediction head. Shapes follow the real
-// ones at the config's widths, with two vision blocks standing in for all of them
-// (the runtime must only recognise and skip them, never read them).
-void plan_multimodal_extras(CheckpointPlan& plan, const ModelConfig& config, std::int64_t vision_width) {
-  const std::int64_t v = vision_width, hidden = config.hidden_size, inter = config.intermediate_size;
-  plan.uniform_bf16("model.visual.patch_embed.proj.weight", {v, 3, 2, 16, 16}, 0.02f);
-  plan.uniform_bf16("model.visual.patch_embed.proj.bias", {v}, 0.02f);
-  plan.uniform_bf16("model.visual.pos_embed.weight", {2304, v}, 0.02f);
-  for (int block = 0; block < 2; ++block) {
-    const std::string p = fmt::format("model.visual.blocks.{}.", block);
-    plan.bf16(p + "norm1.weight", {v}, [](FastRandom&) { return 1.0f; });
-    plan.uniform_bf16(p + "attn.qkv.weight", {3 * v, v}, 0.02f);
-    plan.uniform_bf16(p + "attn.qkv.bias", {3 * v}, 0.02f);
-    plan.uniform_bf16(p + "attn.proj.weight", {v, v}, 0.02f);
-    plan.uniform_bf16(p + "mlp.linear_fc1.weight", {4 * v, v}, 0.02f);
-    plan.uniform_bf16(p + "mlp.linear_fc2.weight", {v, 4 * v}, 0.02f);
-  }
-  plan.uniform_bf16("model.visual.merger.linear_fc2.weight", {hidden, 4 * v}, 0.02f);
-  plan.uniform_bf16("mtp.fc.weight", {hidden, 2 * hidden}, 0.02f);
-  for (const char* norm : {"mtp.norm.weight", "mtp.pre_fc_norm_embedding.weight", "mtp.pre_fc_norm_hidden.weight"})
-    plan.bf16(norm, {hidden}, [](FastRandom&) { return 0.0f; });
-  plan.uniform_bf16("mtp.layers.0.mlp.gate_proj.weight", {inter, hidden}, 0.02f);
-  plan.uniform_bf16("mtp.layers.0.mlp.up_proj.weight", {inter, hidden}, 0.02f);
-  plan.uniform_bf16("mtp.layers.0.mlp.down_proj.weight", {hidden, inter}, 0.02f);
+std::string SyntheticWeights::describe() const {
+  return fmt::format("synthetic {} weights (seed {})", architecture_name(config_.architecture), options_.seed);
 }
 
-}  // namespace
+const SyntheticTensor* SyntheticWeights::find(std::string_view name) const {
+  for (const auto& tensor : tensors_)
+    if (tensor.name == name) return &tensor;
+  return nullptr;
+}
+
+std::vector<std::byte> SyntheticWeights::materialize(const SyntheticTensor& tensor) const {
+  std::vector<std::byte> bytes(tensor.bytes());
+  tensor.fill(0, tensor.elements(), bytes.data());
+  return bytes;
+}
+
+bool SyntheticWeights::has_linear(std::string_view prefix) const {
+  return find(fmt::format("{}.weight", prefix)) || find(fmt::format("{}.qweight", prefix));
+}
+
+LinearSource SyntheticWeights::linear(std::string_view prefix, std::int64_t out_features, std::int64_t in_features) const {
+  LinearSource source;
+  source.name = std::string(prefix);
+  source.out_features = out_features;
+  source.in_features = in_features;
+  if (const auto* bias = find(fmt::format("{}.bias", prefix))) {
+    const auto bytes = materialize(*bias);
+    for (std::int64_t i = 0; i < bias->elements(); ++i) {
+      std::uint16_t bits;
+      std::memcpy(&bits, bytes.data() + i * 2, 2);
+      source.bias.push_back(bf16_to_float(bits));
+    }
+  }
+  if (const auto* weight = find(fmt::format("{}.weight", prefix))) {
+    QE_CHECK(weight->shape == (std::vector<std::int64_t>{out_features, in_features}), weight->name);
+    auto bytes = std::make_shared<std::vector<std::byte>>(materialize(*weight));
+    DenseSource dense;
+    dense.dtype = weight->dtype;
+    dense.rows = out_features;
+    dense.cols = in_features;
+    dense.bytes = bytes->data();
+    dense.copy_to = [bytes](void* destination) { std::memcpy(destination, bytes->data(), bytes->size()); };
+    source.dense = dense;
+    source.storage = bytes;
+    return source;
+  }
+  const SyntheticTensor* qweight = find(fmt::format("{}.qweight", prefix));
+  if (!qweight) throw CheckpointError(fmt::format("{}: no tensor {}", describe(), prefix));
+  QE_CHECK(qweight->shape == (std::vector<std::int64_t>{in_features / 8, out_features}), qweight->name);
+  auto owned = std::make_shared<OwnedGptqWeight>();
+  auto words = [&](const SyntheticTensor& tensor, auto& into) {
+    into.resize(static_cast<std::size_t>(tensor.elements()));
+    tensor.fill(0, tensor.elements(), into.data());
+  };
+  words(*qweight, owned->qweight);
+  words(*find(fmt::format("{}.qzeros", prefix)), owned->qzeros);
+  words(*find(fmt::format("{}.scales", prefix)), owned->scales);
+  if (const auto* g_idx = find(fmt::format("{}.g_idx", prefix))) words(*g_idx, owned->g_idx);
+  GptqWeight& w = owned->weight;
+  w.name = source.name;
+  w.in_features = static_cast<int>(in_features);
+  w.out_features = static_cast<int>(out_features);
+  w.bits = quant_->bits;
+  w.group_size = static_cast<int>(quant_->group_size);
+  w.format = GptqFormat::v1;
+  w.sym = true;
+  w.scale_format = ScaleFormat::f16;
+  owned->refresh_views();
+  w.validate();
+  source.gptq = w;
+  source.storage = owned;
+  return source;
+}
+
+std::vector<float> SyntheticWeights::vector(std::string_view name, std::int64_t elements) const {
+  const SyntheticTensor* tensor = find(name);
+  if (!tensor) throw CheckpointError(fmt::format("{}: no tensor {}", describe(), name));
+  QE_CHECK(tensor->elements() == elements, tensor->name);
+  const auto bytes = materialize(*tensor);
+  std::vector<float> values(static_cast<std::size_t>(elements));
+  for (std::int64_t i = 0; i < elements; ++i) {
+    std::uint16_t bits;
+    std::memcpy(&bits, bytes.data() + i * 2, 2);
+    values[static_cast<std::size_t>(i)] = bf16_to_float(bits);
+  }
+  return values;
+}
+
+DenseSource SyntheticWeights::table(std::string_view name, std::int64_t rows, std::int64_t cols) const {
+  const SyntheticTensor* tensor = find(name);
+  if (!tensor) throw CheckpointError(fmt::format("{}: no tensor {}", describe(), name));
+  QE_CHECK(tensor->elements() == rows * cols, tensor->name);
+  DenseSource dense;
+  dense.dtype = tensor->dtype;
+  dense.rows = rows;
+  dense.cols = cols;
+  // Generated straight into the destination: a table is only ever copied (the
+  // 2.5 GB embedding of a 27B shape never exists twice).
+  dense.copy_to = [tensor](void* destination) { tensor->fill(0, tensor->elements(), destination); };
+  return dense;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Named shapes
 
 std::string synthetic_config_json(std::string_view shape, const SyntheticShapeOptions& options) {
-  struct Shape {
-    const char* name;
-    int hidden, layers, intermediate, heads, kv_heads, head_dim, linear_key_heads, linear_value_heads, linear_dim;
-    std::int64_t vocab;
-    bool tied;
-    int vision_width;
-  };
-  static constexpr Shape kShapes[] = {
-      {"qwen3.5-27b", 5120, 64, 17408, 24, 4, 256, 16, 48, 128, 248320, false, 1152},
-      {"qwen3.5-0.8b", 1024, 24, 3584, 8, 2, 256, 16, 16, 128, 248320, true, 768},
-      {"qwen3.5-tiny", 64, 4, 128, 2, 1, 64, 2, 4, 32, 151936, false, 32},
-  };
-  const Shape* found = nullptr;
-  for (const auto& candidate : kShapes)
-    if (shape == candidate.name) found = &candidate;
-  if (!found)
-    throw std::invalid_argument(fmt::format("unknown synthetic shape '{}' (qwen3.5-27b, qwen3.5-0.8b, qwen3.5-tiny)",
-                                            shape));
-  const Shape& d = *found;
-  nlohmann::ordered_json text = {
-      {"architectures", {"Qwen3_5ForCausalLM"}}, {"model_type", "qwen3_5_text"}, {"vocab_size", d.vocab},
-      {"hidden_size", d.hidden}, {"intermediate_size", d.intermediate}, {"num_hidden_layers", d.layers},
-      {"num_attention_heads", d.heads}, {"num_key_value_heads", d.kv_heads}, {"head_dim", d.head_dim},
-      {"hidden_act", "silu"}, {"max_position_embeddings", 262144}, {"rms_norm_eps", 1e-6},
-      {"tie_word_embeddings", d.tied},
-      {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000000.0}, {"partial_rotary_factor", 0.25}}},
-      {"linear_conv_kernel_dim", 4}, {"linear_key_head_dim", d.linear_dim}, {"linear_value_head_dim", d.linear_dim},
-      {"linear_num_key_heads", d.linear_key_heads}, {"linear_num_value_heads", d.linear_value_heads},
-      {"full_attention_interval", 4}, {"torch_dtype", "bfloat16"}, {"bos_token_id", 151643},
-      {"eos_token_id", 151645}};
-  nlohmann::ordered_json config = text;
-  if (options.multimodal) {
-    config = {{"architectures", {"Qwen3_5ForConditionalGeneration"}},
-              {"model_type", "qwen3_5"},
-              {"text_config", text},
-              {"vision_config", {{"model_type", "qwen3_5"}, {"hidden_size", d.vision_width}, {"depth", 27},
-                                 {"patch_size", 16}, {"out_hidden_size", d.hidden}}},
-              {"tie_word_embeddings", d.tied},
-              {"torch_dtype", "bfloat16"}};
+  nlohmann::ordered_json config;
+  if (shape == "qwen2.5-0.5b") {
+    config = {{"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"}, {"vocab_size", 151936},
+              {"hidden_size", 896}, {"intermediate_size", 4864}, {"num_hidden_layers", 24},
+              {"num_attention_heads", 14}, {"num_key_value_heads", 2}, {"hidden_act", "silu"},
+              {"max_position_embeddings", 32768}, {"rms_norm_eps", 1e-6}, {"rope_theta", 1000000.0},
+              {"tie_word_embeddings", true}, {"torch_dtype", "bfloat16"}, {"bos_token_id", 151643},
+              {"eos_token_id", 151645}};
+  } else {
+    struct Shape {
+      const char* name;
+      int hidden, layers, intermediate, heads, kv_heads, head_dim, linear_key_heads, linear_value_heads, linear_dim;
+      std::int64_t vocab;
+      bool tied;
+      int vision_width;
+    };
+    static constexpr Shape kShapes[] = {
+        {"qwen3.5-27b", 5120, 64, 17408, 24, 4, 256, 16, 48, 128, 248320, false, 1152},
+        {"qwen3.5-0.8b", 1024, 24, 3584, 8, 2, 256, 16, 16, 128, 248320, true, 768},
+        {"qwen3.5-tiny", 64, 4, 128, 2, 1, 64, 2, 4, 32, 151936, false, 32},
+    };
+    const Shape* found = nullptr;
+    for (const auto& candidate : kShapes)
+      if (shape == candidate.name) found = &candidate;
+    if (!found)
+      throw std::invalid_argument(fmt::format(
+          "unknown synthetic shape '{}' (qwen3.5-27b, qwen3.5-0.8b, qwen3.5-tiny, qwen2.5-0.5b)", shape));
+    const Shape& d = *found;
+    nlohmann::ordered_json text = {
+        {"architectures", {"Qwen3_5ForCausalLM"}}, {"model_type", "qwen3_5_text"}, {"vocab_size", d.vocab},
+        {"hidden_size", d.hidden}, {"intermediate_size", d.intermediate}, {"num_hidden_layers", d.layers},
+        {"num_attention_heads", d.heads}, {"num_key_value_heads", d.kv_heads}, {"head_dim", d.head_dim},
+        {"hidden_act", "silu"}, {"max_position_embeddings", 262144}, {"rms_norm_eps", 1e-6},
+        {"tie_word_embeddings", d.tied},
+        {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000000.0}, {"partial_rotary_factor", 0.25}}},
+        {"linear_conv_kernel_dim", 4}, {"linear_key_head_dim", d.linear_dim}, {"linear_value_head_dim", d.linear_dim},
+        {"linear_num_key_heads", d.linear_key_heads}, {"linear_num_value_heads", d.linear_value_heads},
+        {"full_attention_interval", 4}, {"torch_dtype", "bfloat16"}, {"bos_token_id", 151643},
+        {"eos_token_id", 151645}};
+    config = text;
+    if (options.multimodal) {
+      config = {{"architectures", {"Qwen3_5ForConditionalGeneration"}},
+                {"model_type", "qwen3_5"},
+                {"text_config", text},
+                {"vision_config", {{"model_type", "qwen3_5"}, {"hidden_size", d.vision_width}, {"depth", 27},
+                                   {"patch_size", 16}, {"out_hidden_size", d.hidden}}},
+                {"tie_word_embeddings", d.tied},
+                {"torch_dtype", "bfloat16"}};
+    }
   }
+  if (options.multimodal && shape == "qwen2.5-0.5b")
+    throw std::invalid_argument("synthetic shape qwen2.5-0.5b has no multimodal layout");
   if (options.quantized)
     config["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", options.group_size},
                                      {"sym", true}, {"desc_act", options.act_order}, {"checkpoint_format", "gptq"},
@@ -293,96 +323,93 @@ std::string synthetic_config_json(std::string_view shape, const SyntheticShapeOp
   return config.dump(2);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The checkpoint writer
+
+namespace {
+
+// Tensors the published Qwen3.5 checkpoints carry besides the language model:
+// the vision tower and the multi-token-prediction head. Shapes follow the real
+// ones at the config's widths, with two vision blocks standing in for all of them
+// (the runtime must only recognise and skip them, never read them).
+std::vector<SyntheticTensor> multimodal_extras(const ModelConfig& config, std::int64_t vision_width,
+                                               std::uint64_t seed) {
+  std::vector<SyntheticTensor> extras;
+  auto uniform = [&](std::string name, std::vector<std::int64_t> shape) {
+    const std::uint64_t key = tensor_key(seed, name);
+    extras.push_back({std::move(name), DType::bf16, std::move(shape), bf16_fill([key](std::int64_t i) {
+                        return 0.02f * uniform_signed(key, static_cast<std::uint64_t>(i));
+                      })});
+  };
+  auto constant = [&](std::string name, std::int64_t n, float value) {
+    extras.push_back({std::move(name), DType::bf16, {n}, bf16_fill([value](std::int64_t) { return value; })});
+  };
+  const std::int64_t v = vision_width, hidden = config.hidden_size, inter = config.intermediate_size;
+  uniform("model.visual.patch_embed.proj.weight", {v, 3, 2, 16, 16});
+  uniform("model.visual.patch_embed.proj.bias", {v});
+  uniform("model.visual.pos_embed.weight", {2304, v});
+  for (int block = 0; block < 2; ++block) {
+    const std::string p = fmt::format("model.visual.blocks.{}.", block);
+    constant(p + "norm1.weight", v, 1.0f);
+    uniform(p + "attn.qkv.weight", {3 * v, v});
+    uniform(p + "attn.qkv.bias", {3 * v});
+    uniform(p + "attn.proj.weight", {v, v});
+    uniform(p + "mlp.linear_fc1.weight", {4 * v, v});
+    uniform(p + "mlp.linear_fc2.weight", {v, 4 * v});
+  }
+  uniform("model.visual.merger.linear_fc2.weight", {hidden, 4 * v});
+  uniform("mtp.fc.weight", {hidden, 2 * hidden});
+  for (const char* norm : {"mtp.norm.weight", "mtp.pre_fc_norm_embedding.weight", "mtp.pre_fc_norm_hidden.weight"})
+    constant(norm, hidden, 0.0f);
+  uniform("mtp.layers.0.mlp.gate_proj.weight", {inter, hidden});
+  uniform("mtp.layers.0.mlp.up_proj.weight", {inter, hidden});
+  uniform("mtp.layers.0.mlp.down_proj.weight", {hidden, inter});
+  return extras;
+}
+
+void write_tensor(std::ostream& out, const SyntheticTensor& tensor) {
+  constexpr std::int64_t kPiece = 1 << 20;  // elements per write: memory stays a few MB
+  std::vector<std::byte> buffer;
+  for (std::int64_t first = 0; first < tensor.elements(); first += kPiece) {
+    const std::int64_t count = std::min(kPiece, tensor.elements() - first);
+    buffer.resize(static_cast<std::size_t>(count) * dtype_size(tensor.dtype));
+    tensor.fill(first, count, buffer.data());
+    out.write(reinterpret_cast<const char*>(buffer.data()), static_cast<std::streamsize>(buffer.size()));
+  }
+}
+
+}  // namespace
+
 void write_synthetic_checkpoint(const std::string& config_json, const std::filesystem::path& dir,
                                 const SyntheticCheckpointOptions& options) {
-  const ModelConfig config = parse_model_config(config_json, "synthetic config.json");
-  const auto quant = quant_config_in_model_config(config_json, "synthetic config.json");
-  if (options.multimodal && config.architecture != Architecture::qwen3_5)
-    throw std::invalid_argument("synthetic checkpoint: the multimodal layout is Qwen3.5's (config needs text_config)");
-  if (options.adversarial_padding_from > 0 &&
-      (config.tie_word_embeddings || options.adversarial_padding_from + 2 > config.vocab_size))
-    throw std::invalid_argument("synthetic checkpoint: adversarial padding needs an untied lm_head with at least two "
-                                "rows past adversarial_padding_from");
-  // The language model's tensors as the file spells them.
-  const auto file_name = [&](const std::string& name) {
-    return options.multimodal && name.starts_with("model.") ? "model.language_model." + name.substr(6) : name;
-  };
-
-  CheckpointPlan plan;
-  for (const auto& expected : expected_tensors(config)) {
-    if (!expected.required) continue;
-    const std::string& name = expected.name;
-    if (expected.kind == TensorKind::plain) {
-      const bool norm = name.ends_with("norm.weight");
-      const bool decay = name.ends_with("A_log") || name.ends_with("dt_bias");
-      const bool zero_norm = config.zero_centered_norms && !name.ends_with("linear_attn.norm.weight");
-      // Norms: 1 (stored 0 when zero-centred); decay parameters small and
-      // positive; embeddings and conv taps uniform in [-0.5, 0.5).
-      plan.bf16(file_name(name), expected.shape, [norm, decay, zero_norm](FastRandom& rng) {
-        if (norm) return zero_norm ? 0.0f : 1.0f;
-        if (decay) return 0.5f + 0.5f * rng.uniform_signed();
-        return 0.5f * rng.uniform_signed();
-      });
-      continue;
-    }
-    const std::int64_t n = expected.shape.at(0), k = expected.shape.at(1);
-    const bool keep_16_bit = !quant || name.ends_with("in_proj_a") || name.ends_with("in_proj_b") || name == "lm_head" ||
-                             k % 8 != 0 || n % 8 != 0;
-    const float amplitude = std::sqrt(3.0f / static_cast<float>(k));
-    if (name == "lm_head" && options.adversarial_padding_from > 0) {
-      // Rows of decodable ids are zero (logit 0); two padding rows are +v and -v,
-      // so one of them has a positive logit for any hidden state.
-      const std::int64_t first_padding = options.adversarial_padding_from;
-      plan.add({file_name(name) + ".weight", "BF16", {n, k}, static_cast<std::uint64_t>(n * k) * 2,
-                [n, k, first_padding](std::ostream& out, FastRandom& rng) {
-                  std::vector<float> direction(static_cast<std::size_t>(k));
-                  for (float& d : direction) d = rng.uniform_signed();
-                  std::vector<std::uint16_t> row(static_cast<std::size_t>(k));
-                  for (std::int64_t r = 0; r < n; ++r) {
-                    const float sign = r == first_padding ? 1.0f : r == first_padding + 1 ? -1.0f : 0.0f;
-                    for (std::int64_t i = 0; i < k; ++i)
-                      row[static_cast<std::size_t>(i)] = float_to_bf16(sign * direction[static_cast<std::size_t>(i)]);
-                    out.write(reinterpret_cast<const char*>(row.data()), static_cast<std::streamsize>(k * 2));
-                  }
-                }});
-    } else if (keep_16_bit) {
-      plan.uniform_bf16(file_name(name) + ".weight", {n, k}, amplitude);
-    } else {
-      // Random 4-bit codes, symmetric v1 zeros (stored 7 = zero 8), one F16 scale
-      // so that (q - 8) x scale spans about [-a, a] with a = sqrt(3 / K).
-      const std::int64_t groups = quant->groups(k);
-      const std::string prefix = file_name(name);
-      plan.words(prefix + ".qweight", {k / 8, n}, std::nullopt);
-      plan.words(prefix + ".qzeros", {groups, n / 8}, 0x77777777u);
-      const std::uint16_t scale = float_to_f16(amplitude / 8.0f);
-      plan.add({prefix + ".scales", "F16", {groups, n}, static_cast<std::uint64_t>(groups * n) * 2,
-                [count = groups * n, scale](std::ostream& out, FastRandom&) {
-                  write_values<std::uint16_t>(out, count, [scale] { return scale; });
-                }});
-      if (quant->desc_act) plan_act_order_g_idx(plan, prefix + ".g_idx", k, k / groups);
-    }
-    if (expected.has_bias) plan.bf16(file_name(name) + ".bias", {n}, [](FastRandom& rng) { return 0.1f * rng.uniform_signed(); });
-  }
+  const SyntheticWeights weights = SyntheticWeights::from_config_json(config_json, options.weights);
+  const ModelConfig& config = weights.config();
+  if (options.multimodal && !config.multimodal_wrapper)
+    throw std::invalid_argument("synthetic checkpoint: the multimodal layout needs the Qwen3.5 wrapper config "
+                                "(model_type qwen3_5 with text_config)");
+  // The language model's tensors as the file spells them, then the extras.
+  std::vector<SyntheticTensor> tensors = weights.tensors();
   if (options.multimodal) {
+    for (auto& tensor : tensors)
+      if (tensor.name.starts_with("model.")) tensor.name = "model.language_model." + tensor.name.substr(6);
     const auto root = nlohmann::json::parse(config_json);
     const std::int64_t vision_width = root.contains("vision_config") ? root["vision_config"].value("hidden_size", 64) : 64;
-    plan_multimodal_extras(plan, config, vision_width);
+    for (auto& extra : multimodal_extras(config, vision_width, options.weights.seed)) tensors.push_back(std::move(extra));
   }
 
-  // Shards of about shard_bytes each, in plan order (as Hugging Face's writers do).
-  std::vector<std::vector<PlannedTensor*>> shards(1);
+  // Shards of about shard_bytes each, in table order (as Hugging Face's writers do).
+  std::vector<std::vector<const SyntheticTensor*>> shards(1);
   std::uint64_t shard_size = 0, total_size = 0;
-  for (auto& tensor : plan.tensors()) {
-    if (options.shard_bytes > 0 && shard_size > 0 && shard_size + tensor.bytes > options.shard_bytes) {
+  for (const auto& tensor : tensors) {
+    if (options.shard_bytes > 0 && shard_size > 0 && shard_size + tensor.bytes() > options.shard_bytes) {
       shards.emplace_back();
       shard_size = 0;
     }
     shards.back().push_back(&tensor);
-    shard_size += tensor.bytes;
-    total_size += tensor.bytes;
+    shard_size += tensor.bytes();
+    total_size += tensor.bytes();
   }
   std::filesystem::create_directories(dir);
-  FastRandom rng(options.seed);
   nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
   for (std::size_t s = 0; s < shards.size(); ++s) {
     const std::string file = options.shard_bytes > 0
@@ -391,9 +418,11 @@ void write_synthetic_checkpoint(const std::string& config_json, const std::files
     // safetensors: 8-byte header length, JSON header, data in header order.
     nlohmann::ordered_json header = nlohmann::ordered_json::object();
     std::uint64_t offset = 0;
-    for (const PlannedTensor* t : shards[s]) {
-      header[t->name] = {{"dtype", t->dtype}, {"shape", t->shape}, {"data_offsets", {offset, offset + t->bytes}}};
-      offset += t->bytes;
+    for (const SyntheticTensor* t : shards[s]) {
+      header[t->name] = {{"dtype", std::string(dtype_name(t->dtype))},
+                         {"shape", t->shape},
+                         {"data_offsets", {offset, offset + t->bytes()}}};
+      offset += t->bytes();
       weight_map[t->name] = file;
     }
     std::string header_text = header.dump();
@@ -402,7 +431,7 @@ void write_synthetic_checkpoint(const std::string& config_json, const std::files
     const std::uint64_t length = header_text.size();
     out.write(reinterpret_cast<const char*>(&length), 8);
     out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
-    for (const PlannedTensor* t : shards[s]) t->write(out, rng);
+    for (const SyntheticTensor* t : shards[s]) write_tensor(out, *t);
     if (!out) throw std::runtime_error(fmt::format("{}: cannot write the synthetic checkpoint", (dir / file).string()));
   }
   if (options.shard_bytes > 0) {

@@ -118,6 +118,32 @@ class Checker {
 
 }  // namespace
 
+LayerTensorNames TensorNames::layer(std::int64_t index) {
+  const std::string p = fmt::format("model.layers.{}.", index);
+  LayerTensorNames n;
+  n.input_norm = p + "input_layernorm.weight";
+  n.post_attention_norm = p + "post_attention_layernorm.weight";
+  n.gate_proj = p + "mlp.gate_proj";
+  n.up_proj = p + "mlp.up_proj";
+  n.down_proj = p + "mlp.down_proj";
+  n.q_proj = p + "self_attn.q_proj";
+  n.k_proj = p + "self_attn.k_proj";
+  n.v_proj = p + "self_attn.v_proj";
+  n.o_proj = p + "self_attn.o_proj";
+  n.q_norm = p + "self_attn.q_norm.weight";
+  n.k_norm = p + "self_attn.k_norm.weight";
+  n.in_proj_qkv = p + "linear_attn.in_proj_qkv";
+  n.in_proj_z = p + "linear_attn.in_proj_z";
+  n.in_proj_b = p + "linear_attn.in_proj_b";
+  n.in_proj_a = p + "linear_attn.in_proj_a";
+  n.out_proj = p + "linear_attn.out_proj";
+  n.conv1d = p + "linear_attn.conv1d.weight";
+  n.A_log = p + "linear_attn.A_log";
+  n.dt_bias = p + "linear_attn.dt_bias";
+  n.gated_norm = p + "linear_attn.norm.weight";
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------------
 // THE TABLE. Shapes are [rows, columns] of the PyTorch parameter; for a
 // projection that is [out_features, in_features].
@@ -128,44 +154,42 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   const LinearAttentionConfig& la = c.linear_attention;
 
   std::vector<ExpectedTensor> table;
-  table.push_back(plain("model.embed_tokens.weight", {c.vocab_size, hidden}));
-  table.push_back(plain("model.norm.weight", {hidden}));
-  ExpectedTensor lm_head = linear("lm_head", c.vocab_size, hidden);
+  table.push_back(plain(TensorNames::embed_tokens, {c.vocab_size, hidden}));
+  table.push_back(plain(TensorNames::final_norm, {hidden}));
+  ExpectedTensor lm_head = linear(TensorNames::lm_head, c.vocab_size, hidden);
   lm_head.required = !c.tie_word_embeddings;  // tied: the model reuses embed_tokens
   table.push_back(lm_head);
 
   for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string layer = fmt::format("model.layers.{}.", i);
-    table.push_back(plain(layer + "input_layernorm.weight", {hidden}));
-    table.push_back(plain(layer + "post_attention_layernorm.weight", {hidden}));
+    const LayerTensorNames n = TensorNames::layer(i);
+    table.push_back(plain(n.input_norm, {hidden}));
+    table.push_back(plain(n.post_attention_norm, {hidden}));
     // SwiGLU MLP: down(silu(gate(x)) * up(x)).
-    table.push_back(linear(layer + "mlp.gate_proj", c.intermediate_size, hidden));
-    table.push_back(linear(layer + "mlp.up_proj", c.intermediate_size, hidden));
-    table.push_back(linear(layer + "mlp.down_proj", hidden, c.intermediate_size));
+    table.push_back(linear(n.gate_proj, c.intermediate_size, hidden));
+    table.push_back(linear(n.up_proj, c.intermediate_size, hidden));
+    table.push_back(linear(n.down_proj, hidden, c.intermediate_size));
 
     if (c.layer_types[static_cast<std::size_t>(i)] == LayerKind::linear_attention) {
       // Qwen3.5 Gated DeltaNet: in_proj_qkv emits [q; k; v] (the conv channels),
       // z gates the output norm, b and a give the per-value-head beta and decay.
-      const std::string mixer = layer + "linear_attn.";
-      table.push_back(linear(mixer + "in_proj_qkv", la.conv_dim(), hidden));
-      table.push_back(linear(mixer + "in_proj_z", la.value_dim(), hidden));
-      table.push_back(linear(mixer + "in_proj_b", la.num_value_heads, hidden));
-      table.push_back(linear(mixer + "in_proj_a", la.num_value_heads, hidden));
-      table.push_back(plain(mixer + "conv1d.weight", {la.conv_dim(), 1, la.conv_kernel_size}));  // depthwise
-      table.push_back(plain(mixer + "A_log", {la.num_value_heads}));
-      table.push_back(plain(mixer + "dt_bias", {la.num_value_heads}));
-      table.push_back(plain(mixer + "norm.weight", {la.value_head_dim}));  // gated RMSNorm, shared by heads
-      table.push_back(linear(mixer + "out_proj", hidden, la.value_dim()));
+      table.push_back(linear(n.in_proj_qkv, la.conv_dim(), hidden));
+      table.push_back(linear(n.in_proj_z, la.value_dim(), hidden));
+      table.push_back(linear(n.in_proj_b, la.num_value_heads, hidden));
+      table.push_back(linear(n.in_proj_a, la.num_value_heads, hidden));
+      table.push_back(plain(n.conv1d, {la.conv_dim(), 1, la.conv_kernel_size}));  // depthwise
+      table.push_back(plain(n.A_log, {la.num_value_heads}));
+      table.push_back(plain(n.dt_bias, {la.num_value_heads}));
+      table.push_back(plain(n.gated_norm, {la.value_head_dim}));  // gated RMSNorm, shared by heads
+      table.push_back(linear(n.out_proj, hidden, la.value_dim()));
     } else {
       // Softmax attention (GQA). Qwen3.5 q_proj also emits a per-channel output gate: 2x rows.
-      const std::string mixer = layer + "self_attn.";
-      table.push_back(linear(mixer + "q_proj", q_width * (c.gated_attention ? 2 : 1), hidden, c.attention_bias));
-      table.push_back(linear(mixer + "k_proj", kv_width, hidden, c.attention_bias));
-      table.push_back(linear(mixer + "v_proj", kv_width, hidden, c.attention_bias));
-      table.push_back(linear(mixer + "o_proj", hidden, q_width, c.attention_output_bias));
+      table.push_back(linear(n.q_proj, q_width * (c.gated_attention ? 2 : 1), hidden, c.attention_bias));
+      table.push_back(linear(n.k_proj, kv_width, hidden, c.attention_bias));
+      table.push_back(linear(n.v_proj, kv_width, hidden, c.attention_bias));
+      table.push_back(linear(n.o_proj, hidden, q_width, c.attention_output_bias));
       if (c.qk_norm) {
-        table.push_back(plain(mixer + "q_norm.weight", {c.head_dim}));
-        table.push_back(plain(mixer + "k_norm.weight", {c.head_dim}));
+        table.push_back(plain(n.q_norm, {c.head_dim}));
+        table.push_back(plain(n.k_norm, {c.head_dim}));
       }
     }
   }

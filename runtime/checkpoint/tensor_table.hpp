@@ -27,6 +27,26 @@
 
 namespace quanteval::runtime {
 
+// The one place the normalized tensor names are spelled. Linear modules are
+// named by their prefix (the tensors are <prefix>.weight or <prefix>.qweight ...).
+struct LayerTensorNames {
+  std::string input_norm, post_attention_norm;  // [hidden]
+  std::string gate_proj, up_proj, down_proj;    // SwiGLU MLP (linear prefixes)
+  // Softmax attention (self_attn.*)
+  std::string q_proj, k_proj, v_proj, o_proj;   // linear prefixes
+  std::string q_norm, k_norm;                   // [head_dim]
+  // Qwen3.5 Gated DeltaNet (linear_attn.*)
+  std::string in_proj_qkv, in_proj_z, in_proj_b, in_proj_a, out_proj;  // linear prefixes
+  std::string conv1d, A_log, dt_bias, gated_norm;                     // plain tensors
+};
+struct TensorNames {
+  static constexpr const char* embed_tokens = "model.embed_tokens.weight";  // [vocab, hidden]
+  static constexpr const char* embed_tokens_linear = "model.embed_tokens";   // the same table as a linear (tied head)
+  static constexpr const char* final_norm = "model.norm.weight";             // [hidden]
+  static constexpr const char* lm_head = "lm_head";                          // linear prefix
+  static LayerTensorNames layer(std::int64_t index);
+};
+
 enum class TensorKind {
   plain,   // one float tensor with exactly `shape` (norms, embeddings, conv taps, A_log, ...)
   linear,  // a projection module: dense `.weight` or GPTQ tensors, see above

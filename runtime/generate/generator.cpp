@@ -73,7 +73,7 @@ void Generator::submit(GenerationRequest request) {
                                       "can hold ({} tokens: the smaller of max_position_embeddings {} and the KV cache "
                                       "capacity {})", request.id, request.prompt.size(), request.max_new_tokens, needed,
                                       model_.max_sequence_tokens(), model_.config().max_position_embeddings,
-                                      model_.kv_cache().capacity_tokens()));
+                                      model_.memory().capacity_tokens()));
   for (const auto& stop : request.stop_strings) {
     if (stop.empty()) throw std::invalid_argument(fmt::format("request {}: empty stop string", request.id));
     if (!tokenizer_)

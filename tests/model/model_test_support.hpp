@@ -17,7 +17,7 @@
 
 namespace quanteval::test {
 
-// The Qwen2/Qwen3 fixtures, which the plain reference path (model_reference) covers.
+// The Qwen2/Qwen3 fixtures (pure attention models).
 inline const std::vector<std::string>& model_fixture_names() {
   static const std::vector<std::string> names = {"qwen2-tiny-bf16", "qwen2-tiny-gptq-g64-actorder-fp16",
                                                  "qwen3-tiny-bf16", "qwen3-tiny-gptq-g64-actorder"};
@@ -25,7 +25,7 @@ inline const std::vector<std::string>& model_fixture_names() {
 }
 
 // Every fixture the Model serves: the above and the Qwen3.5 hybrids (whose
-// layer-level reference tests live in tests/qwen3_5).
+// layer-level tests live in tests/qwen3_5).
 inline const std::vector<std::string>& all_model_fixture_names() {
   static const std::vector<std::string> names = {"qwen2-tiny-bf16", "qwen2-tiny-gptq-g64-actorder-fp16",
                                                  "qwen3-tiny-bf16", "qwen3-tiny-gptq-g64-actorder",

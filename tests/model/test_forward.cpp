@@ -53,7 +53,7 @@ Agreement compare(const ModelReference& ref, const std::vector<float>& logits, c
 }  // namespace
 
 TEST_CASE("reference path matches transformers on every fixture") {
-  for (const auto& name : model_fixture_names()) {
+  for (const auto& name : all_model_fixture_names()) {
     CAPTURE(name);
     const ModelReference ref = load_model_reference(name);
     const Checkpoint checkpoint = Checkpoint::open(ref.dir);
@@ -74,7 +74,6 @@ TEST_CASE("fast path matches transformers and the reference path on every fixtur
     const Agreement a = compare(ref, logits, trace.hidden_states);
     MESSAGE(fmt::format("{} fast path: worst logits rel L2 {:.2e}, worst hidden rel L2 {:.2e}", name, a.worst_logits,
                         a.worst_hidden));
-    if (is_qwen3_5_fixture(name)) continue;  // its reference path is tests/qwen3_5's
     // Fast vs reference path directly (same weights, same math, different kernels).
     const ReferenceOutput slow = reference_forward(Checkpoint::open(ref.dir), ref.input_ids);
     double worst = 0;

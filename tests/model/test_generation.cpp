@@ -133,7 +133,7 @@ TEST_CASE("KV cache budget: requests wait for memory, impossible ones are refuse
   // 16-token blocks are 48 KiB. A 144 KiB budget = 3 blocks = 48 tokens: one
   // 24 + 16 token request at a time (40 tokens need 3 blocks).
   auto model = load(ref, 3 * 48 * 1024);
-  CHECK(model->kv_cache().capacity_tokens() == 48);
+  CHECK(model->memory().capacity_tokens() == 48);
   Generator generator(*model, nullptr, {.max_batch = 4});
   for (std::uint64_t i = 0; i < 3; ++i) generator.submit(greedy_request(i, ref.input_ids, 16));
   std::size_t max_active = 0;
@@ -145,6 +145,38 @@ TEST_CASE("KV cache budget: requests wait for memory, impossible ones are refuse
   for (const auto& r : results) CHECK(r.tokens == ref.greedy_new_tokens);
   CHECK_THROWS_WITH_AS(generator.submit(greedy_request(9, ref.input_ids, 30)), doctest::Contains("KV cache"),
                        ModelInputError);
+}
+
+TEST_CASE("Qwen3.5: one budget bounds K/V and recurrent state together; requests wait for a state slot") {
+  const ModelReference ref = load_model_reference("qwen3_5-tiny-bf16");
+  // Probe the sizes: one K/V block and one sequence's recurrent state (3 DeltaNet layers).
+  const MemoryShape shape = Model::load(ref.dir, {.threads = 1, .kv_cache_bytes = 64ull << 20})->memory().plan().shape;
+  REQUIRE(shape.recurrent());
+  REQUIRE(shape.kv_layers == 1);
+  REQUIRE(shape.state_layers == 3);
+  // Three slots' worth of budget: the planner gives the state at most half, so one
+  // slot, and the rest to K/V. Three requests must then run one at a time.
+  const std::uint64_t budget = 3 * shape.slot_bytes();
+  auto model = Model::load(ref.dir, {.threads = 2, .kv_cache_bytes = budget, .max_sequences = 4});
+  const MemoryPlan& plan = model->memory().plan();
+  CHECK(plan.slots == 1);
+  CHECK(plan.bytes() <= budget);
+  REQUIRE(plan.capacity_tokens() >= static_cast<std::int64_t>(ref.input_ids.size()) + 16);
+  Generator generator(*model, nullptr, {.max_batch = 4});
+  for (std::uint64_t i = 0; i < 3; ++i) generator.submit(greedy_request(i, ref.input_ids, 16));
+  std::size_t max_active = 0;
+  std::vector<GenerationResult> results;
+  generator.run([&](GenerationResult r) { results.push_back(std::move(r)); },
+                [&](const GeneratorStats& s) { max_active = std::max(max_active, s.active); });
+  REQUIRE(results.size() == 3);
+  CHECK(max_active == 1);
+  for (const auto& r : results) CHECK(r.tokens == ref.greedy_new_tokens);
+  // A request longer than the K/V part of the budget can hold is refused, not admitted over budget.
+  const int too_many = static_cast<int>(plan.capacity_tokens());
+  CHECK_THROWS_WITH_AS(generator.submit(greedy_request(9, ref.input_ids, too_many)), doctest::Contains("KV cache"),
+                       ModelInputError);
+  // A budget that cannot hold one slot and one block is refused at load.
+  CHECK_THROWS_AS(Model::load(ref.dir, {.threads = 1, .kv_cache_bytes = shape.slot_bytes()}), std::invalid_argument);
 }
 
 TEST_CASE("bad requests are refused at submit with clear errors") {

@@ -16,11 +16,11 @@
 #include <random>
 #include <vector>
 
-#include "runtime/model/qwen3_5/gated_deltanet.hpp"
+#include "runtime/kernels/cpu/delta_rule.hpp"
 
 namespace {
 
-using namespace quanteval::runtime::qwen3_5;
+using namespace quanteval::runtime;
 
 constexpr float kTolerance = 1e-4f;
 

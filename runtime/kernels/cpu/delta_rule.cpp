@@ -1,0 +1,362 @@
+#include "runtime/kernels/cpu/delta_rule.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "runtime/kernels/cpu/thread_pool.hpp"
+#include "runtime/model/math.hpp"
+
+namespace quanteval::runtime {
+namespace {
+
+// x *= 1 / sqrt(sum(x^2) + eps): the fla / HF `l2norm` (eps inside the root, not a clamp).
+void l2_normalize(float* x, int n, float eps) {
+  float sum_sq = 0.0f;
+  for (int i = 0; i < n; ++i) sum_sq += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(sum_sq + eps);
+  for (int i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("gated_deltanet: " + what);
+}
+
+void check_inputs(const DeltaRuleInputs& in) {
+  require(in.tokens >= 0 && in.heads > 0 && in.key_head_dim > 0 && in.value_head_dim > 0,
+          fmt::format("bad delta-rule sizes T={} H={} d_k={} d_v={}", in.tokens, in.heads, in.key_head_dim,
+                      in.value_head_dim));
+  require(in.tokens == 0 || (in.q && in.k && in.v && in.g && in.beta), "delta-rule input pointer is null");
+}
+
+// Causal conv1d + SiLU on channels [c_begin, c_end) only; the rest of `output`
+// and `conv_state` is untouched, so disjoint channel ranges may run on different
+// threads. Each output value sums the same terms in the same order whatever the
+// range, so splitting never changes a bit.
+void conv1d_silu_channels(const float* input, int rows, int channels, const float* weight, int kernel,
+                          const float* bias, float* conv_state, float* output, int c_begin, int c_end) {
+  const int history = kernel - 1;
+  // Window row w (time w - history relative to this call) is a state row before
+  // `history`, an input row after.
+  auto window = [&](int w, int c) {
+    return w < history ? conv_state[static_cast<size_t>(w) * channels + c]
+                       : input[static_cast<size_t>(w - history) * channels + c];
+  };
+  for (int t = 0; t < rows; ++t) {
+    for (int c = c_begin; c < c_end; ++c) {
+      float acc = bias ? bias[c] : 0.0f;
+      const float* taps = weight + static_cast<size_t>(c) * kernel;
+      for (int j = 0; j < kernel; ++j) acc += taps[j] * window(t + j, c);
+      output[static_cast<size_t>(t) * channels + c] = math::silu(acc);
+    }
+  }
+  // The next call needs window rows rows .. rows+history-1. Row r of the new state
+  // may come from old state row rows + r > r, which ascending r reads before it
+  // is overwritten.
+  for (int r = 0; r < history; ++r)
+    for (int c = c_begin; c < c_end; ++c)
+      conv_state[static_cast<size_t>(r) * channels + c] = window(rows + r, c);
+}
+
+// The recurrence for value heads [h_begin, h_end). Heads never interact, so a head
+// range computes exactly what the full loop computes for those heads.
+void delta_rule_recurrent_heads(const DeltaRuleInputs& in, float* state, float* out, int h_begin, int h_end);
+// The chunked form for value heads [h_begin, h_end).
+void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* out, int chunk_size, int h_begin,
+                              int h_end);
+
+// Runs task over [0, count) in pieces of `grain` on the pool, or inline without one.
+// Pieces are claimed dynamically (parallel_chunks), which balances sequences of
+// different lengths; a piece's result never depends on which thread runs it.
+void for_each_piece(ThreadPool* pool, int64_t count, int64_t grain,
+                    const std::function<void(int64_t, int64_t)>& task) {
+  if (count <= 0) return;
+  if (pool == nullptr || pool->size() == 1 || count == 1) {
+    task(0, count);
+  } else {
+    pool->parallel_chunks(count, grain, task);
+  }
+}
+
+}  // namespace
+
+// --- Causal conv1d ---
+
+void causal_conv1d_silu(const float* input, int rows, int channels, std::span<const float> weight, int kernel,
+                        std::span<const float> bias, std::span<float> conv_state, float* output) {
+  require(rows >= 0 && channels > 0 && kernel > 0, fmt::format("conv1d sizes rows={} channels={} kernel={}", rows,
+                                                               channels, kernel));
+  require(weight.size() == static_cast<size_t>(channels) * kernel,
+          fmt::format("conv1d weight has {} values, expected {} x {}", weight.size(), channels, kernel));
+  require(bias.empty() || bias.size() == static_cast<size_t>(channels),
+          fmt::format("conv1d bias has {} values, expected {}", bias.size(), channels));
+  const size_t history = static_cast<size_t>(kernel - 1);
+  require(conv_state.size() == history * channels,
+          fmt::format("conv state has {} values, expected {} x {}", conv_state.size(), history, channels));
+  if (rows == 0) return;
+  conv1d_silu_channels(input, rows, channels, weight.data(), kernel, bias.empty() ? nullptr : bias.data(),
+                       conv_state.data(), output, 0, channels);
+}
+
+// --- Delta rule, token by token ---
+
+void gated_delta_rule_recurrent(const DeltaRuleInputs& in, float* state, float* out) {
+  check_inputs(in);
+  delta_rule_recurrent_heads(in, state, out, 0, in.heads);
+}
+
+namespace {
+
+void delta_rule_recurrent_heads(const DeltaRuleInputs& in, float* state, float* out, int h_begin, int h_end) {
+  const int H = in.heads, dk = in.key_head_dim, dv = in.value_head_dim;
+  std::vector<float> delta(dv);
+  // Head-major: one head's state stays in cache across the tokens.
+  for (int h = h_begin; h < h_end; ++h) {
+    for (int t = 0; t < in.tokens; ++t) {
+      const size_t th = static_cast<size_t>(t) * H + h;
+      const float* q = in.q + th * dk;
+      const float* k = in.k + th * dk;
+      const float* v = in.v + th * dv;
+      const float decay = std::exp(in.g[th]);
+      const float beta = in.beta[th];
+      float* S = state + static_cast<size_t>(h) * dk * dv;  // [d_k, d_v]
+
+      for (int i = 0; i < dk * dv; ++i) S[i] *= decay;
+      // delta = beta * (v - S^T k): what the memory should have returned for k, minus what it returns.
+      for (int c = 0; c < dv; ++c) delta[c] = 0.0f;
+      for (int a = 0; a < dk; ++a)
+        for (int c = 0; c < dv; ++c) delta[c] += S[a * dv + c] * k[a];
+      for (int c = 0; c < dv; ++c) delta[c] = (v[c] - delta[c]) * beta;
+      for (int a = 0; a < dk; ++a)
+        for (int c = 0; c < dv; ++c) S[a * dv + c] += k[a] * delta[c];
+      float* o = out + th * dv;
+      for (int c = 0; c < dv; ++c) o[c] = 0.0f;
+      for (int a = 0; a < dk; ++a)
+        for (int c = 0; c < dv; ++c) o[c] += S[a * dv + c] * q[a];
+    }
+  }
+}
+
+}  // namespace
+
+// --- Delta rule, chunk by chunk ---
+//
+// Within a chunk of L tokens starting from state S0, with cumulative log decay
+// G_i = g_0 + ... + g_i (so token j's contribution has decayed by exp(G_i - G_j) at i):
+//   delta_i + sum_{j<i} beta_i exp(G_i - G_j) (k_i . k_j) delta_j = beta_i v_i - beta_i exp(G_i) S0^T k_i
+// i.e. (I + M) Delta = beta V - diag(beta exp(G)) K S0 with M strictly lower triangular.
+// With T = (I + M)^-1 (unit lower triangular, found by forward substitution):
+//   U = T (beta V), W = T (beta exp(G) K), Delta = U - W S0            (the UT transform)
+//   o_i  = exp(G_i) S0^T q_i + sum_{j<=i} exp(G_i - G_j) (q_i . k_j) delta_j
+//   S_L  = exp(G_{L-1}) S0 + sum_j exp(G_{L-1} - G_j) k_j delta_j^T
+// Only differences G_i - G_j (i >= j) are exponentiated besides exp(G_i) <= 1,
+// so nothing overflows however strong the decay.
+void gated_delta_rule_chunked(const DeltaRuleInputs& in, float* state, float* out, int chunk_size) {
+  check_inputs(in);
+  require(chunk_size > 0, fmt::format("chunk size {} must be positive", chunk_size));
+  delta_rule_chunked_heads(in, state, out, chunk_size, 0, in.heads);
+}
+
+namespace {
+
+void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* out, int chunk_size, int h_begin,
+                              int h_end) {
+  const int H = in.heads, dk = in.key_head_dim, dv = in.value_head_dim;
+  const int C = chunk_size;
+  std::vector<float> G(C), T(static_cast<size_t>(C) * C), M(static_cast<size_t>(C) * C);
+  std::vector<float> U(static_cast<size_t>(C) * dv), W(static_cast<size_t>(C) * dk), Delta(static_cast<size_t>(C) * dv);
+  std::vector<float> S_new(static_cast<size_t>(dk) * dv);
+
+  for (int h = h_begin; h < h_end; ++h) {
+    float* S = state + static_cast<size_t>(h) * dk * dv;
+    auto row = [&](const float* base, int t, int width) { return base + (static_cast<size_t>(t) * H + h) * width; };
+    auto scalar = [&](const float* base, int t) { return base[static_cast<size_t>(t) * H + h]; };
+
+    for (int t0 = 0; t0 < in.tokens; t0 += C) {
+      const int L = std::min(C, in.tokens - t0);
+
+      float running = 0.0f;
+      for (int i = 0; i < L; ++i) G[i] = running += scalar(in.g, t0 + i);
+
+      // M[i][j] = beta_i exp(G_i - G_j) (k_i . k_j), j < i.
+      for (int i = 0; i < L; ++i) {
+        const float* ki = row(in.k, t0 + i, dk);
+        const float beta_i = scalar(in.beta, t0 + i);
+        for (int j = 0; j < i; ++j) {
+          const float* kj = row(in.k, t0 + j, dk);
+          float dot = 0.0f;
+          for (int a = 0; a < dk; ++a) dot += ki[a] * kj[a];
+          M[static_cast<size_t>(i) * C + j] = beta_i * std::exp(G[i] - G[j]) * dot;
+        }
+      }
+      // T = (I + M)^-1 row by row: T_i = e_i - sum_{m<i} M[i][m] T_m.
+      for (int i = 0; i < L; ++i) {
+        float* Ti = T.data() + static_cast<size_t>(i) * C;
+        for (int j = 0; j < L; ++j) Ti[j] = j == i ? 1.0f : 0.0f;
+        for (int m = 0; m < i; ++m) {
+          const float coeff = M[static_cast<size_t>(i) * C + m];
+          const float* Tm = T.data() + static_cast<size_t>(m) * C;
+          for (int j = 0; j <= m; ++j) Ti[j] -= coeff * Tm[j];
+        }
+      }
+      // U = T (beta V), W = T (beta exp(G) K).
+      for (int i = 0; i < L; ++i) {
+        float* Ui = U.data() + static_cast<size_t>(i) * dv;
+        float* Wi = W.data() + static_cast<size_t>(i) * dk;
+        std::fill(Ui, Ui + dv, 0.0f);
+        std::fill(Wi, Wi + dk, 0.0f);
+        for (int j = 0; j <= i; ++j) {
+          const float tij = T[static_cast<size_t>(i) * C + j];
+          const float beta_j = scalar(in.beta, t0 + j);
+          const float* vj = row(in.v, t0 + j, dv);
+          const float* kj = row(in.k, t0 + j, dk);
+          const float cu = tij * beta_j, cw = tij * beta_j * std::exp(G[j]);
+          for (int c = 0; c < dv; ++c) Ui[c] += cu * vj[c];
+          for (int a = 0; a < dk; ++a) Wi[a] += cw * kj[a];
+        }
+      }
+      // Delta = U - W S0.
+      for (int i = 0; i < L; ++i) {
+        float* Di = Delta.data() + static_cast<size_t>(i) * dv;
+        const float* Wi = W.data() + static_cast<size_t>(i) * dk;
+        std::copy(U.data() + static_cast<size_t>(i) * dv, U.data() + static_cast<size_t>(i + 1) * dv, Di);
+        for (int a = 0; a < dk; ++a)
+          for (int c = 0; c < dv; ++c) Di[c] -= Wi[a] * S[a * dv + c];
+      }
+      // Outputs: the decayed initial state read by q_i, plus the in-chunk updates up to i.
+      for (int i = 0; i < L; ++i) {
+        const float* qi = row(in.q, t0 + i, dk);
+        float* oi = out + (static_cast<size_t>(t0 + i) * H + h) * dv;
+        const float carried = std::exp(G[i]);
+        for (int c = 0; c < dv; ++c) oi[c] = 0.0f;
+        for (int a = 0; a < dk; ++a)
+          for (int c = 0; c < dv; ++c) oi[c] += qi[a] * S[a * dv + c];
+        for (int c = 0; c < dv; ++c) oi[c] *= carried;
+        for (int j = 0; j <= i; ++j) {
+          const float* kj = row(in.k, t0 + j, dk);
+          float dot = 0.0f;
+          for (int a = 0; a < dk; ++a) dot += qi[a] * kj[a];
+          const float coeff = dot * std::exp(G[i] - G[j]);
+          const float* Dj = Delta.data() + static_cast<size_t>(j) * dv;
+          for (int c = 0; c < dv; ++c) oi[c] += coeff * Dj[c];
+        }
+      }
+      // State at the end of the chunk.
+      const float end_decay = std::exp(G[L - 1]);
+      for (int i = 0; i < dk * dv; ++i) S_new[i] = S[i] * end_decay;
+      for (int j = 0; j < L; ++j) {
+        const float* kj = row(in.k, t0 + j, dk);
+        const float* Dj = Delta.data() + static_cast<size_t>(j) * dv;
+        const float w = std::exp(G[L - 1] - G[j]);
+        for (int a = 0; a < dk; ++a) {
+          const float ka = w * kj[a];
+          for (int c = 0; c < dv; ++c) S_new[a * dv + c] += ka * Dj[c];
+        }
+      }
+      std::copy(S_new.begin(), S_new.end(), S);
+    }
+  }
+}
+
+}  // namespace
+
+// --- The op ---
+
+void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std::span<const DeltaNetRun> runs,
+                        const float* mixed, const float* z, const float* b, const float* a, float* core,
+                        int chunk_size, ThreadPool* pool) {
+  require(d.key_heads > 0 && d.value_heads % d.key_heads == 0 && d.key_head_dim > 0 && d.value_head_dim > 0 &&
+              d.conv_kernel > 0,
+          fmt::format("bad DeltaNet sizes (key heads {}, value heads {}, d_k {}, d_v {}, kernel {})", d.key_heads,
+                      d.value_heads, d.key_head_dim, d.value_head_dim, d.conv_kernel));
+  require(chunk_size >= 0, fmt::format("chunk size {} must be >= 0", chunk_size));
+  const int Hv = d.value_heads, dk = d.key_head_dim, dv = d.value_head_dim;
+  const int conv_dim = d.conv_dim(), ratio = Hv / d.key_heads;
+  std::int64_t total = 0;
+  for (const auto& run : runs) total = std::max(total, run.first_row + run.rows);
+
+  std::vector<float> conv_out(static_cast<size_t>(total) * conv_dim);
+  std::vector<float> q(static_cast<size_t>(total) * Hv * dk), k(q.size()), v(static_cast<size_t>(total) * Hv * dv);
+  std::vector<float> g(static_cast<size_t>(total) * Hv), beta(g.size());
+  const float q_scale = 1.0f / std::sqrt(static_cast<float>(dk));
+  const int key_dim = d.key_dim();
+  const float eps = d.norm_eps;
+
+  // Everything between the projections, for one (sequence, key head) unit: key head
+  // kh owns its q and k conv channels and the v channels of value heads
+  // kh*ratio .. kh*ratio+ratio-1, and those value heads read nothing else, so the
+  // conv, the q/k normalisation, the delta rule and the gated norm of a unit touch
+  // only that unit's slices of the buffers and of its sequence's state. Units can
+  // therefore run on any threads in any order with bit-identical results.
+  auto run_unit = [&](const DeltaNetRun& run, int kh) {
+    const int rows = static_cast<int>(run.rows), first = static_cast<int>(run.first_row);
+    const float* conv_in = mixed + static_cast<size_t>(first) * conv_dim;
+    float* conv_rows = conv_out.data() + static_cast<size_t>(first) * conv_dim;
+    const int h_begin = kh * ratio, h_end = h_begin + ratio;
+    const int channel_ranges[3][2] = {{kh * dk, (kh + 1) * dk},
+                                      {key_dim + kh * dk, key_dim + (kh + 1) * dk},
+                                      {2 * key_dim + h_begin * dv, 2 * key_dim + h_end * dv}};
+    for (const auto& range : channel_ranges)
+      conv1d_silu_channels(conv_in, rows, conv_dim, w.conv_weight, d.conv_kernel, w.conv_bias, run.conv_state,
+                           conv_rows, range[0], range[1]);
+
+    for (int t = first; t < first + rows; ++t) {
+      const float* row = conv_out.data() + static_cast<size_t>(t) * conv_dim;  // [q (Hk*dk) | k (Hk*dk) | v (Hv*dv)]
+      for (int h = h_begin; h < h_end; ++h) {
+        // Value head h reads key head h / ratio (torch repeat_interleave on the head axis).
+        float* qh = q.data() + (static_cast<size_t>(t) * Hv + h) * dk;
+        float* kh_row = k.data() + (static_cast<size_t>(t) * Hv + h) * dk;
+        std::copy(row + kh * dk, row + (kh + 1) * dk, qh);
+        std::copy(row + key_dim + kh * dk, row + key_dim + (kh + 1) * dk, kh_row);
+        l2_normalize(qh, dk, 1e-6f);
+        l2_normalize(kh_row, dk, 1e-6f);
+        for (int i = 0; i < dk; ++i) qh[i] *= q_scale;
+        const float* vh = row + 2 * key_dim + h * dv;
+        std::copy(vh, vh + dv, v.data() + (static_cast<size_t>(t) * Hv + h) * dv);
+
+        const size_t th = static_cast<size_t>(t) * Hv + h;
+        beta[th] = math::deltanet_beta(b[th]);
+        g[th] = math::deltanet_log_decay(a[th], w.A_log[h], w.dt_bias[h]);
+      }
+    }
+
+    const size_t off = static_cast<size_t>(first) * Hv;
+    const DeltaRuleInputs inputs{q.data() + off * dk, k.data() + off * dk, v.data() + off * dv, g.data() + off,
+                                 beta.data() + off, rows, Hv, dk, dv};
+    if (chunk_size > 0) {
+      delta_rule_chunked_heads(inputs, run.recurrent_state, core + off * dv, chunk_size, h_begin, h_end);
+    } else {
+      delta_rule_recurrent_heads(inputs, run.recurrent_state, core + off * dv, h_begin, h_end);
+    }
+
+    // Gated RMSNorm per value head: rmsnorm(o) * weight * silu(z), weight used as stored.
+    for (int t = first; t < first + rows; ++t) {
+      for (int h = h_begin; h < h_end; ++h) {
+        const size_t head_row = static_cast<size_t>(t) * Hv + h;
+        float* o = core + head_row * dv;
+        const float* zh = z + head_row * dv;  // z is [rows, Hv, dv] like core
+        double sum_squares = 0;
+        for (int c = 0; c < dv; ++c) sum_squares += static_cast<double>(o[c]) * o[c];
+        const float inv = math::inverse_rms(sum_squares, dv, eps);
+        for (int c = 0; c < dv; ++c) o[c] = o[c] * inv * w.norm[c] * math::silu(zh[c]);
+      }
+    }
+  };
+
+  // One piece per unit: a unit is at least a d_k x d_v state update per token, far
+  // more than the cost of claiming it, and single units balance uneven lengths best.
+  const int Hk = d.key_heads;
+  const int64_t units = static_cast<int64_t>(runs.size()) * Hk;
+  for_each_piece(pool, units, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t u = begin; u < end; ++u) {
+      const DeltaNetRun& run = runs[static_cast<size_t>(u / Hk)];
+      if (run.rows > 0) run_unit(run, static_cast<int>(u % Hk));
+    }
+  });
+}
+
+}  // namespace quanteval::runtime
