@@ -41,16 +41,29 @@ try:
     paths += site.getsitepackages()
 except Exception:
     pass
-for name in [m for m in sys.argv[1].split(',') if m] + ['numpy']:
-    try:
-        __import__(name)
-    except Exception:
-        pass
 libraries = []
+try:
+    # Every extension module of the standard library and of numpy, loaded
+    # without being initialised: the loader pulls in every shared library they
+    # link (cheaper than importing them, and it covers modules nobody imported).
+    import ctypes, glob, importlib.util
+    modules = []
+    for folder in sys.path:
+        if folder.endswith('lib-dynload'):
+            modules += glob.glob(os.path.join(folder, '*.so'))
+    spec = importlib.util.find_spec('numpy')
+    if spec is not None and spec.origin:
+        modules += glob.glob(os.path.join(os.path.dirname(spec.origin), '**', '*.so'), recursive=True)
+    for module in modules:
+        try:
+            ctypes.CDLL(module, mode=os.RTLD_LAZY)
+        except OSError:
+            pass
+except Exception:
+    pass
 try:
     # The names the dynamic loader opened (symbolic links such as
     # /lib/x86_64-linux-gnu/libblas.so.3 included), from its link map.
-    import ctypes
     class LinkMap(ctypes.Structure):
         pass
     LinkMap._fields_ = [('l_addr', ctypes.c_size_t), ('l_name', ctypes.c_char_p), ('l_ld', ctypes.c_void_p),
@@ -78,17 +91,14 @@ struct ProbeOutput {
   std::string failure;
 };
 
-ProbeOutput run_probe(const std::string& python, const std::vector<std::string>& environment,
-                      const std::vector<std::string>& preload) {
+ProbeOutput run_probe(const std::string& python, const std::vector<std::string>& environment) {
   ProbeOutput result;
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) {
     result.failure = fmt::format("pipe2: {}", std::strerror(errno));
     return result;
   }
-  std::string modules;
-  for (const auto& name : preload) modules += (modules.empty() ? "" : ",") + name;
-  std::vector<std::string> arguments = {python, "-s", "-B", "-c", kProbeSource, modules};
+  std::vector<std::string> arguments = {python, "-s", "-B", "-c", kProbeSource};
   std::vector<char*> argv, envp;
   for (auto& a : arguments) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -256,9 +266,9 @@ std::vector<std::string> working_tree_paths() {
 }  // namespace
 
 ViewPlan plan_view(const std::string& python, const std::vector<std::string>& environment,
-                   const std::vector<std::string>& preload_modules, const std::vector<std::string>& hidden) {
+                   const std::vector<std::string>& hidden) {
   ViewPlan plan;
-  const ProbeOutput probe = run_probe(python, environment, preload_modules);
+  const ProbeOutput probe = run_probe(python, environment);
   if (!probe.failure.empty()) {
     plan.notes.push_back("no allow-list view: " + probe.failure);
     return plan;

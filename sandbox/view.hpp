@@ -4,7 +4,7 @@
 // The view is a fresh tmpfs root holding only what the interpreter needs, read
 // only: the directories the interpreter itself names (sys.prefix and friends,
 // its standard library, site-packages, sys.path) and the directories of every
-// shared object it has loaded after importing the zygote's modules and numpy,
+// shared object its extension modules (the standard library's and numpy's) link,
 // each bound read-only at its own path; the symbolic links met on the way to
 // those (e.g. Debian's /lib -> usr/lib and /etc/alternatives/libblas.so.3-*)
 // recreated as links; a private /dev, a fresh /proc and private scratch tmpfs
@@ -37,6 +37,6 @@ struct ViewPlan {
 // host paths that must not be visible even where they lie inside an allowed
 // directory. Never throws: an unusable plan says why in notes.
 ViewPlan plan_view(const std::string& python, const std::vector<std::string>& environment,
-                   const std::vector<std::string>& preload_modules, const std::vector<std::string>& hidden);
+                   const std::vector<std::string>& hidden);
 
 }  // namespace quanteval::sandbox::detail

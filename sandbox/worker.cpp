@@ -441,24 +441,11 @@ std::vector<std::string> worker_environment(const std::string& scratch) {
           "PYTHONHASHSEED=0", "PYTHONDONTWRITEBYTECODE=1"};
 }
 
-std::vector<std::string> preload_modules() {
-  std::vector<std::string> names;
-  std::string list = kPreloadModules;
-  std::size_t begin = 0;
-  while (begin < list.size()) {
-    std::size_t end = list.find(',', begin);
-    if (end == std::string::npos) end = list.size();
-    names.push_back(list.substr(begin, end - begin));
-    begin = end + 1;
-  }
-  return names;
-}
-
 IsolationPlan plan_isolation(const Config& config) {
   IsolationPlan plan = plan_namespaces();
   plan.seccomp_program = build_seccomp_program(plan.notes, !(plan.clone_flags & CLONE_NEWPID));
   if (plan.clone_flags & CLONE_NEWNS) {
-    plan.view = plan_view(config.python, worker_environment("/tmp"), preload_modules(), config.hidden_paths);
+    plan.view = plan_view(config.python, worker_environment("/tmp"), config.hidden_paths);
     for (const auto& note : plan.view.notes) plan.notes.push_back(note);
   }
   // Memory cgroups need the host's cgroup files, which only root may normally

@@ -34,9 +34,8 @@ struct IsolationPlan {
 // Probes clone() with the namespaces we want and returns what works.
 IsolationPlan plan_isolation(const Config& config);
 
-// The zygote's environment (built from nothing) and the modules it pre-imports.
+// The zygote's environment, built from nothing.
 std::vector<std::string> worker_environment(const std::string& scratch);
-std::vector<std::string> preload_modules();
 
 // Sizes of the worker's tmpfs mounts. nr_inodes bounds what a program can leave
 // behind (and the memory of tmpfs extended attributes, which count against it).
