@@ -160,6 +160,16 @@ def describe(exc, _str=str, _type=type, _getattr=getattr, _isinstance=isinstance
     return full, text(exc, 4000)
 
 
+def set_limit(kind, soft, hard=None):
+    # Never above the hard limit the pool was started with: raising it needs a
+    # privilege the worker does not have, and a stricter host limit stays.
+    hard = soft if hard is None else hard
+    _, inherited = resource.getrlimit(kind)
+    if inherited != resource.RLIM_INFINITY:
+        soft, hard = min(soft, inherited), min(hard, inherited)
+    resource.setrlimit(kind, (soft, hard))
+
+
 def child(header, fds):
     # Everything the runner needs after exec() is bound to locals now.
     _write, _exit, _encode, _hex = _raw_write, _hard_exit, str.encode, bytes.hex
@@ -197,12 +207,12 @@ def child(header, fds):
             _prctl(4, 1, 0, 0, 0)   # the program may read its own /proc/self again
         limits = header['limits']
         cpu = int(limits['cpu_seconds'] + 0.999)
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits['address_space_bytes'],) * 2)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits['file_size_bytes'],) * 2)
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits['max_processes'],) * 2)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits['max_open_files'],) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        set_limit(resource.RLIMIT_CPU, cpu, cpu + 1)
+        set_limit(resource.RLIMIT_AS, limits['address_space_bytes'])
+        set_limit(resource.RLIMIT_FSIZE, limits['file_size_bytes'])
+        set_limit(resource.RLIMIT_NPROC, limits['max_processes'])
+        set_limit(resource.RLIMIT_NOFILE, limits['max_open_files'])
+        set_limit(resource.RLIMIT_CORE, 0)
         random.seed()
         text = source.decode('utf-8', 'replace')
         del source
