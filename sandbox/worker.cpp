@@ -427,6 +427,101 @@ std::vector<std::string> parents_of(const std::string& path) {
   return parents;
 }
 
+// The allow-list view (see view.hpp) as raw steps for the cloned child, with
+// the strings they point to (a deque: pointers stay valid while it grows).
+struct ViewSteps {
+  std::deque<std::string> text;
+  std::vector<ViewStep> steps;
+  std::vector<const char*> writable;  // nullptr-terminated: mounts that stay writable
+};
+
+void build_view_steps(const IsolationPlan& plan, const std::string& tmpfs_options, const std::string& shm_options,
+                      ViewSteps& out) {
+  auto keep = [&out](std::string value) { return out.text.emplace_back(std::move(value)).c_str(); };
+  std::vector<ViewStep>& steps = out.steps;
+  std::vector<const char*>& writable_in_view = out.writable;
+  const std::string& build = plan.view.build_point;
+  std::set<std::string> made;
+  auto in_view = [&](const std::string& path) { return build + path; };
+  auto make_parents = [&](const std::string& path) {
+    for (const auto& parent : parents_of(path)) {
+      if (made.insert(parent).second) {
+        steps.push_back(
+            {ViewStep::Op::make_dir, keep(in_view(parent)), nullptr, nullptr, nullptr, 0, false, nullptr});
+      }
+    }
+  };
+  auto add_mount = [&](const std::string& path, const char* device, const char* type, const std::string& data,
+                       unsigned long flags, bool optional, std::int32_t SetupReport::*field) {
+    make_parents(path);
+    steps.push_back({ViewStep::Op::make_dir, keep(in_view(path)), nullptr, nullptr, nullptr, 0, optional, field});
+    made.insert(path);
+    steps.push_back({ViewStep::Op::mount, keep(in_view(path)), device, type, keep(data), flags, optional, field});
+  };
+  steps.push_back({ViewStep::Op::mount, keep(build), "tmpfs", "tmpfs", "size=16m,nr_inodes=4096,mode=0755",
+                   MS_NOSUID | MS_NODEV, false, nullptr});
+  for (const auto& entry : plan.view.entries) {
+    make_parents(entry.path);
+    const char* target = keep(in_view(entry.path));
+    switch (entry.kind) {
+      case ViewPlan::Entry::Kind::bind_dir:
+      case ViewPlan::Entry::Kind::bind_file:
+        steps.push_back({entry.kind == ViewPlan::Entry::Kind::bind_dir ? ViewStep::Op::make_dir
+                                                                        : ViewStep::Op::make_file,
+                         target, nullptr, nullptr, nullptr, 0, false, nullptr});
+        made.insert(entry.path);
+        steps.push_back({ViewStep::Op::bind, target, keep(entry.path), nullptr, nullptr, 0, false, nullptr});
+        steps.push_back({ViewStep::Op::remount_readonly, target, nullptr, nullptr, nullptr,
+                         MS_NOSUID | MS_NODEV, false, nullptr});
+        break;
+      case ViewPlan::Entry::Kind::mask:
+        steps.push_back({ViewStep::Op::make_dir, target, nullptr, nullptr, nullptr, 0, false, nullptr});
+        made.insert(entry.path);
+        steps.push_back({ViewStep::Op::mount, target, "tmpfs", "tmpfs", "size=4k,nr_inodes=64,mode=0755",
+                         MS_NOSUID | MS_NODEV, false, nullptr});
+        break;
+      case ViewPlan::Entry::Kind::symlink:
+        steps.push_back({ViewStep::Op::make_link, target, keep(entry.target), nullptr, nullptr, 0, false, nullptr});
+        break;
+    }
+  }
+  // Empty, read-only stand-ins for the usual top-level folders.
+  for (const char* folder : {"/etc", "/home", "/root", "/run", "/var"}) {
+    if (made.insert(folder).second) {
+      steps.push_back({ViewStep::Op::make_dir, keep(in_view(folder)), nullptr, nullptr, nullptr, 0, false, nullptr});
+    }
+  }
+  // A fresh /proc (showing only this namespace's processes where there is a PID namespace).
+  add_mount("/proc", "proc", "proc", "", MS_NOSUID | MS_NODEV | MS_NOEXEC, false, &SetupReport::proc);
+  // A private /dev: a few host device nodes, a devpts instance of its own
+  // (ptys counted against our small max, not the host's), shm and mqueue.
+  add_mount("/dev", "tmpfs", "tmpfs", "size=64k,nr_inodes=64,mode=0755", MS_NOSUID | MS_NOEXEC, false, nullptr);
+  for (const char* node : kDeviceNodes) {
+    const std::string path = std::string("/dev/") + node;
+    steps.push_back({ViewStep::Op::make_file, keep(in_view(path)), nullptr, nullptr, nullptr, 0, false, nullptr});
+    steps.push_back({ViewStep::Op::bind, keep(in_view(path)), keep(path), nullptr, nullptr, 0, false, nullptr});
+  }
+  add_mount("/dev/pts", "devpts", "devpts", fmt::format("newinstance,ptmxmode=0666,mode=0620,max={}", kMaxPtys),
+            MS_NOSUID | MS_NOEXEC, true, &SetupReport::ptys);
+  steps.push_back({ViewStep::Op::make_link, keep(in_view("/dev/ptmx")), "pts/ptmx", nullptr, nullptr, 0, false,
+                   nullptr});
+  for (const auto& [name, link] : std::array<std::pair<const char*, const char*>, 4>{
+           {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+            {"stderr", "/proc/self/fd/2"}}}) {
+    steps.push_back({ViewStep::Op::make_link, keep(in_view(std::string("/dev/") + name)), link, nullptr, nullptr, 0,
+                     false, nullptr});
+  }
+  add_mount("/dev/shm", "tmpfs", "tmpfs", shm_options, MS_NOSUID | MS_NODEV | MS_NOEXEC, true, &SetupReport::shm);
+  if (plan.clone_flags & CLONE_NEWIPC) {
+    // This IPC namespace's POSIX message queues, so the cleaner can remove them.
+    add_mount("/dev/mqueue", "mqueue", "mqueue", "", MS_NOSUID | MS_NODEV | MS_NOEXEC, true, &SetupReport::mqueue);
+  }
+  add_mount("/tmp", "tmpfs", "tmpfs", tmpfs_options, MS_NOSUID | MS_NODEV, false, &SetupReport::tmpfs);
+  writable_in_view = {"/tmp", "/dev/shm", "/dev/pts"};
+  if (plan.clone_flags & CLONE_NEWIPC) writable_in_view.push_back("/dev/mqueue");
+  writable_in_view.push_back(nullptr);
+}
+
 IsolationPlan plan_namespaces();
 
 }  // namespace
@@ -606,95 +701,14 @@ void WorkerProcess::start(std::chrono::milliseconds hello_timeout) {
   const std::string shm_options =
       fmt::format("size={},nr_inodes={},mode=0700,uid={},gid={}", kShmBytes, kShmInodes, uid, gid);
 
-  // The allow-list view as raw steps (see view.hpp). Strings live in `text`
-  // (a deque: pointers stay valid while it grows) until the child has exec'd.
-  std::deque<std::string> text;
-  auto keep = [&text](std::string value) { return text.emplace_back(std::move(value)).c_str(); };
-  std::vector<ViewStep> steps;
-  std::vector<const char*> writable_in_view;
+  ViewSteps view;
   const bool with_view = (plan_.clone_flags & CLONE_NEWNS) && plan_.view.usable();
   if (with_view) {
-    const std::string& build = plan_.view.build_point;
-    std::set<std::string> made;
-    auto in_view = [&](const std::string& path) { return build + path; };
-    auto make_parents = [&](const std::string& path) {
-      for (const auto& parent : parents_of(path)) {
-        if (made.insert(parent).second) {
-          steps.push_back(
-              {ViewStep::Op::make_dir, keep(in_view(parent)), nullptr, nullptr, nullptr, 0, false, nullptr});
-        }
-      }
-    };
-    auto add_mount = [&](const std::string& path, const char* device, const char* type, const std::string& data,
-                         unsigned long flags, bool optional, std::int32_t SetupReport::*field) {
-      make_parents(path);
-      steps.push_back({ViewStep::Op::make_dir, keep(in_view(path)), nullptr, nullptr, nullptr, 0, optional, field});
-      made.insert(path);
-      steps.push_back({ViewStep::Op::mount, keep(in_view(path)), device, type, keep(data), flags, optional, field});
-    };
-    steps.push_back({ViewStep::Op::mount, keep(build), "tmpfs", "tmpfs", "size=16m,nr_inodes=4096,mode=0755",
-                     MS_NOSUID | MS_NODEV, false, nullptr});
-    for (const auto& entry : plan_.view.entries) {
-      make_parents(entry.path);
-      const char* target = keep(in_view(entry.path));
-      switch (entry.kind) {
-        case ViewPlan::Entry::Kind::bind_dir:
-        case ViewPlan::Entry::Kind::bind_file:
-          steps.push_back({entry.kind == ViewPlan::Entry::Kind::bind_dir ? ViewStep::Op::make_dir
-                                                                          : ViewStep::Op::make_file,
-                           target, nullptr, nullptr, nullptr, 0, false, nullptr});
-          made.insert(entry.path);
-          steps.push_back({ViewStep::Op::bind, target, keep(entry.path), nullptr, nullptr, 0, false, nullptr});
-          steps.push_back({ViewStep::Op::remount_readonly, target, nullptr, nullptr, nullptr,
-                           MS_NOSUID | MS_NODEV, false, nullptr});
-          break;
-        case ViewPlan::Entry::Kind::mask:
-          steps.push_back({ViewStep::Op::make_dir, target, nullptr, nullptr, nullptr, 0, false, nullptr});
-          made.insert(entry.path);
-          steps.push_back({ViewStep::Op::mount, target, "tmpfs", "tmpfs", "size=4k,nr_inodes=64,mode=0755",
-                           MS_NOSUID | MS_NODEV, false, nullptr});
-          break;
-        case ViewPlan::Entry::Kind::symlink:
-          steps.push_back({ViewStep::Op::make_link, target, keep(entry.target), nullptr, nullptr, 0, false, nullptr});
-          break;
-      }
-    }
-    // Empty, read-only stand-ins for the usual top-level folders.
-    for (const char* folder : {"/etc", "/home", "/root", "/run", "/var"}) {
-      if (made.insert(folder).second) {
-        steps.push_back({ViewStep::Op::make_dir, keep(in_view(folder)), nullptr, nullptr, nullptr, 0, false, nullptr});
-      }
-    }
-    // A fresh /proc: only this namespace's processes (when it has a PID namespace).
-    add_mount("/proc", "proc", "proc", "", MS_NOSUID | MS_NODEV | MS_NOEXEC, false, &SetupReport::proc);
-    // A private /dev: a few host device nodes, a devpts instance of its own
-    // (ptys counted against our small max, not the host's), shm and mqueue.
-    add_mount("/dev", "tmpfs", "tmpfs", "size=64k,nr_inodes=64,mode=0755", MS_NOSUID | MS_NOEXEC, false, nullptr);
-    for (const char* node : kDeviceNodes) {
-      const std::string path = std::string("/dev/") + node;
-      steps.push_back({ViewStep::Op::make_file, keep(in_view(path)), nullptr, nullptr, nullptr, 0, false, nullptr});
-      steps.push_back({ViewStep::Op::bind, keep(in_view(path)), keep(path), nullptr, nullptr, 0, false, nullptr});
-    }
-    add_mount("/dev/pts", "devpts", "devpts", fmt::format("newinstance,ptmxmode=0666,mode=0620,max={}", kMaxPtys),
-              MS_NOSUID | MS_NOEXEC, true, &SetupReport::ptys);
-    steps.push_back({ViewStep::Op::make_link, keep(in_view("/dev/ptmx")), "pts/ptmx", nullptr, nullptr, 0, false,
-                     nullptr});
-    for (const auto& [name, link] : std::array<std::pair<const char*, const char*>, 4>{
-             {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
-              {"stderr", "/proc/self/fd/2"}}}) {
-      steps.push_back({ViewStep::Op::make_link, keep(in_view(std::string("/dev/") + name)), link, nullptr, nullptr, 0,
-                       false, nullptr});
-    }
-    add_mount("/dev/shm", "tmpfs", "tmpfs", shm_options, MS_NOSUID | MS_NODEV | MS_NOEXEC, true, &SetupReport::shm);
-    if (plan_.clone_flags & CLONE_NEWIPC) {
-      // This IPC namespace's POSIX message queues, so the cleaner can remove them.
-      add_mount("/dev/mqueue", "mqueue", "mqueue", "", MS_NOSUID | MS_NODEV | MS_NOEXEC, true, &SetupReport::mqueue);
-    }
-    add_mount("/tmp", "tmpfs", "tmpfs", tmpfs_options, MS_NOSUID | MS_NODEV, false, &SetupReport::tmpfs);
-    writable_in_view = {"/tmp", "/dev/shm", "/dev/pts"};
-    if (plan_.clone_flags & CLONE_NEWIPC) writable_in_view.push_back("/dev/mqueue");
+    build_view_steps(plan_, tmpfs_options, shm_options, view);
+  } else {
+    view.writable.push_back(nullptr);
   }
-  writable_in_view.push_back(nullptr);
+  const std::vector<ViewStep>& steps = view.steps;
 
   const std::vector<std::string> environment = worker_environment(scratch);
   // argv[kExtraArgument] (the extra scratch areas) is picked by the child.
@@ -736,7 +750,7 @@ void WorkerProcess::start(std::chrono::milliseconds hello_timeout) {
                   with_view ? steps.data() : nullptr,
                   steps.size(),
                   plan_.view.build_point.c_str(),
-                  writable_in_view.data(),
+                  view.writable.data(),
                   seccomp.len ? &seccomp : nullptr,
                   channel_pair[1],
                   error_pipe[1],
