@@ -120,12 +120,36 @@ QE_HOST_DEVICE inline int scale_column_in_tile(int index_in_block) {
 // block order.
 struct StreamKPartition {
   int64_t strips = 0, ktiles = 0, blocks = 0;
+  // 1 / total() and 1 / blocks, set by with_reciprocals() (plan_stream_k does): the divisions
+  // below then take a double-precision estimate and correct it exactly, because a 64-bit
+  // integer division is a called subroutine on the GPU, and a call with the accumulators live
+  // makes ptxas spill them. Zero: plain integer division (host aggregates).
+  double inverse_total = 0.0, inverse_blocks = 0.0;
+
+  StreamKPartition with_reciprocals() const {
+    StreamKPartition p = *this;
+    p.inverse_total = 1.0 / static_cast<double>(total());
+    p.inverse_blocks = 1.0 / static_cast<double>(blocks);
+    return p;
+  }
+  // floor(x / d) for 0 <= x < 2^62 and 1 <= d < 2^31. The estimate's error is about
+  // (x / d) * 2^-52 < 1 (the quotient is below 2^31), so one step of correction each way
+  // makes it exact.
+  QE_HOST_DEVICE static int64_t divide(int64_t x, int64_t d, double inverse) {
+#if !defined(__CUDA_ARCH__)
+    if (inverse == 0.0) return x / d;  // the kernel always gets reciprocals (plan_stream_k)
+#endif
+    int64_t q = static_cast<int64_t>(static_cast<double>(x) * inverse);
+    if (q * d > x) --q;
+    if ((q + 1) * d <= x) ++q;
+    return q;
+  }
 
   QE_HOST_DEVICE int64_t total() const { return strips * ktiles; }
-  QE_HOST_DEVICE int64_t begin(int64_t block) const { return block * total() / blocks; }
-  QE_HOST_DEVICE int64_t end(int64_t block) const { return (block + 1) * total() / blocks; }
+  QE_HOST_DEVICE int64_t begin(int64_t block) const { return divide(block * total(), blocks, inverse_blocks); }
+  QE_HOST_DEVICE int64_t end(int64_t block) const { return begin(block + 1); }
   // The block whose range holds iteration i: the largest b with begin(b) <= i.
-  QE_HOST_DEVICE int64_t block_of(int64_t i) const { return ((i + 1) * blocks - 1) / total(); }
+  QE_HOST_DEVICE int64_t block_of(int64_t i) const { return divide((i + 1) * blocks - 1, total(), inverse_total); }
   QE_HOST_DEVICE int64_t first_block(int64_t strip) const { return block_of(strip * ktiles); }
   QE_HOST_DEVICE int64_t last_block(int64_t strip) const { return block_of((strip + 1) * ktiles - 1); }
   // Which of the block's two partial slots its segment of `strip` uses: 0 for the
@@ -135,6 +159,22 @@ struct StreamKPartition {
     return segment_begin == begin(block) ? 0 : 1;
   }
 };
+
+// The stream-K grid of one launch over `strips` x `ktiles` iterations:
+//   blocks = min(multiprocessors x resident_per_multiprocessor,     one wave: no block waits for an SM
+//                iterations / min_kblocks_per_block (at least 1),    no block streams less than that
+//                max_blocks when > 0,                               test-only cap
+//                iterations)                                         no empty block
+// with the reciprocals set. Throws std::invalid_argument for non-positive sizes,
+// min_kblocks_per_block < 1 or max_blocks < 0, and when the iteration count does not fit the
+// kernel's 32-bit cursors.
+StreamKPartition plan_stream_k(int64_t strips, int64_t ktiles, int multiprocessors, int resident_per_multiprocessor,
+                               int min_kblocks_per_block, int max_blocks);
+
+// The scalar arguments of marlin_gemm, checked before any work is queued: m >= 1, m * K and
+// m * N addressable, min_kblocks_per_block >= 1, max_blocks >= 0, dense_handover_m >= 0.
+// Throws std::invalid_argument naming the argument and its value.
+void check_gemm_arguments(int64_t m, int k, int n, int min_kblocks_per_block, int max_blocks, int dense_handover_m);
 
 // ---- Host-side description (pure C++, CPU-tested) ---------------------------
 

@@ -1,0 +1,85 @@
+#include "runtime/cuda/reference_gemm.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace quanteval::runtime::cuda::reference {
+namespace {
+
+void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
+}
+
+__device__ double decode(uint16_t bits, bool bf16) {
+  return bf16 ? double(__bfloat162float(__ushort_as_bfloat16(bits))) : double(__half2float(__ushort_as_half(bits)));
+}
+
+constexpr int kColumns = 128;  // threads per block, one output column each
+constexpr int kRows = 16;      // batch rows per block: each dequantized weight is used 16 times
+constexpr int kChunk = 64;     // k values staged in shared memory at a time
+
+// One thread per column n, kRows rows per block (blockIdx.y); the rows' activations are staged
+// in shared memory kChunk at a time and W[n, k] is dequantized once per k.
+__global__ void reference_kernel(GptqDeviceView w, const uint16_t* a, bool a_bf16, int m, double* reference,
+                                 double* magnitude) {
+  __shared__ double staged[kRows][kChunk];
+  const int n = blockIdx.x * kColumns + threadIdx.x;
+  const int row0 = blockIdx.y * kRows;
+  // The sum in FP64 (the reference); the magnitude only scales an error bound, so FP32 will do.
+  double sum[kRows];
+  float squares[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    sum[r] = 0.0;
+    squares[r] = 0.0f;
+  }
+  for (int k0 = 0; k0 < w.k; k0 += kChunk) {
+    __syncthreads();
+    for (int i = threadIdx.x; i < kRows * kChunk; i += kColumns) {
+      const int r = i / kChunk, kk = i % kChunk;
+      const bool inside = row0 + r < m && k0 + kk < w.k;
+      staged[r][kk] = inside ? decode(a[int64_t(row0 + r) * w.k + k0 + kk], a_bf16) : 0.0;
+    }
+    __syncthreads();
+    if (n >= w.n) continue;
+    const int k_end = min(kChunk, w.k - k0);
+    for (int kk = 0; kk < k_end; ++kk) {
+      const int k = k0 + kk;
+      const int g = w.g_idx ? w.g_idx[k] : k / w.group_size;
+      const uint32_t word = static_cast<uint32_t>(w.qweight[int64_t(k / 8) * w.n + n]);
+      const int q = static_cast<int>((word >> (4 * (k % 8))) & 0xfu);
+      const uint32_t zero_word = static_cast<uint32_t>(w.qzeros[int64_t(g) * (w.n / 8) + n / 8]);
+      const int zero = static_cast<int>((zero_word >> (4 * (n % 8))) & 0xfu) + (w.v1_zeros ? 1 : 0);
+      const double weight = double(q - zero) * decode(w.scales[int64_t(g) * w.n + n], w.scales_bf16);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        const double term = staged[r][kk] * weight;
+        sum[r] += term;
+        const float term32 = static_cast<float>(term);
+        squares[r] += term32 * term32;
+      }
+    }
+  }
+  if (n >= w.n) return;
+  for (int r = 0; r < kRows && row0 + r < m; ++r) {
+    reference[int64_t(row0 + r) * w.n + n] = sum[r];
+    magnitude[int64_t(row0 + r) * w.n + n] = sqrt(double(squares[r]));
+  }
+}
+
+}  // namespace
+
+void gemm_reference(const GptqDeviceView& weight, const uint16_t* a, bool a_bf16, int m, double* reference,
+                    double* magnitude, cudaStream_t stream) {
+  if (weight.k % 8 != 0 || weight.n % 8 != 0 || m < 1)
+    throw std::invalid_argument("gemm_reference: K and N must be multiples of 8 and m >= 1");
+  const dim3 grid((weight.n + kColumns - 1) / kColumns, (m + kRows - 1) / kRows);
+  reference_kernel<<<grid, kColumns, 0, stream>>>(weight, a, a_bf16, m, reference, magnitude);
+  check(cudaGetLastError(), "launch reference_kernel");
+  check(cudaStreamSynchronize(stream), "reference_kernel");
+}
+
+}  // namespace quanteval::runtime::cuda::reference
