@@ -1,7 +1,6 @@
 #include "runtime/marlin_layout.hpp"
 
 #include <algorithm>
-#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -183,43 +182,6 @@ std::vector<float> unpack_as_kernel(const std::vector<uint32_t>& packed, const s
     }
   }
   return dense;
-}
-
-StreamKPartition plan_stream_k(int64_t strips, int64_t ktiles, int multiprocessors, int resident_per_multiprocessor,
-                               int min_kblocks_per_block, int max_blocks) {
-  if (strips < 1 || ktiles < 1 || multiprocessors < 1 || resident_per_multiprocessor < 1)
-    throw std::invalid_argument(fmt::format("plan_stream_k: strips={}, ktiles={}, multiprocessors={}, resident={}: "
-                                            "all must be >= 1", strips, ktiles, multiprocessors,
-                                            resident_per_multiprocessor));
-  if (min_kblocks_per_block < 1)
-    throw std::invalid_argument(fmt::format("min_kblocks_per_block must be >= 1, got {}", min_kblocks_per_block));
-  if (max_blocks < 0) throw std::invalid_argument(fmt::format("max_blocks must be >= 0, got {}", max_blocks));
-  StreamKPartition p;
-  p.strips = strips;
-  p.ktiles = ktiles;
-  // The kernel walks iterations with 32-bit cursors (and block * total stays far inside 64 bits).
-  if (p.total() > std::numeric_limits<int32_t>::max())
-    throw std::invalid_argument(fmt::format("plan_stream_k: {} strips x {} k-blocks exceed the kernel's 32-bit "
-                                            "iteration index", strips, ktiles));
-  int64_t blocks = int64_t(multiprocessors) * resident_per_multiprocessor;
-  blocks = std::min(blocks, std::max<int64_t>(1, p.total() / min_kblocks_per_block));
-  if (max_blocks > 0) blocks = std::min<int64_t>(blocks, max_blocks);
-  p.blocks = std::min(blocks, p.total());
-  return p.with_reciprocals();
-}
-
-void check_gemm_arguments(int64_t m, int k, int n, int min_kblocks_per_block, int max_blocks, int dense_handover_m) {
-  if (m < 1) throw std::invalid_argument(fmt::format("marlin_gemm: m must be >= 1, got {}", m));
-  if (k < 1 || n < 1) throw std::invalid_argument(fmt::format("marlin_gemm: K={} and N={} must be >= 1", k, n));
-  if (m > std::numeric_limits<int64_t>::max() / std::max(k, n))
-    throw std::invalid_argument(fmt::format("marlin_gemm: m={} rows of K={} / N={} overflow the index range", m, k, n));
-  if (min_kblocks_per_block < 1)
-    throw std::invalid_argument(fmt::format("marlin_gemm: min_kblocks_per_block must be >= 1, got {}",
-                                            min_kblocks_per_block));
-  if (max_blocks < 0) throw std::invalid_argument(fmt::format("marlin_gemm: max_blocks must be >= 0, got {}", max_blocks));
-  if (dense_handover_m < 0)
-    throw std::invalid_argument(fmt::format("marlin_gemm: dense_handover_m must be >= 0 (0 = never), got {}",
-                                            dense_handover_m));
 }
 
 }  // namespace quanteval::runtime::marlin

@@ -33,8 +33,12 @@
 // an 8 x 8 block [g][j] = scale(G, nt*64 + 8j + g), so the lanes with the same g read
 // their eight sub-tile scales as one 16-byte vector. Scales are stored in the
 // activation type (the kernel multiplies in bf16/f16).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #if defined(__CUDACC__)
@@ -167,14 +171,43 @@ struct StreamKPartition {
 //                iterations)                                         no empty block
 // with the reciprocals set. Throws std::invalid_argument for non-positive sizes,
 // min_kblocks_per_block < 1 or max_blocks < 0, and when the iteration count does not fit the
-// kernel's 32-bit cursors.
-StreamKPartition plan_stream_k(int64_t strips, int64_t ktiles, int multiprocessors, int resident_per_multiprocessor,
-                               int min_kblocks_per_block, int max_blocks);
+// kernel's 32-bit cursors. (Inline, like check_gemm_arguments: the CUDA library calls both and
+// must not depend on the C++20 runtime library.)
+inline StreamKPartition plan_stream_k(int64_t strips, int64_t ktiles, int multiprocessors,
+                                      int resident_per_multiprocessor, int min_kblocks_per_block, int max_blocks) {
+  if (strips < 1 || ktiles < 1 || multiprocessors < 1 || resident_per_multiprocessor < 1)
+    throw std::invalid_argument("plan_stream_k: strips=" + std::to_string(strips) + ", ktiles=" +
+                                std::to_string(ktiles) + ", multiprocessors=" + std::to_string(multiprocessors) +
+                                ", resident=" + std::to_string(resident_per_multiprocessor) + ": all must be >= 1");
+  if (min_kblocks_per_block < 1)
+    throw std::invalid_argument("min_kblocks_per_block must be >= 1, got " + std::to_string(min_kblocks_per_block));
+  if (max_blocks < 0) throw std::invalid_argument("max_blocks must be >= 0, got " + std::to_string(max_blocks));
+  StreamKPartition p;
+  p.strips = strips;
+  p.ktiles = ktiles;
+  // The kernel walks iterations with 32-bit cursors (and block * total stays far inside 64 bits).
+  if (p.total() > std::numeric_limits<int32_t>::max())
+    throw std::invalid_argument("plan_stream_k: " + std::to_string(strips) + " strips x " + std::to_string(ktiles) +
+                                " k-blocks exceed the kernel's 32-bit iteration index");
+  int64_t blocks = int64_t(multiprocessors) * resident_per_multiprocessor;
+  blocks = std::min(blocks, std::max<int64_t>(1, p.total() / min_kblocks_per_block));
+  if (max_blocks > 0) blocks = std::min<int64_t>(blocks, max_blocks);
+  p.blocks = std::min(blocks, p.total());
+  return p.with_reciprocals();
+}
 
-// The scalar arguments of marlin_gemm, checked before any work is queued: m >= 1, m * K and
-// m * N addressable, min_kblocks_per_block >= 1, max_blocks >= 0, dense_handover_m >= 0.
-// Throws std::invalid_argument naming the argument and its value.
-void check_gemm_arguments(int64_t m, int k, int n, int min_kblocks_per_block, int max_blocks, int dense_handover_m);
+// The scalar arguments of marlin_gemm, checked before any work is queued: m >= 1, K, N >= 1,
+// min_kblocks_per_block >= 1, max_blocks >= 0, dense_handover_m >= 0. Throws
+// std::invalid_argument naming the argument and its value.
+inline void check_gemm_arguments(int64_t m, int k, int n, int min_kblocks_per_block, int max_blocks,
+                                 int dense_handover_m) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument("marlin_gemm: " + what); };
+  if (m < 1) fail("m must be >= 1, got " + std::to_string(m));
+  if (k < 1 || n < 1) fail("K=" + std::to_string(k) + " and N=" + std::to_string(n) + " must be >= 1");
+  if (min_kblocks_per_block < 1) fail("min_kblocks_per_block must be >= 1, got " + std::to_string(min_kblocks_per_block));
+  if (max_blocks < 0) fail("max_blocks must be >= 0, got " + std::to_string(max_blocks));
+  if (dense_handover_m < 0) fail("dense_handover_m must be >= 0 (0 = never), got " + std::to_string(dense_handover_m));
+}
 
 // ---- Host-side description (pure C++, CPU-tested) ---------------------------
 

@@ -4,6 +4,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -80,6 +83,43 @@ void gemm_reference(const GptqDeviceView& weight, const uint16_t* a, bool a_bf16
   reference_kernel<<<grid, kColumns, 0, stream>>>(weight, a, a_bf16, m, reference, magnitude);
   check(cudaGetLastError(), "launch reference_kernel");
   check(cudaStreamSynchronize(stream), "reference_kernel");
+}
+
+std::string ReferenceComparison::summary() const {
+  char text[200];
+  std::snprintf(text, sizeof text, "rel L2 %.2e (bound %.2e), worst element %.2f u in row %d (bound %.0f)%s",
+                relative_l2, l2_bound, worst_element, worst_row, kElementBound,
+                not_finite ? (", " + std::to_string(not_finite) + " NaN/unwritten").c_str() : "");
+  return text;
+}
+
+ReferenceComparison compare_with_reference(const uint16_t* out, const double* reference, const double* magnitude,
+                                           int m, int n, bool bf16) {
+  const double u = bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+  ReferenceComparison c;
+  c.l2_bound = 2.5 * u;
+  double error2 = 0.0, reference2 = 0.0;
+  for (int row = 0; row < m; ++row) {
+    for (int col = 0; col < n; ++col) {
+      const size_t i = size_t(row) * n + col;
+      const double got = bf16 ? double(__bfloat162float(__ushort_as_bfloat16(out[i])))
+                              : double(__half2float(__ushort_as_half(out[i])));
+      if (!std::isfinite(got)) {
+        ++c.not_finite;
+        continue;
+      }
+      const double e = got - reference[i];
+      error2 += e * e;
+      reference2 += reference[i] * reference[i];
+      const double scaled = std::fabs(e) / (u * (2.0 * std::fabs(reference[i]) + magnitude[i]) + 1e-300);
+      if (scaled > c.worst_element) {
+        c.worst_element = scaled;
+        c.worst_row = row;
+      }
+    }
+  }
+  c.relative_l2 = std::sqrt(error2 / std::max(reference2, 1e-300));
+  return c;
 }
 
 }  // namespace quanteval::runtime::cuda::reference
