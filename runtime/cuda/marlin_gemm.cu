@@ -662,10 +662,11 @@ int blocks_for(int64_t items, int threads) { return static_cast<int>((items + th
 template <bool kBf16>
 __global__ void dequantize_dense_kernel(const uint32_t* packed, const uint16_t* scales, uint16_t* dense, int k, int n,
                                         int group_size) {
-  const int64_t index = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  // run_dense checks that n * k / 8 < 2^31, so the index math is 32-bit (no 64-bit division).
+  const int index = blockIdx.x * blockDim.x + threadIdx.x;
   const int chunks_per_row = k / 8;
-  if (index >= int64_t(n) * chunks_per_row) return;
-  const int column = static_cast<int>(index / chunks_per_row), first_row = static_cast<int>(index % chunks_per_row) * 8;
+  if (index >= n * chunks_per_row) return;
+  const int column = index / chunks_per_row, first_row = (index - column * chunks_per_row) * 8;
   const int group = first_row / group_size;  // 8 rows never straddle a group (groups are multiples of 16)
   const uint16_t scale_bits = scales[mk::scale_slot(group, column, n)];
   const float scale = kBf16 ? __bfloat162float(__ushort_as_bfloat16(scale_bits)) : __half2float(__ushort_as_half(scale_bits));
@@ -758,6 +759,9 @@ void run_dense(const MarlinWeight& weight, const uint16_t* a, uint16_t* c, int m
   const bool bf16 = weight.activation_type() == ActivationType::bf16;
   constexpr int kThreads = 256;
   const int64_t chunks = int64_t(n) * (k / 8);
+  if (chunks >= (int64_t(1) << 31) - kThreads)
+    throw std::invalid_argument("marlin_gemm: the dense hand-over takes at most 2^31 8-row chunks, got K=" +
+                                std::to_string(k) + " N=" + std::to_string(n));
   if (bf16)
     dequantize_dense_kernel<true><<<blocks_for(chunks, kThreads), kThreads, 0, stream>>>(
         weight.packed(), weight.scales(), dense, k, n, weight.group_size());

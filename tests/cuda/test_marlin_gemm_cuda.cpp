@@ -1,7 +1,10 @@
 // GPU tests of the CUDA INT4 GEMM (label cuda). Exits 77 -- "not run" for ctest -- when no
 // GPU is usable, printing CUDA's reason; never passes without one.
 //
-//   test_marlin_gemm_cuda [--groups a,b,...] [--seed N] [--list]
+//   test_marlin_gemm_cuda [--groups a,b,...] [--seed N] [--list] [--probe]
+//
+// --probe only says whether a GPU is usable (exit 0) or why not (exit 77): the bundle's run.sh
+// starts with it.
 //
 // Every case is printed (and flushed) before it launches, so a crash names its case. The
 // data are fresh random every run (the seed is printed; --seed or QUANTEVAL_TEST_SEED
@@ -624,6 +627,7 @@ const std::vector<Group> kGroups = {
 
 int main(int argc, char** argv) {
   std::set<std::string> selected;
+  bool probe = false;
   uint64_t seed = std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32);
   if (const char* env = std::getenv("QUANTEVAL_TEST_SEED"); env && *env) seed = std::strtoull(env, nullptr, 10);
   for (int i = 1; i < argc; ++i) {
@@ -634,10 +638,12 @@ int main(int argc, char** argv) {
     } else if (arg == "--groups" && i + 1 < argc) {
       std::stringstream list(argv[++i]);
       for (std::string name; std::getline(list, name, ',');) selected.insert(name);
+    } else if (arg == "--probe") {
+      probe = true;
     } else if (arg == "--seed" && i + 1 < argc) {
       seed = std::strtoull(argv[++i], nullptr, 10);
     } else {
-      std::fprintf(stderr, "usage: test_marlin_gemm_cuda [--groups a,b,...] [--seed N] [--list]\n");
+      std::fprintf(stderr, "usage: test_marlin_gemm_cuda [--groups a,b,...] [--seed N] [--list] [--probe]\n");
       return 2;
     }
   }
@@ -651,6 +657,13 @@ int main(int argc, char** argv) {
   if (!status.usable) {
     std::printf("test_marlin_gemm_cuda: no GPU: %s -- not run\n", status.summary().c_str());
     return 77;
+  }
+  if (probe) {
+    const std::vector<cuda::DeviceInfo> devices = cuda::list_devices();
+    std::printf("GPU: %s, %d SMs, %zu MiB; %s\n", devices.empty() ? "?" : devices[0].name.c_str(),
+                devices.empty() ? 0 : devices[0].multiprocessors,
+                devices.empty() ? size_t(0) : devices[0].total_memory_bytes >> 20, status.summary().c_str());
+    return 0;
   }
   std::printf("test_marlin_gemm_cuda seed %llu; %s\n", static_cast<unsigned long long>(seed), status.summary().c_str());
   std::fflush(stdout);
