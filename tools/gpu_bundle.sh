@@ -28,7 +28,7 @@ bundle=build/gpu-bundle
 jobs=${JOBS:-2}
 targets=(quanteval test_marlin_gemm_cuda test_marlin_layout bench_gemm_cuda)
 # glibc's own libraries (and the dynamic loader) exist on every Linux system; nothing else is assumed.
-system_libraries='^(libc|libm|libmvec|libpthread|libdl|librt|libresolv|libutil|libanl|libnsl|ld-linux-x86-64)\.so'
+system_libraries='^[[:space:]]*(libc|libm|libmvec|libpthread|libdl|librt|libresolv|libutil|libanl|libnsl|ld-linux-x86-64)\.so'
 max_bytes=$((60 * 1024 * 1024))
 
 command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
@@ -79,8 +79,8 @@ strip --strip-unneeded "$bundle"/lib/* 2>/dev/null || true
 
 # Inside the bundle every carried library must now resolve to the bundle's own copy.
 for binary in "$bundle"/bin/*; do
-  if LD_LIBRARY_PATH= ldd "$binary" | grep "=>" | grep -Ev "$system_libraries" | grep -v "$root/$bundle/lib/" \
-      | grep -v "=> $bundle/lib/" >/dev/null; then
+  if LD_LIBRARY_PATH= ldd "$binary" | grep "=>" | grep -Ev "$system_libraries" \
+      | grep -Ev "=> $root/$bundle/(bin/\.\./)?lib/" >/dev/null; then
     echo "gpu_bundle: $binary resolves libraries outside the bundle:" >&2
     LD_LIBRARY_PATH= ldd "$binary" | grep "=>" | grep -Ev "$system_libraries" >&2
     exit 1

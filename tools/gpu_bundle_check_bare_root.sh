@@ -21,10 +21,10 @@ if [[ ! -x "$root/bin/bash" ]]; then
   debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/tmp/quanteval-debootstrap.log
 fi
 libs="$root/usr/lib/x86_64-linux-gnu"
-for absent in libcurl.so.4 libfmt.so.9 libutf8proc.so.2 libcuda.so.1 libcublas.so.13 libstdc++.so.6; do
+for absent in libcurl.so.4 libfmt.so.9 libutf8proc.so.2 libcuda.so.1 libcublas.so.13; do
   if [[ -e "$libs/$absent" ]]; then echo "the root is not bare: it has $absent" >&2; exit 1; fi
 done
-echo "== the root has none of libcurl, libfmt, utf8proc, libcuda, libcublas, libstdc++"
+echo "== the root has none of libcurl, libfmt, utf8proc, libcuda, libcublas (it has apt's libstdc++, which the bundle must not use)"
 
 rm -rf "$root/gpu-bundle"
 cp -a "$bundle" "$root/gpu-bundle"
@@ -36,12 +36,13 @@ echo "== 1. library resolution inside the root"
 for binary in "$root"/gpu-bundle/bin/*; do
   name=$(basename "$binary")
   resolution=$(in_root ldd "/gpu-bundle/bin/$name")
-  outside=$(echo "$resolution" | grep '=>' | grep -Ev '^\s*(libc|libm|libmvec|libpthread|libdl|librt|libresolv)\.so' \
-    | grep -v '=> /gpu-bundle/lib/' || true)
+  outside=$(echo "$resolution" | grep '=>' \
+    | grep -Ev '^[[:space:]]*(libc|libm|libmvec|libpthread|libdl|librt|libresolv)\.so' \
+    | grep -Ev '=> /gpu-bundle/(bin/\.\./)?lib/' || true)
   if [[ -n "$outside" ]] || echo "$resolution" | grep -q 'not found'; then
     echo "   $name: FAIL"; echo "$resolution" | sed 's/^/      /'; status=1
   else
-    echo "   $name: ok ($(echo "$resolution" | grep -c '=> /gpu-bundle/lib/') libraries from the bundle, the rest glibc)"
+    echo "   $name: ok ($(echo "$resolution" | grep -Ec '=> /gpu-bundle/(bin/\.\./)?lib/') libraries from the bundle, the rest glibc)"
   fi
 done
 
