@@ -18,8 +18,9 @@
 //     several partials in flight at once.
 //   * Index arithmetic: 32-bit cursors advanced per k-block and shifts for the group; no
 //     64-bit division anywhere in the kernel (a called subroutine on the GPU whose calls made
-//     ptxas spill the live accumulators). MarlinGemmOptions keeps the first version's
-//     variants selectable so the benchmark can time both.
+//     ptxas spill the live accumulators), and the k-block loop runs once per strip segment
+//     with the segment's reduction after it (no spills at 64 rows). MarlinGemmOptions keeps
+//     the first version's variants selectable so the benchmark can time both.
 //   * Batch rows come in chunks of 16, 32 or 64 (one, two or four m16 tiles); a larger
 //     chunk re-uses each dequantized weight for more rows, which is what large M needs.
 //     From MarlinGemmOptions::dense_handover_m rows on, the weight is dequantized once
@@ -252,9 +253,11 @@ struct KernelArgs {
   mk::StreamKPartition partition;
 };
 
-// kDivisionIndexing reproduces the first version's index arithmetic (MarlinGemmOptions::Indexing::
-// division): 64-bit division for the strip and k-block of every iteration and a division by the
-// group size per k16 step. Otherwise 32-bit cursors advance by one k-block per iteration.
+// kDivisionIndexing reproduces the first version's index arithmetic and loop
+// (MarlinGemmOptions::Indexing::division): a 64-bit division for the strip and k-block of every
+// iteration, a division by the group size per k16 step, the segment end tested and run inside
+// the k-block loop. Otherwise 32-bit cursors advance by one k-block per iteration and the loop
+// runs once per strip segment. Both add the same products in the same order.
 template <typename Config, bool kBf16, bool kDivisionIndexing>
 __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) marlin_gemm_kernel(KernelArgs args) {
   using Math = PairMath<kBf16>;
@@ -570,27 +573,42 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
   }
   // The compute cursor: strip and k-block of iteration i.
   int strip = iter_begin / ktiles, ktile = iter_begin - strip * ktiles;
+  if constexpr (kDivisionIndexing) {
+    // The first version's loop: one loop over k-blocks that tests for a segment end in every
+    // iteration (64-bit) and runs the segment end inside it. ptxas then allocates the loop for
+    // the reduction's needs as well: at 64 rows, 255 registers and ~140 B of spills.
 #pragma unroll 1
-  for (int i = 0; i < iterations; ++i) {
-    copy_async_wait<kStages - 2>();  // stage i has landed (for this thread)
-    __syncthreads();                 // ... for all threads, and stage i-1 is no longer being read
-    const int next = i + kStages - 1;
-    if (next < iterations) load_next(next % kStages);
-    copy_async_commit();
-    compute_stage(i % kStages);
-    bool strip_ends;
-    if constexpr (kDivisionIndexing) {
+    for (int i = 0; i < iterations; ++i) {
+      copy_async_wait<kStages - 2>();  // stage i has landed (for this thread)
+      __syncthreads();                 // ... for all threads, and stage i-1 is no longer being read
+      const int next = i + kStages - 1;
+      if (next < iterations) load_next(next % kStages);
+      copy_async_commit();
+      compute_stage(i % kStages);
       const int64_t iteration = int64_t(iter_begin) + i;
-      strip = static_cast<int>(iteration / partition.ktiles);
-      strip_ends = (iteration + 1) % partition.ktiles == 0;
-    } else {
-      strip_ends = ++ktile == ktiles;
+      if ((iteration + 1) % partition.ktiles == 0 || i + 1 == iterations) {
+        finish_segment(static_cast<int>(iteration / partition.ktiles));
+        clear_accumulators();
+      }
     }
-    if (strip_ends || i + 1 == iterations) {
+  } else {
+    // One outer pass per strip segment: the segment end (reductions, stores) sits outside the
+    // k-block loop, whose registers then hold only the pipeline (no spills at 64 rows).
+    int i = 0;
+#pragma unroll 1
+    while (i < iterations) {
+      const int segment_end = min(iterations, i + (ktiles - ktile));
+#pragma unroll 1
+      for (; i < segment_end; ++i) {
+        copy_async_wait<kStages - 2>();  // stage i has landed (for this thread)
+        __syncthreads();                 // ... for all threads, and stage i-1 is no longer being read
+        const int next = i + kStages - 1;
+        if (next < iterations) load_next(next % kStages);
+        copy_async_commit();
+        compute_stage(i % kStages);
+      }
       finish_segment(strip);
       clear_accumulators();
-    }
-    if (!kDivisionIndexing && strip_ends) {
       ktile = 0;
       ++strip;
     }

@@ -148,10 +148,11 @@ class MarlinWorkspace {
 // tools/bench_gemm_cuda.cu times the "before" (legacy()) and "after" variants of each
 // change side by side. Checked by marlin::check_gemm_arguments (std::invalid_argument).
 struct MarlinGemmOptions {
-  // Index arithmetic per k-block. division: the first version (64-bit division to find the
-  // strip and k-block of every iteration, a run-time division by the group size for every
-  // k16 step). incremental: 32-bit cursors advanced by one per k-block and a shift.
-  // Both give bit-identical results.
+  // Index arithmetic and loop shape. division: the first version (64-bit division to find the
+  // strip and k-block of every iteration, a run-time division by the group size for every k16
+  // step, the strip-segment end tested and run inside the k-block loop: the 64-row tile
+  // spills). incremental: 32-bit cursors advanced by one per k-block, a shift for the group,
+  // one k-block loop per strip segment (no spills). Both give bit-identical results.
   enum class Indexing { division, incremental };
   // How the last block of a stream-K strip adds the other blocks' partial sums. serial: one
   // source block at a time (one L2 round trip each). batched: the loads of several source

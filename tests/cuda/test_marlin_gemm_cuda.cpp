@@ -253,7 +253,7 @@ std::string options_label(const MarlinGemmOptions& o) {
 }
 
 // A GEMM case: one weight, several batch sizes, each checked against the GPU reference.
-// `also` (optional) gives options whose result must be bit-identical to `options`'.
+// identical_to (optional): options whose result must be bit-identical to those of `options`.
 struct GemmCase {
   std::string group;
   WeightSpec spec;
