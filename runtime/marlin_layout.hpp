@@ -204,7 +204,8 @@ inline void check_gemm_arguments(int64_t m, int k, int n, int min_kblocks_per_bl
   auto fail = [](const std::string& what) { throw std::invalid_argument("marlin_gemm: " + what); };
   if (m < 1) fail("m must be >= 1, got " + std::to_string(m));
   if (k < 1 || n < 1) fail("K=" + std::to_string(k) + " and N=" + std::to_string(n) + " must be >= 1");
-  if (min_kblocks_per_block < 1) fail("min_kblocks_per_block must be >= 1, got " + std::to_string(min_kblocks_per_block));
+  if (min_kblocks_per_block < 1)
+    fail("min_kblocks_per_block must be >= 1, got " + std::to_string(min_kblocks_per_block));
   if (max_blocks < 0) fail("max_blocks must be >= 0, got " + std::to_string(max_blocks));
   if (dense_handover_m < 0) fail("dense_handover_m must be >= 0 (0 = never), got " + std::to_string(dense_handover_m));
 }

@@ -339,7 +339,8 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
   auto load_next = [&](int stage) {
     if constexpr (kDivisionIndexing) {
       const int64_t ktiles64 = partition.ktiles;
-      const int strip = static_cast<int>(load_iteration / ktiles64), ktile = static_cast<int>(load_iteration % ktiles64);
+      const int strip = static_cast<int>(load_iteration / ktiles64);
+      const int ktile = static_cast<int>(load_iteration % ktiles64);
       load_stage(strip, ktile, ktile * kBlockK / args.group_size, stage);
       ++load_iteration;
     } else {
@@ -687,7 +688,8 @@ __global__ void dequantize_dense_kernel(const uint32_t* packed, const uint16_t* 
   const int column = index / chunks_per_row, first_row = (index - column * chunks_per_row) * 8;
   const int group = first_row / group_size;  // 8 rows never straddle a group (groups are multiples of 16)
   const uint16_t scale_bits = scales[mk::scale_slot(group, column, n)];
-  const float scale = kBf16 ? __bfloat162float(__ushort_as_bfloat16(scale_bits)) : __half2float(__ushort_as_half(scale_bits));
+  const float scale =
+      kBf16 ? __bfloat162float(__ushort_as_bfloat16(scale_bits)) : __half2float(__ushort_as_half(scale_bits));
   uint16_t values[8];
 #pragma unroll
   for (int i = 0; i < 8; ++i) {

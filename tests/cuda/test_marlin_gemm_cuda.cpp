@@ -321,7 +321,8 @@ void group_reference(Context& ctx) {
                                  WeightSpec{384, 64, 32, true}}) {
     for (int bf16 = 0; bf16 < 2; ++bf16) {
       const int m = 5;
-      const std::string name = format("gpu reference vs cpu %s %s M=%d", bf16 ? "bf16" : "f16", describe(spec).c_str(), m);
+      const std::string name =
+          format("gpu reference vs cpu %s %s M=%d", bf16 ? "bf16" : "f16", describe(spec).c_str(), m);
       std::printf("CASE [%s] %s\n", group.c_str(), name.c_str());
       std::fflush(stdout);
       const OwnedGptqWeight owned = random_weight(spec, ctx.rng);
@@ -342,7 +343,8 @@ void group_reference(Context& ctx) {
         for (int n = 0; n < spec.n; ++n) {
           double sum = 0, squares = 0, absolute = 0;
           for (int k = 0; k < spec.k; ++k) {
-            const double term = double(decode(a.bits[size_t(r) * spec.k + k], bf16 != 0)) * dense[size_t(n) * spec.k + k];
+            const double activation = decode(a.bits[size_t(r) * spec.k + k], bf16 != 0);
+            const double term = activation * dense[size_t(n) * spec.k + k];
             sum += term;
             squares += term * term;
             absolute += std::fabs(term);
@@ -370,12 +372,14 @@ void group_repack(Context& ctx) {
       std::printf("CASE [%s] %s\n", group.c_str(), name.c_str());
       std::fflush(stdout);
       const OwnedGptqWeight owned = random_weight(spec, ctx.rng);
-      const auto weight = cuda::MarlinWeight::from_gptq(owned.weight, bf16 ? ActivationType::bf16 : ActivationType::f16);
+      const auto weight =
+          cuda::MarlinWeight::from_gptq(owned.weight, bf16 ? ActivationType::bf16 : ActivationType::f16);
       const std::vector<int32_t> order = marlin::group_sorted_rows(owned.weight);
       const bool packed_ok = weight.download_packed() == marlin::repack_weights(owned.weight, order);
       const bool scales_ok = weight.download_scales() == marlin::repack_scales(owned.weight, bf16 != 0);
       if (packed_ok && scales_ok) ctx.tally.pass(group);
-      else ctx.tally.fail(group, name + (packed_ok ? "" : ": packed words differ") + (scales_ok ? "" : ": scales differ"));
+      else
+        ctx.tally.fail(group, name + (packed_ok ? "" : ": packed words differ") + (scales_ok ? "" : ": scales differ"));
     }
   }
 }
@@ -552,11 +556,15 @@ void group_arguments(Context& ctx) {
       message = e.what();
     }
     if (!message.empty() && message.find(needle) != std::string::npos) ctx.tally.pass(group);
-    else ctx.tally.fail(group, what + ": expected std::invalid_argument mentioning '" + needle + "', got '" + message + "'");
+    else
+      ctx.tally.fail(group,
+                     what + ": expected std::invalid_argument mentioning '" + needle + "', got '" + message + "'");
   };
   MarlinGemmOptions defaults;
-  expect_rejected("m = 0", "m must be >= 1", [&] { cuda::marlin_gemm(weight, a.data(), c.data(), 0, ctx.workspace, nullptr); });
-  expect_rejected("m = -3", "m must be >= 1", [&] { cuda::marlin_gemm(weight, a.data(), c.data(), -3, ctx.workspace, nullptr); });
+  expect_rejected("m = 0", "m must be >= 1",
+                  [&] { cuda::marlin_gemm(weight, a.data(), c.data(), 0, ctx.workspace, nullptr); });
+  expect_rejected("m = -3", "m must be >= 1",
+                  [&] { cuda::marlin_gemm(weight, a.data(), c.data(), -3, ctx.workspace, nullptr); });
   expect_rejected("null A", "null", [&] { cuda::marlin_gemm(weight, nullptr, c.data(), 1, ctx.workspace, nullptr); });
   expect_rejected("null C", "null", [&] { cuda::marlin_gemm(weight, a.data(), nullptr, 1, ctx.workspace, nullptr); });
   MarlinGemmOptions o = defaults;
@@ -565,12 +573,14 @@ void group_arguments(Context& ctx) {
                   [&] { cuda::marlin_gemm(weight, a.data(), c.data(), 1, ctx.workspace, nullptr, o); });
   o = defaults;
   o.max_blocks = -1;
-  expect_rejected("max_blocks = -1", "max_blocks", [&] { cuda::marlin_gemm(weight, a.data(), c.data(), 1, ctx.workspace, nullptr, o); });
+  expect_rejected("max_blocks = -1", "max_blocks",
+                  [&] { cuda::marlin_gemm(weight, a.data(), c.data(), 1, ctx.workspace, nullptr, o); });
   o = defaults;
   o.dense_handover_m = -2;
   expect_rejected("dense_handover_m = -2", "dense_handover_m",
                   [&] { cuda::marlin_gemm(weight, a.data(), c.data(), 1, ctx.workspace, nullptr, o); });
-  for (const WeightSpec& bad : {WeightSpec{192, 64, 64, false}, WeightSpec{256, 96, 64, false}, WeightSpec{384, 64, 48, false}}) {
+  for (const WeightSpec& bad :
+       {WeightSpec{192, 64, 64, false}, WeightSpec{256, 96, 64, false}, WeightSpec{384, 64, 48, false}}) {
     OwnedGptqWeight w = random_weight(bad, ctx.rng);
     expect_rejected("weight " + describe(bad), "K=" + std::to_string(bad.k),
                     [&] { (void)cuda::MarlinWeight::from_gptq(w.weight, ActivationType::bf16); });
@@ -602,7 +612,9 @@ void group_sanitize(Context& ctx) {
   gc.spec = {512, 128, 128, true};
   gc.batches = {20};
   if (cuda::uses_dense_handover(20, ctx.workspace, gc.options)) run_case(ctx, gc);
-  else ctx.tally.skip("sanitize", "dense hand-over: cuBLAS could not be loaded: " + ctx.workspace.cublas_unavailable_reason());
+  else
+    ctx.tally.skip("sanitize",
+                   "dense hand-over: cuBLAS could not be loaded: " + ctx.workspace.cublas_unavailable_reason());
 }
 
 struct Group {
