@@ -87,11 +87,15 @@ for binary in "$bundle"/bin/*; do
   fi
 done
 
+# The newest glibc symbol version any binary or carried library needs: the GPU machine's glibc
+# must be at least that (Debian 12 builds need 2.36: Ubuntu 24.04 has 2.39, 22.04 only 2.35).
+glibc=$(for file in "$bundle"/bin/* "$bundle"/lib/*; do objdump -T "$file" 2>/dev/null; done \
+  | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
 {
   echo "quanteval GPU bundle"
   echo "commit   $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "built    $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(. /etc/os-release && echo "$PRETTY_NAME"), $(nvcc --version | tail -1)"
-  echo "targets  sm_90 (CMAKE_CUDA_ARCHITECTURES=90)"
+  echo "targets  sm_90 (CMAKE_CUDA_ARCHITECTURES=90); needs glibc >= ${glibc#GLIBC_}, an NVIDIA driver for CUDA 13"
   echo "carried  ${!carried[*]}"
   echo
   echo "Run on the GPU machine: bash run.sh   (docs/cuda-gemm.md)"
