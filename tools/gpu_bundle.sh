@@ -35,12 +35,13 @@ command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
 command -v nvcc >/dev/null || { echo "gpu_bundle: nvcc not found (install the CUDA 13 toolkit)" >&2; exit 2; }
 
 echo "== configure ($build)"
+mkdir -p "$build"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DQUANTEVAL_FMT_HEADER_ONLY=ON -DQUANTEVAL_TESTS=ON \
   -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc -Wl,--disable-new-dtags" \
-  -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN/../lib' >"$build.configure.log" 2>&1 \
-  || { tail -30 "$build.configure.log"; exit 1; }
-grep -q "CUDA backend ON" "$build.configure.log" || { echo "gpu_bundle: the CUDA backend is off" >&2; exit 1; }
+  -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN/../lib' >"$build/configure.log" 2>&1 \
+  || { tail -30 "$build/configure.log"; exit 1; }
+grep -q "CUDA backend ON" "$build/configure.log" || { echo "gpu_bundle: the CUDA backend is off" >&2; exit 1; }
 
 echo "== build ${targets[*]} (-j$jobs)"
 cmake --build "$build" -j"$jobs" --target "${targets[@]}"
