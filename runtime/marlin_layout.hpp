@@ -164,6 +164,36 @@ struct StreamKPartition {
   }
 };
 
+// Where the kernel's copy stream is: column strip, k-block within the strip, and for groups
+// of at least a k-block (ktiles_per_group k-blocks each, dividing ktiles) the scale group of
+// the k-block and the k-block's place in it. The kernel starts one with at() (its only
+// divisions, once per block) and then advances it by one k-block per iteration. For groups
+// smaller than a k-block the group is ktile * groups_per_kblock instead, and ktiles_per_group
+// is passed as 1 (group is then unused).
+struct KBlockCursor {
+  int strip = 0, ktile = 0, group = 0, ktile_in_group = 0;
+
+  QE_HOST_DEVICE static KBlockCursor at(int iteration, int ktiles, int ktiles_per_group) {
+    KBlockCursor c;
+    c.strip = iteration / ktiles;
+    c.ktile = iteration - c.strip * ktiles;
+    c.group = c.ktile / ktiles_per_group;
+    c.ktile_in_group = c.ktile - c.group * ktiles_per_group;
+    return c;
+  }
+  QE_HOST_DEVICE void advance(int ktiles, int ktiles_per_group) {
+    if (++ktile == ktiles) {
+      ktile = 0;
+      ++strip;
+      group = 0;
+      ktile_in_group = 0;
+    } else if (++ktile_in_group == ktiles_per_group) {
+      ktile_in_group = 0;
+      ++group;
+    }
+  }
+};
+
 // The stream-K grid of one launch over `strips` x `ktiles` iterations:
 //   blocks = min(multiprocessors x resident_per_multiprocessor,     one wave: no block waits for an SM
 //                iterations / min_kblocks_per_block (at least 1),    no block streams less than that

@@ -329,12 +329,9 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
     }
   };
 
-  // The load cursor: the next iteration to queue, as (strip, k-block, group, k-block within the
-  // group). Loads are queued strictly in iteration order, so it only ever advances by one.
-  int load_strip = iter_begin / ktiles;
-  int load_ktile = iter_begin - load_strip * ktiles;
-  int load_group = several_groups_per_stage ? 0 : load_ktile / args.ktiles_per_group;
-  int load_ktile_in_group = several_groups_per_stage ? 0 : load_ktile - load_group * args.ktiles_per_group;
+  // The load cursor: the next iteration to queue. Loads are queued strictly in iteration
+  // order, so it only ever advances by one (marlin::KBlockCursor, CPU-tested against division).
+  mk::KBlockCursor load = mk::KBlockCursor::at(iter_begin, ktiles, args.ktiles_per_group);
   int64_t load_iteration = iter_begin;  // division indexing only
   auto load_next = [&](int stage) {
     if constexpr (kDivisionIndexing) {
@@ -345,17 +342,9 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
       ++load_iteration;
     } else {
       const int first_group =
-          several_groups_per_stage ? load_ktile * (Config::kKSteps >> args.group_shift) : load_group;
-      load_stage(load_strip, load_ktile, first_group, stage);
-      if (++load_ktile == ktiles) {
-        load_ktile = 0;
-        ++load_strip;
-        load_group = 0;
-        load_ktile_in_group = 0;
-      } else if (++load_ktile_in_group == args.ktiles_per_group) {
-        load_ktile_in_group = 0;
-        ++load_group;
-      }
+          several_groups_per_stage ? load.ktile * (Config::kKSteps >> args.group_shift) : load.group;
+      load_stage(load.strip, load.ktile, first_group, stage);
+      load.advance(ktiles, args.ktiles_per_group);
     }
   };
 

@@ -330,3 +330,24 @@ TEST_CASE("check_gemm_arguments rejects what marlin_gemm cannot take, naming the
   CHECK(message([] { mk::check_gemm_arguments(1, 5120, 1024, 4, 0, -1); }).find("dense_handover_m") !=
         std::string::npos);
 }
+
+TEST_CASE("KBlockCursor advanced one k-block at a time equals the division it replaces") {
+  for (int ktiles : {1, 2, 3, 40, 80, 136}) {
+    for (int ktiles_per_group : {1, 2, 5, 8, 40, 136}) {
+      if (ktiles % ktiles_per_group != 0) continue;  // groups tile K
+      for (int start : {0, 1, ktiles - 1, ktiles, 3 * ktiles + ktiles / 2}) {
+        CAPTURE(ktiles);
+        CAPTURE(ktiles_per_group);
+        CAPTURE(start);
+        mk::KBlockCursor c = mk::KBlockCursor::at(start, ktiles, ktiles_per_group);
+        for (int i = start; i < start + 5 * ktiles + 7; ++i) {
+          REQUIRE(c.strip == i / ktiles);
+          REQUIRE(c.ktile == i % ktiles);
+          REQUIRE(c.group == (i % ktiles) / ktiles_per_group);
+          REQUIRE(c.ktile_in_group == (i % ktiles) % ktiles_per_group);
+          c.advance(ktiles, ktiles_per_group);
+        }
+      }
+    }
+  }
+}
