@@ -11,6 +11,7 @@
 #   memcheck   compute-sanitizer --tool memcheck over the small "sanitize" group
 #   racecheck  compute-sanitizer --tool racecheck over the same group
 #   bench      bench_gemm_cuda (results checked, then timed; cuBLAS BF16 in the same run)
+#   initcheck  compute-sanitizer --tool initcheck over the "sanitize" group, if time is left
 #
 # Each step has its own timeout and a crash or failure in one does not stop the others. Logs
 # go to $OUT (default: ./out beside this script), one file per step plus bench.tsv and
@@ -96,8 +97,10 @@ print_summary() {
 }
 
 # At most 8 files come back from the device tool's $OUT: setup.log (probe, layout, quanteval),
-# tests.log, memcheck.log, racecheck.log, bench.log, bench.tsv, summary.txt.
-for file in setup.log tests.log memcheck.log racecheck.log bench.log bench.tsv summary.txt; do : >"$out/$file"; done
+# tests.log, memcheck.log, racecheck.log, bench.log, bench.tsv, initcheck.log, summary.txt.
+for file in setup.log tests.log memcheck.log racecheck.log bench.log bench.tsv initcheck.log summary.txt; do
+  : >"$out/$file"
+done
 echo "quanteval GPU bundle at $here; LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" | tee -a "$out/summary.txt"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm \
   --format=csv,noheader 2>&1 | sed 's/^/nvidia-smi: /' | tee -a "$out/summary.txt"
@@ -132,17 +135,20 @@ for group in $groups; do
   else set_detail "stopped in: $(grep '^CASE ' "$out/tests.log" | tail -1)"; fi
 done
 
-for tool in memcheck racecheck; do
+sanitize() {
+  local tool=$1
   if [[ -z "$sanitizer" ]]; then
     names+=("$tool"); statuses+=("not run"); times+=("0s"); details+=("compute-sanitizer not found")
-    continue
+    return
   fi
   step "$tool" 60 "$out/$tool.log" "$sanitizer" --tool "$tool" --error-exitcode 3 \
     "$bin/test_marlin_gemm_cuda" --groups sanitize
   summary_line=$(grep -m1 'ERROR SUMMARY\|RACECHECK SUMMARY' "$out/$tool.log")
   cases=$(grep '^test_marlin_gemm_cuda: [0-9]* passed' "$out/$tool.log" | tail -1 | cut -d' ' -f2-)
   set_detail "${summary_line#========= } ${cases:+; $cases}"
-done
+}
+sanitize memcheck
+sanitize racecheck
 
 bench_args=(--tsv "$out/bench.tsv")
 [[ "${QUICK:-0}" == 1 ]] && bench_args+=(--quick --no-handover)
@@ -150,6 +156,9 @@ step bench 150 "$out/bench.log" "$bin/bench_gemm_cuda" "${bench_args[@]}"
 if grep -q 'FAILED' "$out/bench.log"; then set_detail "$(grep 'FAILED' "$out/bench.log" | tail -1)"
 elif ! grep -q '^Each change alone' "$out/bench.log"; then set_detail "stopped in: $(grep '^measuring' "$out/bench.log" | tail -1)"
 else set_detail "$(grep -m1 '^copy bandwidth' "$out/bench.log")"; fi
+
+# Last, with what is left of the budget: reads of device memory that nothing wrote.
+sanitize initcheck
 
 print_summary
 for status in "${statuses[@]}"; do [[ "$status" == pass ]] || exit 1; done
