@@ -6,7 +6,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,17 +23,25 @@
 #include <nlohmann/json.hpp>
 
 #include "sandbox/sandbox.hpp"
+#include "sandbox/text.hpp"
 #include "sandbox/worker.hpp"
 
 namespace quanteval::sandbox {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using detail::bounded_text;
+using detail::valid_utf8;
 
 // Time the zygote may need beyond the program's own wall limit: killing and
-// reaping its tree, wiping the scratch area, sending the reply. Past that the
-// pool assumes the worker is stuck and replaces it.
+// reaping its tree and sending the reply. Past that the pool assumes the
+// worker is stuck and replaces it. Cleaning up comes after the verdict and has
+// a bound of its own.
 constexpr auto kBackstopGrace = std::chrono::seconds(5);
+constexpr auto kCleanupTimeout = std::chrono::seconds(30);
+// How much of the exception a Result keeps (bytes of UTF-8).
+constexpr std::size_t kExceptionTypeBytes = 256;
+constexpr std::size_t kExceptionMessageBytes = 4000;
 // A loaded machine can take a while to start Python and create namespaces.
 constexpr auto kHelloTimeout = std::chrono::seconds(30);
 
@@ -65,39 +75,155 @@ void validate(const Limits& limits) {
   if (limits.cpu_seconds < 0.0) throw SandboxError("Limits::cpu_seconds must not be negative");
   if (limits.address_space_bytes < (64ull << 20)) throw SandboxError("Limits::address_space_bytes below 64 MiB cannot run Python");
   if (limits.max_processes < 1) throw SandboxError("Limits::max_processes must be at least 1");
+  if (limits.max_open_files < 16) throw SandboxError("Limits::max_open_files below 16 cannot run Python");
+  if (limits.memory_bytes != 0 && limits.memory_bytes < (64ull << 20)) {
+    throw SandboxError("Limits::memory_bytes below 64 MiB cannot run Python");
+  }
 }
 
-std::string encode_request(const std::string& source, const Limits& limits) {
-  nlohmann::json header = {
-      {"wall_seconds", limits.wall_seconds},
-      {"cpu_seconds", limits.cpu_seconds > 0.0 ? limits.cpu_seconds : limits.wall_seconds + 1.0},
-      {"address_space_bytes", limits.address_space_bytes},
-      {"file_size_bytes", limits.file_size_bytes},
-      {"max_processes", limits.max_processes},
-      {"output_cap_bytes", limits.output_cap_bytes},
-  };
-  const std::string text = header.dump();
-  std::string frame;
-  auto append_length = [&frame](std::size_t length) {
-    const auto value = static_cast<std::uint32_t>(length);
-    frame.append(reinterpret_cast<const char*>(&value), sizeof value);  // little-endian hosts only (x86-64, arm64)
-  };
-  if (source.size() > 0xffffffffu) throw SandboxError("program source larger than 4 GiB");
-  append_length(text.size());
-  frame += text;
-  append_length(source.size());
-  frame += source;
-  return frame;
+std::string fresh_nonce() {
+  unsigned char bytes[16];
+  std::size_t filled = 0;
+  while (filled < sizeof bytes) {
+    const ssize_t n = getrandom(bytes + filled, sizeof bytes - filled, 0);
+    if (n > 0) filled += static_cast<std::size_t>(n);
+    else if (errno != EINTR) throw SandboxError(fmt::format("getrandom: {}", std::strerror(errno)));
+  }
+  std::string hex;
+  for (unsigned char byte : bytes) hex += fmt::format("{:02x}", byte);
+  return hex;
 }
 
-Outcome parse_outcome(const std::string& name) {
-  if (name == "completed") return Outcome::completed;
-  if (name == "exception") return Outcome::exception;
-  if (name == "timeout") return Outcome::timeout;
-  if (name == "exited") return Outcome::exited;
-  if (name == "signaled") return Outcome::signaled;
-  if (name == "memory") return Outcome::memory;
-  return Outcome::sandbox_error;
+std::string from_hex(std::string_view hex, bool& ok) {
+  std::string bytes;
+  ok = hex.size() % 2 == 0;
+  for (std::size_t i = 0; ok && i < hex.size(); i += 2) {
+    int value = 0;
+    for (char digit : hex.substr(i, 2)) {
+      value <<= 4;
+      if (digit >= '0' && digit <= '9') value |= digit - '0';
+      else if (digit >= 'a' && digit <= 'f') value |= digit - 'a' + 10;
+      else ok = false;
+    }
+    bytes.push_back(static_cast<char>(value));
+  }
+  return bytes;
+}
+
+// What the marker pipe says. Lines not starting with the nonce are noise (the
+// program may write anything to any fd it finds).
+struct MarkerReport {
+  bool started = false;       // "<nonce> start": the runner was about to compile the program
+  std::string setup_failure;  // "<nonce> setup ...", only before start
+  enum class Verdict { none, ok, exception, memory } verdict = Verdict::none;
+  std::string exception_type, exception_message;  // raw UTF-8 (surrogates passed through)
+};
+
+MarkerReport read_marker(std::string_view bytes, const std::string& nonce) {
+  MarkerReport report;
+  const std::string prefix = nonce + " ";
+  std::size_t begin = 0;
+  while (begin < bytes.size()) {
+    std::size_t end = bytes.find('\n', begin);
+    if (end == std::string_view::npos) end = bytes.size();
+    const std::string_view line = bytes.substr(begin, end - begin);
+    begin = end + 1;
+    if (line.substr(0, prefix.size()) != prefix) continue;
+    const std::string_view rest = line.substr(prefix.size());
+    if (!report.started) {
+      if (rest == "start") {
+        report.started = true;
+      } else if (rest.substr(0, 6) == "setup ") {
+        report.setup_failure = bounded_text(rest.substr(6), 1000);
+        break;
+      }
+      continue;
+    }
+    if (rest == "ok") {
+      report.verdict = MarkerReport::Verdict::ok;
+    } else if (rest == "memory") {
+      report.verdict = MarkerReport::Verdict::memory;
+    } else if (rest.substr(0, 4) == "exc ") {
+      // "exc <hex type> <hex message>"; anything malformed still counts as an exception.
+      const std::string_view fields = rest.substr(4);
+      const std::size_t space = fields.find(' ');
+      bool type_ok = false, message_ok = false;
+      report.exception_type = from_hex(fields.substr(0, space), type_ok);
+      report.exception_message =
+          space == std::string_view::npos ? std::string() : from_hex(fields.substr(space + 1), message_ok);
+      if (!type_ok || report.exception_type.empty()) report.exception_type = "<unreadable exception>";
+      if (!message_ok) report.exception_message.clear();
+      report.verdict = MarkerReport::Verdict::exception;
+    } else {
+      continue;  // a malformed line after start: keep looking
+    }
+    break;
+  }
+  return report;
+}
+
+// How a program ended, from the pool's side of the pipes and the zygote's
+// report. Once the runner said "start", whatever follows is the program's
+// verdict; only a failure before that is the sandbox's.
+struct Interpretation {
+  bool program_ran = false;
+  Result result;
+  std::string infrastructure_failure;  // when !program_ran
+};
+
+Interpretation interpret(const detail::ProgramRun& run, const std::string& nonce, const Limits& limits) {
+  Interpretation out;
+  const MarkerReport marker = read_marker(run.marker_bytes, nonce);
+  if (!marker.started) {
+    out.infrastructure_failure =
+        !marker.setup_failure.empty()
+            ? "runner setup failed: " + marker.setup_failure
+            : fmt::format("the runner ended before the program started (wait status {})", run.wait_status.value_or(-1));
+    return out;
+  }
+  out.program_ran = true;
+  Result& result = out.result;
+  result.duration_seconds = run.duration_seconds;
+  const int status = run.wait_status.value_or(SIGKILL);
+  switch (marker.verdict) {
+    case MarkerReport::Verdict::ok: result.outcome = Outcome::completed; break;
+    case MarkerReport::Verdict::memory:
+      result.outcome = Outcome::memory;
+      result.exception_type = "MemoryError";
+      break;
+    case MarkerReport::Verdict::exception:
+      result.exception_type = bounded_text(marker.exception_type, kExceptionTypeBytes);
+      result.exception_message = bounded_text(marker.exception_message, kExceptionMessageBytes);
+      result.outcome = result.exception_type == "MemoryError" ? Outcome::memory : Outcome::exception;
+      break;
+    case MarkerReport::Verdict::none:
+      if (run.timed_out) {
+        result.outcome = Outcome::timeout;
+      } else if (WIFEXITED(status)) {
+        result.outcome = Outcome::exited;
+        result.exit_code = WEXITSTATUS(status);
+      } else if (WIFSIGNALED(status)) {
+        // SIGXCPU: RLIMIT_CPU ran out, which is a time limit.
+        result.outcome = WTERMSIG(status) == SIGXCPU ? Outcome::timeout : Outcome::signaled;
+        result.signal = WTERMSIG(status);
+      } else {
+        result.outcome = Outcome::signaled;
+        result.signal = SIGKILL;
+      }
+      break;
+  }
+  // The kernel killed part of the tree for exceeding the memory cgroup: the
+  // program went over its total memory, whatever its first process said after.
+  if (run.oom_kills > 0) {
+    result.outcome = Outcome::memory;
+    result.memory_cgroup_kills = static_cast<int>(std::min<std::uint64_t>(run.oom_kills, 1 << 20));
+    if (result.exception_type.empty()) result.exception_type = "MemoryError";
+  }
+  bool stdout_cut = false, stderr_cut = false;
+  result.stdout_text = bounded_text(run.stdout_bytes, limits.output_cap_bytes, &stdout_cut);
+  result.stderr_text = bounded_text(run.stderr_bytes, limits.output_cap_bytes, &stderr_cut);
+  result.output_truncated = run.output_truncated || stdout_cut || stderr_cut;
+  return out;
 }
 
 std::string describe(const Result& result, const Limits& limits) {
@@ -116,6 +242,12 @@ std::string describe(const Result& result, const Limits& limits) {
       return fmt::format("killed by signal {} (SIG{})", result.signal, name ? name : "?");
     }
     case Outcome::memory:
+      if (result.memory_cgroup_kills > 0) {
+        return fmt::format("the program's processes together exceeded the memory limit ({} MiB); the kernel killed {}",
+                           (limits.memory_bytes ? limits.memory_bytes : limits.address_space_bytes) >> 20,
+                           result.memory_cgroup_kills == 1 ? std::string("one of them")
+                                                           : fmt::format("{} of them", result.memory_cgroup_kills));
+      }
       return result.exception_message.empty() ? "MemoryError" : "MemoryError: " + result.exception_message;
     case Outcome::sandbox_error: return result.detail;
   }
@@ -150,6 +282,10 @@ std::vector<std::string> Protections::active() const {
   add(user_namespace, "user_namespace");
   add(distinct_uid, "distinct_uid");
   add(readonly_filesystem, "readonly_filesystem");
+  add(filesystem_allowlist, "filesystem_allowlist");
+  add(private_dev, "private_dev");
+  add(ipc_cleanup, "ipc_cleanup");
+  add(memory_cgroup, "memory_cgroup");
   add(seccomp, "seccomp");
   add(rlimits, "rlimits");
   return names;
@@ -228,6 +364,21 @@ void Pool::Impl::describe_protections() {
   note_failure(report.proc, "mounting a private /proc (host processes stay visible)");
   note_failure(report.tmpfs, "mounting the private /tmp");
   note_failure(report.shm, "mounting the private /dev/shm");
+  p.filesystem_allowlist = report.view == 0;
+  if (report.view > 0) {
+    p.notes.push_back(fmt::format("building the allow-list view failed ({}: {}); programs see the whole host "
+                                  "filesystem read-only instead", workers.front()->view_failure(),
+                                  strerrorname_np(report.view) ? strerrorname_np(report.view) : "?"));
+  }
+  p.visible_paths = p.filesystem_allowlist ? plan.view.binds : std::vector<std::string>{};
+  p.private_dev = p.filesystem_allowlist && report.ptys == 0;
+  note_failure(report.ptys, "mounting a private devpts instance");
+  note_failure(report.mqueue, "mounting the private POSIX message queue folder (queues are not removed)");
+  // SysV objects are removed after every program; POSIX queues where their
+  // folder is mounted. Without an IPC namespace they would be the host's.
+  p.ipc_cleanup = (flags & CLONE_NEWIPC) && report.mqueue == 0;
+  if (!(flags & CLONE_NEWIPC)) p.notes.push_back("no IPC namespace: SysV and POSIX IPC objects are the host's");
+  p.memory_cgroup = std::all_of(workers.begin(), workers.end(), [](const auto& w) { return w->memory_cgroup(); });
   p.readonly_filesystem = report.readonly == 0;
   note_failure(report.readonly, "mount_setattr(/, AT_RECURSIVE, RDONLY)");
   if (report.readonly_fallback == 0) p.notes.push_back("only / itself is read-only; other mounts stay writable");
@@ -256,7 +407,7 @@ Pool::Pool(Config config) : impl_(std::make_unique<Impl>()) {
   config.python = resolve_python(config.python);
   config.max_attempts = std::max(config.max_attempts, 1);
   impl.config = std::move(config);
-  impl.plan = detail::plan_isolation();
+  impl.plan = detail::plan_isolation(impl.config);
   impl.plan.scratch_bytes = std::max<std::uint64_t>(64ull << 20, 4 * impl.config.limits.file_size_bytes);
   for (int i = 0; i < impl.config.workers; ++i) {
     impl.workers.push_back(std::make_unique<detail::WorkerProcess>(impl.plan, impl.config.python, i));
@@ -276,9 +427,12 @@ Pool::Pool(Config config) : impl_(std::make_unique<Impl>()) {
 Pool::~Pool() = default;
 
 Result Pool::Impl::run_on(detail::WorkerProcess& worker, const std::string& source, const Limits& limits) {
-  const std::string request = encode_request(source, limits);
   std::string last_failure;
   for (int attempt = 1; attempt <= config.max_attempts; ++attempt) {
+    // A worker still owing its cleanup report (only after an interrupted run)
+    // is replaced; no attempt is spent on that.
+    std::string why;
+    if (worker.running() && !worker.wait_until_clean(Clock::now() + kCleanupTimeout, why)) worker.stop();
     if (!worker.running()) {
       try {
         worker.start(kHelloTimeout);
@@ -287,49 +441,36 @@ Result Pool::Impl::run_on(detail::WorkerProcess& worker, const std::string& sour
         continue;
       }
     }
-    detail::WorkerProcess::Reply reply;
+    const std::string nonce = fresh_nonce();
+    detail::ProgramRun run;
     std::string failure;
     const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(limits.wall_seconds)) + kBackstopGrace;
-    if (!worker.exchange(request, deadline, reply, failure)) {
+    if (!worker.run_program(source, limits, nonce, deadline, run, failure)) {
       worker.stop();  // SIGKILL to the namespace's PID 1 takes every process in it along
       last_failure = failure;
       continue;
     }
-    Result result;
-    bool recycle = true;
-    try {
-      auto header = nlohmann::json::parse(reply.header);
-      result.outcome = parse_outcome(header.at("outcome").get<std::string>());
-      result.exception_type = header.value("exception_type", "");
-      result.exception_message = header.value("exception_message", "");
-      result.exit_code = header.value("exit_code", 0);
-      result.signal = header.value("signal", 0);
-      result.duration_seconds = header.value("duration", 0.0);
-      result.output_truncated = header.value("truncated", false);
-      result.detail = header.value("detail", "");
-      recycle = header.value("recycle", false);
-    } catch (const std::exception& error) {
+    Interpretation verdict = interpret(run, nonce, limits);
+    if (!verdict.program_ran) {
       worker.stop();
-      last_failure = fmt::format("unreadable reply from worker: {}", error.what());
+      last_failure = verdict.infrastructure_failure;
       continue;
     }
-    if (recycle) worker.stop();  // e.g. its scratch area could not be wiped: start clean next time
-    if (result.outcome == Outcome::sandbox_error) {
-      worker.stop();
-      last_failure = result.detail;
-      continue;
-    }
-    result.stdout_text = std::move(reply.stdout_bytes);
-    result.stderr_text = std::move(reply.stderr_bytes);
+    // The verdict stands whatever happens next. The zygote wipes the scratch
+    // areas and IPC objects only now, after reporting, so nothing the program
+    // left behind can turn into a sandbox failure; a worker that cannot get
+    // clean (or not in time) is replaced before the next program.
+    if (!worker.wait_until_clean(Clock::now() + kCleanupTimeout, why)) worker.stop();
+    Result& result = verdict.result;
     result.attempts = attempt;
-    result.detail = describe(result, limits);
+    result.detail = valid_utf8(describe(result, limits));
     return result;
   }
   Result failed;
   failed.outcome = Outcome::sandbox_error;
   failed.attempts = config.max_attempts;
-  failed.detail = fmt::format("sandbox error after {} attempt(s): {}", config.max_attempts, last_failure);
+  failed.detail = valid_utf8(fmt::format("sandbox error after {} attempt(s): {}", config.max_attempts, last_failure));
   return failed;
 }
 

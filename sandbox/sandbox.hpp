@@ -8,12 +8,24 @@
 //
 // Isolation (each part detected at start and reported in Protections):
 //   new PID, mount, network, IPC and UTS namespaces; an unprivileged uid
-//   distinct per worker; the whole filesystem read-only except a private
-//   working directory, removed after each program; scrubbed environment;
+//   distinct per worker; a read-only filesystem view built from an allow-list
+//   (the interpreter, its standard library and packages, the shared libraries
+//   it loads; a private /dev and /proc; nothing else of the host) with private
+//   scratch tmpfs mounts of bounded size and inode count; scrubbed environment;
 //   stdin closed; stdout/stderr captured up to a cap; rlimits (address space,
-//   CPU time, file size, process count, no core dumps); a seccomp filter; a
-//   wall-clock limit enforced from outside the program, killing its whole tree.
-// After each program no process of it survives and no zombie is left.
+//   CPU time, file size, process count, open files, no core dumps); a memory
+//   cgroup bounding the whole process tree; a seccomp filter; a wall-clock
+//   limit enforced from outside the program, killing its whole tree.
+// After each program no process of it survives and no zombie is left; its
+// scratch areas and SysV/POSIX IPC objects are removed before the next program
+// runs on the worker, and nothing of it stays in memory a later program could
+// inherit (see docs/sandbox.md).
+//
+// Verdicts: once a program has started, whatever it does to its own process,
+// files, output or memory ends in a program outcome (completed, exception,
+// timeout, exited, signaled, memory). sandbox_error means the sandbox itself
+// failed (a worker that died or could not start, runner setup failing before
+// the program ran) on every attempt.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -34,6 +46,9 @@ struct Limits {
   std::uint64_t address_space_bytes = 4ull << 30;  // RLIMIT_AS
   std::uint64_t file_size_bytes = 16ull << 20;     // RLIMIT_FSIZE
   int max_processes = 64;                          // per worker uid (RLIMIT_NPROC where it applies)
+  int max_open_files = 1024;                       // RLIMIT_NOFILE (not inherited from the pool)
+  std::uint64_t memory_bytes = 0;                  // the whole process tree (memory cgroup, where the host
+                                                   // allows one); 0 = address_space_bytes
   std::size_t output_cap_bytes = 16 << 10;         // kept of stdout and of stderr each
 };
 
@@ -43,6 +58,10 @@ struct Config {
   Limits limits;
   int max_attempts = 3;            // infrastructure failures are retried this many times
   bool require_isolation = false;  // throw at start when a namespace cannot be created
+  // Host folders programs must not see even where they lie inside a folder the
+  // interpreter needs (e.g. the dataset's, with its canonical solutions). The
+  // pool adds its own working tree and $HOME.
+  std::vector<std::string> hidden_paths;
 };
 
 // How a program ended.
@@ -57,14 +76,17 @@ enum class Outcome {
 };
 const char* to_string(Outcome outcome);
 
+// Every text field is valid UTF-8 whatever the program produced (ill-formed
+// bytes and lone surrogates become U+FFFD), and is cut on a character boundary.
 struct Result {
   Outcome outcome = Outcome::sandbox_error;
-  std::string exception_type;     // e.g. "AssertionError" (outcome == exception or memory)
-  std::string exception_message;  // str(exception), truncated
+  std::string exception_type;     // e.g. "AssertionError" (outcome == exception or memory), at most 256 bytes
+  std::string exception_message;  // str(exception), at most 4000 bytes
   int exit_code = 0;              // outcome == exited
   int signal = 0;                 // outcome == signaled
+  int memory_cgroup_kills = 0;    // outcome == memory: processes of the tree the kernel killed at the limit
   double duration_seconds = 0.0;  // wall time of the program itself
-  std::string stdout_text;        // first Limits::output_cap_bytes bytes
+  std::string stdout_text;        // at most Limits::output_cap_bytes bytes
   std::string stderr_text;
   bool output_truncated = false;
   int attempts = 1;               // >1 when infrastructure failures were retried
@@ -80,9 +102,14 @@ struct Protections {
   bool user_namespace = false;    // used when not started as root
   bool distinct_uid = false;      // each worker runs as its own unprivileged uid
   bool readonly_filesystem = false;
+  bool filesystem_allowlist = false;  // the view holds only what the interpreter needs (else the host, read-only)
+  bool private_dev = false;           // /dev: a few device nodes and a devpts instance of its own
+  bool ipc_cleanup = false;           // SysV and POSIX IPC objects removed after every program
+  bool memory_cgroup = false;         // the process tree's total memory is bounded (Limits::memory_bytes)
   bool seccomp = false;
   bool rlimits = false;
-  std::vector<std::string> notes; // why something is off, e.g. "unshare(CLONE_NEWNET): EPERM"
+  std::vector<std::string> notes;          // why something is off, e.g. "unshare(CLONE_NEWNET): EPERM"
+  std::vector<std::string> visible_paths;  // host paths the allow-list view shows, read-only
   std::vector<std::string> active() const;  // names of the protections that are on
 };
 

@@ -7,13 +7,15 @@
 // beforehand: no allocation, no locks, no stdio (another thread may have held
 // the malloc lock at the moment of the clone).
 #include "sandbox/worker.hpp"
-#include <sys/file.h>
 
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -22,13 +24,13 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <grp.h>
-#include <linux/seccomp.h>
 
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -57,7 +59,12 @@ constexpr std::array kDeniedSyscalls = {
 
 constexpr int kWantedNamespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
 
-std::string errno_name(int error) { return fmt::format("{} ({})", strerrorname_np(error) ? strerrorname_np(error) : "?", std::strerror(error)); }
+// The host device nodes bound into the private /dev.
+constexpr std::array kDeviceNodes = {"null", "zero", "full", "random", "urandom"};
+
+std::string errno_name(int error) {
+  return fmt::format("{} ({})", strerrorname_np(error) ? strerrorname_np(error) : "?", std::strerror(error));
+}
 
 // Builds the seccomp program in the parent (libseccomp allocates) and exports
 // it as raw BPF so the cloned child only needs one prctl().
@@ -82,6 +89,18 @@ std::vector<sock_filter> build_seccomp_program(std::vector<std::string>& notes, 
   for (int flag : {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP}) {
     seccomp_rule_add(context, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
                      SCMP_A0(SCMP_CMP_MASKED_EQ, static_cast<scmp_datum_t>(flag), static_cast<scmp_datum_t>(flag)));
+  }
+  // Sockets only of the families a Python program has a use for. The network
+  // namespace has no route anywhere, but netlink, packet, vsock, bluetooth, ...
+  // sockets reach kernel code (and, for vsock, the hypervisor) regardless.
+  // Allowed: AF_UNIX (1), AF_INET (2), AF_INET6 (10). The comparisons are on
+  // the whole 64-bit register, so a family with garbage in its upper half is
+  // refused too (the kernel would read only the low half).
+  for (int call : {SCMP_SYS(socket), SCMP_SYS(socketpair)}) {
+    for (scmp_datum_t family : {0, 3, 4, 5, 6, 7, 8, 9}) {
+      seccomp_rule_add(context, SCMP_ACT_ERRNO(EAFNOSUPPORT), call, 1, SCMP_A0(SCMP_CMP_EQ, family));
+    }
+    seccomp_rule_add(context, SCMP_ACT_ERRNO(EAFNOSUPPORT), call, 1, SCMP_A0(SCMP_CMP_GE, scmp_datum_t{11}));
   }
   if (refuse_kill_all) {
     // Without a PID namespace kill(-1) would reach every process of the uid --
@@ -138,6 +157,23 @@ const char* namespace_name(int flag) {
 
 // ---- the cloned child -------------------------------------------------------
 
+// One step of building the view, replayed by the child with raw system calls.
+// Paths are absolute host paths below the build point.
+struct ViewStep {
+  enum class Op { make_dir, make_file, make_link, bind, remount_readonly, mount } op;
+  const char* target;
+  const char* source;   // bind: host path; make_link: link text; mount: device name
+  const char* fs_type;  // mount only
+  const char* data;     // mount only
+  unsigned long flags;
+  bool optional;        // a failure is recorded in `report_field` but does not abandon the view
+  std::int32_t SetupReport::*report_field;  // nullptr: none
+};
+
+// Which zygote argument lists the child may choose from, by what it managed
+// to mount: the extra scratch areas the zygote wipes after each program.
+enum ExtraScratch { kExtraNone = 0, kExtraShm = 1, kExtraMqueue = 2 };
+
 struct ChildPlan {
   int clone_flags;
   bool user_namespace;
@@ -146,15 +182,21 @@ struct ChildPlan {
   gid_t gid;
   const char* uid_map;
   const char* gid_map;
-  const char* tmpfs_options;
+  const char* tmpfs_options;  // the read-only host view's scratch mounts
   const char* shm_options;
+  const ViewStep* view_steps;  // nullptr: no allow-list view
+  std::size_t view_step_count;
+  const char* build_point;
+  const char* const* writable_in_view;  // nullptr-terminated: mounts that stay writable
   const sock_fprog* seccomp;  // nullptr: none
   int channel_fd;
   int error_fd;
   const char* python;
-  char* const* argv;
+  char** argv;  // argv[kExtraArgument] is chosen by the child from extra_scratch
+  const char* const* extra_scratch;  // indexed by ExtraScratch bits
   char* const* envp;
 };
+constexpr std::size_t kExtraArgument = 6;
 
 int write_small_file(const char* path, const char* text) {
   int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -187,6 +229,101 @@ void write_number(int fd, int value) {
   }
 }
 
+int run_view_step(const ViewStep& step) {
+  switch (step.op) {
+    case ViewStep::Op::make_dir:
+      if (mkdir(step.target, 0755) == 0 || errno == EEXIST) return 0;
+      return errno;
+    case ViewStep::Op::make_file: {
+      const int fd = open(step.target, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+      if (fd >= 0) {
+        close(fd);
+        return 0;
+      }
+      return errno == EEXIST ? 0 : errno;
+    }
+    case ViewStep::Op::make_link:
+      if (symlink(step.source, step.target) == 0 || errno == EEXIST) return 0;
+      return errno;
+    case ViewStep::Op::bind: return result_of(mount(step.source, step.target, nullptr, MS_BIND | MS_REC, nullptr));
+    case ViewStep::Op::remount_readonly:
+      // Right after its bind, so that nothing done while building the view can
+      // write through it to the host.
+      return result_of(mount(nullptr, step.target, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | step.flags, nullptr));
+    case ViewStep::Op::mount: return result_of(mount(step.source, step.target, step.fs_type, step.flags, step.data));
+  }
+  return EINVAL;
+}
+
+// Builds the allow-list view and makes it the root. 0 on success; otherwise
+// nothing of it is left mounted and the host view stays in place.
+int build_view(const ChildPlan& plan, SetupReport& report) {
+  for (std::size_t i = 0; i < plan.view_step_count; ++i) {
+    const ViewStep& step = plan.view_steps[i];
+    const int error = run_view_step(step);
+    if (step.report_field) report.*(step.report_field) = error;
+    if (error != 0 && !step.optional) {
+      report.view_failed_step = static_cast<std::int32_t>(i);
+      umount2(plan.build_point, MNT_DETACH);
+      return error;
+    }
+  }
+  // pivot_root(".", "."): the new root goes on top of the old one, which is
+  // then detached -- no host path stays reachable.
+  int error = 0;
+  if (chdir(plan.build_point) != 0 || syscall(SYS_pivot_root, ".", ".") != 0) {
+    error = errno ? errno : EINVAL;
+  } else if (umount2(".", MNT_DETACH) != 0) {
+    error = errno ? errno : EINVAL;
+  }
+  if (chdir("/") != 0 && error == 0) error = errno;
+  if (error != 0) {
+    report.view_failed_step = static_cast<std::int32_t>(plan.view_step_count);  // the pivot
+    umount2(plan.build_point, MNT_DETACH);
+    return error;
+  }
+  mount_attr read_only{};
+  read_only.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;
+  report.readonly = result_of(mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &read_only, sizeof read_only));
+  mount_attr writable{};
+  writable.attr_clr = MOUNT_ATTR_RDONLY;
+  for (const char* const* path = plan.writable_in_view; *path; ++path) {
+    const int rc = result_of(mount_setattr(AT_FDCWD, *path, 0, &writable, sizeof writable));
+    if (rc != 0 && std::strcmp(*path, "/tmp") == 0) report.tmpfs = rc;
+  }
+  return 0;
+}
+
+// The view of the older design, used when the allow-list view cannot be
+// built: the host's whole filesystem read-only, private /tmp and /dev/shm.
+void build_readonly_host_view(const ChildPlan& plan, SetupReport& report) {
+  if (plan.clone_flags & CLONE_NEWPID) {
+    // A fresh /proc shows only this namespace's processes.
+    report.proc = result_of(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
+  }
+  report.tmpfs = result_of(mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, plan.tmpfs_options));
+  report.shm = result_of(mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, plan.shm_options));
+  if (report.tmpfs != 0) return;
+  // Everything read-only (recursively: every submount), then the two scratch
+  // areas writable again.
+  mount_attr read_only{};
+  read_only.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;
+  report.readonly = result_of(mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &read_only, sizeof read_only));
+  if (report.readonly != 0) {
+    report.readonly_fallback =
+        result_of(mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, nullptr));
+    if (report.readonly_fallback == 0) {
+      mount(nullptr, "/tmp", nullptr, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV, nullptr);
+    }
+  } else {
+    mount_attr writable{};
+    writable.attr_clr = MOUNT_ATTR_RDONLY;
+    int tmp_rw = result_of(mount_setattr(AT_FDCWD, "/tmp", 0, &writable, sizeof writable));
+    if (report.shm == 0) mount_setattr(AT_FDCWD, "/dev/shm", 0, &writable, sizeof writable);
+    if (tmp_rw != 0) report.tmpfs = tmp_rw;
+  }
+}
+
 [[noreturn]] void run_child(const ChildPlan& plan) {
   SetupReport report;
   report.magic = kSetupReportMagic;
@@ -201,38 +338,23 @@ void write_number(int fd, int value) {
     report.uid_map = a ? a : (b ? b : c);
   }
 
+  int extra = kExtraNone;
   if (plan.clone_flags & CLONE_NEWNS) {
     // Private propagation first, or our mounts would appear on the host.
     report.mount_private = result_of(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr));
     if (report.mount_private == 0) {
-      if (plan.clone_flags & CLONE_NEWPID) {
-        // A fresh /proc shows only this namespace's processes.
-        report.proc = result_of(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
-      }
-      report.tmpfs = result_of(mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, plan.tmpfs_options));
-      report.shm = result_of(mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, plan.shm_options));
-      if (report.tmpfs == 0) {
-        // Everything read-only (recursively: every submount), then the two
-        // scratch areas writable again.
-        mount_attr read_only{};
-        read_only.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;
-        report.readonly = result_of(mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &read_only, sizeof read_only));
-        if (report.readonly != 0) {
-          report.readonly_fallback =
-              result_of(mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, nullptr));
-          if (report.readonly_fallback == 0) {
-            mount(nullptr, "/tmp", nullptr, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV, nullptr);
-          }
-        } else {
-          mount_attr writable{};
-          writable.attr_clr = MOUNT_ATTR_RDONLY;
-          int tmp_rw = result_of(mount_setattr(AT_FDCWD, "/tmp", 0, &writable, sizeof writable));
-          if (report.shm == 0) mount_setattr(AT_FDCWD, "/dev/shm", 0, &writable, sizeof writable);
-          if (tmp_rw != 0) report.tmpfs = tmp_rw;
-        }
+      if (plan.view_steps) report.view = build_view(plan, report);
+      if (report.view == 0) {
+        if (report.shm == 0) extra |= kExtraShm;
+        if (report.mqueue == 0) extra |= kExtraMqueue;
+      } else {
+        report.proc = report.tmpfs = report.shm = report.ptys = report.mqueue = -1;
+        build_readonly_host_view(plan, report);
+        if (report.shm == 0) extra |= kExtraShm;
       }
     }
   }
+  plan.argv[kExtraArgument] = const_cast<char*>(plan.extra_scratch[extra]);
   if (plan.clone_flags & CLONE_NEWUTS) report.hostname = result_of(sethostname("sandbox", 7));
   if (chdir("/") != 0) {
   }
@@ -277,13 +399,157 @@ void close_fd(int& fd) {
   fd = -1;
 }
 
+// Closes the descriptors it holds when it goes out of scope.
+struct FdSet {
+  std::vector<int> fds;
+  ~FdSet() {
+    for (int fd : fds)
+      if (fd >= 0) close(fd);
+  }
+  int add(int fd) {
+    fds.push_back(fd);
+    return fd;
+  }
+  void close_now(int& fd) {
+    for (int& held : fds)
+      if (held == fd) held = -1;
+    close_fd(fd);
+  }
+};
+
+// Everything below `folder` on the way to `path`, outermost first
+// ("/a/b/c" under "/" -> "/a", "/a/b").
+std::vector<std::string> parents_of(const std::string& path) {
+  std::vector<std::string> parents;
+  for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+    parents.push_back(path.substr(0, slash));
+  }
+  return parents;
+}
+
+// The allow-list view (see view.hpp) as raw steps for the cloned child, with
+// the strings they point to (a deque: pointers stay valid while it grows).
+struct ViewSteps {
+  std::deque<std::string> text;
+  std::vector<ViewStep> steps;
+  std::vector<const char*> writable;  // nullptr-terminated: mounts that stay writable
+};
+
+void build_view_steps(const IsolationPlan& plan, const std::string& tmpfs_options, const std::string& shm_options,
+                      ViewSteps& out) {
+  auto keep = [&out](std::string value) { return out.text.emplace_back(std::move(value)).c_str(); };
+  std::vector<ViewStep>& steps = out.steps;
+  std::vector<const char*>& writable_in_view = out.writable;
+  const std::string& build = plan.view.build_point;
+  std::set<std::string> made;
+  auto in_view = [&](const std::string& path) { return build + path; };
+  auto make_parents = [&](const std::string& path) {
+    for (const auto& parent : parents_of(path)) {
+      if (made.insert(parent).second) {
+        steps.push_back(
+            {ViewStep::Op::make_dir, keep(in_view(parent)), nullptr, nullptr, nullptr, 0, false, nullptr});
+      }
+    }
+  };
+  auto add_mount = [&](const std::string& path, const char* device, const char* type, const std::string& data,
+                       unsigned long flags, bool optional, std::int32_t SetupReport::*field) {
+    make_parents(path);
+    steps.push_back({ViewStep::Op::make_dir, keep(in_view(path)), nullptr, nullptr, nullptr, 0, optional, field});
+    made.insert(path);
+    steps.push_back({ViewStep::Op::mount, keep(in_view(path)), device, type, keep(data), flags, optional, field});
+  };
+  steps.push_back({ViewStep::Op::mount, keep(build), "tmpfs", "tmpfs", "size=16m,nr_inodes=4096,mode=0755",
+                   MS_NOSUID | MS_NODEV, false, nullptr});
+  for (const auto& entry : plan.view.entries) {
+    make_parents(entry.path);
+    const char* target = keep(in_view(entry.path));
+    switch (entry.kind) {
+      case ViewPlan::Entry::Kind::bind_dir:
+      case ViewPlan::Entry::Kind::bind_file:
+        steps.push_back({entry.kind == ViewPlan::Entry::Kind::bind_dir ? ViewStep::Op::make_dir
+                                                                        : ViewStep::Op::make_file,
+                         target, nullptr, nullptr, nullptr, 0, false, nullptr});
+        made.insert(entry.path);
+        steps.push_back({ViewStep::Op::bind, target, keep(entry.path), nullptr, nullptr, 0, false, nullptr});
+        steps.push_back({ViewStep::Op::remount_readonly, target, nullptr, nullptr, nullptr,
+                         MS_NOSUID | MS_NODEV, false, nullptr});
+        break;
+      case ViewPlan::Entry::Kind::mask:
+        steps.push_back({ViewStep::Op::make_dir, target, nullptr, nullptr, nullptr, 0, false, nullptr});
+        made.insert(entry.path);
+        steps.push_back({ViewStep::Op::mount, target, "tmpfs", "tmpfs", "size=4k,nr_inodes=64,mode=0755",
+                         MS_NOSUID | MS_NODEV, false, nullptr});
+        break;
+      case ViewPlan::Entry::Kind::symlink:
+        steps.push_back({ViewStep::Op::make_link, target, keep(entry.target), nullptr, nullptr, 0, false, nullptr});
+        break;
+    }
+  }
+  // Empty, read-only stand-ins for the usual top-level folders.
+  for (const char* folder : {"/etc", "/home", "/root", "/run", "/var"}) {
+    if (made.insert(folder).second) {
+      steps.push_back({ViewStep::Op::make_dir, keep(in_view(folder)), nullptr, nullptr, nullptr, 0, false, nullptr});
+    }
+  }
+  // A fresh /proc (showing only this namespace's processes where there is a PID namespace).
+  add_mount("/proc", "proc", "proc", "", MS_NOSUID | MS_NODEV | MS_NOEXEC, false, &SetupReport::proc);
+  // A private /dev: a few host device nodes, a devpts instance of its own
+  // (ptys counted against our small max, not the host's), shm and mqueue.
+  add_mount("/dev", "tmpfs", "tmpfs", "size=64k,nr_inodes=64,mode=0755", MS_NOSUID | MS_NOEXEC, false, nullptr);
+  for (const char* node : kDeviceNodes) {
+    const std::string path = std::string("/dev/") + node;
+    steps.push_back({ViewStep::Op::make_file, keep(in_view(path)), nullptr, nullptr, nullptr, 0, false, nullptr});
+    steps.push_back({ViewStep::Op::bind, keep(in_view(path)), keep(path), nullptr, nullptr, 0, false, nullptr});
+  }
+  add_mount("/dev/pts", "devpts", "devpts", fmt::format("newinstance,ptmxmode=0666,mode=0620,max={}", kMaxPtys),
+            MS_NOSUID | MS_NOEXEC, true, &SetupReport::ptys);
+  steps.push_back({ViewStep::Op::make_link, keep(in_view("/dev/ptmx")), "pts/ptmx", nullptr, nullptr, 0, false,
+                   nullptr});
+  for (const auto& [name, link] : std::array<std::pair<const char*, const char*>, 4>{
+           {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+            {"stderr", "/proc/self/fd/2"}}}) {
+    steps.push_back({ViewStep::Op::make_link, keep(in_view(std::string("/dev/") + name)), link, nullptr, nullptr, 0,
+                     false, nullptr});
+  }
+  add_mount("/dev/shm", "tmpfs", "tmpfs", shm_options, MS_NOSUID | MS_NODEV | MS_NOEXEC, true, &SetupReport::shm);
+  if (plan.clone_flags & CLONE_NEWIPC) {
+    // This IPC namespace's POSIX message queues, so the cleaner can remove them.
+    add_mount("/dev/mqueue", "mqueue", "mqueue", "", MS_NOSUID | MS_NODEV | MS_NOEXEC, true, &SetupReport::mqueue);
+  }
+  add_mount("/tmp", "tmpfs", "tmpfs", tmpfs_options, MS_NOSUID | MS_NODEV, false, &SetupReport::tmpfs);
+  writable_in_view = {"/tmp", "/dev/shm", "/dev/pts"};
+  if (plan.clone_flags & CLONE_NEWIPC) writable_in_view.push_back("/dev/mqueue");
+  writable_in_view.push_back(nullptr);
+}
+
 IsolationPlan plan_namespaces();
 
 }  // namespace
 
-IsolationPlan plan_isolation() {
+std::vector<std::string> worker_environment(const std::string& scratch) {
+  // The environment is built from nothing: no variable of this process leaks.
+  return {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "HOME=" + scratch, "TMPDIR=" + scratch,
+          // One BLAS/OpenMP thread: fits RLIMIT_AS and RLIMIT_NPROC, and several
+          // workers already share the cores.
+          "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1",
+          // Fixed hash seed: set/dict iteration order repeats from run to run.
+          "PYTHONHASHSEED=0", "PYTHONDONTWRITEBYTECODE=1"};
+}
+
+IsolationPlan plan_isolation(const Config& config) {
   IsolationPlan plan = plan_namespaces();
   plan.seccomp_program = build_seccomp_program(plan.notes, !(plan.clone_flags & CLONE_NEWPID));
+  if (plan.clone_flags & CLONE_NEWNS) {
+    plan.view = plan_view(config.python, worker_environment("/tmp"), config.hidden_paths);
+    for (const auto& note : plan.view.notes) plan.notes.push_back(note);
+  }
+  // Memory cgroups need the host's cgroup files, which only root may normally
+  // write; in a user namespace (not root) they are rarely delegated.
+  plan.cgroups = detect_memory_cgroups();
+  if (plan.cgroups.version == CgroupHost::Version::none) {
+    plan.notes.push_back("no memory cgroup (the program tree's total memory is not bounded, only each process's "
+                         "address space): " + plan.cgroups.note);
+  }
   return plan;
 }
 
@@ -382,6 +648,7 @@ UidLease UidLease::acquire() {
 WorkerProcess::WorkerProcess(const IsolationPlan& plan, const std::string& python, int index)
     : plan_(plan), python_(python), index_(index) {
   if (plan_.started_as_root && !plan_.user_namespace) uid_lease_ = UidLease::acquire();
+  cgroup_ = ProgramCgroup::create(plan_.cgroups, fmt::format("w{}", index_));
 }
 
 WorkerProcess::~WorkerProcess() { stop(); }
@@ -396,6 +663,8 @@ void WorkerProcess::stop() {
   pid_ = -1;
   close_fd(channel_);
   close_fd(error_output_);
+  inbox_.clear();
+  cleaning_ = false;
   if (!host_scratch_.empty()) {
     std::error_code ignored;
     std::filesystem::remove_all(host_scratch_, ignored);
@@ -413,7 +682,6 @@ void WorkerProcess::start(std::chrono::milliseconds hello_timeout) {
   const gid_t gid = own_ids ? static_cast<gid_t>(inner_id) : plan_.outer_gid;
 
   std::string scratch = "/tmp";
-  std::string extra_scratch = "/dev/shm";
   if (!(plan_.clone_flags & CLONE_NEWNS)) {
     // No private tmpfs possible: a host directory of our own instead.
     char pattern[] = "/tmp/quanteval-sandbox-XXXXXX";
@@ -423,27 +691,36 @@ void WorkerProcess::start(std::chrono::milliseconds hello_timeout) {
       throw SandboxError(fmt::format("chown {}: {}", pattern, std::strerror(errno)));
     }
     scratch = host_scratch_;
-    extra_scratch.clear();
   }
   const std::string uid_map = fmt::format("{} {} 1\n", uid, plan_.outer_uid);
   const std::string gid_map = fmt::format("{} {} 1\n", gid, plan_.outer_gid);
-  const std::string tmpfs_options = fmt::format("size={},mode=0700,uid={},gid={}", plan_.scratch_bytes, uid, gid);
-  const std::string shm_options = fmt::format("size={},mode=0700,uid={},gid={}", 16 << 20, uid, gid);
+  // Every tmpfs has a size and an inode limit: nothing a program leaves behind
+  // (files, directories, extended attributes) can grow without bound.
+  const std::string tmpfs_options =
+      fmt::format("size={},nr_inodes={},mode=0700,uid={},gid={}", plan_.scratch_bytes, kScratchInodes, uid, gid);
+  const std::string shm_options =
+      fmt::format("size={},nr_inodes={},mode=0700,uid={},gid={}", kShmBytes, kShmInodes, uid, gid);
 
-  // The environment is built from nothing: no variable of this process leaks.
-  std::vector<std::string> environment = {
-      "PATH=/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "HOME=" + scratch, "TMPDIR=" + scratch,
-      // One BLAS/OpenMP thread: fits RLIMIT_AS and RLIMIT_NPROC, and several
-      // workers already share the cores.
-      "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1",
-      // Fixed hash seed: set/dict iteration order repeats from run to run.
-      "PYTHONHASHSEED=0", "PYTHONDONTWRITEBYTECODE=1"};
-  std::vector<std::string> arguments = {python_, "-s", "-B", "-c", kZygoteSource, scratch, extra_scratch,
-                                        kPreloadModules};
+  ViewSteps view;
+  const bool with_view = (plan_.clone_flags & CLONE_NEWNS) && plan_.view.usable();
+  if (with_view) {
+    build_view_steps(plan_, tmpfs_options, shm_options, view);
+  } else {
+    view.writable.push_back(nullptr);
+  }
+  const std::vector<ViewStep>& steps = view.steps;
+
+  const std::vector<std::string> environment = worker_environment(scratch);
+  // argv[kExtraArgument] (the extra scratch areas) is picked by the child.
+  const bool sweep_ipc = (plan_.clone_flags & CLONE_NEWIPC) != 0;
+  std::vector<std::string> arguments = {python_, "-s", "-B", "-c", kZygoteSource, scratch, "", kPreloadModules,
+                                        sweep_ipc ? "1" : "0"};
+  const std::array<const char*, 4> extra_scratch = {"", "/dev/shm", "/dev/mqueue", "/dev/shm:/dev/mqueue"};
   std::vector<char*> argv, envp;
   for (auto& a : arguments) argv.push_back(a.data());
   argv.push_back(nullptr);
-  for (auto& e : environment) envp.push_back(e.data());
+  std::vector<std::string> environment_copy = environment;
+  for (auto& e : environment_copy) envp.push_back(e.data());
   envp.push_back(nullptr);
 
   sock_fprog seccomp{};
@@ -461,9 +738,26 @@ void WorkerProcess::start(std::chrono::milliseconds hello_timeout) {
     close(channel_pair[1]);
     throw SandboxError(fmt::format("pipe2: {}", std::strerror(error)));
   }
-  ChildPlan child{plan_.clone_flags, plan_.user_namespace, own_ids, uid, gid, uid_map.c_str(), gid_map.c_str(),
-                  tmpfs_options.c_str(), shm_options.c_str(), seccomp.len ? &seccomp : nullptr, channel_pair[1],
-                  error_pipe[1], python_.c_str(), argv.data(), envp.data()};
+  ChildPlan child{plan_.clone_flags,
+                  plan_.user_namespace,
+                  own_ids,
+                  uid,
+                  gid,
+                  uid_map.c_str(),
+                  gid_map.c_str(),
+                  tmpfs_options.c_str(),
+                  shm_options.c_str(),
+                  with_view ? steps.data() : nullptr,
+                  steps.size(),
+                  plan_.view.build_point.c_str(),
+                  view.writable.data(),
+                  seccomp.len ? &seccomp : nullptr,
+                  channel_pair[1],
+                  error_pipe[1],
+                  python_.c_str(),
+                  argv.data(),
+                  extra_scratch.data(),
+                  envp.data()};
 
   long pid = raw_clone(plan_.clone_flags);
   if (pid == 0) run_child(child);
@@ -497,6 +791,13 @@ void WorkerProcess::start(std::chrono::milliseconds hello_timeout) {
                                                : ""));
   }
   drain_error_output();
+  oom_kills_seen_ = cgroup_.oom_kills();
+  view_failure_.clear();
+  if (setup_.view > 0 && setup_.view_failed_step >= 0) {
+    const auto step = static_cast<std::size_t>(setup_.view_failed_step);
+    view_failure_ = step < steps.size() ? fmt::format("step {} on {}", step, steps[step].target)
+                                        : std::string("pivot_root into the view");
+  }
 }
 
 std::string WorkerProcess::drain_error_output() {
@@ -512,13 +813,13 @@ std::string WorkerProcess::drain_error_output() {
   return output;
 }
 
-bool WorkerProcess::read_exact(char* data, std::size_t size, std::chrono::steady_clock::time_point deadline,
+bool WorkerProcess::fill_inbox(std::size_t wanted, std::chrono::steady_clock::time_point deadline,
                                std::string& failure) {
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = recv(channel_, data + done, size - done, MSG_DONTWAIT);
+  char buffer[8192];
+  while (inbox_.size() < wanted) {
+    ssize_t n = recv(channel_, buffer, sizeof buffer, MSG_DONTWAIT);
     if (n > 0) {
-      done += static_cast<std::size_t>(n);
+      inbox_.append(buffer, static_cast<std::size_t>(n));
       continue;
     }
     if (n == 0) {
@@ -541,66 +842,244 @@ bool WorkerProcess::read_exact(char* data, std::size_t size, std::chrono::steady
   return true;
 }
 
-bool WorkerProcess::read_frame(std::string& header, std::chrono::steady_clock::time_point deadline,
+bool WorkerProcess::read_exact(char* data, std::size_t size, std::chrono::steady_clock::time_point deadline,
+                               std::string& failure) {
+  if (!fill_inbox(size, deadline, failure)) return false;
+  std::memcpy(data, inbox_.data(), size);
+  inbox_.erase(0, size);
+  return true;
+}
+
+bool WorkerProcess::take_frame(std::string& frame) {
+  std::uint32_t length = 0;
+  if (inbox_.size() < sizeof length) return false;
+  std::memcpy(&length, inbox_.data(), sizeof length);
+  if (inbox_.size() < sizeof length + length) return false;
+  frame.assign(inbox_, sizeof length, length);
+  inbox_.erase(0, sizeof length + length);
+  return true;
+}
+
+bool WorkerProcess::read_frame(std::string& frame, std::chrono::steady_clock::time_point deadline,
                                std::string& failure) {
   std::uint32_t length = 0;
-  if (!read_exact(reinterpret_cast<char*>(&length), sizeof length, deadline, failure)) return false;
+  if (!fill_inbox(sizeof length, deadline, failure)) return false;
+  std::memcpy(&length, inbox_.data(), sizeof length);
   if (length > (64u << 20)) {
     failure = fmt::format("implausible frame length {}", length);
     return false;
   }
-  header.resize(length);
-  return read_exact(header.data(), length, deadline, failure);
+  if (!fill_inbox(sizeof length + length, deadline, failure)) return false;
+  return take_frame(frame);
 }
 
-bool WorkerProcess::exchange(const std::string& request, std::chrono::steady_clock::time_point deadline, Reply& reply,
-                             std::string& failure) {
-  if (pid_ <= 0) {
-    failure = "worker not running";
+bool WorkerProcess::wait_until_clean(std::chrono::steady_clock::time_point deadline, std::string& why) {
+  if (!running()) return false;
+  if (!cleaning_) return true;
+  std::string frame;
+  if (!read_frame(frame, deadline, why)) return false;
+  cleaning_ = false;
+  try {
+    const auto report = nlohmann::json::parse(frame);
+    if (report.at("ready").get<bool>()) return true;
+    why = report.value("why", std::string("the worker asked to be replaced"));
+  } catch (const std::exception& error) {
+    why = fmt::format("unreadable cleanup report from worker: {}", error.what());
+  }
+  return false;
+}
+
+bool WorkerProcess::run_program(const std::string& source, const Limits& limits, const std::string& nonce,
+                                std::chrono::steady_clock::time_point deadline, ProgramRun& run,
+                                std::string& failure) {
+  if (pid_ <= 0 || cleaning_) {
+    failure = "worker not ready";
     return false;
   }
-  std::size_t sent = 0;
-  while (sent < request.size()) {
-    ssize_t n = send(channel_, request.data() + sent, request.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      sent += static_cast<std::size_t>(n);
-      continue;
-    }
+  try {
+    cgroup_.set_limit(limits.memory_bytes ? limits.memory_bytes : limits.address_space_bytes);
+  } catch (const SandboxError& error) {
+    failure = error.what();
+    return false;
+  }
+  FdSet held;
+  // The source in a memfd the child reads: it never passes through the zygote.
+  int source_fd = held.add(memfd_create("quanteval-program", MFD_CLOEXEC));
+  if (source_fd < 0) {
+    failure = fmt::format("memfd_create: {}", std::strerror(errno));
+    return false;
+  }
+  for (std::size_t written = 0; written < source.size();) {
+    const ssize_t n = write(source_fd, source.data() + written, source.size() - written);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    if (n <= 0) {
+      failure = fmt::format("writing the program to its memfd: {}", std::strerror(errno));
+      return false;
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  // stdout, stderr and the marker: the read ends stay here.
+  int pipes[3][2];
+  for (auto& pipe_fds : pipes) {
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+      failure = fmt::format("pipe2: {}", std::strerror(errno));
+      return false;
+    }
+    held.add(pipe_fds[0]);
+    held.add(pipe_fds[1]);
+    fcntl(pipe_fds[0], F_SETFL, fcntl(pipe_fds[0], F_GETFL) | O_NONBLOCK);
+  }
+
+  const nlohmann::json header = {
+      {"nonce", nonce},
+      {"limits",
+       {{"wall_seconds", limits.wall_seconds},
+        {"cpu_seconds", limits.cpu_seconds > 0.0 ? limits.cpu_seconds : limits.wall_seconds + 1.0},
+        {"address_space_bytes", limits.address_space_bytes},
+        {"file_size_bytes", limits.file_size_bytes},
+        {"max_processes", limits.max_processes},
+        {"max_open_files", limits.max_open_files}}}};
+  const std::string text = header.dump();
+  std::string frame(sizeof(std::uint32_t), '\0');
+  const auto length = static_cast<std::uint32_t>(text.size());
+  std::memcpy(frame.data(), &length, sizeof length);  // little-endian hosts only (x86-64, arm64)
+  frame += text;
+
+  std::vector<int> passed = {source_fd, pipes[0][1], pipes[1][1], pipes[2][1]};
+  if (cgroup_.active()) passed.push_back(cgroup_.procs_fd());
+  std::vector<char> control(CMSG_SPACE(passed.size() * sizeof(int)), 0);
+  iovec chunk{frame.data(), frame.size()};
+  msghdr message{};
+  message.msg_iov = &chunk;
+  message.msg_iovlen = 1;
+  message.msg_control = control.data();
+  message.msg_controllen = control.size();
+  cmsghdr* rights = CMSG_FIRSTHDR(&message);
+  rights->cmsg_level = SOL_SOCKET;
+  rights->cmsg_type = SCM_RIGHTS;
+  rights->cmsg_len = CMSG_LEN(passed.size() * sizeof(int));
+  std::memcpy(CMSG_DATA(rights), passed.data(), passed.size() * sizeof(int));
+  ssize_t sent = -1;
+  do {
+    sent = sendmsg(channel_, &message, MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    failure = fmt::format("sendmsg: {}", std::strerror(errno));
+    return false;
+  }
+  for (std::size_t done = static_cast<std::size_t>(sent); done < frame.size();) {
+    const ssize_t n = send(channel_, frame.data() + done, frame.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
       failure = fmt::format("send: {}", std::strerror(errno));
       return false;
     }
+    done += static_cast<std::size_t>(n);
+  }
+  // Only the program holds the write ends now: the pipes end when it does.
+  held.close_now(source_fd);
+  for (auto& pipe_fds : pipes) held.close_now(pipe_fds[1]);
+
+  struct Stream {
+    int fd;
+    std::string* kept;
+    std::size_t cap;
+    bool counts_as_output;
+  };
+  std::array<Stream, 3> streams = {{{pipes[0][0], &run.stdout_bytes, limits.output_cap_bytes, true},
+                                    {pipes[1][0], &run.stderr_bytes, limits.output_cap_bytes, true},
+                                    {pipes[2][0], &run.marker_bytes, std::size_t{1} << 20, false}}};
+  std::string reply;
+  bool replied = false;
+  // cgroup v1 kills one process at a time at the limit (v2 the whole group,
+  // memory.oom.group); so the counter is watched and the zygote told to end
+  // the whole tree at the first kill.
+  bool stop_sent = false;
+  const auto memory_check = std::chrono::milliseconds(100);
+  std::size_t open_streams = streams.size();
+  char buffer[1 << 16];
+  while (!replied || open_streams > 0) {
+    if (!replied && take_frame(reply)) {
+      replied = true;
+      continue;
+    }
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (remaining.count() <= 0) {
-      failure = "worker did not take the request in time";
+      failure = replied ? "the program's output did not end after it was killed" : "worker did not answer in time";
       return false;
     }
-    pollfd waiting{channel_, POLLOUT, 0};
-    poll(&waiting, 1, static_cast<int>(remaining.count() + 1));
+    std::array<pollfd, 4> waiting{};
+    std::size_t count = 0;
+    if (!replied) waiting[count++] = {channel_, POLLIN, 0};
+    for (const auto& stream : streams) {
+      if (stream.fd >= 0) waiting[count++] = {stream.fd, POLLIN, 0};
+    }
+    long long wait_ms = std::min<long long>(remaining.count() + 1, 1 << 30);
+    if (cgroup_.active() && !replied && !stop_sent) wait_ms = std::min<long long>(wait_ms, memory_check.count());
+    if (poll(waiting.data(), count, static_cast<int>(wait_ms)) < 0 && errno != EINTR) {
+      failure = fmt::format("poll: {}", std::strerror(errno));
+      return false;
+    }
+    if (cgroup_.active() && !replied && !stop_sent && cgroup_.oom_kills() > oom_kills_seen_) {
+      static constexpr char kStop[] = "{\"stop\": 1}";
+      std::string stop(sizeof(std::uint32_t), '\0');
+      const auto stop_length = static_cast<std::uint32_t>(sizeof kStop - 1);
+      std::memcpy(stop.data(), &stop_length, sizeof stop_length);
+      stop += kStop;
+      // A few bytes on an idle socket: they fit in its buffer at once.
+      stop_sent = send(channel_, stop.data(), stop.size(), MSG_NOSIGNAL | MSG_DONTWAIT) ==
+                  static_cast<ssize_t>(stop.size());
+    }
+    if (!replied) {
+      const ssize_t n = recv(channel_, buffer, sizeof buffer, MSG_DONTWAIT);
+      if (n > 0) {
+        inbox_.append(buffer, static_cast<std::size_t>(n));
+      } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        std::string output = drain_error_output();
+        failure = "worker closed its channel (it died)" + (output.empty() ? "" : ": " + output);
+        return false;
+      }
+    }
+    for (auto& stream : streams) {
+      if (stream.fd < 0) continue;
+      // Beyond the cap the output is read and dropped, so a flood never blocks.
+      for (;;) {
+        const ssize_t n = read(stream.fd, buffer, sizeof buffer);
+        if (n > 0) {
+          const std::size_t room = stream.cap - std::min(stream.cap, stream.kept->size());
+          if (static_cast<std::size_t>(n) > room && stream.counts_as_output) run.output_truncated = true;
+          stream.kept->append(buffer, std::min(room, static_cast<std::size_t>(n)));
+          continue;
+        }
+        if (n == 0) {
+          held.close_now(stream.fd);
+          --open_streams;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          held.close_now(stream.fd);
+          --open_streams;
+        }
+        break;
+      }
+    }
   }
-  if (!read_frame(reply.header, deadline, failure)) {
-    std::string output = drain_error_output();
-    if (!output.empty()) failure += ": " + output;
-    return false;
-  }
-  std::size_t stdout_length = 0, stderr_length = 0;
+  cleaning_ = true;  // whatever the reply says, the zygote sends its cleanup report next
   try {
-    auto parsed = nlohmann::json::parse(reply.header);
-    stdout_length = parsed.value("stdout_len", std::size_t{0});
-    stderr_length = parsed.value("stderr_len", std::size_t{0});
+    const auto parsed = nlohmann::json::parse(reply);
+    if (parsed.contains("error")) {
+      failure = parsed["error"].get<std::string>();
+      return false;
+    }
+    if (parsed.at("status").is_number_integer()) run.wait_status = parsed["status"].get<int>();
+    run.timed_out = parsed.value("timed_out", false);
+    run.duration_seconds = parsed.value("duration", 0.0);
   } catch (const std::exception& error) {
     failure = fmt::format("unreadable reply from worker: {}", error.what());
     return false;
   }
-  if (stdout_length > (64u << 20) || stderr_length > (64u << 20)) {
-    failure = "implausible output length in reply";
-    return false;
-  }
-  reply.stdout_bytes.resize(stdout_length);
-  reply.stderr_bytes.resize(stderr_length);
-  return read_exact(reply.stdout_bytes.data(), stdout_length, deadline, failure) &&
-         read_exact(reply.stderr_bytes.data(), stderr_length, deadline, failure);
+  const std::uint64_t oom_kills = cgroup_.oom_kills();
+  run.oom_kills = oom_kills - std::min(oom_kills, oom_kills_seen_);
+  oom_kills_seen_ = oom_kills;
+  return true;
 }
 
 }  // namespace quanteval::sandbox::detail

@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <thread>
 
 #include "harness/cli/commands.hpp"
@@ -22,7 +23,10 @@ void add_sandbox_options(Args& args) {
               "openai/human-eval; for humaneval+ max(3 s, 4 x the task's canonical solution time on this machine), "
               "measured once and cached)",
               "")
-      .option("memory-mb", "MIB", "address-space limit per program", "4096")
+      .option("memory-mb", "MIB",
+              "memory limit per program: each process's address space and, where the host offers a memory "
+              "cgroup, all of the program's processes together",
+              "4096")
       .flag("recalibrate", "measure the canonical solution times again instead of using the cached measurement");
 }
 
@@ -43,6 +47,10 @@ sandbox::Config sandbox_config(const Args& args, const datasets::Dataset& datase
                                    ? (dataset.manifest ? dataset.manifest->default_timeout_seconds : 3.0)
                                    : args.get_double("timeout", 0.05, 3600);
   config.limits.address_space_bytes = static_cast<std::uint64_t>(args.get_int("memory-mb", 64, 1 << 20)) << 20;
+  // The dataset holds the canonical solutions: never visible to a program.
+  if (!dataset.path.empty()) {
+    config.hidden_paths.push_back(std::filesystem::absolute(dataset.path).parent_path().string());
+  }
   return config;
 }
 

@@ -17,6 +17,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Verdict details are valid UTF-8 by construction (the sandbox guarantees it);
+// replacing rather than throwing keeps one odd sample from ending a whole run.
+constexpr auto kReplaceInvalidUtf8 = nlohmann::ordered_json::error_handler_t::replace;
+
 fs::path default_out_dir(const fs::path& samples) {
   std::string name = samples.filename().string();
   for (const char* ext : {".gz", ".jsonl", ".json"})
@@ -64,7 +68,7 @@ int command_score(int argc, char** argv, int first) {
     JsonlWriter stream(partial, false);
     Progress bar("score", jobs.size(), !args.is_set("quiet"));
     verdicts = run_jobs(pool, jobs, [&](std::size_t, const reports::SampleVerdict& v) {
-      stream.write_line(reports::to_json(v).dump());
+      stream.write_line(reports::to_json(v).dump(-1, ' ', false, kReplaceInvalidUtf8));
       ++done;
       if (v.status == reports::Status::passed) ++passed;
       bar.update(done, passed);
@@ -73,7 +77,7 @@ int command_score(int argc, char** argv, int first) {
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   std::string results;
-  for (const auto& v : verdicts) results += reports::to_json(v).dump() + "\n";
+  for (const auto& v : verdicts) results += reports::to_json(v).dump(-1, ' ', false, kReplaceInvalidUtf8) + "\n";
   write_file_atomically(out / "results.jsonl", results);
   fs::remove(partial);
 
@@ -88,7 +92,8 @@ int command_score(int argc, char** argv, int first) {
   report.verdicts = verdicts;
   report.wall_seconds = wall;
   const auto summary = reports::summarize(verdicts);
-  write_file_atomically(out / "report.json", reports::to_json(report, summary).dump(2) + "\n");
+  write_file_atomically(out / "report.json",
+                        reports::to_json(report, summary).dump(2, ' ', false, kReplaceInvalidUtf8) + "\n");
   write_file_atomically(out / "report.md", reports::to_markdown(report, summary));
 
   fmt::print("{} samples, {} tasks", summary.samples, summary.tasks.size());

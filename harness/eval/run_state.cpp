@@ -139,7 +139,8 @@ void RunDirectory::append_result(const ordered_json& line) {
   std::lock_guard lock(mutex_);
   const auto key = key_of(json(line), "results.jsonl");
   QE_CHECK(!results_.count(key), "result written twice: " + key.text());
-  results_writer_->write_line(line.dump());
+  // Replace, never throw: one odd verdict detail must not end a run.
+  results_writer_->write_line(line.dump(-1, ' ', false, ordered_json::error_handler_t::replace));
   results_[key] = json(line);
 }
 

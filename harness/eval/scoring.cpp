@@ -27,10 +27,16 @@ Status classify(const sandbox::Result& r) {
 }
 
 std::string describe(const sandbox::Result& r, const sandbox::Limits& limits) {
+  // The sandbox's text fields are valid UTF-8; the cut backs up to the start of
+  // a character so the line stays valid (results.jsonl is strict JSON).
   auto shorten = [](std::string text) {
     for (char& ch : text)
       if (ch == '\n' || ch == '\r') ch = ' ';
-    if (text.size() > 200) text = text.substr(0, 197) + "...";
+    if (text.size() > 200) {
+      std::size_t end = 197;
+      while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+      text = text.substr(0, end) + "...";
+    }
     return text;
   };
   switch (r.outcome) {
@@ -39,6 +45,11 @@ std::string describe(const sandbox::Result& r, const sandbox::Limits& limits) {
       return shorten(r.exception_message.empty() ? r.exception_type : r.exception_type + ": " + r.exception_message);
     case sandbox::Outcome::timeout: return fmt::format("time limit {:.1f} s exceeded; process tree killed", limits.wall_seconds);
     case sandbox::Outcome::memory:
+      if (r.memory_cgroup_kills > 0) {
+        return fmt::format("memory limit {} MiB exceeded by the program's processes together ({} killed)",
+                           (limits.memory_bytes ? limits.memory_bytes : limits.address_space_bytes) >> 20,
+                           r.memory_cgroup_kills);
+      }
       return shorten(fmt::format("memory limit {} MiB exceeded{}", limits.address_space_bytes >> 20,
                                  r.exception_type.empty() ? "" : " (" + r.exception_type + ")"));
     case sandbox::Outcome::signaled: return fmt::format("killed by signal {}", r.signal);

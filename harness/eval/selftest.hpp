@@ -8,7 +8,13 @@
 //     sandbox -- must all come out not passed. The hostile ones are written so
 //     that they would *pass* if the escape worked (e.g. they assert that they
 //     reached a listener on the host's loopback), and the host checks the
-//     traces they would leave.
+//     traces they would leave. Programs that force odd outcomes (misbehaving
+//     exception objects, deep or huge directory trees, forged reports) must
+//     still get a verdict of their own, never sandbox_error.
+//  3. Pairs of programs on one worker: what the first leaves behind (IPC
+//     objects, output in memory, a spoiled /tmp) must not reach the second,
+//     and a process tree over its memory limit must end as oom.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -42,14 +48,25 @@ struct SelftestReport {
   std::vector<SelftestOutcome> canonical_unexpected;  // canonical failures not listed as known
   std::vector<SelftestOutcome> canonical_known;       // known canonical failures (expected to fail)
   std::vector<SelftestOutcome> bad;                   // every known-bad case
+  std::vector<SelftestOutcome> between;               // one program's leftovers as seen by the next
   double seconds = 0.0;
   bool ok() const;
 };
 
-// The built-in known-bad cases. Paths, ports and secrets for the host-side
-// traps are filled in by run_selftest.
-std::vector<SelftestCase> known_bad_cases(const std::string& trap_dir, int trap_port, const std::string& secret_name,
-                                          const std::string& secret_value);
+// The host-side traps the hostile cases aim at (set up by run_selftest).
+struct SelftestTraps {
+  std::string trap_dir;          // a host folder anyone may write (must stay untouched)
+  int trap_port = 0;             // a TCP listener on the host's loopback
+  std::string secret_name, secret_value;  // an environment variable of the pool
+  std::string unix_socket;       // a listening unix socket in trap_dir
+  std::string fifo;              // a FIFO in trap_dir
+  std::string dataset;           // the dataset file (holds the canonical solutions)
+  std::string working_tree;      // the pool's working directory ("" when it is / or /tmp)
+  std::uint64_t host_devpts = 0; // st_dev of the host's devpts (0: none)
+};
+
+// The built-in known-bad cases, aimed at the traps.
+std::vector<SelftestCase> known_bad_cases(const SelftestTraps& traps);
 
 // Canonical and known-bad programs each run under their task's limit in `limits`.
 SelftestReport run_selftest(const datasets::Dataset& dataset, sandbox::Pool& pool, const TimeLimits& limits,

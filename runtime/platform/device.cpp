@@ -19,9 +19,18 @@ bool cuda_built() {
 
 bool cuda_available() {
 #ifdef QUANTEVAL_HAVE_CUDA
-  return !cuda::list_devices().empty();
+  return cuda::device_status().usable;
 #else
   return false;
+#endif
+}
+
+std::string cuda_unavailable_reason() {
+#ifdef QUANTEVAL_HAVE_CUDA
+  const cuda::DeviceStatus status = cuda::device_status();
+  return status.usable ? std::string() : status.summary();
+#else
+  return "this build has no CUDA backend (nvcc was not found at build time)";
 #endif
 }
 
@@ -30,7 +39,7 @@ Device select_device(std::string_view requested) {
   if (requested == "auto") return cuda_available() ? Device::cuda : Device::cpu;
   if (requested == "cuda") {
     if (!cuda_built()) throw std::runtime_error("--device cuda: this build has no CUDA backend (nvcc was not found at build time)");
-    if (!cuda_available()) throw std::runtime_error("--device cuda: no CUDA GPU is visible");
+    if (!cuda_available()) throw std::runtime_error("--device cuda: no usable CUDA GPU: " + cuda_unavailable_reason());
     return Device::cuda;
   }
   throw std::invalid_argument("--device: expected cpu, cuda or auto, got '" + std::string(requested) + "'");
@@ -39,6 +48,7 @@ Device select_device(std::string_view requested) {
 std::string describe_devices() {
   std::string text = "cpu";
 #ifdef QUANTEVAL_HAVE_CUDA
+  if (const std::string reason = cuda_unavailable_reason(); !reason.empty()) text += "\ncuda: none (" + reason + ")";
   for (const auto& d : cuda::list_devices())
     text += "\ncuda:" + std::to_string(d.index) + " " + d.name + " (sm_" + std::to_string(d.compute_major) +
             std::to_string(d.compute_minor) + ", " + std::to_string(d.total_memory_bytes >> 20) + " MiB)";

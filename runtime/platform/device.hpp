@@ -11,8 +11,13 @@ enum class Device { cpu, cuda };
 // True when this build contains the CUDA backend.
 bool cuda_built();
 
-// True when the CUDA backend is built and at least one GPU is visible.
+// True when the CUDA backend is built and its kernels can run on a visible GPU.
 bool cuda_available();
+
+// Why cuda_available() is false, in CUDA's words (e.g. "CUDA not usable: cudaGetDeviceCount:
+// CUDA driver version is insufficient for CUDA runtime version (cudaErrorInsufficientDriver);
+// runtime 13.0, driver 12.4 (older than the runtime)"); empty when it is true.
+std::string cuda_unavailable_reason();
 
 // Parses "cpu" | "cuda" | "auto"; throws std::invalid_argument naming the value
 // for anything else, and std::runtime_error for "cuda" when no GPU can be used.

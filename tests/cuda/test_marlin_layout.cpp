@@ -1,4 +1,4 @@
-// CPU-only checks of the CUDA INT4 GEMM's packed layout (runtime/marlin_layout.hpp):
+// CPU-only checks of the CUDA INT4 GEMM's packed layout (runtime/kernels/cuda/marlin_layout.hpp):
 // the index maps are a bijection that agrees with the mma fragment rule, a weight
 // repacked on the host and read back the way the kernel reads it equals the GPTQ
 // reference dequantization (act-order included), the magic-number dequantizer is
@@ -226,7 +226,12 @@ TEST_CASE("stream-K partition: every iteration once, reduction slots and counts 
   for (int64_t strips : {1, 3, 40, 136}) {
     for (int64_t ktiles : {1, 2, 40, 136}) {
       for (int64_t blocks : {1, 7, 132, 264}) {
-        mk::StreamKPartition p{strips, ktiles, std::min<int64_t>(blocks, strips * ktiles)};
+        // The kernel's partition carries reciprocals (division-free on the GPU); every map must
+        // equal the plain integer-division one.
+        const mk::StreamKPartition plain{strips, ktiles, std::min<int64_t>(blocks, strips * ktiles)};
+        const mk::StreamKPartition p = plain.with_reciprocals();
+        for (int64_t b = 0; b <= p.blocks; ++b) REQUIRE(p.begin(b) == plain.begin(b));
+        for (int64_t i = 0; i < p.total(); ++i) REQUIRE(p.block_of(i) == plain.block_of(i));
         CAPTURE(strips);
         CAPTURE(ktiles);
         CAPTURE(p.blocks);
@@ -264,6 +269,83 @@ TEST_CASE("stream-K partition: every iteration once, reduction slots and counts 
           }
           REQUIRE(zero_slots <= 1);
           REQUIRE(one_slots <= 1);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("StreamKPartition::divide is exact across the kernel's range") {
+  std::mt19937_64 rng(fresh_seed());
+  // Divisors up to 2^31 - 1 and dividends up to 2^62 (block * total, the largest product the
+  // kernel forms), plus the edges where a double estimate would round across an integer.
+  for (int trial = 0; trial < 200000; ++trial) {
+    const int64_t d = 1 + static_cast<int64_t>(rng() % ((int64_t(1) << 31) - 1));
+    const int64_t q = static_cast<int64_t>(rng() % (int64_t(1) << 31));
+    const int64_t r = static_cast<int64_t>(rng() % d);
+    for (const int64_t x : {q * d + r, q * d, q * d + d - 1}) {
+      if (x < 0 || x >= (int64_t(1) << 62)) continue;
+      REQUIRE(mk::StreamKPartition::divide(x, d, 1.0 / static_cast<double>(d)) == x / d);
+    }
+  }
+}
+
+TEST_CASE("plan_stream_k: one wave at most, small layers get fewer blocks, the cap wins") {
+  // Qwen3.5-27B k_proj at M <= 16: 8 strips of 128 columns x 40 k-blocks of 128 rows.
+  const mk::StreamKPartition fill = mk::plan_stream_k(8, 40, 132, 2, 1, 0);
+  CHECK(fill.blocks == 264);  // the first version: every SM, ~1.2 k-blocks per block
+  const mk::StreamKPartition four = mk::plan_stream_k(8, 40, 132, 2, 4, 0);
+  CHECK(four.blocks == 80);  // >= 4 k-blocks per block
+  // A wide layer is unaffected: gate_up fused, 272 strips x 40.
+  CHECK(mk::plan_stream_k(272, 40, 132, 2, 4, 0).blocks == 264);
+  // The test-only cap, and never more blocks than iterations.
+  CHECK(mk::plan_stream_k(272, 40, 132, 2, 4, 7).blocks == 7);
+  CHECK(mk::plan_stream_k(1, 1, 132, 2, 1, 0).blocks == 1);
+  CHECK(mk::plan_stream_k(1, 3, 132, 2, 8, 0).blocks == 1);
+  // Reciprocals are set: the kernel's divisions need them.
+  CHECK(four.inverse_total > 0.0);
+  CHECK(four.inverse_blocks > 0.0);
+  CHECK_THROWS_AS(mk::plan_stream_k(8, 40, 132, 2, 0, 0), std::invalid_argument);
+  CHECK_THROWS_AS(mk::plan_stream_k(8, 40, 132, 2, 1, -1), std::invalid_argument);
+  CHECK_THROWS_AS(mk::plan_stream_k(0, 40, 132, 2, 1, 0), std::invalid_argument);
+  CHECK_THROWS_AS(mk::plan_stream_k(1 << 20, 1 << 12, 132, 2, 1, 0), std::invalid_argument);  // 2^32 iterations
+}
+
+TEST_CASE("check_gemm_arguments rejects what marlin_gemm cannot take, naming the argument") {
+  auto message = [](auto&& call) -> std::string {
+    try {
+      call();
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK(message([] { mk::check_gemm_arguments(1, 5120, 1024, 4, 0, 256); }).empty());
+  CHECK(message([] { mk::check_gemm_arguments(0, 5120, 1024, 4, 0, 256); }).find("m must be >= 1, got 0") !=
+        std::string::npos);
+  CHECK(message([] { mk::check_gemm_arguments(-5, 5120, 1024, 4, 0, 256); }).find("got -5") != std::string::npos);
+  CHECK(message([] { mk::check_gemm_arguments(1, 5120, 1024, 0, 0, 256); }).find("min_kblocks_per_block") !=
+        std::string::npos);
+  CHECK(message([] { mk::check_gemm_arguments(1, 5120, 1024, 4, -1, 256); }).find("max_blocks") != std::string::npos);
+  CHECK(message([] { mk::check_gemm_arguments(1, 5120, 1024, 4, 0, -1); }).find("dense_handover_m") !=
+        std::string::npos);
+}
+
+TEST_CASE("KBlockCursor advanced one k-block at a time equals the division it replaces") {
+  for (int ktiles : {1, 2, 3, 40, 80, 136}) {
+    for (int ktiles_per_group : {1, 2, 5, 8, 40, 136}) {
+      if (ktiles % ktiles_per_group != 0) continue;  // groups tile K
+      for (int start : {0, 1, ktiles - 1, ktiles, 3 * ktiles + ktiles / 2}) {
+        CAPTURE(ktiles);
+        CAPTURE(ktiles_per_group);
+        CAPTURE(start);
+        mk::KBlockCursor c = mk::KBlockCursor::at(start, ktiles, ktiles_per_group);
+        for (int i = start; i < start + 5 * ktiles + 7; ++i) {
+          REQUIRE(c.strip == i / ktiles);
+          REQUIRE(c.ktile == i % ktiles);
+          REQUIRE(c.group == (i % ktiles) / ktiles_per_group);
+          REQUIRE(c.ktile_in_group == (i % ktiles) % ktiles_per_group);
+          c.advance(ktiles, ktiles_per_group);
         }
       }
     }

@@ -110,6 +110,77 @@ TEST_CASE("score: each status and pass@k with several samples per task") {
   CHECK_FALSE(report["pass_at_k"].contains("pass@100"));
 }
 
+TEST_CASE("score: wrong samples that force odd outcomes stay in pass@k (1 right + 3 hostile wrong = 25%)") {
+  // Each of these once came out sandbox_error, which pass@k excludes: the
+  // file scored 100%. They are wrong answers and must count as such.
+  TempDir dir;
+  const fs::path samples = dir.path() / "hostile.jsonl";
+  const auto dataset = quanteval::datasets::load(he());
+  const auto& p0 = *dataset.find("HumanEval/0");
+  const std::vector<std::string> completions = {
+      p0.canonical_solution,
+      "    raise ValueError('\\udcff wrong \\ud800')\n",  // lone surrogates in the message
+      "    class M(type):\n        def __getattribute__(cls, name):\n"
+      "            return 42 if name in ('__qualname__', '__name__') else super().__getattribute__(name)\n"
+      "    class E(Exception, metaclass=M):\n        pass\n    raise E('x')\n",  // a type name that is no string
+      "    import os\n    for _ in range(1200):\n        os.mkdir('d')\n        os.chdir('d')\n"
+      "    return False\n",  // 1200 nested directories left behind
+  };
+  {
+    std::ofstream out(samples);
+    for (std::size_t i = 0; i < completions.size(); ++i)
+      out << json{{"task_id", "HumanEval/0"}, {"completion", completions[i]}, {"sample_index", i}}.dump() << "\n";
+  }
+  const fs::path out = dir.path() / "out";
+  const auto r = run_quanteval({"score", "--samples", samples.string(), "--dataset", he(), "--out", out.string(),
+                                "--python", quanteval::test::python(), "--workers", "2"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto results = read_jsonl(out / "results.jsonl");
+  REQUIRE(results.size() == 4);
+  const std::vector<std::string> expected = {"passed", "error", "error", "failed"};
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    INFO("sample " << i << ": " << results[i].dump());
+    CHECK(results[i]["status"] == expected[i]);
+    CHECK_FALSE(results[i].contains("attempts"));
+  }
+  const json report = read_json(out / "report.json");
+  CHECK(report["pass_at_k"]["pass@1"].get<double>() == doctest::Approx(0.25));
+  CHECK(report["status_counts"]["sandbox_error"] == 0);
+  CHECK(report["scored_samples"] == 4);
+}
+
+TEST_CASE("score: a long non-ASCII error message ends the sample, not the run; details stay valid UTF-8") {
+  TempDir dir;
+  const fs::path samples = dir.path() / "unicode.jsonl";
+  const auto dataset = quanteval::datasets::load(he());
+  const auto& p0 = *dataset.find("HumanEval/0");
+  {
+    std::ofstream out(samples);
+    out << json{{"task_id", "HumanEval/0"}, {"completion", "    raise ValueError('\u00e9' * 300)\n"}}.dump() << "\n";
+    out << json{{"task_id", "HumanEval/0"}, {"completion", "    raise ValueError('\u20ac' * 300)\n"},
+                {"sample_index", 1}}.dump() << "\n";
+    out << json{{"task_id", "HumanEval/0"}, {"completion", p0.canonical_solution}, {"sample_index", 2}}.dump() << "\n";
+  }
+  const fs::path out = dir.path() / "out";
+  const auto r = run_quanteval({"score", "--samples", samples.string(), "--dataset", he(), "--out", out.string(),
+                                "--python", quanteval::test::python()});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto results = read_jsonl(out / "results.jsonl");  // strict UTF-8 parse
+  REQUIRE(results.size() == 3);
+  for (int i = 0; i < 2; ++i) {
+    CHECK(results[i]["status"] == "error");
+    const std::string detail = results[i]["detail"].get<std::string>();
+    CHECK(detail.rfind("ValueError: ", 0) == 0);
+    CHECK(detail.size() <= 200);
+    CHECK(detail.substr(detail.size() - 3) == "...");
+  }
+  CHECK(results[2]["status"] == "passed");
+  const json report = read_json(out / "report.json");
+  CHECK(report["pass_at_k"]["pass@1"].get<double>() == doctest::Approx(1.0 / 3.0));
+}
+
 TEST_CASE("selftest passes on HumanEval") {
   const auto r = run_quanteval({"selftest", "--dataset", he(), "--python", quanteval::test::python(), "--quiet"});
   INFO(r.out << r.err);

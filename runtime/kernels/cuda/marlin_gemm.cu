@@ -1,7 +1,7 @@
 // INT4 x BF16/FP16 GEMM for Hopper (sm_90) with mma.sync tensor cores.
 //
 // Design in one paragraph (docs/cuda-gemm.md has the long version):
-//   * Weights are pre-permuted (runtime/marlin_layout.hpp) so a warp loads a 16 x 64
+//   * Weights are pre-permuted (runtime/kernels/cuda/marlin_layout.hpp) so a warp loads a 16 x 64
 //     tile with one 16-byte load per lane and every nibble lands in that lane's own
 //     mma B-fragment register: no shuffles, no ldmatrix for B.
 //   * Global -> shared with cp.async in a 4-stage ring; the weight stream carries an
@@ -11,11 +11,21 @@
 //   * Dequantization in registers: lop3 ORs two nibbles into the mantissas of a pair of
 //     magic constants (1024.0 for f16, 128.0 for bf16) and one packed subtract/fma
 //     yields q - 8 exactly; one packed multiply applies the group scale.
-//   * Stream-K: the (column strip x k-block) iterations are split evenly over a grid
-//     sized to fill every SM; strips shared by several blocks are reduced
-//     deterministically by the last block to arrive (fixed block order, not arrival order).
+//   * Stream-K: the (column strip x k-block) iterations are split evenly over a grid of at
+//     most one wave (marlin::plan_stream_k; small layers get fewer blocks so that each
+//     streams a few k-blocks); strips shared by several blocks are reduced deterministically
+//     by the last block to arrive (fixed block order, not arrival order), with the loads of
+//     several partials in flight at once.
+//   * Index arithmetic: 32-bit cursors advanced per k-block and shifts for the group; no
+//     64-bit division anywhere in the kernel (a called subroutine on the GPU whose calls made
+//     ptxas spill the live accumulators), and the k-block loop runs once per strip segment
+//     with the segment's reduction after it (no spills at 64 rows). MarlinGemmOptions keeps
+//     the first version's variants selectable so the benchmark can time both.
 //   * Batch rows come in chunks of 16, 32 or 64 (one, two or four m16 tiles); a larger
 //     chunk re-uses each dequantized weight for more rows, which is what large M needs.
+//     From MarlinGemmOptions::dense_handover_m rows on, the weight is dequantized once
+//     into scratch and cuBLAS multiplies (prefill: compute-bound, where cuBLAS's wgmma
+//     kernels out-run mma.sync).
 #include "runtime/kernels/cuda/marlin_gemm.hpp"
 
 #include <cuda_bf16.h>
@@ -27,6 +37,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "runtime/kernels/cuda/cublas_library.hpp"
 #include "runtime/kernels/cuda/marlin_layout.hpp"
 
 namespace quanteval::runtime::cuda {
@@ -235,10 +246,19 @@ struct KernelArgs {
   float4* partials;             // [blocks][2 slots][kSlotChunks]
   int* counters;                // [strips], zero between launches
   int rows, k, n, group_size, n_tiles;
+  // Group bookkeeping without division (incremental indexing): a group smaller than a k-block
+  // (16/32/64 rows) is 16 << group_shift rows; a larger one spans ktiles_per_group k-blocks.
+  int group_shift, ktiles_per_group;
+  bool batched_reduction;  // MarlinGemmOptions::Reduction::batched
   mk::StreamKPartition partition;
 };
 
-template <typename Config, bool kBf16>
+// kDivisionIndexing reproduces the first version's index arithmetic and loop
+// (MarlinGemmOptions::Indexing::division): a 64-bit division for the strip and k-block of every
+// iteration, a division by the group size per k16 step, the segment end tested and run inside
+// the k-block loop. Otherwise 32-bit cursors advance by one k-block per iteration and the loop
+// runs once per strip segment. Both add the same products in the same order.
+template <typename Config, bool kBf16, bool kDivisionIndexing>
 __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) marlin_gemm_kernel(KernelArgs args) {
   using Math = PairMath<kBf16>;
   constexpr int kStages = Config::kStages, kWarpsN = Config::kWarpsN, kWarpsK = Config::kWarpsK;
@@ -253,9 +273,10 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
   const int warp_n = warp % kWarpsN, warp_k = warp / kWarpsN;
   const int lane_group = lane / 4, lane_in_group = lane % 4;  // mma fragment row / column pair
   const mk::StreamKPartition& partition = args.partition;
-  const int64_t block = blockIdx.x;
-  const int64_t iter_begin = partition.begin(block), iter_end = partition.end(block);
-  const int iterations = static_cast<int>(iter_end - iter_begin);
+  const int block = blockIdx.x;
+  // plan_stream_k guarantees strips x ktiles < 2^31, so iteration indices are 32-bit.
+  const int iter_begin = static_cast<int>(partition.begin(block));
+  const int iterations = static_cast<int>(partition.end(block)) - iter_begin;
   const int ktiles = static_cast<int>(partition.ktiles);
   const uint64_t policy = evict_first_policy();
   // Groups of 16/32/64 rows tile a k-block; larger groups cover whole k-blocks.
@@ -265,8 +286,9 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
   auto activations_of = [&](int stage) { return weights_of(stage) + Config::kWeightChunks; };
   auto scales_of = [&](int stage) { return activations_of(stage) + Config::kActivationChunks; };
 
-  auto load_stage = [&](int64_t iteration, int stage) {
-    const int strip = static_cast<int>(iteration / ktiles), ktile = static_cast<int>(iteration % ktiles);
+  // Queues the copies of k-block `ktile` of column strip `strip` into ring slot `stage`.
+  // first_group: the scale group of the k-block's first row.
+  auto load_stage = [&](int strip, int ktile, int first_group, int stage) {
     const int first_tile_column = strip * kWarpsN;
     uint4* weights = weights_of(stage);
     // Weights: kKSteps rows of kWarpsN contiguous 512-byte tiles.
@@ -291,8 +313,11 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
     }
     // Scales: the groups this k-block touches, each kWarpsN x 8 chunks.
     uint4* scales = scales_of(stage);
-    const int groups_here = several_groups_per_stage ? kBlockK / args.group_size : 1;
-    const int first_group = ktile * kBlockK / args.group_size;
+    int groups_here = 1;
+    if (several_groups_per_stage) {
+      if constexpr (kDivisionIndexing) groups_here = kBlockK / args.group_size;
+      else groups_here = Config::kKSteps >> args.group_shift;
+    }
     for (int chunk = thread; chunk < groups_here * kWarpsN * 8; chunk += kThreads) {
       const int local_group = chunk / (kWarpsN * 8), within = chunk % (kWarpsN * 8);
       if (first_tile_column + within / 8 < args.n_tiles) {
@@ -301,6 +326,25 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
             args.scales + (int64_t(first_group + local_group) * args.n_tiles + first_tile_column) * 8 + within,
             policy);
       }
+    }
+  };
+
+  // The load cursor: the next iteration to queue. Loads are queued strictly in iteration
+  // order, so it only ever advances by one (marlin::KBlockCursor, CPU-tested against division).
+  mk::KBlockCursor load = mk::KBlockCursor::at(iter_begin, ktiles, args.ktiles_per_group);
+  int64_t load_iteration = iter_begin;  // division indexing only
+  auto load_next = [&](int stage) {
+    if constexpr (kDivisionIndexing) {
+      const int64_t ktiles64 = partition.ktiles;
+      const int strip = static_cast<int>(load_iteration / ktiles64);
+      const int ktile = static_cast<int>(load_iteration % ktiles64);
+      load_stage(strip, ktile, ktile * kBlockK / args.group_size, stage);
+      ++load_iteration;
+    } else {
+      const int first_group =
+          several_groups_per_stage ? load.ktile * (Config::kKSteps >> args.group_shift) : load.group;
+      load_stage(load.strip, load.ktile, first_group, stage);
+      load.advance(ktiles, args.ktiles_per_group);
     }
   };
 
@@ -323,7 +367,11 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
     for (int step = 0; step < Config::kKSub; ++step) {
       const int k_step = warp_k * Config::kKSub + step;
       const uint4 packed = weights[(k_step * kWarpsN + warp_n) * 32 + lane];
-      const int local_group = several_groups_per_stage ? k_step * 16 / args.group_size : 0;
+      int local_group = 0;
+      if (several_groups_per_stage) {
+        if constexpr (kDivisionIndexing) local_group = k_step * 16 / args.group_size;
+        else local_group = k_step >> args.group_shift;
+      }
       const uint4 scale_vector = scales[(local_group * kWarpsN + warp_n) * 8 + lane_group];
       uint32_t a_fragments[kMBlocks][4];
 #pragma unroll
@@ -441,7 +489,7 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
       return;
     }
     if (warp_k == 0) {
-      float4* slot = args.partials + (block * 2 + partition.slot(block, strip)) * Config::kSlotChunks;
+      float4* slot = args.partials + (int64_t(block) * 2 + partition.slot(block, strip)) * Config::kSlotChunks;
 #pragma unroll
       for (int m = 0; m < kMBlocks; ++m)
 #pragma unroll
@@ -462,16 +510,42 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
     float4 totals[kPerThread];
 #pragma unroll
     for (int j = 0; j < kPerThread; ++j) totals[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    auto add = [](float4& total, const float4& part) {
+      total.x += part.x;
+      total.y += part.y;
+      total.z += part.z;
+      total.w += part.w;
+    };
+    auto slot_of = [&](int64_t source) {
+      return args.partials + (source * 2 + partition.slot(source, strip)) * Config::kSlotChunks;
+    };
+    if (args.batched_reduction) {
+      // The loads of kSources source blocks are issued before any is added: one L2 round trip
+      // per kSources sources instead of one per source. About 8 float4 loads in flight per thread.
+      constexpr int kSources = kPerThread >= 8 ? 1 : 8 / kPerThread;
 #pragma unroll 1
-    for (int64_t source = first; source <= last; ++source) {
-      const float4* slot = args.partials + (source * 2 + partition.slot(source, strip)) * Config::kSlotChunks;
+      for (int64_t source = first; source <= last; source += kSources) {
+        float4 parts[kSources][kPerThread];
 #pragma unroll
-      for (int j = 0; j < kPerThread; ++j) {
-        const float4 part = __ldcg(slot + thread + j * kThreads);
-        totals[j].x += part.x;
-        totals[j].y += part.y;
-        totals[j].z += part.z;
-        totals[j].w += part.w;
+        for (int s = 0; s < kSources; ++s) {
+          if (source + s <= last) {
+            const float4* slot = slot_of(source + s);
+#pragma unroll
+            for (int j = 0; j < kPerThread; ++j) parts[s][j] = __ldcg(slot + thread + j * kThreads);
+          }
+        }
+#pragma unroll
+        for (int s = 0; s < kSources; ++s)
+          if (source + s <= last)
+#pragma unroll
+            for (int j = 0; j < kPerThread; ++j) add(totals[j], parts[s][j]);
+      }
+    } else {
+#pragma unroll 1
+      for (int64_t source = first; source <= last; ++source) {
+        const float4* slot = slot_of(source);
+#pragma unroll
+        for (int j = 0; j < kPerThread; ++j) add(totals[j], __ldcg(slot + thread + j * kThreads));
       }
     }
 #pragma unroll
@@ -484,21 +558,49 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
   // group count in step with the wait below).
 #pragma unroll
   for (int stage = 0; stage < kStages - 1; ++stage) {
-    if (stage < iterations) load_stage(iter_begin + stage, stage);
+    if (stage < iterations) load_next(stage);
     copy_async_commit();
   }
+  // The compute cursor: strip and k-block of iteration i.
+  int strip = iter_begin / ktiles, ktile = iter_begin - strip * ktiles;
+  if constexpr (kDivisionIndexing) {
+    // The first version's loop: one loop over k-blocks that tests for a segment end in every
+    // iteration (64-bit) and runs the segment end inside it. ptxas then allocates the loop for
+    // the reduction's needs as well: at 64 rows, 255 registers and ~140 B of spills.
 #pragma unroll 1
-  for (int i = 0; i < iterations; ++i) {
-    copy_async_wait<kStages - 2>();  // stage i has landed (for this thread)
-    __syncthreads();                 // ... for all threads, and stage i-1 is no longer being read
-    const int next = i + kStages - 1;
-    if (next < iterations) load_stage(iter_begin + next, next % kStages);
-    copy_async_commit();
-    compute_stage(i % kStages);
-    const int64_t iteration = iter_begin + i;
-    if ((iteration + 1) % ktiles == 0 || iteration + 1 == iter_end) {
-      finish_segment(static_cast<int>(iteration / ktiles));
+    for (int i = 0; i < iterations; ++i) {
+      copy_async_wait<kStages - 2>();  // stage i has landed (for this thread)
+      __syncthreads();                 // ... for all threads, and stage i-1 is no longer being read
+      const int next = i + kStages - 1;
+      if (next < iterations) load_next(next % kStages);
+      copy_async_commit();
+      compute_stage(i % kStages);
+      const int64_t iteration = int64_t(iter_begin) + i;
+      if ((iteration + 1) % partition.ktiles == 0 || i + 1 == iterations) {
+        finish_segment(static_cast<int>(iteration / partition.ktiles));
+        clear_accumulators();
+      }
+    }
+  } else {
+    // One outer pass per strip segment: the segment end (reductions, stores) sits outside the
+    // k-block loop, whose registers then hold only the pipeline (no spills at 64 rows).
+    int i = 0;
+#pragma unroll 1
+    while (i < iterations) {
+      const int segment_end = min(iterations, i + (ktiles - ktile));
+#pragma unroll 1
+      for (; i < segment_end; ++i) {
+        copy_async_wait<kStages - 2>();  // stage i has landed (for this thread)
+        __syncthreads();                 // ... for all threads, and stage i-1 is no longer being read
+        const int next = i + kStages - 1;
+        if (next < iterations) load_next(next % kStages);
+        copy_async_commit();
+        compute_stage(i % kStages);
+      }
+      finish_segment(strip);
       clear_accumulators();
+      ktile = 0;
+      ++strip;
     }
   }
   copy_async_wait<0>();
@@ -561,18 +663,46 @@ __global__ void gather_columns_kernel(const uint16_t* a, const int32_t* row_orde
 
 int blocks_for(int64_t items, int threads) { return static_cast<int>((items + threads - 1) / threads); }
 
-template <typename Config, bool kBf16>
+// dense[n, kp] = (q - 8) * scale in the activation type, rounded once (round-to-nearest-even):
+// bit for bit the B operand the tensor-core kernel builds with its packed multiply, so the
+// dense hand-over computes the same product. Packed-row order, so it meets the same (gathered)
+// activations. One thread per 8 consecutive packed rows of one column: one 16-byte store.
+template <bool kBf16>
+__global__ void dequantize_dense_kernel(const uint32_t* packed, const uint16_t* scales, uint16_t* dense, int k, int n,
+                                        int group_size) {
+  // run_dense checks that n * k / 8 < 2^31, so the index math is 32-bit (no 64-bit division).
+  const int index = blockIdx.x * blockDim.x + threadIdx.x;
+  const int chunks_per_row = k / 8;
+  if (index >= n * chunks_per_row) return;
+  const int column = index / chunks_per_row, first_row = (index - column * chunks_per_row) * 8;
+  const int group = first_row / group_size;  // 8 rows never straddle a group (groups are multiples of 16)
+  const uint16_t scale_bits = scales[mk::scale_slot(group, column, n)];
+  const float scale =
+      kBf16 ? __bfloat162float(__ushort_as_bfloat16(scale_bits)) : __half2float(__ushort_as_half(scale_bits));
+  uint16_t values[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const mk::NibbleSlot slot = mk::packed_slot(first_row + i, column, n);
+    const int q = static_cast<int>((packed[slot.word] >> slot.shift) & 0xfu);
+    const float value = float(q - 8) * scale;  // exact in FP32 (4-bit x 8- or 11-bit significands)
+    values[i] = kBf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(value)) : __half_as_ushort(__float2half_rn(value));
+  }
+  uint4 out;
+  memcpy(&out, values, sizeof out);
+  reinterpret_cast<uint4*>(dense)[index] = out;
+}
+
+template <typename Config, bool kBf16, bool kDivisionIndexing>
 void launch_chunk(const MarlinWeight& weight, const uint16_t* a, uint16_t* c, int rows, MarlinWorkspace& workspace,
-                  cudaStream_t stream) {
-  const auto kernel = marlin_gemm_kernel<Config, kBf16>;
+                  cudaStream_t stream, const MarlinGemmOptions& options) {
+  const auto kernel = marlin_gemm_kernel<Config, kBf16, kDivisionIndexing>;
   const int n_tiles = weight.out_features() / mk::kTileN;
-  mk::StreamKPartition partition;
-  partition.strips = (weight.out_features() + Config::kBlockN - 1) / Config::kBlockN;  // last strip may be partial
-  partition.ktiles = weight.in_features() / Config::kBlockK;
   const int resident = workspace.blocks_per_multiprocessor(reinterpret_cast<const void*>(kernel),
                                                            Config::kSharedBytes, Config::kThreads);
-  // One full wave of resident blocks: every SM streams the same number of bytes.
-  partition.blocks = std::min<int64_t>(partition.total(), int64_t(workspace.multiprocessors()) * resident);
+  const int64_t strips = (weight.out_features() + Config::kBlockN - 1) / Config::kBlockN;  // last may be partial
+  const mk::StreamKPartition partition =
+      mk::plan_stream_k(strips, weight.in_features() / Config::kBlockK, workspace.multiprocessors(), resident,
+                        options.min_kblocks_per_block, options.max_blocks);
 
   KernelArgs args{};
   args.activations = a;
@@ -587,31 +717,68 @@ void launch_chunk(const MarlinWeight& weight, const uint16_t* a, uint16_t* c, in
   args.n = weight.out_features();
   args.group_size = weight.group_size();
   args.n_tiles = n_tiles;
+  // Groups below a k-block are 16, 32 or 64 rows (validate_for_kernel); larger ones are whole
+  // multiples of 128 and so of every kBlockK.
+  const bool several_groups_per_stage = weight.group_size() < Config::kBlockK;
+  args.group_shift = 0;
+  while (several_groups_per_stage && (16 << args.group_shift) < weight.group_size()) ++args.group_shift;
+  args.ktiles_per_group = several_groups_per_stage ? 1 : weight.group_size() / Config::kBlockK;
+  args.batched_reduction = options.reduction == MarlinGemmOptions::Reduction::batched;
   args.partition = partition;
   kernel<<<static_cast<unsigned>(partition.blocks), Config::kThreads, Config::kSharedBytes, stream>>>(args);
   check(cudaGetLastError(), "launch marlin_gemm_kernel");
 }
 
+template <typename Config, bool kBf16>
+void launch_chunk(const MarlinWeight& weight, const uint16_t* a, uint16_t* c, int rows, MarlinWorkspace& workspace,
+                  cudaStream_t stream, const MarlinGemmOptions& options) {
+  if (options.indexing == MarlinGemmOptions::Indexing::division)
+    launch_chunk<Config, kBf16, true>(weight, a, c, rows, workspace, stream, options);
+  else
+    launch_chunk<Config, kBf16, false>(weight, a, c, rows, workspace, stream, options);
+}
+
 template <bool kBf16>
-void run_gemm(const MarlinWeight& weight, const uint16_t* a, uint16_t* c, int m, MarlinWorkspace& workspace,
-              cudaStream_t stream) {
+void run_int4_kernel(const MarlinWeight& weight, const uint16_t* a, uint16_t* c, int m, MarlinWorkspace& workspace,
+                     cudaStream_t stream, const MarlinGemmOptions& options) {
   const int k = weight.in_features(), n = weight.out_features();
   for (int row = 0; row < m;) {
     const int left = m - row;
     const uint16_t* a_chunk = a + int64_t(row) * k;
     uint16_t* c_chunk = c + int64_t(row) * n;
     if (left <= SmallBatchConfig::kRows) {
-      launch_chunk<SmallBatchConfig, kBf16>(weight, a_chunk, c_chunk, left, workspace, stream);
+      launch_chunk<SmallBatchConfig, kBf16>(weight, a_chunk, c_chunk, left, workspace, stream, options);
       row += left;
     } else if (left <= MediumBatchConfig::kRows) {
-      launch_chunk<MediumBatchConfig, kBf16>(weight, a_chunk, c_chunk, left, workspace, stream);
+      launch_chunk<MediumBatchConfig, kBf16>(weight, a_chunk, c_chunk, left, workspace, stream, options);
       row += left;
     } else {
       const int rows = std::min(left, LargeBatchConfig::kRows);
-      launch_chunk<LargeBatchConfig, kBf16>(weight, a_chunk, c_chunk, rows, workspace, stream);
+      launch_chunk<LargeBatchConfig, kBf16>(weight, a_chunk, c_chunk, rows, workspace, stream, options);
       row += rows;
     }
   }
+}
+
+// The dense hand-over: dequantize W into the workspace, then one cuBLAS GEMM for all m rows.
+void run_dense(const MarlinWeight& weight, const uint16_t* a, uint16_t* c, int m, MarlinWorkspace& workspace,
+               CublasHandle& cublas, cudaStream_t stream) {
+  const int k = weight.in_features(), n = weight.out_features();
+  auto* dense = static_cast<uint16_t*>(workspace.dense_weight(size_t(n) * k * sizeof(uint16_t), stream));
+  const bool bf16 = weight.activation_type() == ActivationType::bf16;
+  constexpr int kThreads = 256;
+  const int64_t chunks = int64_t(n) * (k / 8);
+  if (chunks >= (int64_t(1) << 31) - kThreads)
+    throw std::invalid_argument("marlin_gemm: the dense hand-over takes at most 2^31 8-row chunks, got K=" +
+                                std::to_string(k) + " N=" + std::to_string(n));
+  if (bf16)
+    dequantize_dense_kernel<true><<<blocks_for(chunks, kThreads), kThreads, 0, stream>>>(
+        weight.packed(), weight.scales(), dense, k, n, weight.group_size());
+  else
+    dequantize_dense_kernel<false><<<blocks_for(chunks, kThreads), kThreads, 0, stream>>>(
+        weight.packed(), weight.scales(), dense, k, n, weight.group_size());
+  check(cudaGetLastError(), "launch dequantize_dense_kernel");
+  cublas.gemm_row_major(bf16, m, n, k, a, k, dense, k, c, n, stream);
 }
 
 }  // namespace
@@ -699,6 +866,9 @@ MarlinWorkspace::MarlinWorkspace() {
   check(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device_),
         "cudaDeviceGetAttribute multiProcessorCount");
 }
+MarlinWorkspace::~MarlinWorkspace() = default;
+MarlinWorkspace::MarlinWorkspace(MarlinWorkspace&&) noexcept = default;
+MarlinWorkspace& MarlinWorkspace::operator=(MarlinWorkspace&&) noexcept = default;
 
 float* MarlinWorkspace::partials(size_t bytes, cudaStream_t stream) {
   if (partials_.bytes() < bytes) {
@@ -726,6 +896,23 @@ void* MarlinWorkspace::gathered(size_t bytes, cudaStream_t stream) {
   return gathered_.data();
 }
 
+void* MarlinWorkspace::dense_weight(size_t bytes, cudaStream_t stream) {
+  if (dense_.bytes() < bytes) {
+    check(cudaStreamSynchronize(stream), "cudaStreamSynchronize before growing the dense weight scratch");
+    dense_ = DeviceBuffer();  // free first: the old and new scratch together may not fit
+    dense_ = DeviceBuffer(bytes);
+  }
+  return dense_.data();
+}
+
+CublasHandle* MarlinWorkspace::cublas() {
+  if (!cublas_tried_) {
+    cublas_tried_ = true;
+    cublas_ = CublasHandle::open(cublas_error_);
+  }
+  return cublas_.get();
+}
+
 int MarlinWorkspace::blocks_per_multiprocessor(const void* kernel, size_t shared_bytes, int threads) {
   for (const auto& [known, blocks] : occupancy_)
     if (known == kernel) return blocks;
@@ -739,20 +926,30 @@ int MarlinWorkspace::blocks_per_multiprocessor(const void* kernel, size_t shared
   return blocks;
 }
 
-void MarlinWorkspace::reserve(int max_m, int max_n, int max_k, cudaStream_t stream) {
-  // Large chunks: one resident block per SM, two slots each; smaller chunks use at most a
-  // quarter of a large slot per block with at most a few blocks per SM. Grown on demand anyway.
-  partials(size_t(multiprocessors_) * 4 * LargeBatchConfig::kSlotChunks * sizeof(float4), stream);
+void MarlinWorkspace::reserve(int max_m, int max_n, int max_k, cudaStream_t stream, bool with_dense_handover) {
+  // Partials: at most SMs x resident blocks, two slots each, of the largest configuration's
+  // slot (two resident blocks at most for any configuration). Grown on demand anyway.
+  partials(size_t(multiprocessors_) * 2 * 2 * LargeBatchConfig::kSlotChunks * sizeof(float4), stream);
   counters(size_t(max_n / mk::kTileN), stream);
   gathered(size_t(max_m) * max_k * sizeof(uint16_t), stream);
+  if (with_dense_handover) {
+    dense_weight(size_t(max_n) * max_k * sizeof(uint16_t), stream);
+    cublas();
+  }
 }
 
 // ---- Entry points -------------------------------------------------------------------
 
+bool uses_dense_handover(int m, MarlinWorkspace& workspace, const MarlinGemmOptions& options) {
+  return options.dense_handover_m > 0 && m >= options.dense_handover_m && workspace.cublas() != nullptr;
+}
+
 void marlin_gemm(const MarlinWeight& weight, const void* a, void* c, int m, MarlinWorkspace& workspace,
-                 cudaStream_t stream) {
-  if (m < 1) throw std::invalid_argument("marlin_gemm: m must be >= 1, got " + std::to_string(m));
+                 cudaStream_t stream, const MarlinGemmOptions& options) {
+  mk::check_gemm_arguments(m, weight.in_features(), weight.out_features(), options.min_kblocks_per_block,
+                           options.max_blocks, options.dense_handover_m);
   if (a == nullptr || c == nullptr) throw std::invalid_argument("marlin_gemm: null activation or output pointer");
+  if (weight.packed() == nullptr) throw std::invalid_argument("marlin_gemm: the weight holds no data (moved from?)");
   const uint16_t* activations = static_cast<const uint16_t*>(a);
   if (weight.gathers_activations()) {
     const int64_t elements = int64_t(m) * weight.in_features();
@@ -763,20 +960,16 @@ void marlin_gemm(const MarlinWeight& weight, const void* a, void* c, int m, Marl
     check(cudaGetLastError(), "launch gather_columns_kernel");
     activations = gathered;
   }
-  if (weight.activation_type() == ActivationType::bf16) {
-    run_gemm<true>(weight, activations, static_cast<uint16_t*>(c), m, workspace, stream);
+  auto* output = static_cast<uint16_t*>(c);
+  if (uses_dense_handover(m, workspace, options)) {
+    run_dense(weight, activations, output, m, workspace, *workspace.cublas(), stream);
+  } else if (weight.activation_type() == ActivationType::bf16) {
+    run_int4_kernel<true>(weight, activations, output, m, workspace, stream, options);
   } else {
-    run_gemm<false>(weight, activations, static_cast<uint16_t*>(c), m, workspace, stream);
+    run_int4_kernel<false>(weight, activations, output, m, workspace, stream, options);
   }
 }
 
-bool device_available() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no driver" error
-    return false;
-  }
-  return count > 0;
-}
+bool device_available() { return device_status().usable; }
 
 }  // namespace quanteval::runtime::cuda

@@ -1,5 +1,5 @@
 #pragma once
-// The packed INT4 layout the CUDA GEMM (runtime/cuda/marlin_gemm.cu) consumes,
+// The packed INT4 layout the CUDA GEMM (runtime/kernels/cuda/marlin_gemm.cu) consumes,
 // described once as plain index maps so the CPU can check it and the GPU repack
 // kernel can implement exactly the same thing.
 //
@@ -33,8 +33,12 @@
 // an 8 x 8 block [g][j] = scale(G, nt*64 + 8j + g), so the lanes with the same g read
 // their eight sub-tile scales as one 16-byte vector. Scales are stored in the
 // activation type (the kernel multiplies in bf16/f16).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #if defined(__CUDACC__)
@@ -120,12 +124,36 @@ QE_HOST_DEVICE inline int scale_column_in_tile(int index_in_block) {
 // block order.
 struct StreamKPartition {
   int64_t strips = 0, ktiles = 0, blocks = 0;
+  // 1 / total() and 1 / blocks, set by with_reciprocals() (plan_stream_k does): the divisions
+  // below then take a double-precision estimate and correct it exactly, because a 64-bit
+  // integer division is a called subroutine on the GPU, and a call with the accumulators live
+  // makes ptxas spill them. Zero: plain integer division (host aggregates).
+  double inverse_total = 0.0, inverse_blocks = 0.0;
+
+  StreamKPartition with_reciprocals() const {
+    StreamKPartition p = *this;
+    p.inverse_total = 1.0 / static_cast<double>(total());
+    p.inverse_blocks = 1.0 / static_cast<double>(blocks);
+    return p;
+  }
+  // floor(x / d) for 0 <= x < 2^62 and 1 <= d < 2^31. The estimate's error is about
+  // (x / d) * 2^-52 < 1 (the quotient is below 2^31), so one step of correction each way
+  // makes it exact.
+  QE_HOST_DEVICE static int64_t divide(int64_t x, int64_t d, double inverse) {
+#if !defined(__CUDA_ARCH__)
+    if (inverse == 0.0) return x / d;  // the kernel always gets reciprocals (plan_stream_k)
+#endif
+    int64_t q = static_cast<int64_t>(static_cast<double>(x) * inverse);
+    if (q * d > x) --q;
+    if ((q + 1) * d <= x) ++q;
+    return q;
+  }
 
   QE_HOST_DEVICE int64_t total() const { return strips * ktiles; }
-  QE_HOST_DEVICE int64_t begin(int64_t block) const { return block * total() / blocks; }
-  QE_HOST_DEVICE int64_t end(int64_t block) const { return (block + 1) * total() / blocks; }
+  QE_HOST_DEVICE int64_t begin(int64_t block) const { return divide(block * total(), blocks, inverse_blocks); }
+  QE_HOST_DEVICE int64_t end(int64_t block) const { return begin(block + 1); }
   // The block whose range holds iteration i: the largest b with begin(b) <= i.
-  QE_HOST_DEVICE int64_t block_of(int64_t i) const { return ((i + 1) * blocks - 1) / total(); }
+  QE_HOST_DEVICE int64_t block_of(int64_t i) const { return divide((i + 1) * blocks - 1, total(), inverse_total); }
   QE_HOST_DEVICE int64_t first_block(int64_t strip) const { return block_of(strip * ktiles); }
   QE_HOST_DEVICE int64_t last_block(int64_t strip) const { return block_of((strip + 1) * ktiles - 1); }
   // Which of the block's two partial slots its segment of `strip` uses: 0 for the
@@ -135,6 +163,82 @@ struct StreamKPartition {
     return segment_begin == begin(block) ? 0 : 1;
   }
 };
+
+// Where the kernel's copy stream is: column strip, k-block within the strip, and for groups
+// of at least a k-block (ktiles_per_group k-blocks each, dividing ktiles) the scale group of
+// the k-block and the k-block's place in it. The kernel starts one with at() (its only
+// divisions, once per block) and then advances it by one k-block per iteration. For groups
+// smaller than a k-block the group is ktile * groups_per_kblock instead, and ktiles_per_group
+// is passed as 1 (group is then unused).
+struct KBlockCursor {
+  int strip = 0, ktile = 0, group = 0, ktile_in_group = 0;
+
+  QE_HOST_DEVICE static KBlockCursor at(int iteration, int ktiles, int ktiles_per_group) {
+    KBlockCursor c;
+    c.strip = iteration / ktiles;
+    c.ktile = iteration - c.strip * ktiles;
+    c.group = c.ktile / ktiles_per_group;
+    c.ktile_in_group = c.ktile - c.group * ktiles_per_group;
+    return c;
+  }
+  QE_HOST_DEVICE void advance(int ktiles, int ktiles_per_group) {
+    if (++ktile == ktiles) {
+      ktile = 0;
+      ++strip;
+      group = 0;
+      ktile_in_group = 0;
+    } else if (++ktile_in_group == ktiles_per_group) {
+      ktile_in_group = 0;
+      ++group;
+    }
+  }
+};
+
+// The stream-K grid of one launch over `strips` x `ktiles` iterations:
+//   blocks = min(multiprocessors x resident_per_multiprocessor,     one wave: no block waits for an SM
+//                iterations / min_kblocks_per_block (at least 1),    no block streams less than that
+//                max_blocks when > 0,                               test-only cap
+//                iterations)                                         no empty block
+// with the reciprocals set. Throws std::invalid_argument for non-positive sizes,
+// min_kblocks_per_block < 1 or max_blocks < 0, and when the iteration count does not fit the
+// kernel's 32-bit cursors. (Inline, like check_gemm_arguments: the CUDA library calls both and
+// must not depend on the C++20 runtime library.)
+inline StreamKPartition plan_stream_k(int64_t strips, int64_t ktiles, int multiprocessors,
+                                      int resident_per_multiprocessor, int min_kblocks_per_block, int max_blocks) {
+  if (strips < 1 || ktiles < 1 || multiprocessors < 1 || resident_per_multiprocessor < 1)
+    throw std::invalid_argument("plan_stream_k: strips=" + std::to_string(strips) + ", ktiles=" +
+                                std::to_string(ktiles) + ", multiprocessors=" + std::to_string(multiprocessors) +
+                                ", resident=" + std::to_string(resident_per_multiprocessor) + ": all must be >= 1");
+  if (min_kblocks_per_block < 1)
+    throw std::invalid_argument("min_kblocks_per_block must be >= 1, got " + std::to_string(min_kblocks_per_block));
+  if (max_blocks < 0) throw std::invalid_argument("max_blocks must be >= 0, got " + std::to_string(max_blocks));
+  StreamKPartition p;
+  p.strips = strips;
+  p.ktiles = ktiles;
+  // The kernel walks iterations with 32-bit cursors (and block * total stays far inside 64 bits).
+  if (p.total() > std::numeric_limits<int32_t>::max())
+    throw std::invalid_argument("plan_stream_k: " + std::to_string(strips) + " strips x " + std::to_string(ktiles) +
+                                " k-blocks exceed the kernel's 32-bit iteration index");
+  int64_t blocks = int64_t(multiprocessors) * resident_per_multiprocessor;
+  blocks = std::min(blocks, std::max<int64_t>(1, p.total() / min_kblocks_per_block));
+  if (max_blocks > 0) blocks = std::min<int64_t>(blocks, max_blocks);
+  p.blocks = std::min(blocks, p.total());
+  return p.with_reciprocals();
+}
+
+// The scalar arguments of marlin_gemm, checked before any work is queued: m >= 1, K, N >= 1,
+// min_kblocks_per_block >= 1, max_blocks >= 0, dense_handover_m >= 0. Throws
+// std::invalid_argument naming the argument and its value.
+inline void check_gemm_arguments(int64_t m, int k, int n, int min_kblocks_per_block, int max_blocks,
+                                 int dense_handover_m) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument("marlin_gemm: " + what); };
+  if (m < 1) fail("m must be >= 1, got " + std::to_string(m));
+  if (k < 1 || n < 1) fail("K=" + std::to_string(k) + " and N=" + std::to_string(n) + " must be >= 1");
+  if (min_kblocks_per_block < 1)
+    fail("min_kblocks_per_block must be >= 1, got " + std::to_string(min_kblocks_per_block));
+  if (max_blocks < 0) fail("max_blocks must be >= 0, got " + std::to_string(max_blocks));
+  if (dense_handover_m < 0) fail("dense_handover_m must be >= 0 (0 = never), got " + std::to_string(dense_handover_m));
+}
 
 // ---- Host-side description (pure C++, CPU-tested) ---------------------------
 
