@@ -19,9 +19,12 @@
 //   Generator generator(*model, tokenizer, {.max_batch = 16});
 //   generator.submit({.id = 1, .prompt = tokenizer.encode(text), .max_new_tokens = 512});
 //   generator.run([](GenerationResult r) { /* r.text, r.finish */ });
+#include "runtime/base/check.hpp"
 #include "runtime/text/chat_template.hpp"
 #include "runtime/checkpoint/checkpoint.hpp"
+#include "runtime/checkpoint/hub.hpp"
 #include "runtime/platform/device.hpp"
+#include "runtime/platform/host_memory.hpp"
 #include "runtime/generate/generator.hpp"
 #include "runtime/model/kv_cache.hpp"
 #include "runtime/model/linear.hpp"

@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "datasets/datasets.hpp"
-#include "harness/eval/time_limits.hpp"
+#include "harness/execution/time_limits.hpp"
 #include "tests/support/test_data.hpp"
 
 using namespace quanteval;

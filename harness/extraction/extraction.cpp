@@ -1,15 +1,10 @@
-#include "harness/eval/extraction.hpp"
+#include "harness/extraction/extraction.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <sstream>
 
 namespace quanteval::harness {
-
-const std::vector<std::string>& standard_stop_sequences() {
-  static const std::vector<std::string> stops = {"\nclass", "\ndef", "\n#", "\nif", "\nprint"};
-  return stops;
-}
 
 std::string cut_at_stop_sequence(std::string_view completion) {
   std::size_t cut = completion.size();
@@ -146,21 +141,17 @@ const char* to_string(ExtractionRule rule) {
     case ExtractionRule::unclosed_fence: return "unclosed_fence";
     case ExtractionRule::sanitizer: return "sanitizer";
     case ExtractionRule::none: return "none";
+    case ExtractionRule::prompt_continuation: return "prompt_continuation";
   }
   return "none";
 }
 
-std::string thinking_user_message(std::string_view prompt) {
-  return "Please provide a self-contained Python script that solves the following problem in a markdown code block:\n"
-         "```python\n" +
-         std::string(trim(prompt)) + "\n```";
-}
-
-bool prompt_opens_thinking(std::string_view prompt) {
-  const auto open = prompt.rfind("<think>");
-  if (open == std::string_view::npos) return false;
-  const auto close = prompt.rfind("</think>");
-  return close == std::string_view::npos || close < open;
+std::optional<ExtractionRule> parse_extraction_rule(std::string_view name) {
+  for (ExtractionRule rule : {ExtractionRule::fenced_python, ExtractionRule::fenced_generic,
+                              ExtractionRule::unclosed_fence, ExtractionRule::sanitizer, ExtractionRule::none,
+                              ExtractionRule::prompt_continuation})
+    if (name == to_string(rule)) return rule;
+  return std::nullopt;
 }
 
 Extraction extract_thinking_answer(std::string_view raw, bool prompt_opens_thinking) {

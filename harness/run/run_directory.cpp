@@ -1,27 +1,19 @@
-#include "harness/eval/run_state.hpp"
-#include "runtime/base/check.hpp"
+#include "harness/run/run_directory.hpp"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
+#include "harness/common/hashing.hpp"
+#include "runtime/runtime.hpp"  // QE_CHECK
+
 namespace quanteval::harness {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using nlohmann::ordered_json;
-
-std::string sha256_hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
-}
 
 std::string SampleKey::text() const { return fmt::format("{} {} #{}", mode, task_id, sample_index); }
 

@@ -6,6 +6,10 @@
 // unscored ones are scored, the rest generated -- never twice -- and the run
 // is refused when its configuration (model, decoding, prompts, template,
 // dataset, sandbox limits) differs from the interrupted one.
+//
+// This is the storage, keyed by sample; what a line holds is its record's
+// business: run/generation_record.hpp for samples.jsonl,
+// reports::SampleVerdict (reports/reports.hpp) for results.jsonl.
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -14,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/eval/files.hpp"
+#include "harness/common/files.hpp"
 
 namespace quanteval::harness {
 

@@ -1,0 +1,68 @@
+#include "harness/generation/embedded_backend.hpp"
+
+#include <fmt/format.h>
+
+namespace quanteval::harness {
+
+namespace {
+
+FinishReason finish_reason_of(runtime::FinishReason reason) {
+  switch (reason) {
+    case runtime::FinishReason::length: return FinishReason::length;
+    case runtime::FinishReason::stop: return FinishReason::stop;
+    case runtime::FinishReason::eos: return FinishReason::eos;
+  }
+  QE_FAIL("unknown runtime::FinishReason");
+}
+
+GenerationProgress progress_of(const runtime::GeneratorStats& stats) {
+  return {stats.finished, stats.active, stats.waiting, stats.prefill_tok_s, stats.decode_tok_s};
+}
+
+}  // namespace
+
+EmbeddedBackend::EmbeddedBackend(const std::filesystem::path& model_dir, const runtime::Tokenizer& tokenizer,
+                                 Options options)
+    : model_(runtime::Model::load(model_dir, options.load)), tokenizer_(tokenizer), options_(std::move(options)) {}
+
+BackendInfo EmbeddedBackend::info() const {
+  const std::string device = options_.load.device == runtime::Device::cuda
+                                 ? std::string("cuda")
+                                 : fmt::format("cpu ({} threads)", model_->pool().size());
+  return {"embedded", device, ""};
+}
+
+GenerationProgress EmbeddedBackend::complete(std::vector<CompletionRequest> requests,
+                                             const OnCompletion& on_completion, const OnProgress& on_progress) {
+  runtime::GeneratorOptions generator_options;
+  generator_options.max_batch = options_.max_batch;
+  runtime::Generator generator(*model_, tokenizer_, generator_options);
+  for (auto& request : requests) {
+    runtime::GenerationRequest r;
+    r.id = request.id;
+    r.prompt = std::move(request.prompt);
+    r.max_new_tokens = request.max_tokens;
+    r.sampling = request.sampling;
+    r.stop_strings = std::move(request.stop);
+    generator.submit(std::move(r));
+  }
+  GenerationProgress last;
+  generator.run(
+      [&](runtime::GenerationResult result) {
+        Completion c;
+        c.id = result.id;
+        c.text = std::move(result.text);
+        c.prompt_tokens = result.prompt_tokens;
+        c.generated_tokens = static_cast<int>(result.tokens.size());
+        c.finish = finish_reason_of(result.finish);
+        c.seconds = result.prefill_seconds + result.decode_seconds;
+        on_completion(std::move(c));
+      },
+      [&](const runtime::GeneratorStats& stats) {
+        last = progress_of(stats);
+        if (on_progress) on_progress(last);
+      });
+  return last;
+}
+
+}  // namespace quanteval::harness
