@@ -4,6 +4,8 @@
 #include <cctype>
 #include <sstream>
 
+#include "harness/common/enum_names.hpp"
+
 namespace quanteval::harness {
 
 std::string cut_at_stop_sequence(std::string_view completion) {
@@ -134,25 +136,16 @@ std::string sanitize(std::string_view answer) {
 
 }  // namespace
 
-const char* to_string(ExtractionRule rule) {
-  switch (rule) {
-    case ExtractionRule::fenced_python: return "fenced_python";
-    case ExtractionRule::fenced_generic: return "fenced_generic";
-    case ExtractionRule::unclosed_fence: return "unclosed_fence";
-    case ExtractionRule::sanitizer: return "sanitizer";
-    case ExtractionRule::none: return "none";
-    case ExtractionRule::prompt_continuation: return "prompt_continuation";
-  }
-  return "none";
-}
+namespace {
+constexpr EnumName<ExtractionRule> kRuleNames[] = {
+    {ExtractionRule::fenced_python, "fenced_python"}, {ExtractionRule::fenced_generic, "fenced_generic"},
+    {ExtractionRule::unclosed_fence, "unclosed_fence"}, {ExtractionRule::sanitizer, "sanitizer"},
+    {ExtractionRule::none, "none"}, {ExtractionRule::prompt_continuation, "prompt_continuation"}};
+}  // namespace
 
-std::optional<ExtractionRule> parse_extraction_rule(std::string_view name) {
-  for (ExtractionRule rule : {ExtractionRule::fenced_python, ExtractionRule::fenced_generic,
-                              ExtractionRule::unclosed_fence, ExtractionRule::sanitizer, ExtractionRule::none,
-                              ExtractionRule::prompt_continuation})
-    if (name == to_string(rule)) return rule;
-  return std::nullopt;
-}
+const char* to_string(ExtractionRule rule) { return name_of(kRuleNames, rule).data(); }
+
+std::optional<ExtractionRule> parse_extraction_rule(std::string_view name) { return value_named(kRuleNames, name); }
 
 Extraction extract_thinking_answer(std::string_view raw, bool prompt_opens_thinking) {
   Extraction e;

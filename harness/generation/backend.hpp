@@ -25,18 +25,14 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/runtime.hpp"  // TokenId, SamplingParams
+#include "runtime/runtime.hpp"  // TokenId, SamplingParams, FinishReason
 
 namespace quanteval::harness {
 
-// Why a completion ended. OpenAI-compatible servers report `length` and `stop`
-// (an end-of-sequence token is a `stop` with no stop string there).
-enum class FinishReason {
-  length,  // max_tokens generated
-  stop,    // a stop string appeared; the text is cut before it
-  eos,     // an end-of-sequence token was generated
-};
-std::string_view to_string(FinishReason reason);  // "length", "stop", "eos" (samples.jsonl)
+// Why a completion ended: the runtime's length | stop | eos (samples.jsonl
+// spells them so). OpenAI-compatible servers report `length` and `stop`; an
+// end-of-sequence token is a `stop` without a stop string there.
+using FinishReason = runtime::FinishReason;
 std::optional<FinishReason> parse_finish_reason(std::string_view name);
 
 struct CompletionRequest {

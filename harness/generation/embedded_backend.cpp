@@ -6,15 +6,6 @@ namespace quanteval::harness {
 
 namespace {
 
-FinishReason finish_reason_of(runtime::FinishReason reason) {
-  switch (reason) {
-    case runtime::FinishReason::length: return FinishReason::length;
-    case runtime::FinishReason::stop: return FinishReason::stop;
-    case runtime::FinishReason::eos: return FinishReason::eos;
-  }
-  QE_FAIL("unknown runtime::FinishReason");
-}
-
 GenerationProgress progress_of(const runtime::GeneratorStats& stats) {
   return {stats.finished, stats.active, stats.waiting, stats.prefill_tok_s, stats.decode_tok_s};
 }
@@ -54,7 +45,7 @@ GenerationProgress EmbeddedBackend::complete(std::vector<CompletionRequest> requ
         c.text = std::move(result.text);
         c.prompt_tokens = result.prompt_tokens;
         c.generated_tokens = static_cast<int>(result.tokens.size());
-        c.finish = finish_reason_of(result.finish);
+        c.finish = result.finish;
         c.seconds = result.prefill_seconds + result.decode_seconds;
         on_completion(std::move(c));
       },

@@ -1,19 +1,14 @@
 #include "harness/prompts/mode.hpp"
 
+#include "harness/common/enum_names.hpp"
+
 namespace quanteval::harness {
 
-std::string_view to_string(Mode mode) {
-  switch (mode) {
-    case Mode::standard: return "standard";
-    case Mode::thinking: return "thinking";
-  }
-  return "unknown";
-}
+namespace {
+constexpr EnumName<Mode> kModeNames[] = {{Mode::standard, "standard"}, {Mode::thinking, "thinking"}};
+}  // namespace
 
-std::optional<Mode> parse_mode(std::string_view name) {
-  for (Mode mode : all_modes)
-    if (to_string(mode) == name) return mode;
-  return std::nullopt;
-}
+std::string_view to_string(Mode mode) { return name_of(kModeNames, mode); }
+std::optional<Mode> parse_mode(std::string_view name) { return value_named(kModeNames, name); }
 
 }  // namespace quanteval::harness

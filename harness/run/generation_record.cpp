@@ -48,25 +48,24 @@ GenerationRecord generation_record_from_json(const json& line, const std::string
   };
   if (!line.is_object()) throw std::runtime_error(fmt::format("{}: expected a JSON object", where));
 
+  // A field holding one of an enum's names.
+  auto named = [&](const char* name, auto parse, const char* kind) {
+    const std::string value = text(name);
+    const auto parsed = parse(value);
+    if (!parsed) throw fail(name, fmt::format("unknown {} '{}'", kind, value));
+    return *parsed;
+  };
+
   GenerationRecord r;
-  const std::string mode = text("mode");
-  const auto parsed_mode = parse_mode(mode);
-  if (!parsed_mode) throw fail("mode", fmt::format("unknown mode '{}' (expected standard or thinking)", mode));
-  r.mode = *parsed_mode;
+  r.mode = named("mode", parse_mode, "mode");
   r.task_id = text("task_id");
   r.sample_index = count("sample_index");
   r.prompt_tokens = count("prompt_tokens");
   r.generated_tokens = count("generated_tokens");
-  const std::string finish = text("finish_reason");
-  const auto parsed_finish = parse_finish_reason(finish);
-  if (!parsed_finish) throw fail("finish_reason", fmt::format("unknown finish reason '{}'", finish));
-  r.finish = *parsed_finish;
+  r.finish = named("finish_reason", parse_finish_reason, "finish reason");
   r.raw_output = text("raw_output");
   r.completion = text("completion");
-  const std::string rule = text("extraction_rule");
-  const auto parsed_rule = parse_extraction_rule(rule);
-  if (!parsed_rule) throw fail("extraction_rule", fmt::format("unknown extraction rule '{}'", rule));
-  r.extraction_rule = *parsed_rule;
+  r.extraction_rule = named("extraction_rule", parse_extraction_rule, "extraction rule");
   if (const auto it = line.find("thinking_closed"); it != line.end()) {
     if (!it->is_boolean()) throw fail("thinking_closed", "expected true or false, got " + it->dump());
     r.thinking_closed = it->get<bool>();
