@@ -9,21 +9,18 @@
 #include <thread>
 
 #include "harness/execution/executor.hpp"
-#include "tests/support/test_data.hpp"
+#include "tests/harness/sandbox_pool.hpp"
 
-using quanteval::harness::Executor;
-using quanteval::harness::ProgramJob;
-using quanteval::harness::run_jobs;
+using namespace quanteval::harness;
 using quanteval::reports::SampleVerdict;
 using quanteval::reports::Status;
 
 namespace {
 
-quanteval::sandbox::Config pool_config() {
-  quanteval::sandbox::Config config;
-  config.python = quanteval::test::python();
-  config.workers = 2;
-  config.limits.wall_seconds = 20;  // the pool's default; jobs below set their own
+// The pool's default limit is long; the jobs below that need a short one set their own.
+quanteval::sandbox::Config pool_config(int workers = 2) {
+  quanteval::sandbox::Config config = quanteval::test::test_pool_config(workers);
+  config.limits.wall_seconds = 20;
   return config;
 }
 
@@ -88,9 +85,7 @@ TEST_CASE("Executor: jobs submitted from another thread while others run, each d
 
 TEST_CASE("Executor: after a failure no new job starts, submit and finish rethrow it") {
   // One worker: the jobs queued behind the failing one cannot start before its failure is recorded.
-  quanteval::sandbox::Config config = pool_config();
-  config.workers = 1;
-  quanteval::sandbox::Pool pool(config);
+  quanteval::sandbox::Pool pool(pool_config(1));
   std::atomic<int> delivered{0};
   Executor executor(pool, [&](std::size_t, const SampleVerdict&) {
     ++delivered;

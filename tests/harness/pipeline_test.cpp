@@ -8,6 +8,7 @@
 #include <set>
 
 #include "harness/run/pipeline.hpp"
+#include "tests/harness/sandbox_pool.hpp"
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;
@@ -69,13 +70,6 @@ class ScriptedBackend final : public GenerationBackend {
   std::uint64_t failing_id = 3;  // the fourth prompt: thinking T/1
 };
 
-sandbox::Config pool_config() {
-  sandbox::Config config;
-  config.python = test::python();
-  config.workers = 2;
-  return config;
-}
-
 }  // namespace
 
 TEST_CASE("generate + execute through a backend; an infrastructure failure is not recorded and is planned again") {
@@ -85,7 +79,7 @@ TEST_CASE("generate + execute through a backend; an infrastructure failure is no
   Decoding decoding;
   decoding.max_new_tokens_standard = 64;
   decoding.max_new_tokens_thinking = 512;
-  sandbox::Pool pool(pool_config());
+  sandbox::Pool pool(test::test_pool_config());
   TimeLimits limits;
   limits.default_seconds = 20;
   const nlohmann::ordered_json config = {{"test", "pipeline"}};
