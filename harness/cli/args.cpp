@@ -1,10 +1,11 @@
 #include "harness/cli/args.hpp"
-#include "runtime/base/check.hpp"
 
 #include <fmt/format.h>
 
 #include <charconv>
 #include <cstdio>
+
+#include "runtime/runtime.hpp"  // QE_FAIL
 
 namespace quanteval::harness {
 

@@ -6,7 +6,6 @@
 #include <string>
 
 #include "harness/cli/commands.hpp"
-#include "runtime/base/check.hpp"
 
 namespace quanteval::harness {
 

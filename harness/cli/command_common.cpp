@@ -5,8 +5,6 @@
 
 namespace quanteval::harness {
 
-std::string tool_version() { return QUANTEVAL_VERSION; }
-
 void add_dataset_option(Args& args) {
   args.option("dataset", "PATH|humaneval|humaneval+",
               "dataset file or name; a named dataset is read from the cache and downloaded once when missing "

@@ -1,34 +1,12 @@
 #include <fmt/format.h>
 
-#include <climits>
-#include <filesystem>
+#include <map>
 
 #include "harness/cli/commands.hpp"
-#include "harness/eval/files.hpp"
-#include "reports/comparison/comparison.hpp"
-#include "reports/comparison/html_comparison.hpp"
-#include "reports/comparison/run_results.hpp"
+#include "harness/cli/comparison_output.hpp"
+#include "reports/reports.hpp"
 
 namespace quanteval::harness {
-namespace fs = std::filesystem;
-
-namespace {
-
-// The run directories come first (`compare A B [options]`): Args knows only
-// options, so the leading non-option arguments are taken here.
-std::vector<std::string> leading_positionals(int argc, char** argv, int& first) {
-  std::vector<std::string> positionals;
-  while (first < argc && !std::string_view(argv[first]).starts_with("--")) positionals.emplace_back(argv[first++]);
-  return positionals;
-}
-
-fs::path default_out_dir(const fs::path& run_a, const std::string& baseline_name) {
-  const fs::path a = fs::absolute(run_a).lexically_normal();
-  const fs::path folder = a.has_filename() ? a : a.parent_path();
-  return folder.parent_path() / (folder.filename().string() + "-vs-" + baseline_name);
-}
-
-}  // namespace
 
 int command_compare(int argc, char** argv, int first) {
   Args args("quanteval compare RUN_A RUN_B [RUN_C ...] [options]",
@@ -54,48 +32,22 @@ int command_compare(int argc, char** argv, int first) {
     throw UsageError(published ? "compare: give RUN_A (and optional further runs) with --baseline-value"
                                : "compare: give RUN_A and RUN_B (run directories), or RUN_A with --baseline-value");
 
-  std::vector<reports::RunResults> runs;
-  for (const auto& directory : positionals) runs.push_back(reports::load_run(directory));
+  CompareRequest request;
+  for (const auto& directory : positionals) request.runs.emplace_back(directory);
   if (published) {
     std::map<std::string, double> values;
     try {
       values = reports::parse_mode_values(args.get("baseline-value"));
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(fmt::format("--baseline-value: {}", e.what()));
-    }
-    try {
-      runs.insert(runs.begin() + 1, reports::published_run("baseline", values));
+      request.published_baseline = reports::published_run("baseline", values);
     } catch (const std::invalid_argument& e) {
       throw UsageError(fmt::format("--baseline-value: {}", e.what()));
     }
   }
-  if (auto label = args.maybe("label-a")) runs[0].label = *label;
-  if (auto label = args.maybe("label-b")) runs[1].label = *label;
-
-  reports::ComparisonOptions options;
-  options.modes = args.all("mode");
-  options.seed = static_cast<std::uint64_t>(args.get_int("seed", 0, INT_MAX));
-  options.bootstrap_resamples = args.get_int("bootstrap", 100, 10'000'000);
-  const reports::Comparison comparison = reports::compare_runs(std::move(runs), options);
-
-  const std::string baseline_name =
-      published ? std::string("published") : fs::absolute(positionals[1]).lexically_normal().filename().string();
-  const fs::path out = args.get("out").empty() ? default_out_dir(positionals[0], baseline_name) : fs::path(args.get("out"));
-  fs::create_directories(out);
-  write_file_atomically(out / "compare.md", reports::to_markdown(comparison));
-  write_file_atomically(out / "compare.json", reports::to_json(comparison).dump(2) + "\n");
-  write_file_atomically(out / "compare.html", reports::comparison_html(comparison));
-
-  fmt::print("{}", reports::to_markdown(reports::model_card_table(comparison)));
-  for (const auto& contender : comparison.contenders)
-    for (const auto& m : contender.modes)
-      if (m.paired)
-        fmt::print("{} {}: {} regressed, {} improved of {} shared tasks; delta {:+.2f} pp, 95% CI [{:+.2f}, {:+.2f}], "
-                   "McNemar p = {:.4g}\n",
-                   comparison.runs[contender.run_index].label, m.mode, m.regressed, m.improved, m.tasks.size(),
-                   100 * m.paired_delta, 100 * m.bootstrap_ci.low, 100 * m.bootstrap_ci.high, m.mcnemar_p);
-  for (const auto& note : comparison.notes) fmt::print(stderr, "note: {}\n", note);
-  fmt::print("wrote {}/compare.md, compare.json, compare.html\n", out.string());
+  request.label_a = args.maybe("label-a");
+  request.label_b = args.maybe("label-b");
+  request.options = comparison_options(args);
+  if (!args.get("out").empty()) request.out = args.get("out");
+  compare_and_write(request);
   return 0;
 }
 

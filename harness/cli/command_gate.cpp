@@ -1,10 +1,8 @@
 #include <fmt/format.h>
 
-#include <climits>
-
 #include "harness/cli/commands.hpp"
-#include "reports/comparison/comparison.hpp"
-#include "reports/comparison/run_results.hpp"
+#include "harness/cli/comparison_output.hpp"
+#include "reports/reports.hpp"
 
 namespace quanteval::harness {
 
@@ -20,11 +18,8 @@ int command_gate(int argc, char** argv, int first) {
       .flag("require-significant", "fail only when the drop is also significant (McNemar p < alpha)")
       .option("seed", "S", "bootstrap random seed (for the interval in the message)", "1")
       .option("bootstrap", "N", "bootstrap resamples", "10000");
-  int next = first;
-  std::vector<std::string> positionals;
-  // Run directories come first; Args parses only the options after them.
-  while (next < argc && !std::string_view(argv[next]).starts_with("--")) positionals.emplace_back(argv[next++]);
-  if (!args.parse(argc, argv, next)) return 0;
+  const std::vector<std::string> positionals = leading_positionals(argc, argv, first);
+  if (!args.parse(argc, argv, first)) return 0;
   if (positionals.size() != 2) throw UsageError("gate: give exactly two run directories, RUN_A (quantized) and RUN_B (baseline)");
 
   reports::GateOptions gate;
@@ -32,10 +27,7 @@ int command_gate(int argc, char** argv, int first) {
   gate.alpha = args.get_double("alpha", 1e-12, 1.0);
   gate.require_significant = args.is_set("require-significant");
 
-  reports::ComparisonOptions options;
-  options.modes = args.all("mode");
-  options.seed = static_cast<std::uint64_t>(args.get_int("seed", 0, INT_MAX));
-  options.bootstrap_resamples = args.get_int("bootstrap", 100, 10'000'000);
+  const reports::ComparisonOptions options = comparison_options(args);
   std::vector<reports::RunResults> runs;
   for (const auto& directory : positionals) runs.push_back(reports::load_run(directory));
   const reports::Comparison comparison = reports::compare_runs(std::move(runs), options);

@@ -6,9 +6,7 @@
 
 #include "harness/cli/command_model_common.hpp"
 #include "harness/cli/commands.hpp"
-#include "runtime/text/chat_template.hpp"
-#include "runtime/generate/generator.hpp"
-#include "runtime/text/tokenizer.hpp"
+#include "runtime/runtime.hpp"
 
 namespace quanteval::harness {
 namespace fs = std::filesystem;

@@ -3,19 +3,13 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <charconv>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "harness/cli/command_model_common.hpp"
 #include "harness/cli/commands.hpp"
-#include "runtime/text/chat_template.hpp"
-#include "runtime/checkpoint/checkpoint.hpp"
-#include "runtime/platform/device.hpp"
-#include "runtime/platform/host_memory.hpp"
-#include "runtime/checkpoint/hub.hpp"
-#include "runtime/model/model.hpp"
-#include "runtime/text/tokenizer.hpp"
+#include "runtime/runtime.hpp"
 
 namespace quanteval::harness {
 namespace fs = std::filesystem;
@@ -56,23 +50,6 @@ nlohmann::ordered_json json_argument(const std::string& value, const char* optio
 }
 
 }  // namespace
-
-std::vector<runtime::TokenId> parse_id_list(const std::string& text, const char* option) {
-  std::vector<runtime::TokenId> ids;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    auto end = text.find(',', start);
-    if (end == std::string::npos) end = text.size();
-    const std::string item = text.substr(start, end - start);
-    runtime::TokenId id = 0;
-    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
-    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || id < 0)
-      throw UsageError(fmt::format("--{}: '{}' is not a token id (expected e.g. 1,2,3)", option, item));
-    ids.push_back(id);
-    start = end + 1;
-  }
-  return ids;
-}
 
 int command_inspect(int argc, char** argv, int first) {
   Args args("quanteval inspect --model DIR [--json] [--load [--threads N]]",
@@ -183,7 +160,7 @@ int command_detokenize(int argc, char** argv, int first) {
   args.option("ids", "1,2,3", "comma-separated token ids").flag("skip-special", "drop special tokens");
   if (!args.parse(argc, argv, first)) return 0;
   const auto tokenizer = runtime::Tokenizer::from_file(model_dir(args));
-  const auto ids = parse_id_list(args.get("ids"), "ids");
+  const auto ids = parse_token_ids(args.get("ids"));
   ordered_json j;
   j["text"] = tokenizer.decode(ids, args.is_set("skip-special"));
   fmt::print("{}\n", j.dump());

@@ -7,7 +7,7 @@
 
 #include "harness/cli/command_model_common.hpp"
 #include "harness/cli/commands.hpp"
-#include "harness/eval/files.hpp"
+#include "harness/common/files.hpp"
 
 namespace quanteval::harness {
 

@@ -5,11 +5,10 @@
 #include <charconv>
 #include <limits>
 
-#include "runtime/platform/device.hpp"
 
 namespace quanteval::harness {
 
-std::vector<runtime::TokenId> parse_token_ids(const std::string& text) {
+std::vector<runtime::TokenId> parse_token_ids(const std::string& text, const char* option) {
   std::vector<runtime::TokenId> ids;
   std::size_t start = 0;
   while (start <= text.size()) {
@@ -21,8 +20,9 @@ std::vector<runtime::TokenId> parse_token_ids(const std::string& text) {
     long long value = 0;
     const auto [ptr, error] = std::from_chars(item.data(), item.data() + item.size(), value);
     if (item.empty() || error != std::errc() || ptr != item.data() + item.size() ||
-        value < std::numeric_limits<runtime::TokenId>::min() || value > std::numeric_limits<runtime::TokenId>::max())
-      throw UsageError(fmt::format("--ids: '{}' (element {}) is not a token id", item, ids.size()));
+        value < 0 || value > std::numeric_limits<runtime::TokenId>::max())
+      throw UsageError(
+          fmt::format("--{}: '{}' (element {}) is not a token id (expected e.g. 1,2,3)", option, item, ids.size()));
     ids.push_back(static_cast<runtime::TokenId>(value));
     start = end + 1;
   }

@@ -1,16 +1,17 @@
 #pragma once
-// Pieces shared by the `generate` and `logits` verbs.
+// Pieces shared by the runtime debugging verbs (`generate`, `logits`, `detokenize`).
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "harness/cli/args.hpp"
-#include "runtime/model/model.hpp"
+#include "runtime/runtime.hpp"
 
 namespace quanteval::harness {
 
-// "1,2,3" -> ids; UsageError naming the bad element.
-std::vector<runtime::TokenId> parse_token_ids(const std::string& text);
+// "1,2,3" (spaces allowed around items) -> ids; UsageError naming the option
+// and the bad element for anything that is not a non-negative 32-bit id.
+std::vector<runtime::TokenId> parse_token_ids(const std::string& text, const char* option = "ids");
 
 // --device / --threads / --kv-cache-mb options and the model they load.
 void add_model_options(Args& args);

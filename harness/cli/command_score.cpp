@@ -6,11 +6,12 @@
 
 #include "datasets/datasets.hpp"
 #include "harness/cli/commands.hpp"
-#include "harness/eval/files.hpp"
-#include "harness/cli/progress.hpp"
-#include "harness/eval/samples.hpp"
-#include "harness/eval/scoring.hpp"
-#include "reports/summary/score_report.hpp"
+#include "harness/common/files.hpp"
+#include "harness/common/progress.hpp"
+#include "harness/execution/executor.hpp"
+#include "harness/execution/scoring.hpp"
+#include "harness/samples/samples.hpp"
+#include "reports/reports.hpp"
 
 namespace quanteval::harness {
 namespace fs = std::filesystem;
@@ -85,10 +86,8 @@ int command_score(int argc, char** argv, int first) {
   report.tool_version = tool_version();
   report.created_utc = utc_timestamp();
   report.samples_file = samples_file.string();
-  report.dataset = {dataset.name, dataset.path.string(), dataset.sha256, dataset.verified, dataset.problems.size(),
-                    dataset.manifest ? dataset.manifest->notes : std::vector<std::string>{}};
-  report.sandbox = describe_sandbox(pool, limits);
-  for (const auto& note : python.notes) report.sandbox.notes.push_back(note);
+  report.dataset = describe_dataset(dataset);
+  report.sandbox = describe_sandbox(pool, limits, python.notes);
   report.verdicts = verdicts;
   report.wall_seconds = wall;
   const auto summary = reports::summarize(verdicts);

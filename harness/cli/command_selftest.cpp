@@ -4,8 +4,8 @@
 
 #include "datasets/datasets.hpp"
 #include "harness/cli/commands.hpp"
-#include "harness/eval/scoring.hpp"
-#include "harness/eval/selftest.hpp"
+#include "harness/execution/scoring.hpp"
+#include "harness/execution/selftest.hpp"
 
 namespace quanteval::harness {
 

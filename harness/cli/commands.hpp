@@ -6,9 +6,9 @@
 
 #include "datasets/datasets.hpp"
 #include "harness/cli/args.hpp"
-#include "harness/eval/python.hpp"
-#include "harness/eval/time_limits.hpp"
-#include "runtime/text/tokenizer.hpp"
+#include "harness/common/version.hpp"
+#include "harness/execution/python.hpp"
+#include "harness/execution/time_limits.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace quanteval::harness {
@@ -19,9 +19,6 @@ int command_inspect(int argc, char** argv, int first);
 int command_tokenize(int argc, char** argv, int first);
 int command_detokenize(int argc, char** argv, int first);
 int command_render_chat(int argc, char** argv, int first);
-
-// "1,2,3" -> ids; UsageError naming the option for anything else.
-std::vector<runtime::TokenId> parse_id_list(const std::string& text, const char* option);
 int command_compare(int argc, char** argv, int first);
 int command_gate(int argc, char** argv, int first);
 int command_generate(int argc, char** argv, int first);
@@ -33,13 +30,11 @@ int command_bench(int argc, char** argv, int first);
 // --timeout, --memory-mb.
 void add_sandbox_options(Args& args);
 sandbox::Config sandbox_config(const Args& args, const datasets::Dataset& dataset, PythonChoice& python);
-// The per-program time limits those options ask for (harness/time_limits.hpp);
+// The per-program time limits those options ask for (execution/time_limits.hpp);
 // may measure the canonical solutions on `pool` once.
 TimeLimits time_limits_from_args(const Args& args, const datasets::Dataset& dataset, sandbox::Pool& pool);
 
 // --dataset, shared by every verb that reads problems.
 void add_dataset_option(Args& args);
-
-std::string tool_version();
 
 }  // namespace quanteval::harness

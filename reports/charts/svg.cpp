@@ -69,6 +69,31 @@ std::string format_tick(double value) {
   return std::fabs(value - std::round(value)) < 1e-9 ? fmt::format("{:.0f}", value) : fmt::format("{:g}", value);
 }
 
+// The plotting area of a chart whose y axis is a fraction shown in percent.
+struct PercentPlot {
+  double left, top, width, height;
+  double y_of(double fraction) const { return top + height * (1.0 - std::clamp(fraction, 0.0, 1.0)); }
+};
+
+// How both charts with a percent axis begin: the <svg> opening, a legend entry
+// per series and a gridline with its label every 20%.
+template <typename Series>
+std::string open_percent_chart(double width, double height, const PercentPlot& plot, const std::string& title,
+                               const std::string& description, const std::vector<Series>& series) {
+  std::string out = open_svg(width, height, title, description);
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto& s : series) entries.emplace_back(s.name, s.colour);
+  out += legend(plot.left, 48, entries, plot.width);
+  for (int percent = 0; percent <= 100; percent += 20) {
+    const double y = plot.y_of(percent / 100.0);
+    out += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\"/>"
+                       "<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"12\" fill=\"{}\">{}%</text>\n",
+                       plot.left, plot.left + plot.width, y, y, percent == 0 ? kAxisColour : kGridColour,
+                       plot.left - 6, y + 4, kAxisColour, percent);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string escape(std::string_view text) {
@@ -92,20 +117,10 @@ std::string interval_bar_chart(const std::string& title, const std::string& desc
   const double width = 760, height = 400;
   const double left = 64, right = 20, top = 64, bottom = 56;
   const double plot_width = width - left - right, plot_height = height - top - bottom;
-  auto y_of = [&](double fraction) { return top + plot_height * (1.0 - std::clamp(fraction, 0.0, 1.0)); };
+  const PercentPlot plot{left, top, plot_width, plot_height};
+  auto y_of = [&](double fraction) { return plot.y_of(fraction); };
 
-  std::string out = open_svg(width, height, title, description);
-  std::vector<std::pair<std::string, std::string>> entries;
-  for (const auto& s : series) entries.emplace_back(s.name, s.colour);
-  out += legend(left, 48, entries, plot_width);
-
-  for (int percent = 0; percent <= 100; percent += 20) {
-    const double y = y_of(percent / 100.0);
-    out += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\"/>"
-                       "<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"12\" fill=\"{}\">{}%</text>\n",
-                       left, left + plot_width, y, y, percent == 0 ? kAxisColour : kGridColour, left - 6, y + 4,
-                       kAxisColour, percent);
-  }
+  std::string out = open_percent_chart(width, height, plot, title, description, series);
   out += fmt::format("<text transform=\"translate(16 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\" "
                      "fill=\"{}\">pass@1 (%), whiskers: 95% interval</text>\n",
                      top + plot_height / 2, kAxisColour);
@@ -197,19 +212,10 @@ std::string scatter_chart(const std::string& title, const std::string& descripti
   const double step = nice_step(max_x * 1.1);
   const double x_end = std::max(step, std::ceil(max_x * 1.1 / step) * step);
   auto x_of = [&](double x) { return left + plot_width * x / x_end; };
-  auto y_of = [&](double fraction) { return top + plot_height * (1.0 - std::clamp(fraction, 0.0, 1.0)); };
+  const PercentPlot plot{left, top, plot_width, plot_height};
+  auto y_of = [&](double fraction) { return plot.y_of(fraction); };
 
-  std::string out = open_svg(width, height, title, description);
-  std::vector<std::pair<std::string, std::string>> entries;
-  for (const auto& s : series) entries.emplace_back(s.name, s.colour);
-  out += legend(left, 48, entries, plot_width);
-  for (int percent = 0; percent <= 100; percent += 20) {
-    const double y = y_of(percent / 100.0);
-    out += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\"/>"
-                       "<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"12\" fill=\"{}\">{}%</text>\n",
-                       left, left + plot_width, y, y, percent == 0 ? kAxisColour : kGridColour, left - 6, y + 4,
-                       kAxisColour, percent);
-  }
+  std::string out = open_percent_chart(width, height, plot, title, description, series);
   for (double tick = 0; tick <= x_end + step / 2; tick += step) {
     const double x = x_of(tick);
     out += fmt::format("<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{}\" y2=\"{}\" stroke=\"{}\"/>"

@@ -75,73 +75,15 @@ std::string read_text(const fs::path& file) {
   return buffer.str();
 }
 
-// One results.jsonl line, validated field by field.
-struct ParsedLine {
-  std::string mode;  // empty when the line has none
-  SampleVerdict verdict;
-};
-
-ParsedLine parse_result_line(const std::string& line, const std::string& where) {
+// One results.jsonl line: its JSON parsed here, its fields by the one reader.
+SampleVerdict parse_result_line(const std::string& line, const std::string& where) {
   json row;
   try {
     row = json::parse(line);
   } catch (const json::parse_error& e) {
     throw RunInputError(fmt::format("{}: not valid JSON ({})", where, e.what()));
   }
-  if (!row.is_object()) throw RunInputError(fmt::format("{}: expected a JSON object, got {}", where, type_name(row)));
-  auto field = [&](const char* name) -> const json* {
-    auto it = row.find(name);
-    return it == row.end() || it->is_null() ? nullptr : &*it;
-  };
-  auto fail = [&](const char* name, const std::string& why) {
-    return RunInputError(fmt::format("{}: field '{}': {}", where, name, why));
-  };
-
-  ParsedLine parsed;
-  const json* task_id = field("task_id");
-  if (!task_id) throw fail("task_id", "missing");
-  if (!task_id->is_string() || task_id->get<std::string>().empty())
-    throw fail("task_id", "expected a non-empty string, got " + task_id->dump());
-  parsed.verdict.task_id = task_id->get<std::string>();
-
-  const json* status = field("status");
-  if (!status) throw fail("status", "missing");
-  if (!status->is_string()) throw fail("status", "expected a string, got " + type_name(*status));
-  const auto known = parse_status(status->get<std::string>());
-  if (!known)
-    throw fail("status", fmt::format("unknown status '{}' (expected passed, failed, error, timeout, oom, signal, "
-                                     "no_code, truncated or sandbox_error)",
-                                     status->get<std::string>()));
-  parsed.verdict.status = *known;
-
-  if (const json* passed = field("passed")) {
-    if (!passed->is_boolean()) throw fail("passed", "expected true or false, got " + passed->dump());
-    // A disagreement means the file was edited or written by something buggy;
-    // guessing which field is right would silently change the score.
-    if (passed->get<bool>() != (*known == Status::passed))
-      throw fail("passed", fmt::format("{} contradicts status '{}'", passed->dump(), status->get<std::string>()));
-  }
-  if (const json* index = field("sample_index")) {
-    if (!index->is_number_integer() || index->get<long long>() < 0)
-      throw fail("sample_index", "expected a non-negative integer, got " + index->dump());
-    parsed.verdict.sample_index = static_cast<int>(index->get<long long>());
-  } else {
-    parsed.verdict.sample_index = -1;  // assigned in file order by the caller
-  }
-  if (const json* duration = field("duration_s")) {
-    if (!duration->is_number()) throw fail("duration_s", "expected a number, got " + duration->dump());
-    parsed.verdict.duration_seconds = duration->get<double>();
-  }
-  if (const json* detail = field("detail")) {
-    if (!detail->is_string()) throw fail("detail", "expected a string, got " + type_name(*detail));
-    parsed.verdict.detail = detail->get<std::string>();
-  }
-  if (const json* mode = field("mode")) {
-    if (!mode->is_string() || mode->get<std::string>().empty())
-      throw fail("mode", "expected a non-empty string, got " + mode->dump());
-    parsed.mode = mode->get<std::string>();
-  }
-  return parsed;
+  return verdict_from_json(row, where);
 }
 
 ModelInfo read_model(const FieldReader& model) {
@@ -216,16 +158,16 @@ RunResults load_run(const fs::path& directory) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = fmt::format("{}:{}", results_file.string(), line_number);
-    ParsedLine parsed = parse_result_line(line, where);
-    const std::string mode = parsed.mode.empty() ? unnamed_mode : parsed.mode;
-    int& implicit = next_index[{mode, parsed.verdict.task_id}];
-    if (parsed.verdict.sample_index < 0) parsed.verdict.sample_index = implicit;
-    implicit = std::max(implicit, parsed.verdict.sample_index + 1);
-    const auto key = std::make_tuple(mode, parsed.verdict.task_id, parsed.verdict.sample_index);
+    SampleVerdict verdict = parse_result_line(line, where);
+    const std::string mode = verdict.mode.empty() ? unnamed_mode : verdict.mode;
+    int& implicit = next_index[{mode, verdict.task_id}];
+    if (verdict.sample_index < 0) verdict.sample_index = implicit;
+    implicit = std::max(implicit, verdict.sample_index + 1);
+    const auto key = std::make_tuple(mode, verdict.task_id, verdict.sample_index);
     if (auto [it, inserted] = seen.emplace(key, line_number); !inserted)
       throw RunInputError(fmt::format("{}: field 'sample_index': task {} sample {} (mode {}) already appears on line {}",
-                                      where, parsed.verdict.task_id, parsed.verdict.sample_index, mode, it->second));
-    run.modes[mode].verdicts.push_back(std::move(parsed.verdict));
+                                      where, verdict.task_id, verdict.sample_index, mode, it->second));
+    run.modes[mode].verdicts.push_back(std::move(verdict));
   }
   if (run.modes.empty()) throw RunInputError(fmt::format("{}: no verdicts (the file is empty)", results_file.string()));
 

@@ -12,20 +12,14 @@
 #include <filesystem>
 #include <map>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "reports/records/verdict_record.hpp"  // SampleVerdict, RunInputError
 #include "reports/summary/score_report.hpp"
 
 namespace quanteval::reports {
-
-// Malformed or missing input; the message names the file, the line (for JSONL)
-// and the field.
-struct RunInputError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // The mode name given to `score` verdicts, which carry no `mode` field.
 inline constexpr std::string_view kUnnamedMode = "score";

@@ -52,19 +52,6 @@ Summary summarize(const std::vector<SampleVerdict>& verdicts) {
   return s;
 }
 
-ordered_json to_json(const SampleVerdict& v) {
-  ordered_json j;
-  j["task_id"] = v.task_id;
-  j["sample_index"] = v.sample_index;
-  j["status"] = std::string(to_string(v.status));
-  j["passed"] = v.status == Status::passed;
-  j["duration_s"] = std::round(v.duration_seconds * 1e4) / 1e4;
-  if (v.time_limit_seconds > 0) j["time_limit_s"] = std::round(v.time_limit_seconds * 1e3) / 1e3;
-  j["detail"] = v.detail;
-  if (v.attempts > 1) j["attempts"] = v.attempts;
-  return j;
-}
-
 ordered_json summary_json(const Summary& s) {
   ordered_json j;
   ordered_json pass = ordered_json::object();

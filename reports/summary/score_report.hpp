@@ -8,19 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "reports/records/verdict_record.hpp"
 #include "reports/summary/status.hpp"
 
 namespace quanteval::reports {
-
-struct SampleVerdict {
-  std::string task_id;
-  int sample_index = 0;  // 0-based index of this sample among the task's samples, input order
-  Status status = Status::sandbox_error;
-  double duration_seconds = 0.0;
-  std::string detail;    // one short line: the exception, the exit, the limit hit
-  int attempts = 1;      // sandbox attempts (>1 after infrastructure retries)
-  double time_limit_seconds = 0.0;  // the wall-clock limit this program ran under (0 = not recorded)
-};
 
 struct DatasetInfo {
   std::string name;  // "humaneval", "humaneval+" or "custom"
@@ -86,7 +77,6 @@ nlohmann::ordered_json to_json(const ScoreReport& report, const Summary& summary
 nlohmann::ordered_json summary_json(const Summary& summary);
 nlohmann::ordered_json to_json(const DatasetInfo& dataset);
 nlohmann::ordered_json to_json(const SandboxInfo& sandbox);
-nlohmann::ordered_json to_json(const SampleVerdict& verdict);
 std::string to_markdown(const ScoreReport& report, const Summary& summary);
 
 }  // namespace quanteval::reports

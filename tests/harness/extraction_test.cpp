@@ -1,7 +1,7 @@
 // Prompt construction and code extraction for both modes.
 #include <doctest/doctest.h>
 
-#include "harness/eval/extraction.hpp"
+#include "harness/extraction/extraction.hpp"
 
 using namespace quanteval::harness;
 

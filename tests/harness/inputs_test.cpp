@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "datasets/datasets.hpp"
-#include "harness/eval/samples.hpp"
+#include "harness/samples/samples.hpp"
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;

@@ -4,7 +4,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/eval/run_state.hpp"
+#include "harness/common/hashing.hpp"
+#include "harness/run/run_directory.hpp"
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;

@@ -6,7 +6,8 @@
 #include <cstdlib>
 
 #include "datasets/datasets.hpp"
-#include "harness/eval/time_limits.hpp"
+#include "harness/execution/time_limits.hpp"
+#include "tests/harness/sandbox_pool.hpp"
 #include "tests/support/test_data.hpp"
 
 using namespace quanteval;
@@ -27,13 +28,6 @@ datasets::Dataset tiny_dataset(const datasets::Manifest& manifest) {
   return d;
 }
 
-sandbox::Config sandbox_config() {
-  sandbox::Config config;
-  config.python = test::python();
-  config.workers = 2;
-  return config;
-}
-
 }  // namespace
 
 TEST_CASE("calibrated limits come from the canonical times, are cached, and --timeout overrides them") {
@@ -44,7 +38,7 @@ TEST_CASE("calibrated limits come from the canonical times, are cached, and --ti
   manifest.default_timeout_seconds = 20.0;
   manifest.time_limit = {true, 4.0, 0.5};
   const auto dataset = tiny_dataset(manifest);
-  sandbox::Pool pool(sandbox_config());
+  sandbox::Pool pool(test::test_pool_config());
   TimeLimitRequest request;
   request.progress = false;
 
@@ -80,7 +74,7 @@ TEST_CASE("calibrated limits come from the canonical times, are cached, and --ti
 
 TEST_CASE("HumanEval keeps openai/human-eval's flat 3 s limit") {
   const auto humaneval = datasets::load(test::dataset_file("humaneval").string());
-  sandbox::Pool pool(sandbox_config());
+  sandbox::Pool pool(test::test_pool_config());
   const auto limits = choose_time_limits(humaneval, pool, {});
   CHECK_FALSE(limits.calibration);
   CHECK(limits.for_task("HumanEval/0") == 3.0);

@@ -1,4 +1,4 @@
-#include "harness/eval/selftest.hpp"
+#include "harness/execution/selftest.hpp"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
@@ -17,10 +17,11 @@
 #include <fstream>
 #include <random>
 
-#include "harness/cli/progress.hpp"
-#include "harness/eval/run_state.hpp"
-#include "harness/eval/samples.hpp"
-#include "harness/eval/scoring.hpp"
+#include "harness/common/hashing.hpp"
+#include "harness/common/progress.hpp"
+#include "harness/execution/executor.hpp"
+#include "harness/execution/scoring.hpp"
+#include "harness/samples/samples.hpp"
 
 namespace quanteval::harness {
 namespace fs = std::filesystem;

@@ -1,15 +1,12 @@
-#include "harness/eval/extraction.hpp"
+#include "harness/extraction/extraction.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <sstream>
 
-namespace quanteval::harness {
+#include "harness/common/enum_names.hpp"
 
-const std::vector<std::string>& standard_stop_sequences() {
-  static const std::vector<std::string> stops = {"\nclass", "\ndef", "\n#", "\nif", "\nprint"};
-  return stops;
-}
+namespace quanteval::harness {
 
 std::string cut_at_stop_sequence(std::string_view completion) {
   std::size_t cut = completion.size();
@@ -139,29 +136,16 @@ std::string sanitize(std::string_view answer) {
 
 }  // namespace
 
-const char* to_string(ExtractionRule rule) {
-  switch (rule) {
-    case ExtractionRule::fenced_python: return "fenced_python";
-    case ExtractionRule::fenced_generic: return "fenced_generic";
-    case ExtractionRule::unclosed_fence: return "unclosed_fence";
-    case ExtractionRule::sanitizer: return "sanitizer";
-    case ExtractionRule::none: return "none";
-  }
-  return "none";
-}
+namespace {
+constexpr EnumName<ExtractionRule> kRuleNames[] = {
+    {ExtractionRule::fenced_python, "fenced_python"}, {ExtractionRule::fenced_generic, "fenced_generic"},
+    {ExtractionRule::unclosed_fence, "unclosed_fence"}, {ExtractionRule::sanitizer, "sanitizer"},
+    {ExtractionRule::none, "none"}, {ExtractionRule::prompt_continuation, "prompt_continuation"}};
+}  // namespace
 
-std::string thinking_user_message(std::string_view prompt) {
-  return "Please provide a self-contained Python script that solves the following problem in a markdown code block:\n"
-         "```python\n" +
-         std::string(trim(prompt)) + "\n```";
-}
+const char* to_string(ExtractionRule rule) { return name_of(kRuleNames, rule).data(); }
 
-bool prompt_opens_thinking(std::string_view prompt) {
-  const auto open = prompt.rfind("<think>");
-  if (open == std::string_view::npos) return false;
-  const auto close = prompt.rfind("</think>");
-  return close == std::string_view::npos || close < open;
-}
+std::optional<ExtractionRule> parse_extraction_rule(std::string_view name) { return value_named(kRuleNames, name); }
 
 Extraction extract_thinking_answer(std::string_view raw, bool prompt_opens_thinking) {
   Extraction e;

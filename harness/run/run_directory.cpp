@@ -1,27 +1,19 @@
-#include "harness/eval/run_state.hpp"
-#include "runtime/base/check.hpp"
+#include "harness/run/run_directory.hpp"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
+#include "harness/common/hashing.hpp"
+#include "runtime/runtime.hpp"  // QE_CHECK
+
 namespace quanteval::harness {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using nlohmann::ordered_json;
-
-std::string sha256_hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
-}
 
 std::string SampleKey::text() const { return fmt::format("{} {} #{}", mode, task_id, sample_index); }
 
@@ -106,14 +98,6 @@ RunDirectory::RunDirectory(const fs::path& dir, const ordered_json& config, bool
           dir.string(), fields.empty() ? std::string("hash") : fmt::format("{}", fmt::join(fields, ", "))));
     }
     resumed_ = true;
-    for (auto& row : read_and_repair_jsonl(dir / "samples.jsonl")) {
-      auto key = key_of(row, (dir / "samples.jsonl").string());
-      samples_[key] = std::move(row);
-    }
-    for (auto& row : read_and_repair_jsonl(dir / "results.jsonl")) {
-      auto key = key_of(row, (dir / "results.jsonl").string());
-      results_[key] = std::move(row);
-    }
   } else {
     if (fs::exists(dir) && fs::exists(dir / "results.jsonl"))
       throw std::runtime_error(fmt::format("{} holds results of another kind of run; choose another --out", dir.string()));
@@ -123,25 +107,33 @@ RunDirectory::RunDirectory(const fs::path& dir, const ordered_json& config, bool
     record["config"] = config;
     write_file_atomically(run_file, record.dump(2) + "\n");
   }
-  samples_writer_ = std::make_unique<JsonlWriter>(dir / "samples.jsonl", true);
-  results_writer_ = std::make_unique<JsonlWriter>(dir / "results.jsonl", true);
+  samples_.path = dir / "samples.jsonl";
+  results_.path = dir / "results.jsonl";
+  open(samples_, resumed_);
+  open(results_, resumed_);
 }
 
-void RunDirectory::append_sample(const ordered_json& line) {
-  std::lock_guard lock(mutex_);
-  const auto key = key_of(json(line), "samples.jsonl");
-  QE_CHECK(!samples_.count(key), "sample written twice: " + key.text());
-  samples_writer_->write_line(line.dump());
-  samples_[key] = json(line);
+void RunDirectory::open(LineFile& file, bool read_existing) {
+  if (read_existing)
+    for (auto& row : read_and_repair_jsonl(file.path)) {
+      auto key = key_of(row, file.path.string());
+      file.lines[key] = std::move(row);
+    }
+  file.writer = std::make_unique<JsonlWriter>(file.path, true);
 }
 
-void RunDirectory::append_result(const ordered_json& line) {
+void RunDirectory::append_sample(const ordered_json& line) { append(samples_, line); }
+
+void RunDirectory::append_result(const ordered_json& line) { append(results_, line); }
+
+void RunDirectory::append(LineFile& file, const ordered_json& line) {
   std::lock_guard lock(mutex_);
-  const auto key = key_of(json(line), "results.jsonl");
-  QE_CHECK(!results_.count(key), "result written twice: " + key.text());
-  // Replace, never throw: one odd verdict detail must not end a run.
-  results_writer_->write_line(line.dump(-1, ' ', false, ordered_json::error_handler_t::replace));
-  results_[key] = json(line);
+  const std::string name = file.path.filename().string();
+  const auto key = key_of(json(line), name);
+  QE_CHECK(!file.lines.count(key), "written twice to " + name + ": " + key.text());
+  // Replace, never throw: one odd field must not end a run.
+  file.writer->write_line(line.dump(-1, ' ', false, ordered_json::error_handler_t::replace));
+  file.lines[key] = json(line);
 }
 
 }  // namespace quanteval::harness

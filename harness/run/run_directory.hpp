@@ -6,6 +6,10 @@
 // unscored ones are scored, the rest generated -- never twice -- and the run
 // is refused when its configuration (model, decoding, prompts, template,
 // dataset, sandbox limits) differs from the interrupted one.
+//
+// This is the storage, keyed by sample; what a line holds is its record's
+// business: run/generation_record.hpp for samples.jsonl,
+// reports::SampleVerdict (reports/reports.hpp) for results.jsonl.
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -14,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/eval/files.hpp"
+#include "harness/common/files.hpp"
 
 namespace quanteval::harness {
 
@@ -44,8 +48,8 @@ class RunDirectory {
   bool resumed() const { return resumed_; }
 
   // Lines already on disk (resume), keyed by sample.
-  const std::map<SampleKey, nlohmann::json>& samples() const { return samples_; }
-  const std::map<SampleKey, nlohmann::json>& results() const { return results_; }
+  const std::map<SampleKey, nlohmann::json>& samples() const { return samples_.lines; }
+  const std::map<SampleKey, nlohmann::json>& results() const { return results_.lines; }
 
   // Appends and flushes one line each (thread-safe). The line must carry
   // mode, task_id and sample_index; a key already written is a logic error.
@@ -59,9 +63,18 @@ class RunDirectory {
   std::filesystem::path dir_;
   std::string hash_;
   bool resumed_ = false;
-  std::map<SampleKey, nlohmann::json> samples_, results_;
-  std::mutex mutex_;
-  std::unique_ptr<JsonlWriter> samples_writer_, results_writer_;
+  // One of the two JSONL files: its lines keyed by sample, and its writer.
+  struct LineFile {
+    std::filesystem::path path;
+    std::map<SampleKey, nlohmann::json> lines;
+    std::unique_ptr<JsonlWriter> writer;
+  };
+  // Reads what is on disk when resuming (repairing a half-written last line), then opens for appending.
+  static void open(LineFile& file, bool read_existing);
+  void append(LineFile& file, const nlohmann::ordered_json& line);
+
+  LineFile samples_, results_;
+  std::mutex mutex_;  // guards both files
 };
 
 }  // namespace quanteval::harness

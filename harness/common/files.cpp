@@ -1,4 +1,4 @@
-#include "harness/eval/files.hpp"
+#include "harness/common/files.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>

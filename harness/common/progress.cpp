@@ -1,4 +1,4 @@
-#include "harness/cli/progress.hpp"
+#include "harness/common/progress.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>

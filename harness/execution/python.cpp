@@ -1,4 +1,4 @@
-#include "harness/eval/python.hpp"
+#include "harness/execution/python.hpp"
 
 #include <fmt/format.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "harness/eval/time_limits.hpp"
+#include "harness/execution/time_limits.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -8,11 +8,12 @@
 #include <fstream>
 #include <thread>
 
-#include "harness/eval/files.hpp"
-#include "harness/cli/progress.hpp"
-#include "harness/eval/run_state.hpp"
-#include "harness/eval/samples.hpp"
-#include "harness/eval/scoring.hpp"
+#include "harness/common/files.hpp"
+#include "harness/common/hashing.hpp"
+#include "harness/common/progress.hpp"
+#include "harness/execution/executor.hpp"
+#include "harness/execution/scoring.hpp"
+#include "harness/samples/samples.hpp"
 
 namespace quanteval::harness {
 namespace fs = std::filesystem;

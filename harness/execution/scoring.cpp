@@ -1,4 +1,4 @@
-#include "harness/eval/scoring.hpp"
+#include "harness/execution/scoring.hpp"
 
 #include <fmt/format.h>
 
@@ -72,28 +72,6 @@ reports::SampleVerdict to_verdict(const std::string& task_id, int sample_index, 
   return v;
 }
 
-std::vector<reports::SampleVerdict> run_jobs(
-    sandbox::Pool& pool, const std::vector<ProgramJob>& jobs,
-    const std::function<void(std::size_t, const reports::SampleVerdict&)>& on_verdict) {
-  std::vector<std::string> sources;
-  std::vector<sandbox::Limits> limits;
-  sources.reserve(jobs.size());
-  for (const auto& job : jobs) {
-    sources.push_back(job.program);
-    limits.push_back(pool.config().limits);
-    if (job.wall_seconds > 0) limits.back().wall_seconds = job.wall_seconds;
-  }
-  std::vector<reports::SampleVerdict> verdicts(jobs.size());
-  pool.run_all(
-      sources,
-      [&](std::size_t i, const sandbox::Result& r) {
-        verdicts[i] = to_verdict(jobs[i].task_id, jobs[i].sample_index, r, limits[i]);
-        if (on_verdict) on_verdict(i, verdicts[i]);
-      },
-      limits);
-  return verdicts;
-}
-
 std::string python_version(const std::string& python) {
   const std::string command = "'" + python + "' -I -c 'import platform; print(platform.python_version())' 2>/dev/null";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
@@ -105,7 +83,8 @@ std::string python_version(const std::string& python) {
   return out.empty() ? "unknown" : out;
 }
 
-reports::SandboxInfo describe_sandbox(const sandbox::Pool& pool, const TimeLimits& limits) {
+reports::SandboxInfo describe_sandbox(const sandbox::Pool& pool, const TimeLimits& limits,
+                                      const std::vector<std::string>& notes) {
   reports::SandboxInfo info;
   info.python = pool.config().python;
   info.python_version = python_version(info.python);
@@ -116,6 +95,14 @@ reports::SandboxInfo describe_sandbox(const sandbox::Pool& pool, const TimeLimit
   info.memory_limit_bytes = pool.config().limits.address_space_bytes;
   info.protections = pool.protections().active();
   info.notes = pool.protections().notes;
+  info.notes.insert(info.notes.end(), notes.begin(), notes.end());
+  return info;
+}
+
+reports::DatasetInfo describe_dataset(const datasets::Dataset& dataset) {
+  reports::DatasetInfo info{dataset.name, dataset.path.string(), dataset.sha256, dataset.verified,
+                            dataset.problems.size(), {}};
+  if (dataset.manifest) info.notes = dataset.manifest->notes;
   return info;
 }
 

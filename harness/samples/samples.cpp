@@ -1,4 +1,4 @@
-#include "harness/eval/samples.hpp"
+#include "harness/samples/samples.hpp"
 
 #include <fmt/format.h>
 

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "datasets/datasets.hpp"
-#include "harness/eval/time_limits.hpp"
-#include "reports/summary/status.hpp"
+#include "harness/execution/time_limits.hpp"
+#include "reports/reports.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace quanteval::harness {

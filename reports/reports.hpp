@@ -1,0 +1,26 @@
+#pragma once
+// The reports module's public surface, in one include. Reports read verdicts
+// and metadata and write what they add up to; they include no other module of
+// quanteval (no model, sandbox or dataset internals) -- the harness fills the
+// plain structs below.
+//
+//   records/verdict_record.hpp      SampleVerdict: one results.jsonl line, its one writer and one reader
+//   summary/status.hpp              Status: the verdict taxonomy (passed, failed, ..., sandbox_error)
+//   summary/statistics.hpp          the unbiased pass@k estimator
+//   summary/score_report.hpp        summarize (pass@k, Wilson interval, status counts); `score`'s report
+//   summary/run_report.hpp          `run`'s report.json / report.md / report.html
+//   comparison/run_results.hpp      load_run: a finished run directory read back; published baselines
+//   comparison/comparison.hpp       compare_runs (paired statistics), the model-card table, the gate
+//   comparison/html_comparison.hpp  compare.html
+//
+//   const auto a = load_run("runs/int4"), b = load_run("runs/bf16");
+//   const Comparison c = compare_runs({a, b}, {});
+//   std::string md = to_markdown(c);
+#include "reports/comparison/comparison.hpp"
+#include "reports/comparison/html_comparison.hpp"
+#include "reports/comparison/run_results.hpp"
+#include "reports/records/verdict_record.hpp"
+#include "reports/summary/run_report.hpp"
+#include "reports/summary/score_report.hpp"
+#include "reports/summary/statistics.hpp"
+#include "reports/summary/status.hpp"
