@@ -33,7 +33,9 @@ void add_model_options(Args& args) {
   args.option("model", "DIR", "model directory (config.json, *.safetensors; tokenizer.json for text)")
       .option("device", "cpu|cuda|auto", "compute device (auto = cuda when built and present, else cpu)", "auto")
       .option("threads", "N", "CPU threads (0 = all cores)", "0")
-      .option("kv-cache-mb", "MB", "KV cache budget in MiB (0 = 25% of RAM, at most 4 GiB)", "0");
+      .option("kv-cache-mb", "MB",
+              "model memory in MiB: K/V blocks and recurrent state slots together (0 = 25% of RAM, at most 4 GiB)",
+              "0");
 }
 
 std::unique_ptr<runtime::Model> load_model_from_args(const Args& args) {

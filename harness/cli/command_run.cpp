@@ -85,6 +85,7 @@ EmbeddedBackend::Options embedded_options_from(const Args& args) {
   options.load.threads = args.get_int("threads", 0, 1024);
   options.max_batch = args.get_int("max-batch", 1, 4096);
   options.load.max_sequences = options.max_batch;  // one recurrent state slot per sequence that may run
+  options.load.kv_cache_bytes = static_cast<std::uint64_t>(args.get_int("kv-cache-mb", 0, 1 << 20)) << 20;
   return options;
 }
 
@@ -153,6 +154,10 @@ int command_run(int argc, char** argv, int first) {
       .option("device", "cpu|cuda|auto", "compute device", "auto")
       .option("threads", "N", "CPU threads for the runtime (0 = all cores)", "0")
       .option("max-batch", "N", "sequences decoded together (continuous batching)", "16")
+      .option("kv-cache-mb", "MB",
+              "model memory in MiB: K/V blocks and recurrent state slots together; sequences that do not fit wait "
+              "(0 = 25% of RAM, at most 4 GiB)",
+              "0")
       .option("baseline", "RUN_DIR", "compare with this run at the end (as `quanteval compare`)")
       .option("revision", "REV", "hub revision (branch, tag or commit) when --model is a hub id");
   add_dataset_option(args);

@@ -96,7 +96,7 @@ TEST_CASE("generate and run work on the seed layout in both modes") {
 
   quanteval::test::TempDir out;
   const auto run = run_quanteval({"run", "--model", dir.string(), "--out", (out.path() / "run").string(), "--mode",
-                                  "both", "--limit", "2", "--max-new-tokens", "8", "--dataset",
+                                  "both", "--limit", "2", "--max-new-tokens", "8", "--kv-cache-mb", "1", "--dataset",
                                   quanteval::test::dataset_file("humaneval").string(), "--python",
                                   quanteval::test::python(), "--quiet"});
   INFO(run.err);
