@@ -86,8 +86,10 @@ std::vector<Problem> parse_problems(const std::filesystem::path& file);
 // Reads a file that may be gzip-compressed into memory (zlib).
 std::string read_maybe_gzip(const std::filesystem::path& file);
 
-// Lower-case hex SHA-256 of a file's bytes.
+// Lower-case hex SHA-256 of a file's bytes, and of bytes in memory (OpenSSL).
+// The harness hashes its run configurations with the same function.
 std::string sha256_file(const std::filesystem::path& file);
+std::string sha256_hex(std::string_view bytes);
 
 // Downloads url to dest atomically (temp file + rename) and checks the hash.
 void download(const std::string& url, const std::filesystem::path& dest, const std::string& expected_sha256);

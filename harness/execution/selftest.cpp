@@ -17,7 +17,7 @@
 #include <fstream>
 #include <random>
 
-#include "harness/common/hashing.hpp"
+#include "datasets/datasets.hpp"
 #include "harness/common/progress.hpp"
 #include "harness/execution/executor.hpp"
 #include "harness/execution/scoring.hpp"
@@ -310,7 +310,7 @@ std::vector<SelftestOutcome> between_programs(const sandbox::Config& pool_config
         "            if hashlib.sha256(data[match.end():match.end() + {1}]).hexdigest() == {2}:\n"
         "                found += 1\n"
         "assert found == 0, found\n",
-        python_literal(head), tail.size(), python_literal(sha256_hex(tail))));
+        python_literal(head), tail.size(), python_literal(datasets::sha256_hex(tail))));
     add("the previous output, in inherited memory", planted, looked,
         looked.outcome == sandbox::Outcome::completed, "the next program found the previous one's output in its memory",
         config.limits);

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "harness/common/files.hpp"
-#include "harness/common/hashing.hpp"
+#include "datasets/datasets.hpp"
 #include "harness/common/progress.hpp"
 #include "harness/execution/executor.hpp"
 #include "harness/execution/scoring.hpp"
@@ -150,7 +150,7 @@ TimeLimits choose_time_limits(const datasets::Dataset& dataset, sandbox::Pool& p
   const ordered_json key = cache_key(dataset, python, machine);
   const fs::path file = datasets::cache_dir() / "time-limits" /
                         fmt::format("{}-{}.json", dataset.name == "humaneval+" ? "humanevalplus" : dataset.name,
-                                    sha256_hex(key.dump()).substr(0, 16));
+                                    datasets::sha256_hex(key.dump()).substr(0, 16));
   std::optional<TimeLimits::Calibration> calibration;
   if (!request.recalibrate) calibration = read_cache(file, key);
   if (!calibration) {

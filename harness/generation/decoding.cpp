@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-#include "harness/common/hashing.hpp"
+#include "datasets/datasets.hpp"
 #include "harness/prompts/prompts.hpp"
 
 namespace quanteval::harness {
@@ -44,7 +44,7 @@ nlohmann::ordered_json to_json(const Decoding& d) {
 }
 
 std::uint64_t sample_seed(std::uint64_t run_seed, std::string_view sample_identity) {
-  return std::stoull(sha256_hex(fmt::format("{}:{}", run_seed, sample_identity)).substr(0, 16), nullptr, 16);
+  return std::stoull(datasets::sha256_hex(fmt::format("{}:{}", run_seed, sample_identity)).substr(0, 16), nullptr, 16);
 }
 
 }  // namespace quanteval::harness

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "harness/common/hashing.hpp"
+#include "datasets/datasets.hpp"
 
 namespace quanteval::harness {
 
@@ -52,7 +52,7 @@ PromptSet prepare_prompts(const std::vector<const datasets::Problem*>& tasks, co
       const std::vector<runtime::TokenId> ids = tokenizer.encode(text);
       for (int i = 0; i < samples_per_task; ++i) set.prompts.push_back({mode, problem, i, text, ids});
     }
-    set.sha256_by_mode[mode] = sha256_hex(all_prompts);
+    set.sha256_by_mode[mode] = datasets::sha256_hex(all_prompts);
   }
   return set;
 }

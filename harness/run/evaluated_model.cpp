@@ -5,7 +5,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "harness/common/hashing.hpp"
+#include "datasets/datasets.hpp"
 
 namespace quanteval::harness {
 namespace fs = std::filesystem;
@@ -26,7 +26,7 @@ EvaluatedModel open_evaluated_model(const std::string& spec, const std::optional
   std::optional<runtime::ChatTemplate> chat;
   std::string template_hash;
   if (with_chat_template) {
-    template_hash = sha256_hex(runtime::load_chat_template_source(resolved.directory).source);
+    template_hash = datasets::sha256_hex(runtime::load_chat_template_source(resolved.directory).source);
     chat.emplace(runtime::ChatTemplate::from_model_dir(resolved.directory));
   }
   return EvaluatedModel{spec,
@@ -48,7 +48,7 @@ std::string checkpoint_identity(const runtime::Checkpoint& checkpoint) {
     in.read(header.data(), static_cast<std::streamsize>(header.size()));
     text += file.filename().string() + std::to_string(fs::file_size(file)) + header;
   }
-  return sha256_hex(text);
+  return datasets::sha256_hex(text);
 }
 
 reports::RunModelInfo model_info(const EvaluatedModel& model) {

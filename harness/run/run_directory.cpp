@@ -7,7 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "harness/common/hashing.hpp"
+#include "datasets/datasets.hpp"
 #include "runtime/runtime.hpp"  // QE_CHECK
 
 namespace quanteval::harness {
@@ -65,7 +65,7 @@ std::vector<std::string> differing_fields(const json& a, const json& b) {
 std::string RunDirectory::config_hash_of(const ordered_json& config) {
   // nlohmann::json (not ordered) sorts keys: the hash does not depend on the
   // order fields were added in.
-  return sha256_hex(json(config).dump());
+  return datasets::sha256_hex(json(config).dump());
 }
 
 SampleKey RunDirectory::key_of(const json& line, const std::string& where) {

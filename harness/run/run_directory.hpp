@@ -22,9 +22,6 @@
 
 namespace quanteval::harness {
 
-// SHA-256 of bytes, lower-case hex.
-std::string sha256_hex(std::string_view bytes);
-
 // Identifies one sample of a run.
 struct SampleKey {
   std::string mode;

@@ -17,11 +17,7 @@
 //   delta rule   fp32 throughout (see qwen3_5/delta_rule.hpp).
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define QE_HOST_DEVICE __host__ __device__
-#else
-#define QE_HOST_DEVICE
-#endif
+#include "runtime/base/host_device.hpp"
 
 namespace quanteval::runtime::math {
 

@@ -289,43 +289,55 @@ StepBatch Model::make_batch(std::span<const Step> steps, std::vector<std::int64_
   return batch;
 }
 
+Model::StepTensors Model::step_tensors(std::int64_t rows) const {
+  Backend& b = *backend_;
+  const std::int64_t hidden = config_.hidden_size, intermediate = config_.intermediate_size;
+  return {b.scratch(rows, hidden), b.scratch(rows, hidden), b.scratch(rows, hidden), b.scratch(rows, intermediate),
+          b.scratch(rows, intermediate)};
+}
+
+// One decoder layer on t.normed (= input_norm(t.residual)): mixer, post-attention
+// norm, MLP. The residual add that ends the layer is fused with the next layer's
+// input norm when there is one (next_input_norm), leaving t.normed ready for it.
+void Model::run_layer(const DecoderLayer& layer, const StepBatch& batch, const StepTensors& t,
+                      const VectorWeight* next_input_norm) const {
+  Backend& b = *backend_;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  layer.mixer->forward(b, batch, t.normed, t.branch);
+  b.add_rms_norm(t.residual, t.branch, *layer.post_attention_norm, eps, t.normed);
+  b.matmul(*layer.mlp.gate_proj, t.normed, t.gate);
+  b.matmul(*layer.mlp.up_proj, t.normed, t.up);
+  b.swiglu(t.gate, t.up, t.gate);
+  b.matmul(*layer.mlp.down_proj, t.gate, t.branch);
+  if (next_input_norm) b.add_rms_norm(t.residual, t.branch, *next_input_norm, eps, t.normed);
+  else b.add(t.residual, t.branch);
+}
+
 std::vector<float> Model::forward(std::span<const Step> steps, ForwardTrace* trace) {
   std::vector<std::int64_t> logit_rows;  // which rows of the batch produce logits, in output order
   const StepBatch batch = make_batch(steps, logit_rows);
   Backend& b = *backend_;
   const std::int64_t m = batch.rows(), hidden = config_.hidden_size;
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  Tensor residual = b.scratch(m, hidden);  // [M, hidden] the residual stream
-  Tensor normed = b.scratch(m, hidden);    // [M, hidden]
-  Tensor branch = b.scratch(m, hidden);    // [M, hidden] mixer / MLP output
-  Tensor gate = b.scratch(m, config_.intermediate_size);
-  Tensor up = b.scratch(m, config_.intermediate_size);
-  auto record = [&](Tensor t) {
+  const StepTensors t = step_tensors(m);  // residual: the residual stream [M, hidden]
+  auto record = [&](Tensor x) {
     const std::size_t old = trace->hidden_states.size();
     trace->hidden_states.resize(old + static_cast<std::size_t>(m * hidden));
-    b.read(t, trace->hidden_states.data() + old);
+    b.read(x, trace->hidden_states.data() + old);
   };
 
-  b.embed(*weights_.embed_tokens, batch.tokens, residual);
+  b.embed(*weights_.embed_tokens, batch.tokens, t.residual);
   if (trace) {
     trace->rows = m;
     trace->width = hidden;
     trace->hidden_states.clear();
-    record(residual);
+    record(t.residual);
   }
   const std::size_t layers = weights_.layers.size();
-  b.rms_norm(residual, *weights_.layers.front().input_norm, eps, normed);
+  b.rms_norm(t.residual, *weights_.layers.front().input_norm, eps, t.normed);
   for (std::size_t l = 0; l < layers; ++l) {
-    const DecoderLayer& layer = weights_.layers[l];
-    layer.mixer->forward(b, batch, normed, branch);
-    b.add_rms_norm(residual, branch, *layer.post_attention_norm, eps, normed);
-    b.matmul(*layer.mlp.gate_proj, normed, gate);
-    b.matmul(*layer.mlp.up_proj, normed, up);
-    b.swiglu(gate, up, gate);
-    b.matmul(*layer.mlp.down_proj, gate, branch);
-    if (l + 1 < layers) b.add_rms_norm(residual, branch, *weights_.layers[l + 1].input_norm, eps, normed);
-    else b.add(residual, branch);
-    if (trace && l + 1 < layers) record(residual);
+    run_layer(weights_.layers[l], batch, t, l + 1 < layers ? weights_.layers[l + 1].input_norm.get() : nullptr);
+    if (trace && l + 1 < layers) record(t.residual);
   }
   for (const auto& s : batch.sequences) s.state->advance(s.rows);
 
@@ -333,11 +345,11 @@ std::vector<float> Model::forward(std::span<const Step> steps, ForwardTrace* tra
   // lm_head is the largest single matrix, and prefill needs only the last row.
   const auto out_rows = static_cast<std::int64_t>(logit_rows.size());
   Tensor selected = b.scratch(out_rows, hidden);
-  b.gather_rows(residual, logit_rows, selected);
+  b.gather_rows(t.residual, logit_rows, selected);
   b.rms_norm(selected, *weights_.final_norm, eps, selected);
   if (trace) {
-    b.rms_norm(residual, *weights_.final_norm, eps, normed);
-    record(normed);
+    b.rms_norm(t.residual, *weights_.final_norm, eps, t.normed);
+    record(t.normed);
   }
   Tensor logits = b.scratch(out_rows, config_.vocab_size);
   b.matmul(*weights_.lm_head, selected, logits);
@@ -373,27 +385,19 @@ std::vector<float> Model::layer_for(int layer, std::span<const float> hidden) {
   auto state = open_sequence(tokens);
   StepBatch batch;
   batch.sequences.push_back({state.get(), 0, tokens, 0});
-  for (std::int64_t t = 0; t < tokens; ++t) {
-    batch.tokens.push_back(0);
-    batch.positions.push_back(t);
+  for (std::int64_t p = 0; p < tokens; ++p) {
+    batch.tokens.push_back(0);  // unused: the layer's input is written below
+    batch.positions.push_back(p);
     batch.row_sequence.push_back(0);
   }
   Backend& b = *backend_;
   const DecoderLayer& l = weights_.layers[static_cast<std::size_t>(layer)];
-  const float eps = static_cast<float>(config_.rms_norm_eps);
-  Tensor residual = b.scratch(tokens, width), normed = b.scratch(tokens, width), branch = b.scratch(tokens, width);
-  Tensor gate = b.scratch(tokens, config_.intermediate_size), up = b.scratch(tokens, config_.intermediate_size);
-  b.write(residual, hidden.data());
-  b.rms_norm(residual, *l.input_norm, eps, normed);
-  l.mixer->forward(b, batch, normed, branch);
-  b.add_rms_norm(residual, branch, *l.post_attention_norm, eps, normed);
-  b.matmul(*l.mlp.gate_proj, normed, gate);
-  b.matmul(*l.mlp.up_proj, normed, up);
-  b.swiglu(gate, up, gate);
-  b.matmul(*l.mlp.down_proj, gate, branch);
-  b.add(residual, branch);
+  const StepTensors t = step_tensors(tokens);
+  b.write(t.residual, hidden.data());
+  b.rms_norm(t.residual, *l.input_norm, static_cast<float>(config_.rms_norm_eps), t.normed);
+  run_layer(l, batch, t, nullptr);
   std::vector<float> out(hidden.size());
-  b.read(residual, out.data());
+  b.read(t.residual, out.data());
   b.end_step();
   return out;
 }

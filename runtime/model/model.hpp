@@ -149,8 +149,16 @@ class Model {
   std::vector<float> layer_for(int layer, std::span<const float> hidden);
 
  private:
+  // The activations of one step: residual [M, hidden] (the residual stream), normed
+  // and branch [M, hidden], gate and up [M, intermediate].
+  struct StepTensors {
+    Tensor residual, normed, branch, gate, up;
+  };
   Model() = default;
   StepBatch make_batch(std::span<const Step> steps, std::vector<std::int64_t>& logit_rows) const;
+  StepTensors step_tensors(std::int64_t rows) const;
+  void run_layer(const DecoderLayer& layer, const StepBatch& batch, const StepTensors& t,
+                 const VectorWeight* next_input_norm) const;
 
   ModelConfig config_;
   std::filesystem::path directory_;

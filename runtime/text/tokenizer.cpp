@@ -11,6 +11,7 @@
 //   6. BPE merges each word's bytes by rank, lowest first, leftmost on ties.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "runtime/text/tokenizer.hpp"
+#include "runtime/text/utf8.hpp"
 
 #include <fmt/format.h>
 #include <pcre2.h>
@@ -63,24 +64,6 @@ constexpr ByteLevelAlphabet kByteLevel = make_byte_level_alphabet();
 
 // ---------------------------------------------------------------------------
 // Small UTF-8 helpers for text already known to be valid.
-void append_code_point(std::string& out, char32_t code_point) {
-  if (code_point < 0x80) {
-    out.push_back(static_cast<char>(code_point));
-  } else if (code_point < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
-    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-  } else if (code_point < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (code_point >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (code_point >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-  }
-}
-
 int sequence_length(unsigned char lead) {
   if (lead < 0x80) return 1;
   if (lead < 0xE0) return 2;

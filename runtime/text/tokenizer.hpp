@@ -32,6 +32,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/text/utf8.hpp"  // append_utf8_lossy
+
 namespace quanteval::runtime {
 
 using TokenId = std::int32_t;
@@ -188,12 +190,5 @@ class StreamingDecoder {
   bool skip_special_tokens_;
   std::string pending_;
 };
-
-// UTF-8 helpers used by decode and the streaming decoder.
-// Appends `bytes` to `out`, replacing each maximal invalid subpart with U+FFFD.
-// When `final` is false, a trailing sequence that is a valid but incomplete
-// prefix of a character is not consumed; the return value is the number of
-// bytes consumed.
-std::size_t append_utf8_lossy(std::string_view bytes, std::string& out, bool final);
 
 }  // namespace quanteval::runtime

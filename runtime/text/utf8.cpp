@@ -4,7 +4,9 @@
 // subparts": each maximal prefix of a would-be-valid sequence that cannot be
 // completed becomes exactly one U+FFFD. Matching that rule exactly is what
 // makes our decode of a partial multibyte character equal to transformers'.
-#include "runtime/text/tokenizer.hpp"
+#include "runtime/text/utf8.hpp"
+
+#include <utf8proc.h>
 
 namespace quanteval::runtime {
 
@@ -30,6 +32,17 @@ LeadByteRule lead_byte_rule(unsigned char lead) {
 }
 
 }  // namespace
+
+void append_code_point(std::string& out, char32_t code_point) {
+  utf8proc_uint8_t bytes[4];
+  const auto value = static_cast<utf8proc_int32_t>(code_point);
+  if (!utf8proc_codepoint_valid(value)) {
+    out += kReplacementCharacter;
+    return;
+  }
+  const utf8proc_ssize_t length = utf8proc_encode_char(value, bytes);
+  out.append(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(length));
+}
 
 std::size_t append_utf8_lossy(std::string_view bytes, std::string& out, bool final) {
   const std::size_t size = bytes.size();

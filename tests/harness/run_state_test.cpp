@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/common/hashing.hpp"
+#include "datasets/datasets.hpp"
 #include "harness/run/run_directory.hpp"
 #include "tests/support/test_data.hpp"
 
@@ -29,8 +29,8 @@ std::string slurp(const fs::path& p) {
 }  // namespace
 
 TEST_CASE("SHA-256 of known strings") {
-  CHECK(quanteval::harness::sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  CHECK(quanteval::harness::sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(quanteval::datasets::sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(quanteval::datasets::sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST_CASE("config hash ignores key order and sees every value") {

@@ -29,6 +29,15 @@ std::vector<TokenId> random_prompt(std::mt19937& rng, int length, std::int64_t v
   return ids;
 }
 
+// Runs every submitted request; returns the results and the largest running batch seen.
+std::pair<std::vector<GenerationResult>, std::size_t> run_all(Generator& generator) {
+  std::size_t max_active = 0;
+  std::vector<GenerationResult> results;
+  generator.run([&](GenerationResult r) { results.push_back(std::move(r)); },
+                [&](const GeneratorStats& s) { max_active = std::max(max_active, s.active); });
+  return {std::move(results), max_active};
+}
+
 GenerationRequest greedy_request(std::uint64_t id, std::vector<TokenId> prompt, int new_tokens) {
   GenerationRequest r;
   r.id = id;
@@ -136,10 +145,7 @@ TEST_CASE("KV cache budget: requests wait for memory, impossible ones are refuse
   CHECK(model->memory().capacity_tokens() == 48);
   Generator generator(*model, nullptr, {.max_batch = 4});
   for (std::uint64_t i = 0; i < 3; ++i) generator.submit(greedy_request(i, ref.input_ids, 16));
-  std::size_t max_active = 0;
-  std::vector<GenerationResult> results;
-  generator.run([&](GenerationResult r) { results.push_back(std::move(r)); },
-                [&](const GeneratorStats& s) { max_active = std::max(max_active, s.active); });
+  const auto [results, max_active] = run_all(generator);
   REQUIRE(results.size() == 3);
   CHECK(max_active == 1);
   for (const auto& r : results) CHECK(r.tokens == ref.greedy_new_tokens);
@@ -164,10 +170,7 @@ TEST_CASE("Qwen3.5: one budget bounds K/V and recurrent state together; requests
   REQUIRE(plan.capacity_tokens() >= static_cast<std::int64_t>(ref.input_ids.size()) + 16);
   Generator generator(*model, nullptr, {.max_batch = 4});
   for (std::uint64_t i = 0; i < 3; ++i) generator.submit(greedy_request(i, ref.input_ids, 16));
-  std::size_t max_active = 0;
-  std::vector<GenerationResult> results;
-  generator.run([&](GenerationResult r) { results.push_back(std::move(r)); },
-                [&](const GeneratorStats& s) { max_active = std::max(max_active, s.active); });
+  const auto [results, max_active] = run_all(generator);
   REQUIRE(results.size() == 3);
   CHECK(max_active == 1);
   for (const auto& r : results) CHECK(r.tokens == ref.greedy_new_tokens);

@@ -21,6 +21,7 @@
 #include "runtime/checkpoint/checkpoint.hpp"
 #include "runtime/kernels/cpu/delta_rule.hpp"
 #include "runtime/model/model.hpp"
+#include "runtime/model/qwen3_5/gated_deltanet.hpp"
 #include "runtime/model/reference.hpp"
 #include "tests/support/test_data.hpp"
 
@@ -199,14 +200,7 @@ void check_checkpoint(const std::string& name) {
   }
 
   SUBCASE("DeltaNet layers on real weights: chunked prefill (chunk 64 and 5) == token-by-token recurrence") {
-    const LinearAttentionConfig& la = config.linear_attention;
-    DeltaNetSpec spec;
-    spec.key_heads = static_cast<int>(la.num_key_heads);
-    spec.value_heads = static_cast<int>(la.num_value_heads);
-    spec.key_head_dim = static_cast<int>(la.key_head_dim);
-    spec.value_head_dim = static_cast<int>(la.value_head_dim);
-    spec.conv_kernel = static_cast<int>(la.conv_kernel_size);
-    spec.norm_eps = static_cast<float>(config.rms_norm_eps);
+    const DeltaNetSpec spec = deltanet_spec(config, 0);
     for (int l = 0; l < layers; ++l) {
       if (config.layer_types[l] != LayerKind::linear_attention) continue;
       CAPTURE(l);

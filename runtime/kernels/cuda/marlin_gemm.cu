@@ -125,9 +125,10 @@ __device__ __forceinline__ void mma_16816(const uint32_t (&a)[4], uint32_t b0, u
 template <bool kBf16>
 struct PairMath;
 
-template <>
-struct PairMath<true> {
-  using Pair = __nv_bfloat162;
+// A 32-bit register seen as two 16-bit lanes of the pair type, and back.
+template <typename PairType>
+struct PairBits {
+  using Pair = PairType;
   static __device__ __forceinline__ Pair pair(uint32_t bits) {
     Pair p;
     memcpy(&p, &bits, 4);
@@ -138,6 +139,10 @@ struct PairMath<true> {
     memcpy(&u, &p, 4);
     return u;
   }
+};
+
+template <>
+struct PairMath<true> : PairBits<__nv_bfloat162> {
   static __device__ __forceinline__ uint32_t sub(uint32_t a, uint32_t b) { return bits(__hsub2(pair(a), pair(b))); }
   static __device__ __forceinline__ uint32_t mul(uint32_t a, uint32_t b) { return bits(__hmul2(pair(a), pair(b))); }
   static __device__ __forceinline__ uint32_t low_twice(uint32_t a) { return bits(__low2bfloat162(pair(a))); }
@@ -146,18 +151,7 @@ struct PairMath<true> {
 };
 
 template <>
-struct PairMath<false> {
-  using Pair = __half2;
-  static __device__ __forceinline__ Pair pair(uint32_t bits) {
-    Pair p;
-    memcpy(&p, &bits, 4);
-    return p;
-  }
-  static __device__ __forceinline__ uint32_t bits(Pair p) {
-    uint32_t u;
-    memcpy(&u, &p, 4);
-    return u;
-  }
+struct PairMath<false> : PairBits<__half2> {
   static __device__ __forceinline__ uint32_t sub(uint32_t a, uint32_t b) { return bits(__hsub2(pair(a), pair(b))); }
   static __device__ __forceinline__ uint32_t mul(uint32_t a, uint32_t b) { return bits(__hmul2(pair(a), pair(b))); }
   static __device__ __forceinline__ uint32_t fma(uint32_t a, uint32_t b, uint32_t c) {

@@ -41,11 +41,7 @@
 #include <string>
 #include <vector>
 
-#if defined(__CUDACC__)
-#define QE_HOST_DEVICE __host__ __device__
-#else
-#define QE_HOST_DEVICE
-#endif
+#include "runtime/base/host_device.hpp"
 
 namespace quanteval::runtime {
 struct GptqWeight;  // runtime/gptq.hpp

@@ -90,7 +90,7 @@ bool is_word_cp(char32_t c) {
 std::string map_case(const std::string& text, char32_t (*mapping)(char32_t)) {
   std::string out;
   out.reserve(text.size());
-  for (char32_t c : decode_utf8(text)) append_utf8(out, mapping(c));
+  for (char32_t c : decode_utf8(text)) append_code_point(out, mapping(c));
   return out;
 }
 
@@ -211,7 +211,7 @@ std::string py_replace(const std::string& s, const std::string& old_text, const 
         out += new_text;
         ++done;
       }
-      if (i < chars.size()) append_utf8(out, chars[i]);
+      if (i < chars.size()) append_code_point(out, chars[i]);
     }
     return out;
   }

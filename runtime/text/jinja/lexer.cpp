@@ -75,16 +75,16 @@ std::string unescape(std::string_view body) {
       case 'r': out.push_back('\r'); break;
       case 't': out.push_back('\t'); break;
       case 'v': out.push_back('\v'); break;
-      case 'x': append_utf8(out, hex(2)); break;
-      case 'u': append_utf8(out, hex(4)); break;
-      case 'U': append_utf8(out, hex(8)); break;
+      case 'x': append_code_point(out, hex(2)); break;
+      case 'u': append_code_point(out, hex(4)); break;
+      case 'U': append_code_point(out, hex(8)); break;
       default:
         if (c >= '0' && c <= '7') {
           char32_t value = static_cast<char32_t>(c - '0');
           for (int k = 0; k < 2 && i + 1 < body.size() && body[i + 1] >= '0' && body[i + 1] <= '7'; ++k) {
             value = value * 8 + static_cast<char32_t>(body[++i] - '0');
           }
-          append_utf8(out, value);
+          append_code_point(out, value);
         } else {
           // Unknown escapes stay as written, as in Python.
           out.push_back('\\');

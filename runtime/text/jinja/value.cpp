@@ -131,28 +131,10 @@ std::u32string decode_utf8(std::string_view text) {
   return out;
 }
 
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 std::string encode_utf8(std::u32string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (char32_t cp : text) append_utf8(out, cp);
+  for (char32_t cp : text) append_code_point(out, cp);
   return out;
 }
 
@@ -274,7 +256,7 @@ std::string python_string_repr(const std::string& text) {
     } else if (c == '\t') {
       out += "\\t";
     } else if (is_python_printable(c)) {
-      append_utf8(out, c);
+      append_code_point(out, c);
     } else if (c < 0x100) {
       out += fmt::format("\\x{:02x}", static_cast<unsigned>(c));
     } else if (c < 0x10000) {
@@ -370,7 +352,7 @@ void dump_json_string(std::string& out, const std::string& text, bool ensure_asc
             out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
           }
         } else {
-          append_utf8(out, c);
+          append_code_point(out, c);
         }
     }
   }

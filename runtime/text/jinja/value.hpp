@@ -20,6 +20,8 @@
 #include <variant>
 #include <vector>
 
+#include "runtime/text/utf8.hpp"  // append_code_point
+
 namespace quanteval::runtime::jinja {
 
 // An error raised while evaluating a template (TypeError, UndefinedError,
@@ -177,7 +179,6 @@ bool python_contains(const Value& haystack, const Value& needle);
 
 std::u32string decode_utf8(std::string_view text);
 std::string encode_utf8(std::u32string_view text);
-void append_utf8(std::string& out, char32_t code_point);
 std::size_t count_code_points(std::string_view text);
 bool is_python_whitespace(char32_t c);
 
