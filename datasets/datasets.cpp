@@ -55,8 +55,7 @@ std::string getenv_string(const char* name) {
 }
 
 bool looks_like_path(const std::string& spec) {
-  return spec.find('/') != std::string::npos || spec.ends_with(".gz") || spec.ends_with(".jsonl") ||
-         fs::exists(spec);
+  return spec.find('/') != std::string::npos || spec.ends_with(".gz") || spec.ends_with(".jsonl") || fs::exists(spec);
 }
 
 void verify_hash(const fs::path& file, const Manifest& manifest) {
@@ -116,15 +115,16 @@ fs::path locate(const std::string& spec_in) {
     try {
       download(m->url, cached, m->sha256);
     } catch (const std::exception& e) {
-      throw DatasetError(fmt::format(
-          "dataset '{}' is not available locally and could not be downloaded ({}).\n"
-          "Put the official {} (SHA-256 {}) at {} or pass --dataset PATH (or set QUANTEVAL_DATASET).",
-          m->name, e.what(), m->file, m->sha256, cached.string()));
+      throw DatasetError(
+          fmt::format("dataset '{}' is not available locally and could not be downloaded ({}).\n"
+                      "Put the official {} (SHA-256 {}) at {} or pass --dataset PATH (or set QUANTEVAL_DATASET).",
+                      m->name, e.what(), m->file, m->sha256, cached.string()));
     }
     return cached;
   }
   if (!looks_like_path(spec))
-    throw DatasetError(fmt::format("--dataset: '{}' is neither a known dataset (humaneval, humaneval+) nor a file", spec));
+    throw DatasetError(
+        fmt::format("--dataset: '{}' is neither a known dataset (humaneval, humaneval+) nor a file", spec));
   const fs::path file(spec);
   if (!fs::is_regular_file(file)) throw DatasetError(fmt::format("{}: dataset file not found", file.string()));
   if (const Manifest* m = find_manifest_by_file(file.filename().string())) verify_hash(file, *m);
@@ -186,7 +186,8 @@ std::vector<Problem> parse_problems(const fs::path& file) {
     Problem p;
     auto field = [&](const char* name, std::string& target) {
       auto it = row.find(name);
-      if (it == row.end()) throw DatasetError(fmt::format("{}:{}: field '{}' is missing", file.string(), line_number, name));
+      if (it == row.end())
+        throw DatasetError(fmt::format("{}:{}: field '{}' is missing", file.string(), line_number, name));
       if (!it->is_string())
         throw DatasetError(fmt::format("{}:{}: field '{}' must be a string, got {}", file.string(), line_number, name,
                                        json_type_name(*it)));
@@ -199,7 +200,8 @@ std::vector<Problem> parse_problems(const fs::path& file) {
     field("entry_point", p.entry_point);
     for (const auto& existing : problems)
       if (existing.task_id == p.task_id)
-        throw DatasetError(fmt::format("{}:{}: field 'task_id': duplicate '{}'", file.string(), line_number, p.task_id));
+        throw DatasetError(
+            fmt::format("{}:{}: field 'task_id': duplicate '{}'", file.string(), line_number, p.task_id));
     problems.push_back(std::move(p));
   }
   if (problems.empty()) throw DatasetError(fmt::format("{}: no problems in file", file.string()));
@@ -266,12 +268,14 @@ void download(const std::string& url, const fs::path& dest, const std::string& e
   std::fclose(out);
   if (code != CURLE_OK) {
     fs::remove(partial);
-    throw DatasetError(fmt::format("download of {} failed: {}", url, error_text[0] ? error_text : curl_easy_strerror(code)));
+    throw DatasetError(
+        fmt::format("download of {} failed: {}", url, error_text[0] ? error_text : curl_easy_strerror(code)));
   }
   const std::string actual = sha256_file(partial);
   if (!expected_sha256.empty() && actual != expected_sha256) {
     fs::remove(partial);
-    throw DatasetError(fmt::format("download of {}: SHA-256 {} does not match the expected {}", url, actual, expected_sha256));
+    throw DatasetError(
+        fmt::format("download of {}: SHA-256 {} does not match the expected {}", url, actual, expected_sha256));
   }
   fs::rename(partial, dest);
 }

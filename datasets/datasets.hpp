@@ -26,14 +26,14 @@ struct DatasetError : std::runtime_error {
 };
 
 struct Manifest {
-  std::string name;      // "humaneval"
-  std::string title;     // "HumanEval"
-  std::string file;      // "HumanEval.jsonl.gz"
-  std::string url;       // official download URL
-  std::string sha256;    // lower-case hex
+  std::string name;    // "humaneval"
+  std::string title;   // "HumanEval"
+  std::string file;    // "HumanEval.jsonl.gz"
+  std::string url;     // official download URL
+  std::string sha256;  // lower-case hex
   std::string license;
   std::size_t problems = 0;
-  double default_timeout_seconds = 3.0;               // per program, when the user gives none
+  double default_timeout_seconds = 3.0;  // per program, when the user gives none
   // Per-program limits derived from the canonical solutions (evalplus's rule):
   // limit = max(min_seconds, factor x the canonical solution's time on this
   // machine). Off: every program gets default_timeout_seconds (openai/human-eval).

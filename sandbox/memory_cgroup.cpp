@@ -159,9 +159,10 @@ CgroupHost detect_memory_cgroups() {
     // non-root group with processes in it cannot enable it ("no internal processes").
     if (read_text(folder + "/cgroup.subtree_control").find("memory") == std::string::npos) {
       if (int error = write_text(folder + "/cgroup.subtree_control", "+memory"); error != 0) {
-        reasons.push_back(fmt::format("cgroup v2 at {}: cannot enable the memory controller for children: {} "
-                                      "(run quanteval in a delegated cgroup of its own)",
-                                      folder, std::strerror(error)));
+        reasons.push_back(
+            fmt::format("cgroup v2 at {}: cannot enable the memory controller for children: {} "
+                        "(run quanteval in a delegated cgroup of its own)",
+                        folder, std::strerror(error)));
         continue;
       }
     }

@@ -53,7 +53,8 @@ bool is_executable_file(const std::string& path) {
 std::string resolve_python(const std::string& python) {
   if (python.empty()) throw SandboxError("Config::python is empty");
   if (python.find('/') != std::string::npos) {
-    if (!is_executable_file(python)) throw SandboxError(fmt::format("Python interpreter not found or not executable: {}", python));
+    if (!is_executable_file(python))
+      throw SandboxError(fmt::format("Python interpreter not found or not executable: {}", python));
     return python;
   }
   const char* search_path = std::getenv("PATH");
@@ -73,7 +74,8 @@ std::string resolve_python(const std::string& python) {
 void validate(const Limits& limits) {
   if (!(limits.wall_seconds > 0.0)) throw SandboxError("Limits::wall_seconds must be positive");
   if (limits.cpu_seconds < 0.0) throw SandboxError("Limits::cpu_seconds must not be negative");
-  if (limits.address_space_bytes < (64ull << 20)) throw SandboxError("Limits::address_space_bytes below 64 MiB cannot run Python");
+  if (limits.address_space_bytes < (64ull << 20))
+    throw SandboxError("Limits::address_space_bytes below 64 MiB cannot run Python");
   if (limits.max_processes < 1) throw SandboxError("Limits::max_processes must be at least 1");
   if (limits.max_open_files < 16) throw SandboxError("Limits::max_open_files below 16 cannot run Python");
   if (limits.memory_bytes != 0 && limits.memory_bytes < (64ull << 20)) {
@@ -86,8 +88,10 @@ std::string fresh_nonce() {
   std::size_t filled = 0;
   while (filled < sizeof bytes) {
     const ssize_t n = getrandom(bytes + filled, sizeof bytes - filled, 0);
-    if (n > 0) filled += static_cast<std::size_t>(n);
-    else if (errno != EINTR) throw SandboxError(fmt::format("getrandom: {}", std::strerror(errno)));
+    if (n > 0)
+      filled += static_cast<std::size_t>(n);
+    else if (errno != EINTR)
+      throw SandboxError(fmt::format("getrandom: {}", std::strerror(errno)));
   }
   std::string hex;
   for (unsigned char byte : bytes) hex += fmt::format("{:02x}", byte);
@@ -101,9 +105,12 @@ std::string from_hex(std::string_view hex, bool& ok) {
     int value = 0;
     for (char digit : hex.substr(i, 2)) {
       value <<= 4;
-      if (digit >= '0' && digit <= '9') value |= digit - '0';
-      else if (digit >= 'a' && digit <= 'f') value |= digit - 'a' + 10;
-      else ok = false;
+      if (digit >= '0' && digit <= '9')
+        value |= digit - '0';
+      else if (digit >= 'a' && digit <= 'f')
+        value |= digit - 'a' + 10;
+      else
+        ok = false;
     }
     bytes.push_back(static_cast<char>(value));
   }
@@ -234,9 +241,9 @@ std::string describe(const Result& result, const Limits& limits) {
                                               : result.exception_type + ": " + result.exception_message;
     case Outcome::timeout:
       return fmt::format("timed out after {:.2f} s (wall limit {:.3g} s; CPU limit {:.3g} s)", result.duration_seconds,
-                         limits.wall_seconds, limits.cpu_seconds > 0.0 ? limits.cpu_seconds : limits.wall_seconds + 1.0);
-    case Outcome::exited:
-      return fmt::format("exited with code {} before the end of the program", result.exit_code);
+                         limits.wall_seconds,
+                         limits.cpu_seconds > 0.0 ? limits.cpu_seconds : limits.wall_seconds + 1.0);
+    case Outcome::exited: return fmt::format("exited with code {} before the end of the program", result.exit_code);
     case Outcome::signaled: {
       const char* name = sigabbrev_np(result.signal);
       return fmt::format("killed by signal {} (SIG{})", result.signal, name ? name : "?");
@@ -366,9 +373,10 @@ void Pool::Impl::describe_protections() {
   note_failure(report.shm, "mounting the private /dev/shm");
   p.filesystem_allowlist = report.view == 0;
   if (report.view > 0) {
-    p.notes.push_back(fmt::format("building the allow-list view failed ({}: {}); programs see the whole host "
-                                  "filesystem read-only instead", workers.front()->view_failure(),
-                                  strerrorname_np(report.view) ? strerrorname_np(report.view) : "?"));
+    p.notes.push_back(fmt::format(
+        "building the allow-list view failed ({}: {}); programs see the whole host "
+        "filesystem read-only instead",
+        workers.front()->view_failure(), strerrorname_np(report.view) ? strerrorname_np(report.view) : "?"));
   }
   p.visible_paths = p.filesystem_allowlist ? plan.view.binds : std::vector<std::string>{};
   p.private_dev = p.filesystem_allowlist && report.ptys == 0;
@@ -382,7 +390,8 @@ void Pool::Impl::describe_protections() {
   p.readonly_filesystem = report.readonly == 0;
   note_failure(report.readonly, "mount_setattr(/, AT_RECURSIVE, RDONLY)");
   if (report.readonly_fallback == 0) p.notes.push_back("only / itself is read-only; other mounts stay writable");
-  if (!(flags & CLONE_NEWNS)) p.notes.push_back("no mount namespace: the filesystem is only protected by the worker's uid");
+  if (!(flags & CLONE_NEWNS))
+    p.notes.push_back("no mount namespace: the filesystem is only protected by the worker's uid");
   p.distinct_uid = plan.started_as_root && !plan.user_namespace && report.credentials == 0;
   note_failure(report.credentials, "dropping to the worker uid");
   if (plan.user_namespace) {
@@ -396,7 +405,8 @@ void Pool::Impl::describe_protections() {
   p.rlimits = true;  // set by the runner before every program; a failure there fails the program as sandbox_error
   if (!hello.value("dumpable_off", false)) p.notes.push_back("could not make the zygote non-dumpable");
   if (!p.pid_namespace) {
-    p.notes.push_back("no PID namespace: a program can signal its worker and setsid daemons are found by scanning /proc");
+    p.notes.push_back(
+        "no PID namespace: a program can signal its worker and setsid daemons are found by scanning /proc");
   }
 }
 
@@ -444,8 +454,9 @@ Result Pool::Impl::run_on(detail::WorkerProcess& worker, const std::string& sour
     const std::string nonce = fresh_nonce();
     detail::ProgramRun run;
     std::string failure;
-    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double>(limits.wall_seconds)) + kBackstopGrace;
+    const auto deadline =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.wall_seconds)) +
+        kBackstopGrace;
     if (!worker.run_program(source, limits, nonce, deadline, run, failure)) {
       worker.stop();  // SIGKILL to the namespace's PID 1 takes every process in it along
       last_failure = failure;
@@ -515,7 +526,8 @@ std::vector<Result> Pool::run_all(const std::vector<std::string>& sources,
       }
     }
   };
-  const std::size_t thread_count = std::min<std::size_t>(static_cast<std::size_t>(impl_->config.workers), sources.size());
+  const std::size_t thread_count =
+      std::min<std::size_t>(static_cast<std::size_t>(impl_->config.workers), sources.size());
   std::vector<std::thread> threads;
   for (std::size_t t = 0; t < thread_count; ++t) threads.emplace_back(serve);
   for (auto& thread : threads) thread.join();

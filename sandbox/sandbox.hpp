@@ -89,8 +89,8 @@ struct Result {
   std::string stdout_text;        // at most Limits::output_cap_bytes bytes
   std::string stderr_text;
   bool output_truncated = false;
-  int attempts = 1;               // >1 when infrastructure failures were retried
-  std::string detail;             // one human line, e.g. "AssertionError: expected 3"
+  int attempts = 1;    // >1 when infrastructure failures were retried
+  std::string detail;  // one human line, e.g. "AssertionError: expected 3"
 };
 
 struct Protections {
@@ -99,8 +99,8 @@ struct Protections {
   bool network_namespace = false;
   bool ipc_namespace = false;
   bool uts_namespace = false;
-  bool user_namespace = false;    // used when not started as root
-  bool distinct_uid = false;      // each worker runs as its own unprivileged uid
+  bool user_namespace = false;  // used when not started as root
+  bool distinct_uid = false;    // each worker runs as its own unprivileged uid
   bool readonly_filesystem = false;
   bool filesystem_allowlist = false;  // the view holds only what the interpreter needs (else the host, read-only)
   bool private_dev = false;           // /dev: a few device nodes and a devpts instance of its own
@@ -108,8 +108,8 @@ struct Protections {
   bool memory_cgroup = false;         // the process tree's total memory is bounded (Limits::memory_bytes)
   bool seccomp = false;
   bool rlimits = false;
-  std::vector<std::string> notes;          // why something is off, e.g. "unshare(CLONE_NEWNET): EPERM"
-  std::vector<std::string> visible_paths;  // host paths the allow-list view shows, read-only
+  std::vector<std::string> notes;           // why something is off, e.g. "unshare(CLONE_NEWNET): EPERM"
+  std::vector<std::string> visible_paths;   // host paths the allow-list view shows, read-only
   std::vector<std::string> active() const;  // names of the protections that are on
 };
 

@@ -216,8 +216,8 @@ std::string resolve_recording(const std::string& path, std::map<std::string, std
 
 bool is_inside(const std::string& path, const std::string& folder) {
   if (folder == "/") return true;
-  return path == folder || (path.size() > folder.size() && path.compare(0, folder.size(), folder) == 0 &&
-                            path[folder.size()] == '/');
+  return path == folder ||
+         (path.size() > folder.size() && path.compare(0, folder.size(), folder) == 0 && path[folder.size()] == '/');
 }
 
 bool strictly_inside(const std::string& path, const std::string& folder) {
@@ -313,8 +313,8 @@ ViewPlan plan_view(const std::string& python, const std::vector<std::string>& en
   const std::vector<std::string> roots = outermost(everything);
 
   // Private folders that must stay hidden where an allowed folder holds them.
-  std::vector<std::string> private_paths = {"/root", "/home", "/run", "/var", "/tmp", "/srv", "/mnt", "/media",
-                                            "/opt", "/boot", "/proc", "/sys", "/dev", "/etc"};
+  std::vector<std::string> private_paths = {"/root",  "/home", "/run",  "/var",  "/tmp", "/srv", "/mnt",
+                                            "/media", "/opt",  "/boot", "/proc", "/sys", "/dev", "/etc"};
   if (const char* home = std::getenv("HOME")) private_paths.push_back(home);
   for (const auto& path : working_tree_paths()) private_paths.push_back(path);
   private_paths.insert(private_paths.end(), hidden.begin(), hidden.end());

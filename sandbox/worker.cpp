@@ -47,15 +47,57 @@ constexpr const char* kPreloadModules =
     "math,re,string,itertools,collections,functools,heapq,bisect,typing,hashlib,"
     "json,copy,operator,fractions,decimal,statistics,datetime,random";
 
-constexpr std::array kDeniedSyscalls = {
-    "ptrace", "mount", "umount", "umount2", "unshare", "setns", "pivot_root", "chroot",
-    "kexec_load", "kexec_file_load", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
-    "init_module", "finit_module", "delete_module", "reboot", "swapon", "swapoff", "acct", "syslog",
-    "userfaultfd", "open_by_handle_at", "name_to_handle_at", "process_vm_readv", "process_vm_writev",
-    "io_uring_setup", "io_uring_enter", "io_uring_register", "fsopen", "fsmount", "fsconfig", "fspick",
-    "move_mount", "open_tree", "mount_setattr", "sethostname", "setdomainname", "settimeofday",
-    "clock_settime", "clock_adjtime", "adjtimex", "quotactl", "lookup_dcookie", "iopl", "ioperm",
-    "vhangup", "nfsservctl", "uselib"};
+constexpr std::array kDeniedSyscalls = {"ptrace",
+                                        "mount",
+                                        "umount",
+                                        "umount2",
+                                        "unshare",
+                                        "setns",
+                                        "pivot_root",
+                                        "chroot",
+                                        "kexec_load",
+                                        "kexec_file_load",
+                                        "bpf",
+                                        "perf_event_open",
+                                        "keyctl",
+                                        "add_key",
+                                        "request_key",
+                                        "init_module",
+                                        "finit_module",
+                                        "delete_module",
+                                        "reboot",
+                                        "swapon",
+                                        "swapoff",
+                                        "acct",
+                                        "syslog",
+                                        "userfaultfd",
+                                        "open_by_handle_at",
+                                        "name_to_handle_at",
+                                        "process_vm_readv",
+                                        "process_vm_writev",
+                                        "io_uring_setup",
+                                        "io_uring_enter",
+                                        "io_uring_register",
+                                        "fsopen",
+                                        "fsmount",
+                                        "fsconfig",
+                                        "fspick",
+                                        "move_mount",
+                                        "open_tree",
+                                        "mount_setattr",
+                                        "sethostname",
+                                        "setdomainname",
+                                        "settimeofday",
+                                        "clock_settime",
+                                        "clock_adjtime",
+                                        "adjtimex",
+                                        "quotactl",
+                                        "lookup_dcookie",
+                                        "iopl",
+                                        "ioperm",
+                                        "vhangup",
+                                        "nfsservctl",
+                                        "uselib"};
 
 constexpr int kWantedNamespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
 
@@ -86,7 +128,8 @@ std::vector<sock_filter> build_seccomp_program(std::vector<std::string>& notes, 
   // namespace of its own could mount over the read-only view. clone3 passes its
   // flags in memory seccomp cannot inspect, so it reports ENOSYS and libc falls
   // back to clone, whose flags we can check.
-  for (int flag : {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP}) {
+  for (int flag :
+       {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP}) {
     seccomp_rule_add(context, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
                      SCMP_A0(SCMP_CMP_MASKED_EQ, static_cast<scmp_datum_t>(flag), static_cast<scmp_datum_t>(flag)));
   }
@@ -166,7 +209,7 @@ struct ViewStep {
   const char* fs_type;  // mount only
   const char* data;     // mount only
   unsigned long flags;
-  bool optional;        // a failure is recorded in `report_field` but does not abandon the view
+  bool optional;                            // a failure is recorded in `report_field` but does not abandon the view
   std::int32_t SetupReport::*report_field;  // nullptr: none
 };
 
@@ -188,11 +231,11 @@ struct ChildPlan {
   std::size_t view_step_count;
   const char* build_point;
   const char* const* writable_in_view;  // nullptr-terminated: mounts that stay writable
-  const sock_fprog* seccomp;  // nullptr: none
+  const sock_fprog* seccomp;            // nullptr: none
   int channel_fd;
   int error_fd;
   const char* python;
-  char** argv;  // argv[kExtraArgument] is chosen by the child from extra_scratch
+  char** argv;                       // argv[kExtraArgument] is chosen by the child from extra_scratch
   const char* const* extra_scratch;  // indexed by ExtraScratch bits
   char* const* envp;
 };
@@ -446,8 +489,7 @@ void build_view_steps(const IsolationPlan& plan, const std::string& tmpfs_option
   auto make_parents = [&](const std::string& path) {
     for (const auto& parent : parents_of(path)) {
       if (made.insert(parent).second) {
-        steps.push_back(
-            {ViewStep::Op::make_dir, keep(in_view(parent)), nullptr, nullptr, nullptr, 0, false, nullptr});
+        steps.push_back({ViewStep::Op::make_dir, keep(in_view(parent)), nullptr, nullptr, nullptr, 0, false, nullptr});
       }
     }
   };
@@ -466,13 +508,13 @@ void build_view_steps(const IsolationPlan& plan, const std::string& tmpfs_option
     switch (entry.kind) {
       case ViewPlan::Entry::Kind::bind_dir:
       case ViewPlan::Entry::Kind::bind_file:
-        steps.push_back({entry.kind == ViewPlan::Entry::Kind::bind_dir ? ViewStep::Op::make_dir
-                                                                        : ViewStep::Op::make_file,
-                         target, nullptr, nullptr, nullptr, 0, false, nullptr});
+        steps.push_back(
+            {entry.kind == ViewPlan::Entry::Kind::bind_dir ? ViewStep::Op::make_dir : ViewStep::Op::make_file, target,
+             nullptr, nullptr, nullptr, 0, false, nullptr});
         made.insert(entry.path);
         steps.push_back({ViewStep::Op::bind, target, keep(entry.path), nullptr, nullptr, 0, false, nullptr});
-        steps.push_back({ViewStep::Op::remount_readonly, target, nullptr, nullptr, nullptr,
-                         MS_NOSUID | MS_NODEV, false, nullptr});
+        steps.push_back(
+            {ViewStep::Op::remount_readonly, target, nullptr, nullptr, nullptr, MS_NOSUID | MS_NODEV, false, nullptr});
         break;
       case ViewPlan::Entry::Kind::mask:
         steps.push_back({ViewStep::Op::make_dir, target, nullptr, nullptr, nullptr, 0, false, nullptr});
@@ -503,11 +545,12 @@ void build_view_steps(const IsolationPlan& plan, const std::string& tmpfs_option
   }
   add_mount("/dev/pts", "devpts", "devpts", fmt::format("newinstance,ptmxmode=0666,mode=0620,max={}", kMaxPtys),
             MS_NOSUID | MS_NOEXEC, true, &SetupReport::ptys);
-  steps.push_back({ViewStep::Op::make_link, keep(in_view("/dev/ptmx")), "pts/ptmx", nullptr, nullptr, 0, false,
-                   nullptr});
-  for (const auto& [name, link] : std::array<std::pair<const char*, const char*>, 4>{
-           {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
-            {"stderr", "/proc/self/fd/2"}}}) {
+  steps.push_back(
+      {ViewStep::Op::make_link, keep(in_view("/dev/ptmx")), "pts/ptmx", nullptr, nullptr, 0, false, nullptr});
+  for (const auto& [name, link] : std::array<std::pair<const char*, const char*>, 4>{{{"fd", "/proc/self/fd"},
+                                                                                      {"stdin", "/proc/self/fd/0"},
+                                                                                      {"stdout", "/proc/self/fd/1"},
+                                                                                      {"stderr", "/proc/self/fd/2"}}}) {
     steps.push_back({ViewStep::Op::make_link, keep(in_view(std::string("/dev/") + name)), link, nullptr, nullptr, 0,
                      false, nullptr});
   }
@@ -547,8 +590,10 @@ IsolationPlan plan_isolation(const Config& config) {
   // write; in a user namespace (not root) they are rarely delegated.
   plan.cgroups = detect_memory_cgroups();
   if (plan.cgroups.version == CgroupHost::Version::none) {
-    plan.notes.push_back("no memory cgroup (the program tree's total memory is not bounded, only each process's "
-                         "address space): " + plan.cgroups.note);
+    plan.notes.push_back(
+        "no memory cgroup (the program tree's total memory is not bounded, only each process's "
+        "address space): " +
+        plan.cgroups.note);
   }
   return plan;
 }
@@ -626,7 +671,8 @@ UidLease& UidLease::operator=(UidLease&& other) noexcept {
 UidLease UidLease::acquire() {
   // /run/lock is a root-owned tmpfs on Debian: leases vanish with a reboot and
   // with the process holding them (flock is released when the fd closes).
-  std::filesystem::path dir = std::filesystem::exists("/run/lock") ? "/run/lock/quanteval-sandbox" : "/tmp/quanteval-sandbox-locks";
+  std::filesystem::path dir =
+      std::filesystem::exists("/run/lock") ? "/run/lock/quanteval-sandbox" : "/tmp/quanteval-sandbox-locks";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   for (uid_t offset = 0; offset < kWorkerUidCount; ++offset) {
@@ -713,8 +759,8 @@ void WorkerProcess::start(std::chrono::milliseconds hello_timeout) {
   const std::vector<std::string> environment = worker_environment(scratch);
   // argv[kExtraArgument] (the extra scratch areas) is picked by the child.
   const bool sweep_ipc = (plan_.clone_flags & CLONE_NEWIPC) != 0;
-  std::vector<std::string> arguments = {python_, "-s", "-B", "-c", kZygoteSource, scratch, "", kPreloadModules,
-                                        sweep_ipc ? "1" : "0"};
+  std::vector<std::string> arguments = {
+      python_, "-s", "-B", "-c", kZygoteSource, scratch, "", kPreloadModules, sweep_ipc ? "1" : "0"};
   const std::array<const char*, 4> extra_scratch = {"", "/dev/shm", "/dev/mqueue", "/dev/shm:/dev/mqueue"};
   std::vector<char*> argv, envp;
   for (auto& a : arguments) argv.push_back(a.data());
@@ -890,8 +936,7 @@ bool WorkerProcess::wait_until_clean(std::chrono::steady_clock::time_point deadl
 }
 
 bool WorkerProcess::run_program(const std::string& source, const Limits& limits, const std::string& nonce,
-                                std::chrono::steady_clock::time_point deadline, ProgramRun& run,
-                                std::string& failure) {
+                                std::chrono::steady_clock::time_point deadline, ProgramRun& run, std::string& failure) {
   if (pid_ <= 0 || cleaning_) {
     failure = "worker not ready";
     return false;
@@ -1027,8 +1072,8 @@ bool WorkerProcess::run_program(const std::string& source, const Limits& limits,
       std::memcpy(stop.data(), &stop_length, sizeof stop_length);
       stop += kStop;
       // A few bytes on an idle socket: they fit in its buffer at once.
-      stop_sent = send(channel_, stop.data(), stop.size(), MSG_NOSIGNAL | MSG_DONTWAIT) ==
-                  static_cast<ssize_t>(stop.size());
+      stop_sent =
+          send(channel_, stop.data(), stop.size(), MSG_NOSIGNAL | MSG_DONTWAIT) == static_cast<ssize_t>(stop.size());
     }
     if (!replied) {
       const ssize_t n = recv(channel_, buffer, sizeof buffer, MSG_DONTWAIT);

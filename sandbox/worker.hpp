@@ -19,13 +19,13 @@ namespace quanteval::sandbox::detail {
 // workers' credentials are arranged, what the programs see and where their
 // memory is accounted.
 struct IsolationPlan {
-  int clone_flags = 0;           // CLONE_NEW* that worked when probed
-  bool user_namespace = false;   // CLONE_NEWUSER is among them (not started as root)
+  int clone_flags = 0;          // CLONE_NEW* that worked when probed
+  bool user_namespace = false;  // CLONE_NEWUSER is among them (not started as root)
   bool started_as_root = false;
   uid_t outer_uid = 0;
   gid_t outer_gid = 0;
   std::uint64_t scratch_bytes = 64ull << 20;  // size of each worker's private /tmp
-  std::vector<sock_filter> seccomp_program;  // empty when libseccomp failed
+  std::vector<sock_filter> seccomp_program;   // empty when libseccomp failed
   ViewPlan view;                              // unusable: the read-only host view instead
   CgroupHost cgroups;                         // version none: no memory cgroups
   std::vector<std::string> notes;
@@ -39,7 +39,7 @@ std::vector<std::string> worker_environment(const std::string& scratch);
 
 // Sizes of the worker's tmpfs mounts. nr_inodes bounds what a program can leave
 // behind (and the memory of tmpfs extended attributes, which count against it).
-inline constexpr std::uint64_t kScratchInodes = 16384;  // /tmp
+inline constexpr std::uint64_t kScratchInodes = 16384;   // /tmp
 inline constexpr std::uint64_t kShmBytes = 16ull << 20;  // /dev/shm
 inline constexpr std::uint64_t kShmInodes = 1024;
 inline constexpr int kMaxPtys = 16;  // the private devpts instance
@@ -50,13 +50,13 @@ struct SetupReport {
   std::int32_t magic = 0;
   std::int32_t uid_map = -1;
   std::int32_t mount_private = -1;
-  std::int32_t view = -1;             // the allow-list view (else the read-only host view)
-  std::int32_t view_failed_step = -1; // index of the view step that failed
+  std::int32_t view = -1;              // the allow-list view (else the read-only host view)
+  std::int32_t view_failed_step = -1;  // index of the view step that failed
   std::int32_t proc = -1;
   std::int32_t tmpfs = -1;
   std::int32_t shm = -1;
-  std::int32_t ptys = -1;             // private devpts instance
-  std::int32_t mqueue = -1;           // private POSIX message queue mount
+  std::int32_t ptys = -1;    // private devpts instance
+  std::int32_t mqueue = -1;  // private POSIX message queue mount
   std::int32_t readonly = -1;
   std::int32_t readonly_fallback = -1;  // bind-remount of / alone when mount_setattr failed
   std::int32_t hostname = -1;
@@ -96,7 +96,7 @@ struct ProgramRun {
   double duration_seconds = 0.0;
   std::string stdout_bytes, stderr_bytes, marker_bytes;  // each up to its cap
   bool output_truncated = false;
-  std::uint64_t oom_kills = 0;     // processes the memory cgroup's OOM killer took during the program
+  std::uint64_t oom_kills = 0;  // processes the memory cgroup's OOM killer took during the program
 };
 
 class WorkerProcess {
@@ -137,8 +137,7 @@ class WorkerProcess {
   bool fill_inbox(std::size_t wanted, std::chrono::steady_clock::time_point deadline, std::string& failure);
   bool read_frame(std::string& frame, std::chrono::steady_clock::time_point deadline, std::string& failure);
   bool take_frame(std::string& frame);  // a whole frame already in the inbox
-  bool read_exact(char* data, std::size_t size, std::chrono::steady_clock::time_point deadline,
-                  std::string& failure);
+  bool read_exact(char* data, std::size_t size, std::chrono::steady_clock::time_point deadline, std::string& failure);
   std::string drain_error_output();
 
   const IsolationPlan& plan_;

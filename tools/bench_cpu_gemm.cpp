@@ -21,8 +21,8 @@
 
 #include <fmt/format.h>
 
-#include "runtime/kernels/cpu/linear.hpp"
 #include "runtime/base/numeric.hpp"
+#include "runtime/kernels/cpu/linear.hpp"
 
 using namespace quanteval::runtime;
 
@@ -92,8 +92,10 @@ int main(int argc, char** argv) try {
     } else if (arg == "--quick") {
       quick = true;
     } else {
-      throw std::invalid_argument(fmt::format("unknown argument '{}' (usage: bench_cpu_gemm [--threads N] "
-                                              "[--isa scalar|avx2|avx512] [--quick])", arg));
+      throw std::invalid_argument(
+          fmt::format("unknown argument '{}' (usage: bench_cpu_gemm [--threads N] "
+                      "[--isa scalar|avx2|avx512] [--quick])",
+                      arg));
     }
   }
   ThreadPool pool(threads);
@@ -108,9 +110,13 @@ int main(int argc, char** argv) try {
   const int batch_sizes[] = {1, 4, 16};
   constexpr int kGroupSize = 64;
 
-  fmt::print("bench_cpu_gemm: isa={} threads={} group_size={} act-order; int4 = int16 activations (the default), "
-             "fp32 = the exact fp32 path\n", to_string(isa), pool.size(), kGroupSize);
-  fmt::print("| shape | K | N | M | int4 ms | int4 GB/s | int4 fp32 ms | fp32 / int16 time | memcpy ms | int4 vs memcpy | bf16 ms | bf16 GB/s | int4 speed-up vs bf16 |\n");
+  fmt::print(
+      "bench_cpu_gemm: isa={} threads={} group_size={} act-order; int4 = int16 activations (the default), "
+      "fp32 = the exact fp32 path\n",
+      to_string(isa), pool.size(), kGroupSize);
+  fmt::print(
+      "| shape | K | N | M | int4 ms | int4 GB/s | int4 fp32 ms | fp32 / int16 time | memcpy ms | int4 vs memcpy | "
+      "bf16 ms | bf16 GB/s | int4 speed-up vs bf16 |\n");
   fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   std::mt19937_64 rng(1234);
   for (const Shape& shape : shapes) {
@@ -131,23 +137,22 @@ int main(int argc, char** argv) try {
       std::vector<float> x(static_cast<size_t>(m) * shape.k), y(static_cast<size_t>(m) * shape.n);
       std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
       for (auto& v : x) v = dist(rng);
-      const double int4_s = min_seconds(reps_for(int4_bytes), [&] {
-        int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::int16);
-      });
-      const double fp32_s = min_seconds(reps_for(int4_bytes), [&] {
-        int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::fp32);
-      });
-      const double bf16_s = min_seconds(reps_for(bf16.weight_bytes()),
-                                        [&] { bf16.forward(x.data(), m, y.data(), pool, isa); });
-      fmt::print("| {} | {} | {} | {} | {:.3f} | {:.1f} | {:.3f} | {:.2f}x | {:.3f} | {:.2f} | {:.3f} | {:.1f} | {:.2f}x |\n",
-                 shape.label, shape.k, shape.n, m, int4_s * 1e3, int4_bytes / int4_s / 1e9, fp32_s * 1e3,
-                 fp32_s / int4_s, copy_s * 1e3, copy_s / int4_s,
-                 bf16_s * 1e3, bf16.weight_bytes() / bf16_s / 1e9, bf16_s / int4_s);
+      const double int4_s = min_seconds(
+          reps_for(int4_bytes), [&] { int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::int16); });
+      const double fp32_s = min_seconds(reps_for(int4_bytes),
+                                        [&] { int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::fp32); });
+      const double bf16_s =
+          min_seconds(reps_for(bf16.weight_bytes()), [&] { bf16.forward(x.data(), m, y.data(), pool, isa); });
+      fmt::print(
+          "| {} | {} | {} | {} | {:.3f} | {:.1f} | {:.3f} | {:.2f}x | {:.3f} | {:.2f} | {:.3f} | {:.1f} | {:.2f}x |\n",
+          shape.label, shape.k, shape.n, m, int4_s * 1e3, int4_bytes / int4_s / 1e9, fp32_s * 1e3, fp32_s / int4_s,
+          copy_s * 1e3, copy_s / int4_s, bf16_s * 1e3, bf16.weight_bytes() / bf16_s / 1e9, bf16_s / int4_s);
       std::fflush(stdout);
     }
   }
-  fmt::print("int4 GB/s = packed INT4 stream (nibbles + 16-bit scale/zero headers) / time; memcpy copies a buffer of\n"
-             "that size (reads and writes it); 'int4 vs memcpy' = memcpy time / int4 time.\n");
+  fmt::print(
+      "int4 GB/s = packed INT4 stream (nibbles + 16-bit scale/zero headers) / time; memcpy copies a buffer of\n"
+      "that size (reads and writes it); 'int4 vs memcpy' = memcpy time / int4 time.\n");
   return 0;
 } catch (const std::exception& error) {
   std::fprintf(stderr, "bench_cpu_gemm: %s\n", error.what());

@@ -15,12 +15,12 @@
 // GEMV stream of all MLP projections at M = 1, the BF16 lm_head, prefill, single
 // sequence decode and batched decode. Decode is compared with its floor: the
 // bytes one token must read (every weight once) over the measured read bandwidth.
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <unistd.h>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -72,7 +72,8 @@ bool flag(int argc, char** argv, const std::string& name) {
 int main(int argc, char** argv) {
   const int threads = int_arg(argc, argv, "threads", 2);
   const int decode_tokens = int_arg(argc, argv, "decode-tokens", 32);
-  const int prompt_tokens = std::max(16, int_arg(argc, argv, "prompt-tokens", 128));  // decode prompts take its first 16
+  const int prompt_tokens =
+      std::max(16, int_arg(argc, argv, "prompt-tokens", 128));  // decode prompts take its first 16
   const int batch = int_arg(argc, argv, "batch", 16);
   const bool quantized = !flag(argc, argv, "bf16");
   std::string shape = "qwen2.5-0.5b";
@@ -108,8 +109,8 @@ int main(int argc, char** argv) {
       partial[static_cast<std::size_t>(begin * pool.size() / static_cast<std::int64_t>(source.size()))] = sum;
     });
   });
-  const double copy_gbs = buffer_bytes / copy_s / 1e9;   // bytes copied per second (each read once, written once)
-  const double read_gbs = buffer_bytes / read_s / 1e9;   // threaded streaming read
+  const double copy_gbs = buffer_bytes / copy_s / 1e9;  // bytes copied per second (each read once, written once)
+  const double read_gbs = buffer_bytes / read_s / 1e9;  // threaded streaming read
   source = {};
   target = {};
 
@@ -117,7 +118,8 @@ int main(int argc, char** argv) {
   const ModelWeights& w = model->weights();
   std::uint64_t mlp_bytes = 0;
   for (const auto& layer : w.layers)
-    mlp_bytes += layer.mlp.gate_proj->weight_bytes() + layer.mlp.up_proj->weight_bytes() + layer.mlp.down_proj->weight_bytes();
+    mlp_bytes +=
+        layer.mlp.gate_proj->weight_bytes() + layer.mlp.up_proj->weight_bytes() + layer.mlp.down_proj->weight_bytes();
   const Tensor x = backend.scratch(1, config.intermediate_size);  // wide enough for every projection's input
   std::vector<float> half(static_cast<std::size_t>(config.intermediate_size), 0.5f);
   backend.write(x, half.data());
@@ -162,7 +164,8 @@ int main(int argc, char** argv) {
     }
     model->forward(steps);  // prefill the 16-token prompts
     std::vector<TokenId> next(static_cast<std::size_t>(sequences), 42);
-    for (int s = 0; s < sequences; ++s) steps[static_cast<std::size_t>(s)].tokens = std::span<const TokenId>(&next[static_cast<std::size_t>(s)], 1);
+    for (int s = 0; s < sequences; ++s)
+      steps[static_cast<std::size_t>(s)].tokens = std::span<const TokenId>(&next[static_cast<std::size_t>(s)], 1);
     std::vector<double> step_times;
     for (int t = 0; t < decode_tokens; ++t) {
       const auto start = Clock::now();
@@ -183,12 +186,14 @@ int main(int argc, char** argv) {
   fmt::print("| threaded read 1 GiB | {:.1f} GB/s | {} threads; the bandwidth used for floors |\n", read_gbs, threads);
   fmt::print("| bytes read per decoded token | {:.1f} MB | INT4 layers {:.1f} MB + BF16 lm_head {:.1f} MB |\n",
              token_bytes / 1e6, (token_bytes - model->lm_head_bytes()) / 1e6, model->lm_head_bytes() / 1e6);
-  fmt::print("| INT4 GEMV, all MLP projections, M=1 | {:.1f} GB/s | {:.0f}% of read bandwidth ({:.1f} MB in {:.2f} ms) |\n",
-             mlp_bytes / mlp_s / 1e9, 100 * mlp_bytes / mlp_s / 1e9 / read_gbs, mlp_bytes / 1e6, mlp_s * 1e3);
+  fmt::print(
+      "| INT4 GEMV, all MLP projections, M=1 | {:.1f} GB/s | {:.0f}% of read bandwidth ({:.1f} MB in {:.2f} ms) |\n",
+      mlp_bytes / mlp_s / 1e9, 100 * mlp_bytes / mlp_s / 1e9 / read_gbs, mlp_bytes / 1e6, mlp_s * 1e3);
   fmt::print("| INT4 GEMV, one {}x{} matrix, hot in cache, M=1 | {:.1f} GB/s | {:.3f} ms |\n", hot.in_features(),
              hot.out_features(), hot.weight_bytes() / hot_s / 1e9, hot_s * 1e3);
   fmt::print("| BF16 lm_head GEMV, M=1 | {:.1f} GB/s | {:.0f}% of read bandwidth ({:.2f} ms) |\n",
-             model->lm_head_bytes() / head_s / 1e9, 100 * model->lm_head_bytes() / head_s / 1e9 / read_gbs, head_s * 1e3);
+             model->lm_head_bytes() / head_s / 1e9, 100 * model->lm_head_bytes() / head_s / 1e9 / read_gbs,
+             head_s * 1e3);
   fmt::print("| prefill, {} tokens | {:.1f} tok/s | {:.2f} s |\n", prompt_tokens, prompt_tokens / prefill_s, prefill_s);
   fmt::print("| decode, 1 sequence | {:.2f} tok/s | {:.1f} ms/token; floor {:.1f} ms -> {:.0f}% of floor |\n",
              single_tok_s, single_step_s * 1e3, floor_s * 1e3, 100 * floor_s / single_step_s);

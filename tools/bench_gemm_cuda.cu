@@ -38,8 +38,8 @@
 
 #include "runtime/kernels/cuda/cublas_library.hpp"
 #include "runtime/kernels/cuda/marlin_gemm.hpp"
-#include "runtime/kernels/cuda/reference_gemm.hpp"
 #include "runtime/kernels/cuda/marlin_layout.hpp"
+#include "runtime/kernels/cuda/reference_gemm.hpp"
 
 namespace qc = quanteval::runtime::cuda;
 namespace mk = quanteval::runtime::marlin;
@@ -114,8 +114,10 @@ double copy_bandwidth_gbs(Timer& timer) {
   qc::DeviceBuffer source(bytes), target(bytes);
   check(cudaMemset(source.data(), 1, bytes), "cudaMemset");
   const double us = timer.median_us(
-      [&](int) { check(cudaMemcpyAsync(target.data(), source.data(), bytes, cudaMemcpyDeviceToDevice, timer.stream()),
-                       "cudaMemcpyAsync D2D"); },
+      [&](int) {
+        check(cudaMemcpyAsync(target.data(), source.data(), bytes, cudaMemcpyDeviceToDevice, timer.stream()),
+              "cudaMemcpyAsync D2D");
+      },
       3, 7);
   return 2.0 * bytes / (us * 1e3);  // read + write, GB/s
 }
@@ -161,8 +163,15 @@ std::unique_ptr<RandomWeight> random_weight(int k, int n, int group, bool act_or
   w->d_qzeros = upload(w->qzeros);
   w->d_scales = upload(w->scales);
   w->d_g_idx = upload(w->g_idx);
-  w->view = ref::GptqDeviceView{k, n, group, false, false, w->d_qweight.as<int32_t>(), w->d_qzeros.as<int32_t>(),
-                                w->d_scales.as<uint16_t>(), act_order ? w->d_g_idx.as<int32_t>() : nullptr};
+  w->view = ref::GptqDeviceView{k,
+                                n,
+                                group,
+                                false,
+                                false,
+                                w->d_qweight.as<int32_t>(),
+                                w->d_qzeros.as<int32_t>(),
+                                w->d_scales.as<uint16_t>(),
+                                act_order ? w->d_g_idx.as<int32_t>() : nullptr};
   return w;
 }
 
@@ -209,9 +218,12 @@ int main(int argc, char** argv) {
   bool quick = false, handover = true;
   std::string tsv_path;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) quick = true;
-    else if (std::strcmp(argv[i], "--no-handover") == 0) handover = false;
-    else if (std::strcmp(argv[i], "--tsv") == 0 && i + 1 < argc) tsv_path = argv[++i];
+    if (std::strcmp(argv[i], "--quick") == 0)
+      quick = true;
+    else if (std::strcmp(argv[i], "--no-handover") == 0)
+      handover = false;
+    else if (std::strcmp(argv[i], "--tsv") == 0 && i + 1 < argc)
+      tsv_path = argv[++i];
     else {
       std::fprintf(stderr, "usage: bench_gemm_cuda [--quick] [--no-handover] [--tsv FILE]\n");
       return 2;
@@ -235,8 +247,10 @@ int main(int argc, char** argv) {
     std::printf("copy bandwidth %.0f GB/s (1 GiB D2D, read + write)\n", bandwidth);
     std::string cublas_error;
     std::unique_ptr<qc::CublasHandle> cublas = qc::CublasHandle::open(cublas_error);
-    if (cublas) std::printf("cuBLAS: %s\n", cublas->library().c_str());
-    else std::printf("cuBLAS: not available (%s): no BF16 baseline, no dense variant\n", cublas_error.c_str());
+    if (cublas)
+      std::printf("cuBLAS: %s\n", cublas->library().c_str());
+    else
+      std::printf("cuBLAS: not available (%s): no BF16 baseline, no dense variant\n", cublas_error.c_str());
     std::fflush(stdout);
 
     qc::MarlinWorkspace workspace;
@@ -251,7 +265,7 @@ int main(int argc, char** argv) {
     const MarlinGemmOptions legacy = MarlinGemmOptions::legacy();
 
     const std::vector<Shape> shapes = {
-        {"q_proj", 5120, 12288}, {"kv_proj", 5120, 1024},  {"o_proj", 6144, 5120},  {"in_qkv", 5120, 10240},
+        {"q_proj", 5120, 12288}, {"kv_proj", 5120, 1024},  {"o_proj", 6144, 5120},   {"in_qkv", 5120, 10240},
         {"in_z", 5120, 6144},    {"gate/up", 5120, 17408}, {"gate_up", 5120, 34816}, {"down", 17408, 5120},
     };
     const std::vector<int> batches =
@@ -261,9 +275,9 @@ int main(int argc, char** argv) {
     std::vector<Row> rows, handover_rows;
 
     for (const Shape& shape : shapes) {
-      const bool measure_handover = handover && cublas && (std::strcmp(shape.name, "q_proj") == 0 ||
-                                                           std::strcmp(shape.name, "gate_up") == 0 ||
-                                                           std::strcmp(shape.name, "down") == 0);
+      const bool measure_handover = handover && cublas &&
+                                    (std::strcmp(shape.name, "q_proj") == 0 ||
+                                     std::strcmp(shape.name, "gate_up") == 0 || std::strcmp(shape.name, "down") == 0);
       const int max_m = measure_handover ? handover_batches.back() : batches.back();
       workspace.reserve(max_m, shape.n, shape.k, timer.stream(), cublas != nullptr);
       // Enough weight copies that one rotation streams > 2x L2 (each launch misses L2).
@@ -357,7 +371,10 @@ int main(int argc, char** argv) {
     }
     check(cudaGetLastError(), "after benchmark");
 
-    auto us = [](const Row& r, const char* v) { auto it = r.us.find(v); return it == r.us.end() ? 0.0 : it->second; };
+    auto us = [](const Row& r, const char* v) {
+      auto it = r.us.find(v);
+      return it == r.us.end() ? 0.0 : it->second;
+    };
     auto cell = [](double value, const char* format) {
       char text[32];
       if (value <= 0) return std::string("-");
@@ -391,9 +408,10 @@ int main(int argc, char** argv) {
                     cell(c / us(r, "current"), "%.2f").c_str(), cell(c / us(r, "dense"), "%.2f").c_str());
       }
     }
-    std::printf("\nINT4 GEMM, us (copy %.0f GB/s). GB/s and %%floor: packed weight + scale bytes over the time and\n"
-                "over the copy bandwidth; x_bf16 = cuBLAS BF16 time / current (> 1: faster than BF16)\n",
-                bandwidth);
+    std::printf(
+        "\nINT4 GEMM, us (copy %.0f GB/s). GB/s and %%floor: packed weight + scale bytes over the time and\n"
+        "over the copy bandwidth; x_bf16 = cuBLAS BF16 time / current (> 1: faster than BF16)\n",
+        bandwidth);
     std::printf("%-8s %5s %5s %4s %8s %8s %8s %8s %8s %6s %6s %6s %s\n", "shape", "K", "N", "M", "legacy", "current",
                 "actord", "dense", "cublas", "GB/s", "%floor", "x_bf16", "check");
     for (const Row& r : rows) {

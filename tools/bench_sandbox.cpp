@@ -30,23 +30,23 @@ using quanteval::sandbox::Outcome;
 std::vector<std::string> synthetic_programs(int count) {
   std::vector<std::string> programs;
   for (int i = 0; i < count; ++i) {
-    programs.push_back(fmt::format(
-        "from typing import List\n\n"
-        "def candidate_{0}(numbers: List[int]) -> List[int]:\n"
-        "    \"\"\"Running maximum plus {0}.\"\"\"\n"
-        "    result, best = [], None\n"
-        "    for n in numbers:\n"
-        "        best = n if best is None else max(best, n)\n"
-        "        result.append(best + {0})\n"
-        "    return result\n\n"
-        "METADATA = {{'author': 'bench'}}\n\n"
-        "def check(candidate):\n"
-        "    assert candidate([]) == []\n"
-        "    assert candidate([1, 2, 3]) == [1 + {0}, 2 + {0}, 3 + {0}]\n"
-        "    assert candidate([3, 1, 2]) == [3 + {0}] * 3\n"
-        "    assert sorted(set(range({1}))) == list(range({1}))\n\n"
-        "check(candidate_{0})\n",
-        i, 100 + i % 50));
+    programs.push_back(
+        fmt::format("from typing import List\n\n"
+                    "def candidate_{0}(numbers: List[int]) -> List[int]:\n"
+                    "    \"\"\"Running maximum plus {0}.\"\"\"\n"
+                    "    result, best = [], None\n"
+                    "    for n in numbers:\n"
+                    "        best = n if best is None else max(best, n)\n"
+                    "        result.append(best + {0})\n"
+                    "    return result\n\n"
+                    "METADATA = {{'author': 'bench'}}\n\n"
+                    "def check(candidate):\n"
+                    "    assert candidate([]) == []\n"
+                    "    assert candidate([1, 2, 3]) == [1 + {0}, 2 + {0}, 3 + {0}]\n"
+                    "    assert candidate([3, 1, 2]) == [3 + {0}] * 3\n"
+                    "    assert sorted(set(range({1}))) == list(range({1}))\n\n"
+                    "check(candidate_{0})\n",
+                    i, 100 + i % 50));
   }
   return programs;
 }
@@ -85,20 +85,28 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (flag == "--python") python = value();
-    else if (flag == "--workers") worker_counts = parse_list(value());
-    else if (flag == "--programs") program_count = std::stoi(value());
-    else if (flag == "--repeat") repeat = std::stoi(value());
-    else if (flag == "--dataset") dataset = value();
+    if (flag == "--python")
+      python = value();
+    else if (flag == "--workers")
+      worker_counts = parse_list(value());
+    else if (flag == "--programs")
+      program_count = std::stoi(value());
+    else if (flag == "--repeat")
+      repeat = std::stoi(value());
+    else if (flag == "--dataset")
+      dataset = value();
     else {
-      std::cerr << "usage: bench_sandbox [--python PATH] [--workers 1,2] [--programs N] [--repeat R] [--dataset FILE]\n";
+      std::cerr
+          << "usage: bench_sandbox [--python PATH] [--workers 1,2] [--programs N] [--repeat R] [--dataset FILE]\n";
       return 2;
     }
   }
-  const std::vector<std::string> programs = dataset.empty() ? synthetic_programs(program_count) : canonical_programs(dataset);
+  const std::vector<std::string> programs =
+      dataset.empty() ? synthetic_programs(program_count) : canonical_programs(dataset);
   fmt::print("programs: {} ({}), python: {}, best of {} rounds\n", programs.size(),
              dataset.empty() ? "synthetic HumanEval-like" : dataset, python, repeat);
-  fmt::print("{:>7} {:>8} {:>10} {:>9} {:>11}  outcomes\n", "workers", "programs", "startup_s", "seconds", "programs/s");
+  fmt::print("{:>7} {:>8} {:>10} {:>9} {:>11}  outcomes\n", "workers", "programs", "startup_s", "seconds",
+             "programs/s");
   for (int workers : worker_counts) {
     quanteval::sandbox::Config config;
     config.python = python;

@@ -93,9 +93,11 @@ int main(int argc, char** argv) {
       return [&, algorithm] { sink += tokenizer.bpe_words(words, algorithm).size(); };
     };
     rows.push_back({"BPE, naive O(n^2) loop, no cache", best_pass_seconds(repeats, bpe_all_words(Algorithm::naive))});
-    rows.push_back({"BPE, priority queue, no cache", best_pass_seconds(repeats, bpe_all_words(Algorithm::priority_queue))});
+    rows.push_back(
+        {"BPE, priority queue, no cache", best_pass_seconds(repeats, bpe_all_words(Algorithm::priority_queue))});
     rows.push_back({"BPE, scanning, no cache", best_pass_seconds(repeats, bpe_all_words(Algorithm::scanning))});
-    rows.push_back({"BPE, automatic (encode's), no cache", best_pass_seconds(repeats, bpe_all_words(Algorithm::automatic))});
+    rows.push_back(
+        {"BPE, automatic (encode's), no cache", best_pass_seconds(repeats, bpe_all_words(Algorithm::automatic))});
     rows.push_back({"encode(), cache cleared each pass", best_pass_seconds(repeats, [&] {
                       tokenizer.clear_cache();
                       for (const auto& text : texts) sink += tokenizer.encode(text).size();
@@ -129,10 +131,9 @@ int main(int argc, char** argv) {
     const std::vector<std::string_view> long_word_views(long_words.begin(), long_words.end());
     const std::size_t long_tokens = tokenizer.bpe_words(long_word_views).size();
     std::vector<Row> long_rows;
-    for (auto [name, algorithm] : {std::pair{"naive O(n^2) loop", Algorithm::naive},
-                                   std::pair{"priority queue", Algorithm::priority_queue},
-                                   std::pair{"scanning", Algorithm::scanning},
-                                   std::pair{"automatic (encode's)", Algorithm::automatic}}) {
+    for (auto [name, algorithm] :
+         {std::pair{"naive O(n^2) loop", Algorithm::naive}, std::pair{"priority queue", Algorithm::priority_queue},
+          std::pair{"scanning", Algorithm::scanning}, std::pair{"automatic (encode's)", Algorithm::automatic}}) {
       long_rows.push_back({name, best_pass_seconds(repeats, [&, algorithm] {
                              sink += tokenizer.bpe_words(long_word_views, algorithm).size();
                            })});
@@ -141,8 +142,9 @@ int main(int argc, char** argv) {
     const auto stats = tokenizer.cache_stats();
     fmt::print("HumanEval: {} texts (prompts + prompt+solution), {:.2f} MB, {} tokens, {} pre-token words\n",
                texts.size(), total_bytes / 1e6, total_tokens, words.size());
-    fmt::print("load tokenizer.json: {:.3f} s; best of {} passes per stage; word cache {} entries, {} hits / {} misses\n\n",
-               load_seconds, repeats, stats.entries, stats.hits, stats.misses);
+    fmt::print(
+        "load tokenizer.json: {:.3f} s; best of {} passes per stage; word cache {} entries, {} hits / {} misses\n\n",
+        load_seconds, repeats, stats.entries, stats.hits, stats.misses);
     const double reference_seconds = rows[5].seconds;  // encode with a cold cache
     fmt::print("{:<36} {:>10} {:>12} {:>9} {:>14}\n", "stage", "ms/pass", "tokens/s", "MB/s", "time vs encode");
     for (const auto& row : rows) {

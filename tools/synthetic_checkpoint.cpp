@@ -33,8 +33,10 @@ int main(int argc, char** argv) {
     } else if (arg.starts_with("--") && i + 1 < argc) {
       values[arg.substr(2)] = argv[++i];
     } else {
-      fmt::print(stderr, "synthetic_checkpoint: unexpected argument '{}' (see the comment at the top of "
-                         "tools/synthetic_checkpoint.cpp)\n", arg);
+      fmt::print(stderr,
+                 "synthetic_checkpoint: unexpected argument '{}' (see the comment at the top of "
+                 "tools/synthetic_checkpoint.cpp)\n",
+                 arg);
       return 2;
     }
   }

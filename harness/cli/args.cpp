@@ -64,8 +64,7 @@ bool Args::parse(int argc, char** argv, int first) {
       if (i + 1 >= argc) throw UsageError(fmt::format("--{} needs a value ({})", name, found->metavar));
       value = argv[++i];
     }
-    if (!found->is_repeated && values_.count(name))
-      throw UsageError(fmt::format("--{} given more than once", name));
+    if (!found->is_repeated && values_.count(name)) throw UsageError(fmt::format("--{} given more than once", name));
     values_[name].push_back(*value);
   }
   if (is_set("help")) {
@@ -75,7 +74,9 @@ bool Args::parse(int argc, char** argv, int first) {
   return true;
 }
 
-bool Args::has(const std::string& name) const { return values_.count(name) > 0 || spec(name).default_value.has_value(); }
+bool Args::has(const std::string& name) const {
+  return values_.count(name) > 0 || spec(name).default_value.has_value();
+}
 
 std::optional<std::string> Args::maybe(const std::string& name) const {
   if (auto it = values_.find(name); it != values_.end()) return it->second.back();

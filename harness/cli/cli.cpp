@@ -22,9 +22,11 @@ constexpr Verb kVerbs[] = {
     {"run", command_run, "generate + execute + score one checkpoint (standard and/or thinking mode)"},
     {"score", command_score, "execute and score a samples file (openai/human-eval format); no model needed"},
     {"selftest", command_selftest, "canonical solutions must all pass, known-bad and hostile programs must all fail"},
-    {"compare", command_compare, "paired comparison of a quantized run with its baseline: model-card table, statistics, HTML"},
+    {"compare", command_compare,
+     "paired comparison of a quantized run with its baseline: model-card table, statistics, HTML"},
     {"gate", command_gate, "CI quality gate: exit 1 when the quantized run lost more than --max-drop pp of pass@1"},
-    {"inspect", command_inspect, "architecture, quantization, parameters, bits per weight, size on disk of a checkpoint"},
+    {"inspect", command_inspect,
+     "architecture, quantization, parameters, bits per weight, size on disk of a checkpoint"},
     {"tokenize", command_tokenize, "token ids of a text (JSON)"},
     {"detokenize", command_detokenize, "text of token ids (JSON)"},
     {"render-chat", command_render_chat, "a conversation rendered with the model's chat template (JSON)"},
@@ -71,7 +73,8 @@ ErrorExit error_exit(std::exception_ptr error) {
     return {2, fmt::format("quanteval: error: {}", e.what())};
   } catch (const std::logic_error& e) {  // InternalError and the standard library's own invariant errors
     return {3, fmt::format("quanteval: internal error: {} (this is a bug in quanteval; please report it with the "
-                           "command line)", e.what())};
+                           "command line)",
+                           e.what())};
   } catch (const std::bad_alloc&) {
     return {2, "quanteval: error: out of memory"};
   } catch (const std::exception& e) {

@@ -22,10 +22,12 @@ struct Benchmark {
 };
 
 constexpr Benchmark kBenchmarks[] = {
-    {"decode", "bench_decode", "prefill/decode tokens/s of a random-weight model vs the memory-bandwidth floor "
-                               "(--shape qwen2.5-0.5b|qwen3.5-0.8b, --threads N, --batch N, --bf16)"},
+    {"decode", "bench_decode",
+     "prefill/decode tokens/s of a random-weight model vs the memory-bandwidth floor "
+     "(--shape qwen2.5-0.5b|qwen3.5-0.8b, --threads N, --batch N, --bf16)"},
     {"gemm", "bench_cpu_gemm", "CPU INT4 and BF16 GEMM vs memcpy bandwidth (--threads N, --isa scalar|avx2|avx512)"},
-    {"gemm-cuda", "bench_gemm_cuda", "CUDA INT4 GEMM vs cuBLAS BF16 and copy bandwidth on Qwen3.5-27B shapes (GPU builds)"},
+    {"gemm-cuda", "bench_gemm_cuda",
+     "CUDA INT4 GEMM vs cuBLAS BF16 and copy bandwidth on Qwen3.5-27B shapes (GPU builds)"},
     {"sandbox", "bench_sandbox", "sandbox programs/s for a number of workers"},
     {"tokenizer", "bench_tokenizer", "tokenizer throughput on the HumanEval prompts"},
 };
@@ -59,8 +61,9 @@ int command_bench(int argc, char** argv, int first) {
       ::execv(program.c_str(), args.data());
       throw std::runtime_error(fmt::format("cannot run {}", program));
     }
-    throw std::runtime_error(fmt::format("benchmark program {} not found beside {} (is it built? gemm-cuda needs a CUDA build)",
-                                         b.program, own_directory().string()));
+    throw std::runtime_error(
+        fmt::format("benchmark program {} not found beside {} (is it built? gemm-cuda needs a CUDA build)", b.program,
+                    own_directory().string()));
   }
   throw UsageError(fmt::format("unknown benchmark '{}'\n{}", which, help));
 }

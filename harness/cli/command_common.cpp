@@ -14,7 +14,8 @@ void add_dataset_option(Args& args) {
 
 void add_sandbox_options(Args& args) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  args.option("python", "PATH", "Python interpreter for the sandbox (default: $QUANTEVAL_PYTHON, else python3 on PATH)", "")
+  args.option("python", "PATH", "Python interpreter for the sandbox (default: $QUANTEVAL_PYTHON, else python3 on PATH)",
+              "")
       .option("workers", "N", "programs executed in parallel", std::to_string(cores))
       .option("timeout", "SECONDS",
               "one wall-clock limit for every program (default: the dataset's rule: 3.0 s for humaneval as in "

@@ -9,16 +9,18 @@
 namespace quanteval::harness {
 
 int command_compare(int argc, char** argv, int first) {
-  Args args("quanteval compare RUN_A RUN_B [RUN_C ...] [options]",
-            "Paired comparison of a quantized run (RUN_A) with its baseline (RUN_B), task by task: the model-card\n"
-            "table (printed and written to DIR/compare.md), paired statistics (McNemar exact test, paired-bootstrap\n"
-            "interval of the delta, smallest detectable delta), DIR/compare.json and a self-contained DIR/compare.html.\n"
-            "Further runs (RUN_C ...) are more variants compared with the same baseline (quality-vs-size chart).\n"
-            "With --baseline-value, RUN_B is replaced by published numbers: give RUN_A [RUN_C ...] only.");
+  Args args(
+      "quanteval compare RUN_A RUN_B [RUN_C ...] [options]",
+      "Paired comparison of a quantized run (RUN_A) with its baseline (RUN_B), task by task: the model-card\n"
+      "table (printed and written to DIR/compare.md), paired statistics (McNemar exact test, paired-bootstrap\n"
+      "interval of the delta, smallest detectable delta), DIR/compare.json and a self-contained DIR/compare.html.\n"
+      "Further runs (RUN_C ...) are more variants compared with the same baseline (quality-vs-size chart).\n"
+      "With --baseline-value, RUN_B is replaced by published numbers: give RUN_A [RUN_C ...] only.");
   args.option("out", "DIR", "output folder (default: beside RUN_A, <RUN_A>-vs-<RUN_B>)", "")
       .repeated("mode", "M", "compare only this mode (default: every mode RUN_A and the baseline share)")
-      .option("baseline-value", "MODE=PCT,...",
-              "published baseline pass@1 in percent per mode, e.g. thinking=97.56,standard=55.0 (unpaired statistics only)")
+      .option(
+          "baseline-value", "MODE=PCT,...",
+          "published baseline pass@1 in percent per mode, e.g. thinking=97.56,standard=55.0 (unpaired statistics only)")
       .option("label-a", "NAME", "name of RUN_A in tables (default: model id from report.json, else the folder name)")
       .option("label-b", "NAME", "name of the baseline in tables")
       .option("seed", "S", "bootstrap random seed", "1")

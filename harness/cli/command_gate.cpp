@@ -20,7 +20,8 @@ int command_gate(int argc, char** argv, int first) {
       .option("bootstrap", "N", "bootstrap resamples", "10000");
   const std::vector<std::string> positionals = leading_positionals(argc, argv, first);
   if (!args.parse(argc, argv, first)) return 0;
-  if (positionals.size() != 2) throw UsageError("gate: give exactly two run directories, RUN_A (quantized) and RUN_B (baseline)");
+  if (positionals.size() != 2)
+    throw UsageError("gate: give exactly two run directories, RUN_A (quantized) and RUN_B (baseline)");
 
   reports::GateOptions gate;
   gate.max_drop_pp = args.get_double("max-drop", 0.0, 100.0);

@@ -37,9 +37,11 @@ int command_generate(int argc, char** argv, int first) {
 
   const fs::path model_dir = args.get("model");
   std::optional<runtime::Tokenizer> tokenizer;
-  if (fs::exists(model_dir / "tokenizer.json")) tokenizer.emplace(runtime::Tokenizer::from_file(model_dir));
+  if (fs::exists(model_dir / "tokenizer.json"))
+    tokenizer.emplace(runtime::Tokenizer::from_file(model_dir));
   else if (have_prompt)
-    throw UsageError(fmt::format("--prompt needs a tokenizer, but {} has no tokenizer.json (use --ids)", model_dir.string()));
+    throw UsageError(
+        fmt::format("--prompt needs a tokenizer, but {} has no tokenizer.json (use --ids)", model_dir.string()));
 
   // Sampling parameters are checked before the (slow) model load.
   runtime::GenerationRequest request;
@@ -59,9 +61,12 @@ int command_generate(int argc, char** argv, int first) {
     if (args.is_set("chat")) {
       runtime::ChatOptions chat_options;
       const std::string thinking = args.get("enable-thinking");
-      if (thinking == "true") chat_options.enable_thinking = true;
-      else if (thinking == "false") chat_options.enable_thinking = false;
-      else if (!thinking.empty()) throw UsageError("--enable-thinking: expected true or false");
+      if (thinking == "true")
+        chat_options.enable_thinking = true;
+      else if (thinking == "false")
+        chat_options.enable_thinking = false;
+      else if (!thinking.empty())
+        throw UsageError("--enable-thinking: expected true or false");
       nlohmann::ordered_json messages = nlohmann::ordered_json::array();
       messages.push_back({{"role", "user"}, {"content", text}});
       text = runtime::ChatTemplate::from_model_dir(model_dir).render_chat(messages, chat_options);
@@ -77,13 +82,15 @@ int command_generate(int argc, char** argv, int first) {
       if (id >= model->config().vocab_size)
         throw runtime::ModelInputError(fmt::format(
             "prompt token id {} is outside the model vocabulary of {} (the tokenizer has {} ids: model and tokenizer "
-            "do not match)", id, model->config().vocab_size, tokenizer->vocab_size()));
+            "do not match)",
+            id, model->config().vocab_size, tokenizer->vocab_size()));
   }
   runtime::Generator generator(*model, tokenizer ? &*tokenizer : nullptr);
   const runtime::GenerationResult result = generator.generate(request);
 
   const double prefill_tok_s = result.prefill_seconds > 0 ? result.prompt_tokens / result.prefill_seconds : 0;
-  const std::size_t decoded = result.tokens.empty() ? 0 : result.tokens.size() - 1;  // the first token comes from prefill
+  const std::size_t decoded =
+      result.tokens.empty() ? 0 : result.tokens.size() - 1;  // the first token comes from prefill
   const double decode_tok_s = result.decode_seconds > 0 ? static_cast<double>(decoded) / result.decode_seconds : 0;
   nlohmann::ordered_json out;
   out["ids"] = result.tokens;

@@ -18,7 +18,8 @@ using nlohmann::ordered_json;
 namespace {
 
 void add_model_option(Args& args) {
-  args.option("model", "DIR|OWNER/NAME[@REV]", "checkpoint folder, or a Hugging Face Hub id (downloaded once into the cache)");
+  args.option("model", "DIR|OWNER/NAME[@REV]",
+              "checkpoint folder, or a Hugging Face Hub id (downloaded once into the cache)");
 }
 
 fs::path model_dir(const Args& args) { return runtime::hub::resolve(args.get("model")).directory; }
@@ -39,8 +40,9 @@ std::string read_text_argument(const Args& args, const char* inline_name, const 
 
 // A JSON option given as a file path, or inline when it starts with '[' or '{'.
 nlohmann::ordered_json json_argument(const std::string& value, const char* option) {
-  const bool inline_json = value.find_first_not_of(" \t\n") != std::string::npos &&
-                           (value[value.find_first_not_of(" \t\n")] == '[' || value[value.find_first_not_of(" \t\n")] == '{');
+  const bool inline_json =
+      value.find_first_not_of(" \t\n") != std::string::npos &&
+      (value[value.find_first_not_of(" \t\n")] == '[' || value[value.find_first_not_of(" \t\n")] == '{');
   const std::string text = inline_json ? value : read_file_argument(value, option);
   try {
     return nlohmann::ordered_json::parse(text);
@@ -86,7 +88,8 @@ int command_inspect(int argc, char** argv, int first) {
   for (auto kind : c.layer_types) layer_types.push_back(std::string(runtime::layer_kind_name(kind)));
   j["layer_types"] = layer_types;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
-  j["quantization"] = checkpoint.quant_config() ? checkpoint.quant_config()->describe() : std::string("none (") + c.torch_dtype + ")";
+  j["quantization"] =
+      checkpoint.quant_config() ? checkpoint.quant_config()->describe() : std::string("none (") + c.torch_dtype + ")";
   j["parameters"] = summary.parameter_count;
   j["quantized_parameters"] = summary.quantized_parameter_count;
   j["quantized_modules"] = summary.quantized_module_count;
@@ -114,12 +117,14 @@ int command_inspect(int argc, char** argv, int first) {
   if (args.is_set("json")) {
     fmt::print("{}\n", j.dump(2));
   } else {
-    fmt::print("{} ({}), {} layers{}, hidden {}, vocab {}\n", j["architecture"].get<std::string>(), c.model_type,
-               c.num_hidden_layers,
-               c.num_linear_attention_layers() ? fmt::format(" ({} linear attention)", c.num_linear_attention_layers()) : "",
-               c.hidden_size, c.vocab_size);
+    fmt::print(
+        "{} ({}), {} layers{}, hidden {}, vocab {}\n", j["architecture"].get<std::string>(), c.model_type,
+        c.num_hidden_layers,
+        c.num_linear_attention_layers() ? fmt::format(" ({} linear attention)", c.num_linear_attention_layers()) : "",
+        c.hidden_size, c.vocab_size);
     fmt::print("quantization: {}\n", j["quantization"].get<std::string>());
-    fmt::print("parameters: {:.3f} B ({} quantized modules)\n", summary.parameter_count / 1e9, summary.quantized_module_count);
+    fmt::print("parameters: {:.3f} B ({} quantized modules)\n", summary.parameter_count / 1e9,
+               summary.quantized_module_count);
     fmt::print("bits per weight: {:.3f} overall, {:.3f} in quantized modules\n", summary.bits_per_weight,
                summary.quantized_bits_per_weight);
     fmt::print("size on disk: {:.3f} GB in {} file(s)\n", summary.size_on_disk / 1e9, summary.shard_count);
@@ -140,7 +145,8 @@ int command_tokenize(int argc, char** argv, int first) {
             "Token ids of a text with the model's tokenizer (special-token text is recognised, no BOS added).\n"
             "Prints {\"ids\": [...], \"tokens\": [...]}.");
   add_model_option(args);
-  args.option("text", "S", "text to tokenize").option("text-file", "F", "read the text from a file (bytes as they are)");
+  args.option("text", "S", "text to tokenize")
+      .option("text-file", "F", "read the text from a file (bytes as they are)");
   if (!args.parse(argc, argv, first)) return 0;
   const auto tokenizer = runtime::Tokenizer::from_file(model_dir(args));
   const auto ids = tokenizer.encode(read_text_argument(args, "text", "text-file"));
@@ -190,7 +196,8 @@ int command_render_chat(int argc, char** argv, int first) {
   const auto chat = runtime::ChatTemplate::from_model_dir(dir);
   ordered_json j;
   j["text"] = chat.render_chat(messages, options);
-  if (fs::exists(dir / "tokenizer.json")) j["ids"] = runtime::Tokenizer::from_file(dir).encode(j["text"].get<std::string>());
+  if (fs::exists(dir / "tokenizer.json"))
+    j["ids"] = runtime::Tokenizer::from_file(dir).encode(j["text"].get<std::string>());
   fmt::print("{}\n", j.dump());
   return 0;
 }

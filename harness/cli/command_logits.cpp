@@ -45,8 +45,8 @@ int command_logits(int argc, char** argv, int first) {
   const std::string out = args.get("out");
   auto model = load_model_from_args(args);
   const std::vector<float> logits = model->logits_for(ids);
-  write_file_atomically(out, safetensors_f32("logits", {static_cast<std::int64_t>(ids.size()), model->config().vocab_size},
-                                             logits));
+  write_file_atomically(
+      out, safetensors_f32("logits", {static_cast<std::int64_t>(ids.size()), model->config().vocab_size}, logits));
   fmt::print(stderr, "wrote {} ({} positions x {} logits)\n", out, ids.size(), model->config().vocab_size);
   return 0;
 }

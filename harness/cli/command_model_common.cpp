@@ -5,7 +5,6 @@
 #include <charconv>
 #include <limits>
 
-
 namespace quanteval::harness {
 
 std::vector<runtime::TokenId> parse_token_ids(const std::string& text, const char* option) {
@@ -19,8 +18,8 @@ std::vector<runtime::TokenId> parse_token_ids(const std::string& text, const cha
     while (!item.empty() && item.back() == ' ') item.pop_back();
     long long value = 0;
     const auto [ptr, error] = std::from_chars(item.data(), item.data() + item.size(), value);
-    if (item.empty() || error != std::errc() || ptr != item.data() + item.size() ||
-        value < 0 || value > std::numeric_limits<runtime::TokenId>::max())
+    if (item.empty() || error != std::errc() || ptr != item.data() + item.size() || value < 0 ||
+        value > std::numeric_limits<runtime::TokenId>::max())
       throw UsageError(
           fmt::format("--{}: '{}' (element {}) is not a token id (expected e.g. 1,2,3)", option, item, ids.size()));
     ids.push_back(static_cast<runtime::TokenId>(value));

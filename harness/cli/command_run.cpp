@@ -94,7 +94,9 @@ EmbeddedBackend::Options embedded_options_from(const Args& args) {
 class RunProgress {
  public:
   RunProgress(const RunPlan& plan, bool enabled)
-      : bar_("run", plan.total, enabled), to_generate_(plan.to_generate.size()), done_(plan.done),
+      : bar_("run", plan.total, enabled),
+        to_generate_(plan.to_generate.size()),
+        done_(plan.done),
         passed_(plan.passed) {}
 
   void verdict(const reports::SampleVerdict& verdict) {
@@ -105,8 +107,8 @@ class RunProgress {
   }
   void generation(const GenerationProgress& p) {
     std::lock_guard lock(mutex_);
-    generation_ = fmt::format("gen {}/{} active {} decode {:.1f} tok/s", p.finished, to_generate_, p.active,
-                              p.decode_tok_s);
+    generation_ =
+        fmt::format("gen {}/{} active {} decode {:.1f} tok/s", p.finished, to_generate_, p.active, p.decode_tok_s);
     bar_.update(done_, passed_, generation_);
   }
   void finish() { bar_.finish(); }
@@ -144,7 +146,8 @@ int command_run(int argc, char** argv, int first) {
       .option("limit", "N", "only the first N tasks")
       .option("tasks", "LIST", "only these tasks: ids or numbers, comma-separated (e.g. 0,5,HumanEval/7)")
       .option("max-new-tokens", "N", "token budget per sample (default: 1024 standard, 4096 thinking)")
-      .option("preset", "greedy|qwen-thinking", "decoding preset; qwen-thinking = T 0.6, top-p 0.95, top-k 20", "greedy")
+      .option("preset", "greedy|qwen-thinking", "decoding preset; qwen-thinking = T 0.6, top-p 0.95, top-k 20",
+              "greedy")
       .option("temperature", "T", "override the preset's temperature (0 = greedy)")
       .option("top-k", "K", "override the preset's top-k (0 = off)")
       .option("top-p", "P", "override the preset's top-p")
@@ -197,9 +200,10 @@ int command_run(int argc, char** argv, int first) {
       plan, backend.get(), decoding, run, execution, [&](const GenerationProgress& p) { progress.generation(p); });
   progress.finish();
   if (generated.failures > 0)
-    throw std::runtime_error(fmt::format("{} of {} samples could not be generated (first: {}); nothing was recorded "
-                                         "for them: run again with --resume to generate them",
-                                         generated.failures, plan.to_generate.size(), generated.first_failure));
+    throw std::runtime_error(
+        fmt::format("{} of {} samples could not be generated (first: {}); nothing was recorded "
+                    "for them: run again with --resume to generate them",
+                    generated.failures, plan.to_generate.size(), generated.first_failure));
 
   // 5. Report: every sample of every mode, read back from what is on disk.
   const reports::RunReport report = build_run_report({

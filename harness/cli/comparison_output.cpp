@@ -56,10 +56,11 @@ void compare_and_write(const CompareRequest& request) {
   for (const auto& contender : comparison.contenders)
     for (const auto& m : contender.modes)
       if (m.paired)
-        fmt::print("{} {}: {} regressed, {} improved of {} shared tasks; delta {:+.2f} pp, 95% CI [{:+.2f}, {:+.2f}], "
-                   "McNemar p = {:.4g}\n",
-                   comparison.runs[contender.run_index].label, m.mode, m.regressed, m.improved, m.tasks.size(),
-                   100 * m.paired_delta, 100 * m.bootstrap_ci.low, 100 * m.bootstrap_ci.high, m.mcnemar_p);
+        fmt::print(
+            "{} {}: {} regressed, {} improved of {} shared tasks; delta {:+.2f} pp, 95% CI [{:+.2f}, {:+.2f}], "
+            "McNemar p = {:.4g}\n",
+            comparison.runs[contender.run_index].label, m.mode, m.regressed, m.improved, m.tasks.size(),
+            100 * m.paired_delta, 100 * m.bootstrap_ci.low, 100 * m.bootstrap_ci.high, m.mcnemar_p);
   for (const auto& note : comparison.notes) fmt::print(stderr, "note: {}\n", note);
   fmt::print("wrote {}/compare.md, compare.json, compare.html\n", out.string());
 }

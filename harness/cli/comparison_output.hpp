@@ -16,7 +16,7 @@ struct CompareRequest {
   std::optional<reports::RunResults> published_baseline;  // replaces RUN_B (--baseline-value)
   std::optional<std::string> label_a, label_b;            // names in tables (default: the model ids)
   reports::ComparisonOptions options;
-  std::filesystem::path out;                              // empty: beside RUN_A, <RUN_A>-vs-<RUN_B>
+  std::filesystem::path out;  // empty: beside RUN_A, <RUN_A>-vs-<RUN_B>
 };
 
 // Loads and compares the runs, writes compare.md, compare.json and

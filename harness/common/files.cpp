@@ -38,7 +38,8 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
 
 JsonlWriter::JsonlWriter(const std::filesystem::path& path, bool append) : path_(path) {
   file_ = std::fopen(path.c_str(), append ? "ae" : "we");
-  if (!file_) throw std::runtime_error(fmt::format("{}: cannot open for writing: {}", path.string(), std::strerror(errno)));
+  if (!file_)
+    throw std::runtime_error(fmt::format("{}: cannot open for writing: {}", path.string(), std::strerror(errno)));
 }
 
 JsonlWriter::~JsonlWriter() {

@@ -63,13 +63,13 @@ class Executor {
 
   sandbox::Pool& pool_;
   OnVerdict on_verdict_;
-  std::mutex mutex_;                 // guards the queue, closed_, failure_, next_index_
+  std::mutex mutex_;  // guards the queue, closed_, failure_, next_index_
   std::condition_variable ready_;
   std::deque<std::pair<std::size_t, ProgramJob>> queue_;
   std::size_t next_index_ = 0;
   bool closed_ = false;
   std::exception_ptr failure_;
-  std::mutex deliver_mutex_;         // serialises on_verdict
+  std::mutex deliver_mutex_;  // serialises on_verdict
   std::vector<std::thread> threads_;
 };
 

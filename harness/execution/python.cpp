@@ -69,7 +69,8 @@ PythonChoice resolve_python(const std::string& requested) {
     }
   if (wanted.empty()) wanted = "python3";
   const std::string found = find_on_path(wanted);
-  if (found.empty()) throw std::runtime_error(fmt::format("Python interpreter '{}' not found on PATH (use --python PATH)", wanted));
+  if (found.empty())
+    throw std::runtime_error(fmt::format("Python interpreter '{}' not found on PATH (use --python PATH)", wanted));
   std::string real = real_executable(found);
   if (real.empty()) throw std::runtime_error(fmt::format("'{}' does not run as a Python interpreter", found));
   if (real != found) choice.notes.push_back(fmt::format("{} runs {}", found, real));

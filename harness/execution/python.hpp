@@ -6,8 +6,8 @@
 namespace quanteval::harness {
 
 struct PythonChoice {
-  std::string executable;           // absolute path of a real interpreter binary
-  std::vector<std::string> notes;   // how it was chosen, when not the obvious way
+  std::string executable;          // absolute path of a real interpreter binary
+  std::vector<std::string> notes;  // how it was chosen, when not the obvious way
 };
 
 // requested: --python value (may be empty). Order: --python, $QUANTEVAL_PYTHON,

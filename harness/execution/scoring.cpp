@@ -43,7 +43,8 @@ std::string describe(const sandbox::Result& r, const sandbox::Limits& limits) {
     case sandbox::Outcome::completed: return "check() returned";
     case sandbox::Outcome::exception:
       return shorten(r.exception_message.empty() ? r.exception_type : r.exception_type + ": " + r.exception_message);
-    case sandbox::Outcome::timeout: return fmt::format("time limit {:.1f} s exceeded; process tree killed", limits.wall_seconds);
+    case sandbox::Outcome::timeout:
+      return fmt::format("time limit {:.1f} s exceeded; process tree killed", limits.wall_seconds);
     case sandbox::Outcome::memory:
       if (r.memory_cgroup_kills > 0) {
         return fmt::format("memory limit {} MiB exceeded by the program's processes together ({} killed)",
@@ -100,8 +101,8 @@ reports::SandboxInfo describe_sandbox(const sandbox::Pool& pool, const TimeLimit
 }
 
 reports::DatasetInfo describe_dataset(const datasets::Dataset& dataset) {
-  reports::DatasetInfo info{dataset.name, dataset.path.string(), dataset.sha256, dataset.verified,
-                            dataset.problems.size(), {}};
+  reports::DatasetInfo info{dataset.name,     dataset.path.string(),   dataset.sha256,
+                            dataset.verified, dataset.problems.size(), {}};
   if (dataset.manifest) info.notes = dataset.manifest->notes;
   return info;
 }

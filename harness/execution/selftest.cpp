@@ -1,8 +1,8 @@
 #include "harness/execution/selftest.hpp"
 
 #include <arpa/inet.h>
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -64,110 +64,158 @@ std::vector<SelftestCase> known_bad_cases(const SelftestTraps& traps) {
       {"syntax error", t0, "    return (\n", {Status::error}},
       {"infinite loop", t0, "    while True:\n        pass\n", {Status::timeout}},
       {"sleep forever", t0, "    import time\n    time.sleep(10**6)\n", {Status::timeout}},
-      {"SIGALRM ignored + busy loop", t0,
+      {"SIGALRM ignored + busy loop",
+       t0,
        "    import signal\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n    while True:\n        pass\n",
        {Status::timeout}},
       {"sys.exit(0)", t0, "    import sys\n    sys.exit(0)\n", {Status::error}},
       {"os._exit(0)", t0, "    import os\n    os._exit(0)\n", {Status::error}},
       {"raise SystemExit", t0, "    raise SystemExit\n", {Status::error}},
       {"exit() builtin", t0, "    exit(0)\n", {Status::error}},
-      {"atexit prints passed then exit 0", t0,
-       "    import atexit, sys\n    atexit.register(lambda: print('passed'))\n    sys.exit(0)\n", {Status::error}},
-      {"prints passed and exits 0", t0,
-       "    import os, sys\n    print('passed')\n    sys.stdout.flush()\n    os._exit(0)\n", {Status::error}},
-      {"kills parent and everything", t0,
-       "    import os, signal\n    try:\n        os.kill(os.getppid(), signal.SIGKILL)\n    except Exception:\n        pass\n"
+      {"atexit prints passed then exit 0",
+       t0,
+       "    import atexit, sys\n    atexit.register(lambda: print('passed'))\n    sys.exit(0)\n",
+       {Status::error}},
+      {"prints passed and exits 0",
+       t0,
+       "    import os, sys\n    print('passed')\n    sys.stdout.flush()\n    os._exit(0)\n",
+       {Status::error}},
+      {"kills parent and everything",
+       t0,
+       "    import os, signal\n    try:\n        os.kill(os.getppid(), signal.SIGKILL)\n    except Exception:\n        "
+       "pass\n"
        "    try:\n        os.kill(-1, signal.SIGKILL)\n    except Exception:\n        pass\n    return None\n",
        {Status::failed, Status::error, Status::signal}},
-      {"fork bomb", t0,
-       "    import os\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n",
+      {"fork bomb",
+       t0,
+       "    import os\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            "
+       "pass\n",
        {Status::timeout, Status::error, Status::signal, Status::oom}},
       // Zero-filling memory takes time on a loaded machine; the wall limit may win the race.
-      {"memory bomb", t0, "    x = []\n    while True:\n        x.append(bytearray(256 << 20))\n",
+      {"memory bomb",
+       t0,
+       "    x = []\n    while True:\n        x.append(bytearray(256 << 20))\n",
        {Status::oom, Status::signal, Status::timeout}},
-      {"output flood", t0, "    import sys\n    while True:\n        sys.stdout.write('x' * 65536)\n", {Status::timeout}},
-      {"reads stdin", t0, "    import sys\n    data = sys.stdin.read()\n    return data == 'x'\n",
+      {"output flood",
+       t0,
+       "    import sys\n    while True:\n        sys.stdout.write('x' * 65536)\n",
+       {Status::timeout}},
+      {"reads stdin",
+       t0,
+       "    import sys\n    data = sys.stdin.read()\n    return data == 'x'\n",
        {Status::failed, Status::error}},
       {"NUL byte in source", t0, std::string("    return False\n    # ") + '\0' + "\n", {Status::error}},
-      {"orphaned daemon via setsid", t0,
+      {"orphaned daemon via setsid",
+       t0,
        "    import os, time\n    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
        "            time.sleep(10**6)\n        os._exit(0)\n    return None\n",
        {Status::failed}},
       // Wrong programs that try to make their verdict vanish (a sandbox_error
       // is excluded from pass@k) or to break the run.
       {"long non-ASCII exception message", t0, "    raise ValueError('\u00e9' * 300)\n", {Status::error}},
-      {"lone surrogates in the exception message", t0, "    raise ValueError('\\udcff wrong \\ud800')\n",
+      {"lone surrogates in the exception message",
+       t0,
+       "    raise ValueError('\\udcff wrong \\ud800')\n",
        {Status::error}},
-      {"exception type whose name is not a string", t0,
+      {"exception type whose name is not a string",
+       t0,
        "    class M(type):\n        def __getattribute__(cls, name):\n"
        "            return 42 if name in ('__qualname__', '__name__') else super().__getattribute__(name)\n"
        "    class E(Exception, metaclass=M):\n        pass\n    raise E('x')\n",
        {Status::error}},
-      {"exception whose __str__ raises", t0,
+      {"exception whose __str__ raises",
+       t0,
        "    class E(Exception):\n        def __str__(self):\n            raise SystemExit(0)\n    raise E()\n",
        {Status::error}},
-      {"forged report with the nonce (frame walk)", t0,
+      {"forged report with the nonce (frame walk)",
+       t0,
        "    import sys, os\n    f = sys._getframe()\n    while f is not None and 'nonce' not in f.f_locals:\n"
        "        f = f.f_back\n    os.write(3, (f.f_locals['nonce'] + ' setup fake\\n').encode())\n    os._exit(0)\n",
        {Status::error}},
-      {"1200 nested directories, then a wrong answer", t0,
+      {"1200 nested directories, then a wrong answer",
+       t0,
        "    import os\n    for _ in range(1200):\n        os.mkdir('d' * 200)\n        os.chdir('d' * 200)\n"
        "    return False\n",
        {Status::failed}},
-      {"200 000 empty directories, then a wrong answer", t0,
+      {"200 000 empty directories, then a wrong answer",
+       t0,
        "    import os\n    try:\n        for i in range(200000):\n            os.mkdir(str(i))\n"
        "    except OSError:\n        pass\n    return False\n",
        {Status::failed, Status::timeout}},
-      {"makes /tmp read-only, then a wrong answer", t0,
-       "    import os\n    os.chmod('/dev/shm', 0)\n    os.chmod('/tmp', 0o500)\n    return False\n", {Status::failed}},
+      {"makes /tmp read-only, then a wrong answer",
+       t0,
+       "    import os\n    os.chmod('/dev/shm', 0)\n    os.chmod('/tmp', 0o500)\n    return False\n",
+       {Status::failed}},
       // The hostile ones below pass only if they escaped: each attempts its
       // escape and then runs the canonical solution (appended by run_selftest).
-      {"writes and deletes outside the working directory", t0,
+      {"writes and deletes outside the working directory",
+       t0,
        fmt::format("    import os\n    open({0} + '/escaped', 'w').write('x')\n    os.remove({0} + '/canary')\n",
                    python_literal(trap_dir)),
-       {Status::error}, true},
-      {"connects to the host's loopback", t0,
-       fmt::format("    import socket\n    socket.create_connection(('127.0.0.1', {}), timeout=1).sendall(b'escaped')\n",
-                   traps.trap_port),
-       {Status::error}, true},
-      {"reads the parent's environment", t0,
+       {Status::error},
+       true},
+      {"connects to the host's loopback",
+       t0,
+       fmt::format(
+           "    import socket\n    socket.create_connection(('127.0.0.1', {}), timeout=1).sendall(b'escaped')\n",
+           traps.trap_port),
+       {Status::error},
+       true},
+      {"reads the parent's environment",
+       t0,
        fmt::format("    import os, glob\n    found = {0} in os.environ\n"
                    "    for path in glob.glob('/proc/*/environ'):\n        try:\n"
                    "            found = found or {1}.encode() in open(path, 'rb').read()\n"
                    "        except OSError:\n            pass\n"
                    "    assert found, 'secret not visible'\n",
                    python_literal(traps.secret_name), python_literal(traps.secret_value)),
-       {Status::failed}, true},
-      {"connects to a host unix socket", t0,
+       {Status::failed},
+       true},
+      {"connects to a host unix socket",
+       t0,
        fmt::format("    import socket\n    s = socket.socket(socket.AF_UNIX)\n    s.connect({})\n"
                    "    s.send(b'escaped')\n",
                    python_literal(traps.unix_socket)),
-       {Status::error}, true},
-      {"writes to a host FIFO", t0,
+       {Status::error},
+       true},
+      {"writes to a host FIFO",
+       t0,
        fmt::format("    import os\n    os.write(os.open({}, os.O_WRONLY | os.O_NONBLOCK), b'escaped')\n",
                    python_literal(traps.fifo)),
-       {Status::error}, true},
-      {"reads the dataset (canonical solutions)", t0,
-       fmt::format("    open({}, 'rb').read(1)\n", python_literal(traps.dataset)), {Status::error}, true},
-      {"creates AF_VSOCK and netlink sockets", t0,
+       {Status::error},
+       true},
+      {"reads the dataset (canonical solutions)",
+       t0,
+       fmt::format("    open({}, 'rb').read(1)\n", python_literal(traps.dataset)),
+       {Status::error},
+       true},
+      {"creates AF_VSOCK and netlink sockets",
+       t0,
        "    import socket\n    socket.socket(40, socket.SOCK_STREAM).close()\n"
        "    socket.socket(16, socket.SOCK_RAW).close()\n",
-       {Status::error}, true},
-      {"keeps the pool's open-file limit", t0,
+       {Status::error},
+       true},
+      {"keeps the pool's open-file limit",
+       t0,
        "    import resource\n    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 1024, 'limit set'\n",
-       {Status::failed}, true},
+       {Status::failed},
+       true},
   };
   if (!traps.working_tree.empty()) {
-    cases.push_back({"lists the user's working tree", t0,
+    cases.push_back({"lists the user's working tree",
+                     t0,
                      fmt::format("    import os\n    os.listdir({})\n", python_literal(traps.working_tree)),
-                     {Status::error}, true});
+                     {Status::error},
+                     true});
   }
   if (traps.host_devpts != 0) {
-    cases.push_back({"draws a pty from the host's devpts", t0,
+    cases.push_back({"draws a pty from the host's devpts",
+                     t0,
                      fmt::format("    import os\n    master, slave = os.openpty()\n"
                                  "    assert os.fstat(slave).st_dev == {}, 'a devpts of its own'\n",
                                  traps.host_devpts),
-                     {Status::failed, Status::error}, true});
+                     {Status::failed, Status::error},
+                     true});
   }
   return cases;
 }
@@ -282,8 +330,8 @@ std::vector<SelftestOutcome> between_programs(const sandbox::Config& pool_config
         "seen = [libc.shmget(0x5e1f7, 0, 0), libc.msgget(0x5e1f8, 0), libc.semget(0x5e1f9, 0, 0),\n"
         "        libc.mq_open(b'/selftest', os.O_RDONLY)]\n"
         "assert seen == [-1, -1, -1, -1], seen\n");
-    add("SysV objects and a POSIX queue left behind", planted, looked,
-        looked.outcome == sandbox::Outcome::completed, "a planted IPC object was still there", config.limits);
+    add("SysV objects and a POSIX queue left behind", planted, looked, looked.outcome == sandbox::Outcome::completed,
+        "a planted IPC object was still there", config.limits);
   }
   {
     // The looking program carries half of the secret and a hash of the other
@@ -296,24 +344,23 @@ std::vector<SelftestOutcome> between_programs(const sandbox::Config& pool_config
         "import sys\nsecret = {0}\nfor _ in range(100):\n    print(secret)\n    print(secret, file=sys.stderr)\n"
         "try:\n    raise ValueError(secret)\nexcept ValueError:\n    pass\n",
         python_literal(secret)));
-    const auto looked = single.run(fmt::format(
-        "import hashlib, re\nhead = {0}.encode()\nfound = 0\n"
-        "with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb', 0) as mem:\n"
-        "    for line in maps.read().splitlines():\n"
-        "        fields = line.split()\n"
-        "        if 'r' not in fields[1] or line.endswith(('[vvar]', '[vsyscall]', '[vvar_vclock]')):\n"
-        "            continue\n"
-        "        start, end = (int(x, 16) for x in fields[0].split('-'))\n"
-        "        try:\n            mem.seek(start)\n            data = mem.read(end - start)\n"
-        "        except OSError:\n            continue\n"
-        "        for match in re.finditer(re.escape(head), data):\n"
-        "            if hashlib.sha256(data[match.end():match.end() + {1}]).hexdigest() == {2}:\n"
-        "                found += 1\n"
-        "assert found == 0, found\n",
-        python_literal(head), tail.size(), python_literal(datasets::sha256_hex(tail))));
-    add("the previous output, in inherited memory", planted, looked,
-        looked.outcome == sandbox::Outcome::completed, "the next program found the previous one's output in its memory",
-        config.limits);
+    const auto looked = single.run(
+        fmt::format("import hashlib, re\nhead = {0}.encode()\nfound = 0\n"
+                    "with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb', 0) as mem:\n"
+                    "    for line in maps.read().splitlines():\n"
+                    "        fields = line.split()\n"
+                    "        if 'r' not in fields[1] or line.endswith(('[vvar]', '[vsyscall]', '[vvar_vclock]')):\n"
+                    "            continue\n"
+                    "        start, end = (int(x, 16) for x in fields[0].split('-'))\n"
+                    "        try:\n            mem.seek(start)\n            data = mem.read(end - start)\n"
+                    "        except OSError:\n            continue\n"
+                    "        for match in re.finditer(re.escape(head), data):\n"
+                    "            if hashlib.sha256(data[match.end():match.end() + {1}]).hexdigest() == {2}:\n"
+                    "                found += 1\n"
+                    "assert found == 0, found\n",
+                    python_literal(head), tail.size(), python_literal(datasets::sha256_hex(tail))));
+    add("the previous output, in inherited memory", planted, looked, looked.outcome == sandbox::Outcome::completed,
+        "the next program found the previous one's output in its memory", config.limits);
   }
   {
     const auto planted = single.run(
@@ -437,7 +484,8 @@ SelftestReport run_selftest(const datasets::Dataset& dataset, sandbox::Pool& poo
     report.bad.push_back({name, "-", clean ? Status::failed : Status::passed, clean ? "no trace on the host" : why,
                           !clean, clean ? "" : why});
   };
-  add_trace("host: files outside the sandbox untouched", fs::exists(trap_dir / "canary") && !fs::exists(trap_dir / "escaped"),
+  add_trace("host: files outside the sandbox untouched",
+            fs::exists(trap_dir / "canary") && !fs::exists(trap_dir / "escaped"),
             "a sandboxed program changed files in " + trap_dir.string());
   add_trace("host: loopback listener never reached", !trap.someone_connected(),
             "a sandboxed program connected to the host's loopback");

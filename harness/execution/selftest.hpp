@@ -55,14 +55,14 @@ struct SelftestReport {
 
 // The host-side traps the hostile cases aim at (set up by run_selftest).
 struct SelftestTraps {
-  std::string trap_dir;          // a host folder anyone may write (must stay untouched)
-  int trap_port = 0;             // a TCP listener on the host's loopback
+  std::string trap_dir;                   // a host folder anyone may write (must stay untouched)
+  int trap_port = 0;                      // a TCP listener on the host's loopback
   std::string secret_name, secret_value;  // an environment variable of the pool
-  std::string unix_socket;       // a listening unix socket in trap_dir
-  std::string fifo;              // a FIFO in trap_dir
-  std::string dataset;           // the dataset file (holds the canonical solutions)
-  std::string working_tree;      // the pool's working directory ("" when it is / or /tmp)
-  std::uint64_t host_devpts = 0; // st_dev of the host's devpts (0: none)
+  std::string unix_socket;                // a listening unix socket in trap_dir
+  std::string fifo;                       // a FIFO in trap_dir
+  std::string dataset;                    // the dataset file (holds the canonical solutions)
+  std::string working_tree;               // the pool's working directory ("" when it is / or /tmp)
+  std::uint64_t host_devpts = 0;          // st_dev of the host's devpts (0: none)
 };
 
 // The built-in known-bad cases, aimed at the traps.

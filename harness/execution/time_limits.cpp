@@ -8,8 +8,8 @@
 #include <fstream>
 #include <thread>
 
-#include "harness/common/files.hpp"
 #include "datasets/datasets.hpp"
+#include "harness/common/files.hpp"
 #include "harness/common/progress.hpp"
 #include "harness/execution/executor.hpp"
 #include "harness/execution/scoring.hpp"
@@ -25,7 +25,9 @@ namespace {
 // Calibration runs each canonical solution once with this much room: far above
 // any HumanEval+ canonical time (the slowest takes ~11 s on a 2-core machine),
 // so a loaded machine still measures instead of timing out.
-double calibration_limit(const datasets::Manifest& manifest) { return std::max(120.0, 6 * manifest.default_timeout_seconds); }
+double calibration_limit(const datasets::Manifest& manifest) {
+  return std::max(120.0, 6 * manifest.default_timeout_seconds);
+}
 
 std::string cpu_model() {
   std::ifstream cpuinfo("/proc/cpuinfo");
@@ -77,9 +79,11 @@ TimeLimits::Calibration measure(const datasets::Dataset& dataset, sandbox::Pool&
   });
   bar.finish();
   for (const auto& v : verdicts) {
-    if (v.status == reports::Status::passed) c.canonical_seconds[v.task_id] = v.duration_seconds;
-    else c.notes.push_back(fmt::format("{}: canonical solution {} ({}); the default limit applies", v.task_id,
-                                       reports::to_string(v.status), v.detail));
+    if (v.status == reports::Status::passed)
+      c.canonical_seconds[v.task_id] = v.duration_seconds;
+    else
+      c.notes.push_back(fmt::format("{}: canonical solution {} ({}); the default limit applies", v.task_id,
+                                    reports::to_string(v.status), v.detail));
   }
   c.measured_utc = utc_timestamp();
   c.measurement_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -114,9 +118,12 @@ ordered_json TimeLimits::to_json() const {
   }
   if (calibration) {
     const Calibration& c = *calibration;
-    j["calibration"] = {{"cache_file", c.cache_file.string()}, {"from_cache", c.from_cache},
-                        {"measured_utc", c.measured_utc},   {"python", c.python},
-                        {"machine", c.machine},              {"measurement_seconds", c.measurement_seconds},
+    j["calibration"] = {{"cache_file", c.cache_file.string()},
+                        {"from_cache", c.from_cache},
+                        {"measured_utc", c.measured_utc},
+                        {"python", c.python},
+                        {"machine", c.machine},
+                        {"measurement_seconds", c.measurement_seconds},
                         {"notes", c.notes}};
   }
   return j;
@@ -143,8 +150,8 @@ TimeLimits choose_time_limits(const datasets::Dataset& dataset, sandbox::Pool& p
     return limits;
   }
   const auto& rule = manifest->time_limit;
-  limits.rule = fmt::format("max({:.1f} s, {:.1f} x canonical solution time on this machine)", rule.min_seconds,
-                            rule.factor);
+  limits.rule =
+      fmt::format("max({:.1f} s, {:.1f} x canonical solution time on this machine)", rule.min_seconds, rule.factor);
   const std::string python = fmt::format("{} ({})", pool.config().python, python_version(pool.config().python));
   const std::string machine = machine_identity();
   const ordered_json key = cache_key(dataset, python, machine);

@@ -24,8 +24,8 @@
 namespace quanteval::harness {
 
 struct TimeLimits {
-  std::string rule;                     // e.g. "flat 3.0 s (openai/human-eval)", "max(3.0 s, 4.0 x canonical)"
-  double default_seconds = 3.0;         // tasks without a limit of their own
+  std::string rule;                        // e.g. "flat 3.0 s (openai/human-eval)", "max(3.0 s, 4.0 x canonical)"
+  double default_seconds = 3.0;            // tasks without a limit of their own
   std::map<std::string, double> per_task;  // task_id -> seconds (calibrated rule only)
 
   // Where the canonical times came from (calibrated rule only).
@@ -33,16 +33,16 @@ struct TimeLimits {
     std::filesystem::path cache_file;
     bool from_cache = false;
     std::string measured_utc;
-    std::string python;          // interpreter path and version
-    std::string machine;         // host name, CPU model, logical CPUs
-    double measurement_seconds = 0;  // wall time the measurement took (0 when read from the cache)
+    std::string python;                               // interpreter path and version
+    std::string machine;                              // host name, CPU model, logical CPUs
+    double measurement_seconds = 0;                   // wall time the measurement took (0 when read from the cache)
     std::map<std::string, double> canonical_seconds;  // task_id -> measured time
-    std::vector<std::string> notes;  // tasks left at the default, and why
+    std::vector<std::string> notes;                   // tasks left at the default, and why
   };
   std::optional<Calibration> calibration;
 
   double for_task(const std::string& task_id) const;
-  double max_seconds() const;  // the longest limit of any task
+  double max_seconds() const;              // the longest limit of any task
   nlohmann::ordered_json to_json() const;  // for report.json
 };
 

@@ -111,7 +111,8 @@ std::string sanitize(std::string_view answer) {
   };
   auto is_code_line = [&](std::string_view l) {
     return l.empty() || l.starts_with(' ') || l.starts_with('\t') || is_code_start(l) ||
-           starts_with_any(l, {"return", "if ", "for ", "while ", "try:", "except", "else:", "elif ", "with ", "#", ")", "]", "}"}) ||
+           starts_with_any(l, {"return", "if ", "for ", "while ", "try:", "except", "else:", "elif ", "with ", "#", ")",
+                               "]", "}"}) ||
            is_top_level_assignment(l);
   };
   std::size_t first = lines.size();
@@ -137,10 +138,12 @@ std::string sanitize(std::string_view answer) {
 }  // namespace
 
 namespace {
-constexpr EnumName<ExtractionRule> kRuleNames[] = {
-    {ExtractionRule::fenced_python, "fenced_python"}, {ExtractionRule::fenced_generic, "fenced_generic"},
-    {ExtractionRule::unclosed_fence, "unclosed_fence"}, {ExtractionRule::sanitizer, "sanitizer"},
-    {ExtractionRule::none, "none"}, {ExtractionRule::prompt_continuation, "prompt_continuation"}};
+constexpr EnumName<ExtractionRule> kRuleNames[] = {{ExtractionRule::fenced_python, "fenced_python"},
+                                                   {ExtractionRule::fenced_generic, "fenced_generic"},
+                                                   {ExtractionRule::unclosed_fence, "unclosed_fence"},
+                                                   {ExtractionRule::sanitizer, "sanitizer"},
+                                                   {ExtractionRule::none, "none"},
+                                                   {ExtractionRule::prompt_continuation, "prompt_continuation"}};
 }  // namespace
 
 const char* to_string(ExtractionRule rule) { return name_of(kRuleNames, rule).data(); }
@@ -190,9 +193,11 @@ std::string missing_prompt_imports(std::string_view prompt, std::string_view cod
   const auto code_lines = split_lines(code);
   for (auto line : split_lines(prompt)) {
     const auto t = trim(line);
-    if (!(t.starts_with("import ") || (t.starts_with("from ") && t.find(" import ") != std::string_view::npos))) continue;
+    if (!(t.starts_with("import ") || (t.starts_with("from ") && t.find(" import ") != std::string_view::npos)))
+      continue;
     if (line.starts_with(' ') || line.starts_with('\t')) continue;  // only module-level imports
-    const bool present = std::any_of(code_lines.begin(), code_lines.end(), [&](std::string_view c) { return trim(c) == t; });
+    const bool present =
+        std::any_of(code_lines.begin(), code_lines.end(), [&](std::string_view c) { return trim(c) == t; });
     if (!present) {
       missing.append(t);
       missing.push_back('\n');

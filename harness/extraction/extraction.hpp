@@ -17,11 +17,11 @@ namespace quanteval::harness {
 std::string cut_at_stop_sequence(std::string_view completion);
 
 enum class ExtractionRule {
-  fenced_python,    // last ```python / ```py block
-  fenced_generic,   // last ``` block without a language (or another one that parses as Python-ish)
-  unclosed_fence,   // a ```python block that was never closed (output ended inside it)
-  sanitizer,        // no fence: the span from the first def/import/class line, prose trimmed
-  none,             // nothing extractable
+  fenced_python,        // last ```python / ```py block
+  fenced_generic,       // last ``` block without a language (or another one that parses as Python-ish)
+  unclosed_fence,       // a ```python block that was never closed (output ended inside it)
+  sanitizer,            // no fence: the span from the first def/import/class line, prose trimmed
+  none,                 // nothing extractable
   prompt_continuation,  // standard mode: the output continues the prompt, cut at a stop sequence
 };
 const char* to_string(ExtractionRule rule);
@@ -30,8 +30,8 @@ std::optional<ExtractionRule> parse_extraction_rule(std::string_view name);
 struct Extraction {
   std::string code;
   ExtractionRule rule = ExtractionRule::none;
-  bool thinking_closed = true;   // false when <think> was opened and never closed
-  std::string answer;            // the text after the last </think> (whole text when none)
+  bool thinking_closed = true;  // false when <think> was opened and never closed
+  std::string answer;           // the text after the last </think> (whole text when none)
 };
 
 // Applies the thinking-mode rules to raw model output. `prompt_opens_thinking`:

@@ -45,12 +45,12 @@ struct CompletionRequest {
 
 struct Completion {
   std::uint64_t id = 0;
-  std::string text;            // the new text, cut before the first stop string
-  int prompt_tokens = 0;       // as the backend counted them
-  int generated_tokens = 0;    // new tokens, a final end-of-sequence token included
+  std::string text;          // the new text, cut before the first stop string
+  int prompt_tokens = 0;     // as the backend counted them
+  int generated_tokens = 0;  // new tokens, a final end-of-sequence token included
   FinishReason finish = FinishReason::length;
-  double seconds = 0;          // wall time the backend spent on this request
-  std::string failure;         // non-empty: an infrastructure failure (see above); nothing else is meaningful
+  double seconds = 0;   // wall time the backend spent on this request
+  std::string failure;  // non-empty: an infrastructure failure (see above); nothing else is meaningful
 };
 
 // How generation is going: what the progress line shows and the report's speed.

@@ -16,12 +16,10 @@ EmbeddedBackend::EmbeddedBackend(const std::filesystem::path& model_dir, const r
                                  Options options)
     : model_(runtime::Model::load(model_dir, options.load)), tokenizer_(tokenizer), options_(std::move(options)) {}
 
-BackendInfo EmbeddedBackend::info() const {
-  return {"embedded", model_->backend().name(), ""};
-}
+BackendInfo EmbeddedBackend::info() const { return {"embedded", model_->backend().name(), ""}; }
 
-GenerationProgress EmbeddedBackend::complete(std::vector<CompletionRequest> requests,
-                                             const OnCompletion& on_completion, const OnProgress& on_progress) {
+GenerationProgress EmbeddedBackend::complete(std::vector<CompletionRequest> requests, const OnCompletion& on_completion,
+                                             const OnProgress& on_progress) {
   runtime::GeneratorOptions generator_options;
   generator_options.max_batch = options_.max_batch;
   runtime::Generator generator(*model_, tokenizer_, generator_options);

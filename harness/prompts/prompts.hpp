@@ -38,8 +38,8 @@ struct PreparedPrompt {
   Mode mode = Mode::standard;
   const datasets::Problem* problem = nullptr;
   int sample_index = 0;
-  std::string text;                    // the rendered prompt, exactly what was tokenized
-  std::vector<runtime::TokenId> ids;   // tokenizer.encode(text)
+  std::string text;                   // the rendered prompt, exactly what was tokenized
+  std::vector<runtime::TokenId> ids;  // tokenizer.encode(text)
 };
 
 struct PromptSet {

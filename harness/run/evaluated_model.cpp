@@ -19,9 +19,10 @@ EvaluatedModel open_evaluated_model(const std::string& spec, const std::optional
   checkpoint.validate();
   runtime::CheckpointSummary summary = checkpoint.summary();
   if (!fs::exists(resolved.directory / "tokenizer.json"))
-    throw std::runtime_error(fmt::format("{}: no tokenizer.json; `run` needs the model's tokenizer (and, for thinking "
-                                         "mode, its chat template) beside the weights",
-                                         resolved.directory.string()));
+    throw std::runtime_error(
+        fmt::format("{}: no tokenizer.json; `run` needs the model's tokenizer (and, for thinking "
+                    "mode, its chat template) beside the weights",
+                    resolved.directory.string()));
   runtime::Tokenizer tokenizer = runtime::Tokenizer::from_file(resolved.directory);
   std::optional<runtime::ChatTemplate> chat;
   std::string template_hash;
@@ -59,7 +60,7 @@ reports::RunModelInfo model_info(const EvaluatedModel& model) {
   info.revision = model.resolved.revision;
   info.commit = model.resolved.commit;
   info.architecture = std::string(runtime::architecture_name(checkpoint.config().architecture));
-  info.quantization = checkpoint.quant_config() ? checkpoint.quant_config()->describe()
+  info.quantization = checkpoint.quant_config()                 ? checkpoint.quant_config()->describe()
                       : checkpoint.config().torch_dtype.empty() ? std::string("dense")
                                                                 : checkpoint.config().torch_dtype;
   info.bits_per_weight = model.summary.bits_per_weight;

@@ -13,13 +13,13 @@
 namespace quanteval::harness {
 
 struct EvaluatedModel {
-  std::string spec;                            // as given to --model (folder or hub id)
-  runtime::hub::ResolvedModel resolved;        // the local folder, and the hub revision/commit
-  runtime::Checkpoint checkpoint;              // config, quantization, tensors (validated)
-  runtime::CheckpointSummary summary;          // parameters, bits per weight, size on disk
+  std::string spec;                      // as given to --model (folder or hub id)
+  runtime::hub::ResolvedModel resolved;  // the local folder, and the hub revision/commit
+  runtime::Checkpoint checkpoint;        // config, quantization, tensors (validated)
+  runtime::CheckpointSummary summary;    // parameters, bits per weight, size on disk
   runtime::Tokenizer tokenizer;
-  std::optional<runtime::ChatTemplate> chat;   // loaded when thinking mode runs
-  std::string chat_template_sha256;            // of the template source; "" when not loaded
+  std::optional<runtime::ChatTemplate> chat;  // loaded when thinking mode runs
+  std::string chat_template_sha256;           // of the template source; "" when not loaded
 
   const runtime::ChatTemplate* chat_template() const { return chat ? &*chat : nullptr; }
 };

@@ -75,8 +75,9 @@ GenerationOutcome generate_and_execute(const RunPlan& plan, GenerationBackend* b
     for (const auto& record : plan.to_execute) execution.submit(record);
     if (!plan.to_generate.empty()) {
       QE_CHECK(backend != nullptr, "prompts left to generate but no generation backend");
-      outcome = generate_samples(*backend, plan.to_generate, decoding, run,
-                                 [&](const GenerationRecord& record) { execution.submit(record); }, on_progress);
+      outcome = generate_samples(
+          *backend, plan.to_generate, decoding, run, [&](const GenerationRecord& record) { execution.submit(record); },
+          on_progress);
     }
   } catch (...) {
     generation_error = std::current_exception();

@@ -44,7 +44,7 @@ nlohmann::ordered_json run_config(const EvaluatedModel& model, const Decoding& d
 
 // What a run directory holds, typed: each line read by its record's one reader.
 struct RunRecords {
-  std::map<SampleKey, GenerationRecord> generations;   // samples.jsonl
+  std::map<SampleKey, GenerationRecord> generations;     // samples.jsonl
   std::map<SampleKey, reports::SampleVerdict> verdicts;  // results.jsonl
 };
 RunRecords read_records(const RunDirectory& run);

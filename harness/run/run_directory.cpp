@@ -70,7 +70,8 @@ std::string RunDirectory::config_hash_of(const ordered_json& config) {
 
 SampleKey RunDirectory::key_of(const json& line, const std::string& where) {
   try {
-    return {line.at("mode").get<std::string>(), line.at("task_id").get<std::string>(), line.at("sample_index").get<int>()};
+    return {line.at("mode").get<std::string>(), line.at("task_id").get<std::string>(),
+            line.at("sample_index").get<int>()};
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("{}: a line lacks mode/task_id/sample_index ({})", where, e.what()));
   }
@@ -81,8 +82,8 @@ RunDirectory::RunDirectory(const fs::path& dir, const ordered_json& config, bool
   const fs::path run_file = dir / "run.json";
   if (fs::exists(run_file)) {
     if (!resume)
-      throw std::runtime_error(fmt::format(
-          "{} already holds a run; pass --resume to continue it, or choose another --out", dir.string()));
+      throw std::runtime_error(
+          fmt::format("{} already holds a run; pass --resume to continue it, or choose another --out", dir.string()));
     std::ifstream in(run_file);
     json stored;
     try {
@@ -100,7 +101,8 @@ RunDirectory::RunDirectory(const fs::path& dir, const ordered_json& config, bool
     resumed_ = true;
   } else {
     if (fs::exists(dir) && fs::exists(dir / "results.jsonl"))
-      throw std::runtime_error(fmt::format("{} holds results of another kind of run; choose another --out", dir.string()));
+      throw std::runtime_error(
+          fmt::format("{} holds results of another kind of run; choose another --out", dir.string()));
     fs::create_directories(dir);
     ordered_json record;
     record["config_hash"] = hash_;

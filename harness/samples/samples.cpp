@@ -13,7 +13,8 @@ namespace quanteval::harness {
 using nlohmann::json;
 
 std::vector<Sample> read_samples(const std::filesystem::path& file, const datasets::Dataset& dataset) {
-  if (!std::filesystem::is_regular_file(file)) throw InputError(fmt::format("{}: samples file not found", file.string()));
+  if (!std::filesystem::is_regular_file(file))
+    throw InputError(fmt::format("{}: samples file not found", file.string()));
   std::string text;
   try {
     text = datasets::read_maybe_gzip(file);
@@ -37,7 +38,8 @@ std::vector<Sample> read_samples(const std::filesystem::path& file, const datase
     } catch (const json::parse_error& e) {
       throw InputError(fmt::format("{}:{}: invalid JSON ({})", where, number, e.what()));
     }
-    if (!row.is_object()) throw InputError(fmt::format("{}:{}: expected a JSON object, got {}", where, number, row.type_name()));
+    if (!row.is_object())
+      throw InputError(fmt::format("{}:{}: expected a JSON object, got {}", where, number, row.type_name()));
     auto string_field = [&](const char* name) -> const json* {
       auto it = row.find(name);
       if (it == row.end()) return nullptr;
@@ -68,9 +70,10 @@ std::vector<Sample> read_samples(const std::filesystem::path& file, const datase
       if (auto it = row.find(name); it != row.end()) explicit_index = it->dump();
     const auto key = std::make_tuple(s.task_id, (s.whole_program ? "S:" : "C:") + s.code, explicit_index);
     if (auto it = seen.find(key); it != seen.end())
-      throw InputError(fmt::format(
-          "{}:{}: duplicate sample: same task_id and {} as line {} (give repeated samples distinct 'sample_index' values)",
-          where, number, s.whole_program ? "solution" : "completion", it->second));
+      throw InputError(
+          fmt::format("{}:{}: duplicate sample: same task_id and {} as line {} (give repeated samples distinct "
+                      "'sample_index' values)",
+                      where, number, s.whole_program ? "solution" : "completion", it->second));
     seen.emplace(key, number);
     s.sample_index = next_index[s.task_id]++;
     samples.push_back(std::move(s));

@@ -20,10 +20,10 @@ struct InputError : std::runtime_error {
 
 struct Sample {
   std::string task_id;
-  std::string code;          // completion or solution text
+  std::string code;            // completion or solution text
   bool whole_program = false;  // true: `solution`, run as is; false: `completion`, appended to the prompt
-  int sample_index = 0;      // index among the task's samples, in file order
-  std::size_t line = 0;      // 1-based line in the samples file
+  int sample_index = 0;        // index among the task's samples, in file order
+  std::size_t line = 0;        // 1-based line in the samples file
 };
 
 // Reads and validates a samples file against a dataset: malformed JSON,

@@ -28,7 +28,8 @@ std::string open_svg(double width, double height, const std::string& title, cons
       "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" "
       "aria-labelledby=\"{id}-title {id}-desc\" {font}>\n<title id=\"{id}-title\">{title}</title>\n"
       "<desc id=\"{id}-desc\">{desc}</desc>\n<rect width=\"{w}\" height=\"{h}\" fill=\"#FFFFFF\"/>\n"
-      "<text x=\"{cx}\" y=\"22\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"600\" fill=\"#111111\">{title}</text>\n",
+      "<text x=\"{cx}\" y=\"22\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"600\" "
+      "fill=\"#111111\">{title}</text>\n",
       fmt::arg("w", width), fmt::arg("h", height), fmt::arg("id", id), fmt::arg("font", kFont),
       fmt::arg("title", escape(title)), fmt::arg("desc", escape(description)), fmt::arg("cx", width / 2));
 }
@@ -46,9 +47,10 @@ std::string legend(double x, double y, const std::vector<std::pair<std::string, 
       cursor = x;
       row_y += 20;
     }
-    out += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"14\" height=\"14\" fill=\"{}\" stroke=\"#333333\" "
-                       "stroke-width=\"0.5\"/><text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"13\" fill=\"#111111\">{}</text>\n",
-                       cursor, row_y - 11, colour, cursor + 20, row_y, escape(name));
+    out += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"14\" height=\"14\" fill=\"{}\" stroke=\"#333333\" "
+        "stroke-width=\"0.5\"/><text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"13\" fill=\"#111111\">{}</text>\n",
+        cursor, row_y - 11, colour, cursor + 20, row_y, escape(name));
     cursor += width;
   }
   if (bottom) *bottom = row_y;
@@ -86,10 +88,11 @@ std::string open_percent_chart(double width, double height, const PercentPlot& p
   out += legend(plot.left, 48, entries, plot.width);
   for (int percent = 0; percent <= 100; percent += 20) {
     const double y = plot.y_of(percent / 100.0);
-    out += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\"/>"
-                       "<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"12\" fill=\"{}\">{}%</text>\n",
-                       plot.left, plot.left + plot.width, y, y, percent == 0 ? kAxisColour : kGridColour,
-                       plot.left - 6, y + 4, kAxisColour, percent);
+    out += fmt::format(
+        "<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\"/>"
+        "<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"12\" fill=\"{}\">{}%</text>\n",
+        plot.left, plot.left + plot.width, y, y, percent == 0 ? kAxisColour : kGridColour, plot.left - 6, y + 4,
+        kAxisColour, percent);
   }
   return out;
 }
@@ -121,9 +124,10 @@ std::string interval_bar_chart(const std::string& title, const std::string& desc
   auto y_of = [&](double fraction) { return plot.y_of(fraction); };
 
   std::string out = open_percent_chart(width, height, plot, title, description, series);
-  out += fmt::format("<text transform=\"translate(16 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\" "
-                     "fill=\"{}\">pass@1 (%), whiskers: 95% interval</text>\n",
-                     top + plot_height / 2, kAxisColour);
+  out += fmt::format(
+      "<text transform=\"translate(16 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\" "
+      "fill=\"{}\">pass@1 (%), whiskers: 95% interval</text>\n",
+      top + plot_height / 2, kAxisColour);
 
   const double group_width = plot_width / static_cast<double>(std::max<std::size_t>(1, categories.size()));
   const double bar_width =
@@ -131,30 +135,34 @@ std::string interval_bar_chart(const std::string& title, const std::string& desc
   for (std::size_t c = 0; c < categories.size(); ++c) {
     const double group_left = left + group_width * static_cast<double>(c);
     const double bars_left = group_left + (group_width - bar_width * static_cast<double>(series.size())) / 2;
-    out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"14\" fill=\"#111111\">{}</text>\n",
-                       group_left + group_width / 2, top + plot_height + 22, escape(categories[c]));
+    out += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"14\" fill=\"#111111\">{}</text>\n",
+        group_left + group_width / 2, top + plot_height + 22, escape(categories[c]));
     for (std::size_t s = 0; s < series.size(); ++s) {
       if (c >= series[s].values.size() || !series[s].values[c]) continue;
       const IntervalBar& bar = *series[s].values[c];
       const double x = bars_left + bar_width * static_cast<double>(s);
       const double y = y_of(bar.value);
-      out += fmt::format("<g><title>{}, {}: {:.2f}%{}</title>", escape(series[s].name), escape(categories[c]),
-                         100 * bar.value,
-                         bar.low && bar.high ? fmt::format(" (95% interval {:.2f}–{:.2f}%)", 100 * *bar.low, 100 * *bar.high)
-                                             : std::string(" (no interval)"));
+      out += fmt::format(
+          "<g><title>{}, {}: {:.2f}%{}</title>", escape(series[s].name), escape(categories[c]), 100 * bar.value,
+          bar.low && bar.high ? fmt::format(" (95% interval {:.2f}–{:.2f}%)", 100 * *bar.low, 100 * *bar.high)
+                              : std::string(" (no interval)"));
       out += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"/>", x + 2, y,
                          bar_width - 4, top + plot_height - y, series[s].colour);
       double label_y = y - 6;
       if (bar.low && bar.high) {
         const double centre = x + bar_width / 2, y_low = y_of(*bar.low), y_high = y_of(*bar.high);
-        out += fmt::format("<path d=\"M{c:.1f} {lo:.1f}V{hi:.1f}M{l:.1f} {lo:.1f}H{r:.1f}M{l:.1f} {hi:.1f}H{r:.1f}\" "
-                           "stroke=\"#111111\" stroke-width=\"1.5\" fill=\"none\"/>",
-                           fmt::arg("c", centre), fmt::arg("lo", y_low), fmt::arg("hi", y_high),
-                           fmt::arg("l", centre - 6), fmt::arg("r", centre + 6));
+        out += fmt::format(
+            "<path d=\"M{c:.1f} {lo:.1f}V{hi:.1f}M{l:.1f} {lo:.1f}H{r:.1f}M{l:.1f} {hi:.1f}H{r:.1f}\" "
+            "stroke=\"#111111\" stroke-width=\"1.5\" fill=\"none\"/>",
+            fmt::arg("c", centre), fmt::arg("lo", y_low), fmt::arg("hi", y_high), fmt::arg("l", centre - 6),
+            fmt::arg("r", centre + 6));
         label_y = y_high - 6;
       }
-      out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"12\" fill=\"#111111\">{:.1f}%</text></g>\n",
-                         x + bar_width / 2, std::max(top - 2, label_y), 100 * bar.value);
+      out += fmt::format(
+          "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"12\" "
+          "fill=\"#111111\">{:.1f}%</text></g>\n",
+          x + bar_width / 2, std::max(top - 2, label_y), 100 * bar.value);
     }
   }
   out += "</svg>\n";
@@ -175,9 +183,9 @@ std::string category_grid(const std::string& title, const std::string& descripti
   for (std::size_t i = 0; i < categories.size(); ++i) {
     const auto& category = categories[i];
     if (counts[i] == 0 && category.hide_when_empty) continue;
-    entries.emplace_back(fmt::format("{}{} ({})", category.glyph.empty() ? "" : category.glyph + " ", category.name,
-                                     counts[i]),
-                         category.fill);
+    entries.emplace_back(
+        fmt::format("{}{} ({})", category.glyph.empty() ? "" : category.glyph + " ", category.name, counts[i]),
+        category.fill);
   }
   double legend_bottom = 0;
   const std::string legend_svg = legend(left, 48, entries, width - 2 * left, &legend_bottom);
@@ -188,13 +196,15 @@ std::string category_grid(const std::string& title, const std::string& descripti
     const GridCategory& category = categories.at(cells[i].category);
     const double x = left + static_cast<double>(i % columns) * (cell + gap);
     const double y = top + static_cast<double>(i / columns) * (cell + gap);
-    out += fmt::format("<g><title>{}</title><rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{}\" height=\"{}\" rx=\"3\" "
-                       "fill=\"{}\" stroke=\"#FFFFFF\"/>",
-                       escape(cells[i].tooltip), x, y, cell, cell, category.fill);
+    out += fmt::format(
+        "<g><title>{}</title><rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{}\" height=\"{}\" rx=\"3\" "
+        "fill=\"{}\" stroke=\"#FFFFFF\"/>",
+        escape(cells[i].tooltip), x, y, cell, cell, category.fill);
     if (!category.glyph.empty())
-      out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"700\" "
-                         "fill=\"{}\">{}</text>",
-                         x + cell / 2, y + cell / 2 + 6, category.glyph_colour, escape(category.glyph));
+      out += fmt::format(
+          "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"700\" "
+          "fill=\"{}\">{}</text>",
+          x + cell / 2, y + cell / 2 + 6, category.glyph_colour, escape(category.glyph));
     out += "</g>\n";
   }
   out += "</svg>\n";
@@ -218,16 +228,18 @@ std::string scatter_chart(const std::string& title, const std::string& descripti
   std::string out = open_percent_chart(width, height, plot, title, description, series);
   for (double tick = 0; tick <= x_end + step / 2; tick += step) {
     const double x = x_of(tick);
-    out += fmt::format("<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{}\" y2=\"{}\" stroke=\"{}\"/>"
-                       "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"12\" fill=\"{}\">{}</text>\n",
-                       x, x, top, top + plot_height, tick == 0 ? kAxisColour : kGridColour, x, top + plot_height + 18,
-                       kAxisColour, format_tick(tick));
+    out += fmt::format(
+        "<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{}\" y2=\"{}\" stroke=\"{}\"/>"
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"12\" fill=\"{}\">{}</text>\n",
+        x, x, top, top + plot_height, tick == 0 ? kAxisColour : kGridColour, x, top + plot_height + 18, kAxisColour,
+        format_tick(tick));
   }
   out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"13\" fill=\"{}\">{}</text>\n",
                      left + plot_width / 2, height - 12, kAxisColour, escape(x_label));
-  out += fmt::format("<text transform=\"translate(16 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\" "
-                     "fill=\"{}\">{}</text>\n",
-                     top + plot_height / 2, kAxisColour, escape(y_label));
+  out += fmt::format(
+      "<text transform=\"translate(16 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\" "
+      "fill=\"{}\">{}</text>\n",
+      top + plot_height / 2, kAxisColour, escape(y_label));
   for (std::size_t index = 0; index < series.size(); ++index) {
     const ScatterSeries& s = series[index];
     for (const auto& p : s.points) {
@@ -242,10 +254,11 @@ std::string scatter_chart(const std::string& title, const std::string& descripti
       if (p.y_low && p.y_high)
         out += fmt::format("<path d=\"M{:.1f} {:.1f}V{:.1f}\" stroke=\"{}\" stroke-width=\"1.5\"/>", x, y_of(*p.y_low),
                            y_of(*p.y_high), s.colour);
-      out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"6\" fill=\"{}\" stroke=\"#111111\"/>"
-                         "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\" font-size=\"12\" fill=\"#111111\" "
-                         "stroke=\"#FFFFFF\" stroke-width=\"3\" paint-order=\"stroke\">{} {:.1f}%</text></g>\n",
-                         x, y, s.colour, label_x, label_y, label_left ? "end" : "start", escape(p.label), 100 * p.y);
+      out += fmt::format(
+          "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"6\" fill=\"{}\" stroke=\"#111111\"/>"
+          "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\" font-size=\"12\" fill=\"#111111\" "
+          "stroke=\"#FFFFFF\" stroke-width=\"3\" paint-order=\"stroke\">{} {:.1f}%</text></g>\n",
+          x, y, s.colour, label_x, label_y, label_left ? "end" : "start", escape(p.label), 100 * p.y);
     }
   }
   out += "</svg>\n";

@@ -44,7 +44,7 @@ struct GridCategory {
 };
 
 struct GridCell {
-  std::string tooltip;    // shown on hover (<title>): task id and outcome
+  std::string tooltip;  // shown on hover (<title>): task id and outcome
   std::size_t category = 0;
 };
 

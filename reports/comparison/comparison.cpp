@@ -84,7 +84,8 @@ void require_differences(const std::vector<double>& differences, const char* wha
 Interval paired_bootstrap_interval(const std::vector<double>& differences, int resamples, std::uint64_t seed,
                                    double confidence) {
   require_differences(differences, "paired bootstrap");
-  if (resamples < 2) throw std::invalid_argument(fmt::format("paired bootstrap: need >= 2 resamples, got {}", resamples));
+  if (resamples < 2)
+    throw std::invalid_argument(fmt::format("paired bootstrap: need >= 2 resamples, got {}", resamples));
   std::mt19937_64 rng(seed);
   const std::size_t n = differences.size();
   std::vector<double> means(static_cast<std::size_t>(resamples));
@@ -218,8 +219,8 @@ ModeComparison compare_mode(const std::string& mode, const ModeResults& a, const
   for (const auto& [task_id, tally_b] : b.summary.tasks)
     if (!a.summary.tasks.count(task_id)) m.only_in_b.push_back(task_id);
   if (m.tasks.empty())
-    throw RunInputError(fmt::format("mode {}: the two runs have no task in common (A has {}, B has {})", mode,
-                                    m.tasks_a, m.tasks_b));
+    throw RunInputError(
+        fmt::format("mode {}: the two runs have no task in common (A has {}, B has {})", mode, m.tasks_a, m.tasks_b));
 
   // Problem order everywhere a human reads the list.
   std::sort(m.tasks.begin(), m.tasks.end(),
@@ -281,10 +282,11 @@ Comparison compare_runs(std::vector<RunResults> runs, const ComparisonOptions& o
   if (runs.size() < 2) throw std::invalid_argument("compare: need a quantized run and a baseline");
   for (std::size_t i = 0; i < runs.size(); ++i)
     if (i != 1 && runs[i].published_only)
-      throw std::invalid_argument(fmt::format("compare: only the baseline may be a published number ({})", runs[i].label));
+      throw std::invalid_argument(
+          fmt::format("compare: only the baseline may be a published number ({})", runs[i].label));
   if (options.bootstrap_resamples < 100)
-    throw std::invalid_argument(fmt::format("compare: bootstrap resamples must be >= 100, got {}",
-                                            options.bootstrap_resamples));
+    throw std::invalid_argument(
+        fmt::format("compare: bootstrap resamples must be >= 100, got {}", options.bootstrap_resamples));
   Comparison c;
   c.options = options;
   align_single_modes(runs, c.notes);
@@ -302,7 +304,8 @@ Comparison compare_runs(std::vector<RunResults> runs, const ComparisonOptions& o
     for (const auto& name : options.modes) {
       for (const RunResults* run : {&quantized, &baseline})
         if (!run->modes.count(name))
-          throw RunInputError(fmt::format("--mode {}: {} has no such mode (it has: {})", name, run->label, mode_list(*run)));
+          throw RunInputError(
+              fmt::format("--mode {}: {} has no such mode (it has: {})", name, run->label, mode_list(*run)));
       if (std::find(c.modes.begin(), c.modes.end(), name) == c.modes.end()) c.modes.push_back(name);
     }
     std::sort(c.modes.begin(), c.modes.end());
@@ -508,9 +511,10 @@ std::string mode_statistics_markdown(const Comparison& c, const Contender& conte
         points(m.delta()), interval_pp(m.unpaired_ci), m.tasks_a);
     return md;
   }
-  md += fmt::format("- Tasks compared: {} (in both runs); only in {}: {}; only in {}: {}.\n", m.tasks.size(), a,
-                    m.only_in_a.empty() ? "none" : fmt::format("{} ({})", m.only_in_a.size(), task_list(m.only_in_a)),
-                    b, m.only_in_b.empty() ? "none" : fmt::format("{} ({})", m.only_in_b.size(), task_list(m.only_in_b)));
+  md +=
+      fmt::format("- Tasks compared: {} (in both runs); only in {}: {}; only in {}: {}.\n", m.tasks.size(), a,
+                  m.only_in_a.empty() ? "none" : fmt::format("{} ({})", m.only_in_a.size(), task_list(m.only_in_a)), b,
+                  m.only_in_b.empty() ? "none" : fmt::format("{} ({})", m.only_in_b.size(), task_list(m.only_in_b)));
   md += fmt::format("- Outcomes: both pass {}, both fail {}, regressed {} (A fails, B passes), improved {}{}.\n",
                     m.both_pass, m.both_fail, m.regressed, m.improved,
                     m.tied ? fmt::format(", tied at equal partial rates {}", m.tied) : "");
@@ -519,9 +523,10 @@ std::string mode_statistics_markdown(const Comparison& c, const Contender& conte
       "percentile); paired normal approximation {}.\n",
       points(m.paired_delta), interval_pp(m.bootstrap_ci), c.options.bootstrap_resamples, c.options.seed,
       interval_pp(m.normal_ci));
-  md += fmt::format("- McNemar exact two-sided p = {} (b = {} regressed, c = {} improved; p = min(1, 2·Σ_{{i≤min(b,c)}} "
-                    "C(b+c, i)/2^(b+c))).\n",
-                    p_value(m.mcnemar_p), m.regressed, m.improved);
+  md += fmt::format(
+      "- McNemar exact two-sided p = {} (b = {} regressed, c = {} improved; p = min(1, 2·Σ_{{i≤min(b,c)}} "
+      "C(b+c, i)/2^(b+c))).\n",
+      p_value(m.mcnemar_p), m.regressed, m.improved);
   md += fmt::format(
       "- Smallest detectable delta: {:.2f} pp (α = 0.05 two-sided, power 0.8: MDE = (z₀.₉₇₅ + z₀.₈)·√(D/n), D = {:.4f} "
       "{}, n = {}); the exact test cannot reach p < 0.05 with fewer than {} tasks flipping one way.\n",
@@ -548,8 +553,9 @@ std::string to_markdown(const Comparison& c) {
     for (const auto& note : c.notes) md += "- " + note + "\n";
     md += "\n";
   }
-  md += "Greedy decoding makes each task's outcome one draw: the intervals describe the uncertainty from which "
-        "problems were asked, not from sampling. See docs/compare.md.\n";
+  md +=
+      "Greedy decoding makes each task's outcome one draw: the intervals describe the uncertainty from which "
+      "problems were asked, not from sampling. See docs/compare.md.\n";
   return md;
 }
 
@@ -619,7 +625,8 @@ ordered_json mode_json(const ModeComparison& m) {
   j["pass_at_k_a_b"] = pass;
   j["delta"] = m.delta();
   j["delta_ci95"] = interval_json(m.delta_ci());
-  j["delta_ci95_method"] = m.paired ? "paired bootstrap percentile (tasks resampled)" : "Newcombe hybrid score (unpaired)";
+  j["delta_ci95_method"] =
+      m.paired ? "paired bootstrap percentile (tasks resampled)" : "Newcombe hybrid score (unpaired)";
   if (!m.paired) return j;
   j["shared_tasks"] = m.tasks.size();
   j["only_in_a"] = m.only_in_a;
@@ -643,7 +650,9 @@ ordered_json mode_json(const ModeComparison& m) {
                                    {"formula", "(z_{1-alpha/2} + z_{power}) * sqrt(D / n)"}};
   ordered_json tasks = ordered_json::array();
   for (const auto& task : m.tasks)
-    tasks.push_back({{"task_id", task.task_id}, {"a", task.rate_a}, {"b", task.rate_b},
+    tasks.push_back({{"task_id", task.task_id},
+                     {"a", task.rate_a},
+                     {"b", task.rate_b},
                      {"outcome", std::string(to_string(task.flip))}});
   j["tasks"] = tasks;
   return j;
@@ -687,16 +696,16 @@ GateDecision evaluate_gate(const Comparison& c, const GateOptions& options) {
     const bool significant = m.paired && m.mcnemar_p < options.alpha;
     const bool fails = exceeds && (!options.require_significant || significant);
     decision.failed = decision.failed || fails;
-    std::string sentence = fmt::format("mode {}: pass@1 {} vs {}, drop {:.2f} pp {} the allowed {:.2f} pp", m.mode,
-                                       percent(m.pass_at_1_a), percent(m.pass_at_1_b), drop_pp,
-                                       exceeds ? "exceeds" : "is within", options.max_drop_pp);
+    std::string sentence =
+        fmt::format("mode {}: pass@1 {} vs {}, drop {:.2f} pp {} the allowed {:.2f} pp", m.mode, percent(m.pass_at_1_a),
+                    percent(m.pass_at_1_b), drop_pp, exceeds ? "exceeds" : "is within", options.max_drop_pp);
     if (m.paired) {
-      sentence += fmt::format(" (over {} shared tasks; paired bootstrap 95% CI of the delta {}; McNemar exact p = {}{}; "
-                              "{} regressed: {}; {} improved)",
-                              m.tasks.size(), interval_pp(m.bootstrap_ci), p_value(m.mcnemar_p),
-                              significant ? fmt::format(" < α = {}", options.alpha)
-                                          : fmt::format(" ≥ α = {}", options.alpha),
-                              m.regressed, task_list(m.task_ids(Flip::regressed)), m.improved);
+      sentence += fmt::format(
+          " (over {} shared tasks; paired bootstrap 95% CI of the delta {}; McNemar exact p = {}{}; "
+          "{} regressed: {}; {} improved)",
+          m.tasks.size(), interval_pp(m.bootstrap_ci), p_value(m.mcnemar_p),
+          significant ? fmt::format(" < α = {}", options.alpha) : fmt::format(" ≥ α = {}", options.alpha), m.regressed,
+          task_list(m.task_ids(Flip::regressed)), m.improved);
     } else {
       sentence += fmt::format(" (published baseline: unpaired 95% CI {}, no significance test possible)",
                               interval_pp(m.unpaired_ci));
@@ -705,8 +714,7 @@ GateDecision evaluate_gate(const Comparison& c, const GateOptions& options) {
     sentences.push_back(sentence + (fails ? " — FAILED" : " — ok"));
   }
   decision.paragraph = fmt::format("{}: {} vs baseline {}. {}.", decision.failed ? "GATE FAILED" : "GATE OK",
-                                   c.runs[contender.run_index].label, c.baseline().label,
-                                   fmt::join(sentences, ". "));
+                                   c.runs[contender.run_index].label, c.baseline().label, fmt::join(sentences, ". "));
   return decision;
 }
 

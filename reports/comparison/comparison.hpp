@@ -25,8 +25,8 @@ namespace quanteval::reports {
 
 // ---------------------------------------------------------------- statistics
 
-inline constexpr double kZ975 = 1.959963984540054;   // standard normal quantile at 0.975
-inline constexpr double kZ80 = 0.8416212335729143;   // standard normal quantile at 0.80
+inline constexpr double kZ975 = 1.959963984540054;  // standard normal quantile at 0.975
+inline constexpr double kZ80 = 0.8416212335729143;  // standard normal quantile at 0.80
 
 // Exact two-sided McNemar p-value from the discordant counts b (A fails, B
 // passes) and c (A passes, B fails): under H0 each discordant task is a fair
@@ -50,10 +50,10 @@ Interval newcombe_difference_interval(std::int64_t successes_a, std::int64_t tri
                                       std::int64_t trials_b, double z = kZ975);
 
 struct DetectableDelta {
-  double delta = 0.0;              // smallest |pass@1 delta| detectable (fraction)
-  double discordance = 0.0;        // mean squared per-task difference used (= discordant share when n = 1)
+  double delta = 0.0;                // smallest |pass@1 delta| detectable (fraction)
+  double discordance = 0.0;          // mean squared per-task difference used (= discordant share when n = 1)
   bool discordance_assumed = false;  // true when none was observed and 3/n (rule of three) was used
-  int min_one_way_flips = 0;       // flips all in one direction the exact test needs to reach p < alpha
+  int min_one_way_flips = 0;         // flips all in one direction the exact test needs to reach p < alpha
 };
 
 // MDE ≈ (z_{1-α/2} + z_{power}) * sqrt(D / n), D = mean of d_i² (the discordance
@@ -111,12 +111,12 @@ struct Contender {
 };
 
 struct Comparison {
-  std::vector<RunResults> runs;     // [0] the quantized run under test, [1] the baseline, [2..] more variants
+  std::vector<RunResults> runs;  // [0] the quantized run under test, [1] the baseline, [2..] more variants
   std::size_t baseline_index = 1;
-  std::vector<std::string> modes;   // compared modes, sorted
+  std::vector<std::string> modes;     // compared modes, sorted
   std::vector<Contender> contenders;  // runs other than the baseline, in input order
   ComparisonOptions options;
-  std::vector<std::string> notes;   // alignments made, warnings from the runs
+  std::vector<std::string> notes;  // alignments made, warnings from the runs
 
   const RunResults& baseline() const { return runs[baseline_index]; }
 };
@@ -133,13 +133,13 @@ struct Table {
 Table model_card_table(const Comparison& comparison);
 std::string to_markdown(const Table& table);
 
-std::string to_markdown(const Comparison& comparison);     // table + paired statistics + notes
+std::string to_markdown(const Comparison& comparison);  // table + paired statistics + notes
 nlohmann::ordered_json to_json(const Comparison& comparison);
 
 // ---------------------------------------------------------------- gate
 
 struct GateOptions {
-  double max_drop_pp = 0.0;         // allowed drop B - A in percentage points
+  double max_drop_pp = 0.0;  // allowed drop B - A in percentage points
   double alpha = 0.05;
   bool require_significant = false;  // fail only when McNemar p < alpha as well
 };

@@ -48,7 +48,9 @@ std::size_t category_of(Flip flip) {
   return 1;
 }
 
-std::string rate_text(double rate) { return rate == 1.0 ? "pass" : rate == 0.0 ? "fail" : fmt::format("{:.0f}%", 100 * rate); }
+std::string rate_text(double rate) {
+  return rate == 1.0 ? "pass" : rate == 0.0 ? "fail" : fmt::format("{:.0f}%", 100 * rate);
+}
 
 std::string table_html(const Table& table) {
   std::string html = "<table>\n<thead><tr>";
@@ -72,7 +74,8 @@ std::string pass_chart(const Comparison& c) {
   for (std::size_t slot = 0; slot < order.size(); ++slot) {
     const RunResults& run = c.runs[order[slot]];
     svg::BarSeries s{run.label + (order[slot] == c.baseline_index ? " (baseline)" : ""),
-                     svg::kPalette[slot % svg::kPaletteSize], {}};
+                     svg::kPalette[slot % svg::kPaletteSize],
+                     {}};
     for (const auto& mode : c.modes) {
       auto it = run.modes.find(mode);
       if (it == run.modes.end()) {
@@ -116,7 +119,8 @@ std::string size_chart(const Comparison& c) {
     for (const auto& run : c.runs) {
       auto it = run.modes.find(mode);
       if (!run.model.size_bytes || it == run.modes.end()) continue;
-      svg::ScatterPoint point{run.label, *run.model.size_bytes / 1e9, it->second.pass_at_1(), std::nullopt, std::nullopt};
+      svg::ScatterPoint point{run.label, *run.model.size_bytes / 1e9, it->second.pass_at_1(), std::nullopt,
+                              std::nullopt};
       if (it->second.has_verdicts()) {
         point.y_low = it->second.summary.pass_at_1_interval.low;
         point.y_high = it->second.summary.pass_at_1_interval.high;
@@ -126,7 +130,8 @@ std::string size_chart(const Comparison& c) {
     if (!s.points.empty()) series.push_back(std::move(s));
   }
   if (series.empty()) return {};
-  return svg::scatter_chart("Quality vs size", "pass@1 against checkpoint size on disk, one point per run and mode, "
+  return svg::scatter_chart("Quality vs size",
+                            "pass@1 against checkpoint size on disk, one point per run and mode, "
                             "with Wilson 95% intervals.",
                             "checkpoint size (GB)", "pass@1 (%)", series);
 }
@@ -141,26 +146,29 @@ std::string statistics_html(const Comparison& c, const Contender& contender, con
   };
   std::string html = fmt::format("<h3>{}: {} vs {}</h3>\n<ul>\n", escape(m.mode), escape(a), escape(b));
   if (!m.paired) {
-    html += fmt::format("<li>The baseline is a published number: no per-problem pairing and no McNemar test.</li>"
-                        "<li>Delta pass@1 {}; unpaired 95% interval {} (Newcombe, baseline read as a count out of the "
-                        "same {} problems).</li>\n</ul>\n",
-                        pp(m.delta()), ci(m.unpaired_ci), m.tasks_a);
+    html += fmt::format(
+        "<li>The baseline is a published number: no per-problem pairing and no McNemar test.</li>"
+        "<li>Delta pass@1 {}; unpaired 95% interval {} (Newcombe, baseline read as a count out of the "
+        "same {} problems).</li>\n</ul>\n",
+        pp(m.delta()), ci(m.unpaired_ci), m.tasks_a);
     return html;
   }
   html += fmt::format("<li>{} problems in both runs; only in {}: {}; only in {}: {}.</li>\n", m.tasks.size(), escape(a),
                       ids(m.only_in_a), escape(b), ids(m.only_in_b));
-  html += fmt::format("<li>Both pass {}, both fail {}, <strong>regressed {}</strong>, improved {}{}.</li>\n", m.both_pass,
-                      m.both_fail, m.regressed, m.improved, m.tied ? fmt::format(", tied {}", m.tied) : "");
-  html += fmt::format("<li>Delta pass@1 {} — paired bootstrap 95% interval {} ({} resamples, seed {}); "
-                      "normal approximation {}.</li>\n",
-                      pp(m.paired_delta), ci(m.bootstrap_ci), c.options.bootstrap_resamples, c.options.seed,
-                      ci(m.normal_ci));
+  html +=
+      fmt::format("<li>Both pass {}, both fail {}, <strong>regressed {}</strong>, improved {}{}.</li>\n", m.both_pass,
+                  m.both_fail, m.regressed, m.improved, m.tied ? fmt::format(", tied {}", m.tied) : "");
+  html += fmt::format(
+      "<li>Delta pass@1 {} — paired bootstrap 95% interval {} ({} resamples, seed {}); "
+      "normal approximation {}.</li>\n",
+      pp(m.paired_delta), ci(m.bootstrap_ci), c.options.bootstrap_resamples, c.options.seed, ci(m.normal_ci));
   html += fmt::format("<li>McNemar exact two-sided p = {:.4g} (b = {}, c = {}).</li>\n", m.mcnemar_p, m.regressed,
                       m.improved);
-  html += fmt::format("<li>Smallest delta these {} problems can detect: {:.2f} pp (α = 0.05, power 0.8, "
-                      "(z<sub>0.975</sub> + z<sub>0.8</sub>)·√(D/n), D = {:.4f}{}).</li>\n",
-                      m.tasks.size(), 100 * m.detectable.delta, m.detectable.discordance,
-                      m.detectable.discordance_assumed ? " assumed: none observed" : " observed");
+  html += fmt::format(
+      "<li>Smallest delta these {} problems can detect: {:.2f} pp (α = 0.05, power 0.8, "
+      "(z<sub>0.975</sub> + z<sub>0.8</sub>)·√(D/n), D = {:.4f}{}).</li>\n",
+      m.tasks.size(), 100 * m.detectable.delta, m.detectable.discordance,
+      m.detectable.discordance_assumed ? " assumed: none observed" : " observed");
   html += fmt::format("<li>Regressed: {}</li>\n<li>Improved: {}</li>\n</ul>\n", ids(m.task_ids(Flip::regressed)),
                       ids(m.task_ids(Flip::improved)));
   return html;
@@ -176,8 +184,9 @@ std::string comparison_html(const Comparison& c) {
       "<h1>{}</h1>\n",
       escape(title), kStyle, escape(title));
   html += "<h2>Model card</h2>\n" + table_html(model_card_table(c));
-  html += "<p class=\"note\">pass@1 cells: value [Wilson 95% interval over problems]. Delta: run − baseline in "
-          "percentage points.</p>\n";
+  html +=
+      "<p class=\"note\">pass@1 cells: value [Wilson 95% interval over problems]. Delta: run − baseline in "
+      "percentage points.</p>\n";
   html += "<h2>Charts</h2>\n<div class=\"charts\">\n" + pass_chart(c);
   for (const auto& contender : c.contenders)
     for (const auto& m : contender.modes)
@@ -191,8 +200,9 @@ std::string comparison_html(const Comparison& c) {
     for (const auto& note : c.notes) html += "<li>" + escape(note) + "</li>\n";
     html += "</ul>\n";
   }
-  html += "<p class=\"note\">Greedy decoding makes each problem's outcome a single draw: the intervals express "
-          "uncertainty over which problems were asked. Formulas and caveats: docs/compare.md.</p>\n</body>\n</html>\n";
+  html +=
+      "<p class=\"note\">Greedy decoding makes each problem's outcome a single draw: the intervals express "
+      "uncertainty over which problems were asked. Formulas and caveats: docs/compare.md.</p>\n</body>\n</html>\n";
   return html;
 }
 

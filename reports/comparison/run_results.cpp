@@ -113,14 +113,15 @@ double ModeResults::pass_at_1() const {
 
 RunResults load_run(const fs::path& directory) {
   if (!fs::is_directory(directory))
-    throw RunInputError(fmt::format("{}: not a run directory (expected a folder with results.jsonl)", directory.string()));
+    throw RunInputError(
+        fmt::format("{}: not a run directory (expected a folder with results.jsonl)", directory.string()));
   RunResults run;
   run.directory = directory;
   const fs::path results_file = directory / "results.jsonl";
   const fs::path report_file = directory / "report.json";
   if (!fs::exists(results_file))
-    throw RunInputError(fmt::format("{}: missing (a run directory holds results.jsonl and report.json)",
-                                    results_file.string()));
+    throw RunInputError(
+        fmt::format("{}: missing (a run directory holds results.jsonl and report.json)", results_file.string()));
 
   // report.json first: its top-level `mode` names the verdicts that carry none.
   json report = json::object();
@@ -139,19 +140,20 @@ RunResults load_run(const fs::path& directory) {
   run.model = read_model(top.object("model"));
   run.speed.prefill_tokens_per_second = top.object("speed").number("prefill_tok_s");
   run.speed.decode_tokens_per_second = top.object("speed").number("decode_tok_s");
-  if (const json* device = top.find("device")) run.device = device->is_string() ? device->get<std::string>() : device->dump();
+  if (const json* device = top.find("device"))
+    run.device = device->is_string() ? device->get<std::string>() : device->dump();
   run.dataset_name = top.object("dataset").text("name");
   run.dataset_sha256 = top.object("dataset").text("sha256");
   std::string unnamed_mode(kUnnamedMode);
-  if (const json* mode = top.find("mode"); mode && mode->is_string() && !mode->get<std::string>().empty() &&
-                                           mode->get<std::string>() != "both")
+  if (const json* mode = top.find("mode");
+      mode && mode->is_string() && !mode->get<std::string>().empty() && mode->get<std::string>() != "both")
     unnamed_mode = mode->get<std::string>();
 
   const std::string text = read_text(results_file);
   std::istringstream lines(text);
   std::string line;
   std::size_t line_number = 0;
-  std::map<std::pair<std::string, std::string>, int> next_index;  // (mode, task) -> next implicit sample index
+  std::map<std::pair<std::string, std::string>, int> next_index;          // (mode, task) -> next implicit sample index
   std::map<std::tuple<std::string, std::string, int>, std::size_t> seen;  // (mode, task, index) -> line
   while (std::getline(lines, line)) {
     ++line_number;
@@ -165,8 +167,9 @@ RunResults load_run(const fs::path& directory) {
     implicit = std::max(implicit, verdict.sample_index + 1);
     const auto key = std::make_tuple(mode, verdict.task_id, verdict.sample_index);
     if (auto [it, inserted] = seen.emplace(key, line_number); !inserted)
-      throw RunInputError(fmt::format("{}: field 'sample_index': task {} sample {} (mode {}) already appears on line {}",
-                                      where, verdict.task_id, verdict.sample_index, mode, it->second));
+      throw RunInputError(
+          fmt::format("{}: field 'sample_index': task {} sample {} (mode {}) already appears on line {}", where,
+                      verdict.task_id, verdict.sample_index, mode, it->second));
     run.modes[mode].verdicts.push_back(std::move(verdict));
   }
   if (run.modes.empty()) throw RunInputError(fmt::format("{}: no verdicts (the file is empty)", results_file.string()));
@@ -178,12 +181,15 @@ RunResults load_run(const fs::path& directory) {
     // Cross-check the stated pass@1 (the writer rounds nothing, so any gap is real).
     const FieldReader stated_modes = top.object("modes");
     std::optional<double> stated;
-    if (stated_modes.find(name)) stated = stated_pass_at_1(stated_modes.object(name));
-    else if (run.modes.size() == 1) stated = stated_pass_at_1(top);
+    if (stated_modes.find(name))
+      stated = stated_pass_at_1(stated_modes.object(name));
+    else if (run.modes.size() == 1)
+      stated = stated_pass_at_1(top);
     if (stated && !mode.summary.tasks.empty() && std::fabs(*stated - mode.pass_at_1()) > 1e-6)
-      run.warnings.push_back(fmt::format("mode {}: report.json states pass@1 {:.4f} but results.jsonl gives {:.4f}; "
-                                         "using results.jsonl",
-                                         name, *stated, mode.pass_at_1()));
+      run.warnings.push_back(
+          fmt::format("mode {}: report.json states pass@1 {:.4f} but results.jsonl gives {:.4f}; "
+                      "using results.jsonl",
+                      name, *stated, mode.pass_at_1()));
   }
   run.label = !run.model.id.empty() ? run.model.id : fs::absolute(directory).lexically_normal().filename().string();
   if (run.label.empty()) run.label = fs::absolute(directory).lexically_normal().parent_path().filename().string();
@@ -197,8 +203,8 @@ RunResults published_run(std::string label, const std::map<std::string, double>&
   run.published_only = true;
   for (const auto& [mode, percent] : pass_at_1_percent) {
     if (!(percent >= 0.0 && percent <= 100.0))
-      throw std::invalid_argument(fmt::format("published pass@1 for mode {} must be a percentage in [0, 100], got {}",
-                                              mode, percent));
+      throw std::invalid_argument(
+          fmt::format("published pass@1 for mode {} must be a percentage in [0, 100], got {}", mode, percent));
     run.modes[mode].published_pass_at_1 = percent / 100.0;
   }
   return run;

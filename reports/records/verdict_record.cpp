@@ -25,8 +25,7 @@ ordered_json to_json(const SampleVerdict& v) {
 }
 
 SampleVerdict verdict_from_json(const json& row, const std::string& where) {
-  if (!row.is_object())
-    throw RunInputError(fmt::format("{}: expected a JSON object, got {}", where, row.type_name()));
+  if (!row.is_object()) throw RunInputError(fmt::format("{}: expected a JSON object, got {}", where, row.type_name()));
   auto field = [&](const char* name) -> const json* {
     auto it = row.find(name);
     return it == row.end() || it->is_null() ? nullptr : &*it;

@@ -32,10 +32,10 @@ struct SampleVerdict {
   int sample_index = 0;  // 0-based index of this sample among the task's samples, input order
   Status status = Status::sandbox_error;
   double duration_seconds = 0.0;
-  std::string detail;    // one short line: the exception, the exit, the limit hit
-  int attempts = 1;      // sandbox attempts (>1 after infrastructure retries)
+  std::string detail;               // one short line: the exception, the exit, the limit hit
+  int attempts = 1;                 // sandbox attempts (>1 after infrastructure retries)
   double time_limit_seconds = 0.0;  // the wall-clock limit this program ran under (0 = not recorded)
-  std::string mode = {}; // "standard" | "thinking" in run directories; "" for a scored samples file
+  std::string mode = {};            // "standard" | "thinking" in run directories; "" for a scored samples file
 };
 
 // The results.jsonl line of a verdict (fields in the order above; `mode`,

@@ -42,7 +42,9 @@ ordered_json to_json(const RunReport& r) {
     mode["prompt_tokens"] = m.prompt_tokens;
     mode["generated_tokens"] = m.generated_tokens;
     mode["mean_generated_tokens"] =
-        m.verdicts.empty() ? 0.0 : round_to(static_cast<double>(m.generated_tokens) / static_cast<double>(m.verdicts.size()), 0.1);
+        m.verdicts.empty()
+            ? 0.0
+            : round_to(static_cast<double>(m.generated_tokens) / static_cast<double>(m.verdicts.size()), 0.1);
     if (!m.extraction_rules.empty()) mode["extraction_rules"] = m.extraction_rules;
     mode["prompt_sha256"] = m.prompt_hash;
     modes[m.name] = mode;
@@ -60,7 +62,8 @@ std::string to_markdown(const RunReport& r) {
   std::string md = fmt::format("# quanteval run: {}\n\n", r.model.id);
   md += fmt::format("{} · {} · {:.3f} bits/weight · {:.2f} GB · {:.2f} B parameters\n\n", r.model.architecture,
                     r.model.quantization, r.model.bits_per_weight, r.model.size_bytes / 1e9, r.model.parameters / 1e9);
-  md += "| mode | pass@1 | 95% CI (Wilson) | tasks | passed | failed | error | timeout | no_code | truncated | other |\n";
+  md +=
+      "| mode | pass@1 | 95% CI (Wilson) | tasks | passed | failed | error | timeout | no_code | truncated | other |\n";
   md += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
   for (const auto& m : r.modes) {
     const Summary s = summarize(m.verdicts);
@@ -69,7 +72,8 @@ std::string to_markdown(const RunReport& r) {
     md += fmt::format("| {} | {} | {} – {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", m.name,
                       s.pass_at_k.count(1) ? percent(s.pass_at_k.at(1)) : "-", percent(s.pass_at_1_interval.low),
                       percent(s.pass_at_1_interval.high), s.tasks.size(), count(Status::passed), count(Status::failed),
-                      count(Status::error), count(Status::timeout), count(Status::no_code), count(Status::truncated), other);
+                      count(Status::error), count(Status::timeout), count(Status::no_code), count(Status::truncated),
+                      other);
   }
   for (const auto& m : r.modes) {
     const Summary s = summarize(m.verdicts);
@@ -80,8 +84,8 @@ std::string to_markdown(const RunReport& r) {
                     r.prefill_tokens_per_second, r.decode_tokens_per_second, r.wall_seconds,
                     r.resumed ? " (resumed run: speed covers the last part only)" : "");
   md += fmt::format("\nDecoding: `{}`\n", r.decoding.dump());
-  md += fmt::format("\nDataset {} (SHA-256 `{}`), configuration hash `{}`.\n", r.dataset.name, r.dataset.sha256.substr(0, 16),
-                    r.config_hash.substr(0, 16));
+  md += fmt::format("\nDataset {} (SHA-256 `{}`), configuration hash `{}`.\n", r.dataset.name,
+                    r.dataset.sha256.substr(0, 16), r.config_hash.substr(0, 16));
   for (const auto& m : r.modes) {
     if (m.extraction_rules.empty()) continue;
     md += fmt::format("\n{} code extraction:", m.name);
@@ -106,13 +110,14 @@ std::string to_html(const RunReport& r) {
     else
       series.values.push_back(std::nullopt);
   }
-  std::string body = svg::interval_bar_chart("pass@1 per mode", "pass@1 with Wilson 95% intervals", categories, {series});
+  std::string body =
+      svg::interval_bar_chart("pass@1 per mode", "pass@1 with Wilson 95% intervals", categories, {series});
   // Status of every task, per mode: where the failures are.
   const std::vector<svg::GridCategory> grid_categories = {
-      {"passed", "#009E73", "", "#000000", false},   {"failed", "#D55E00", "×", "#ffffff", false},
-      {"error", "#CC79A7", "!", "#000000", true},    {"timeout", "#E69F00", "⌛", "#000000", true},
+      {"passed", "#009E73", "", "#000000", false},       {"failed", "#D55E00", "×", "#ffffff", false},
+      {"error", "#CC79A7", "!", "#000000", true},        {"timeout", "#E69F00", "⌛", "#000000", true},
       {"oom / signal", "#56B4E9", "M", "#000000", true}, {"no_code", "#999999", "∅", "#000000", true},
-      {"truncated", "#444444", "…", "#ffffff", true}, {"sandbox_error", "#ffffff", "?", "#000000", true}};
+      {"truncated", "#444444", "…", "#ffffff", true},    {"sandbox_error", "#ffffff", "?", "#000000", true}};
   auto category_of = [](Status s) -> std::size_t {
     switch (s) {
       case Status::passed: return 0;
@@ -132,14 +137,15 @@ std::string to_html(const RunReport& r) {
     for (const auto& v : m.verdicts)
       cells.push_back({fmt::format("{} #{}: {} — {}", v.task_id, v.sample_index, to_string(v.status), v.detail),
                        category_of(v.status)});
-    body += svg::category_grid(m.name + ": every sample", "one cell per sample in task order, coloured by verdict", cells,
-                               grid_categories);
+    body += svg::category_grid(m.name + ": every sample", "one cell per sample in task order, coloured by verdict",
+                               cells, grid_categories);
   }
   const std::string table = svg::escape(to_markdown(r));
   return fmt::format(
       "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>quanteval run: {0}</title>\n"
       "<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#111}}"
-      "pre{{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:1em;border-radius:6px}}svg{{max-width:100%;height:auto}}</style>"
+      "pre{{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:1em;border-radius:6px}}svg{{max-"
+      "width:100%;height:auto}}</style>"
       "</head><body>\n<h1>quanteval run: {0}</h1>\n{1}\n<h2>Report</h2>\n<pre>{2}</pre>\n</body></html>\n",
       svg::escape(r.model.id), body, table);
 }

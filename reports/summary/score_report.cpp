@@ -112,9 +112,12 @@ std::string percent(double fraction) { return fmt::format("{:.2f}%", 100.0 * fra
 std::string escape_cell(std::string text) {
   std::string out;
   for (char ch : text) {
-    if (ch == '|') out += "\\|";
-    else if (ch == '\n' || ch == '\r') out += ' ';
-    else out += ch;
+    if (ch == '|')
+      out += "\\|";
+    else if (ch == '\n' || ch == '\r')
+      out += ' ';
+    else
+      out += ch;
   }
   if (out.size() > 120) out = out.substr(0, 117) + "...";
   return out;
@@ -152,7 +155,10 @@ std::string to_markdown(const ScoreReport& r, const Summary& s) {
   md += fmt::format("\n## Sandbox\n\nPython {} (`{}`), {} workers, time limit {}, {} MiB address space.\n",
                     r.sandbox.python_version, r.sandbox.python, r.sandbox.workers, time_limit_text(r.sandbox),
                     r.sandbox.memory_limit_bytes >> 20);
-  md += "Protections: " + (r.sandbox.protections.empty() ? std::string("none") : fmt::format("{}", fmt::join(r.sandbox.protections, ", "))) + ".\n";
+  md += "Protections: " +
+        (r.sandbox.protections.empty() ? std::string("none")
+                                       : fmt::format("{}", fmt::join(r.sandbox.protections, ", "))) +
+        ".\n";
   for (const auto& note : r.sandbox.notes) md += "- " + note + "\n";
   if (!r.dataset.notes.empty()) {
     md += "\n## Dataset notes\n\n";

@@ -39,7 +39,7 @@ std::string time_limit_text(const SandboxInfo& sandbox);
 
 struct ScoreReport {
   std::string tool_version;
-  std::string created_utc;   // ISO 8601
+  std::string created_utc;  // ISO 8601
   std::string samples_file;
   DatasetInfo dataset;
   SandboxInfo sandbox;
@@ -60,13 +60,13 @@ struct TaskTally {
 };
 
 struct Summary {
-  std::size_t samples = 0;              // all verdicts
-  std::size_t scored_samples = 0;       // excluding sandbox_error
+  std::size_t samples = 0;                 // all verdicts
+  std::size_t scored_samples = 0;          // excluding sandbox_error
   std::map<std::string, TaskTally> tasks;  // by task_id, only tasks with >= 1 scored sample
   std::int64_t min_samples_per_task = 0;
-  std::map<int, double> pass_at_k;      // k in {1, 10, 100} with k <= min_samples_per_task
-  Interval pass_at_1_interval;          // over tasks (one Bernoulli per task when n == 1)
-  std::map<Status, std::size_t> counts; // every status, zeros included
+  std::map<int, double> pass_at_k;       // k in {1, 10, 100} with k <= min_samples_per_task
+  Interval pass_at_1_interval;           // over tasks (one Bernoulli per task when n == 1)
+  std::map<Status, std::size_t> counts;  // every status, zeros included
 };
 
 Summary summarize(const std::vector<SampleVerdict>& verdicts);

@@ -16,7 +16,8 @@ double pass_at_k(std::int64_t n, std::int64_t c, std::int64_t k) {
   return 1.0 - fail_all;
 }
 
-double mean_pass_at_k(const std::vector<std::int64_t>& samples, const std::vector<std::int64_t>& correct, std::int64_t k) {
+double mean_pass_at_k(const std::vector<std::int64_t>& samples, const std::vector<std::int64_t>& correct,
+                      std::int64_t k) {
   if (samples.size() != correct.size() || samples.empty())
     throw std::invalid_argument("mean_pass_at_k: need one (n, c) pair per task and at least one task");
   double total = 0.0;

@@ -11,6 +11,7 @@ namespace quanteval::reports {
 double pass_at_k(std::int64_t n, std::int64_t c, std::int64_t k);
 
 // Mean of pass_at_k over tasks; samples[i] = n_i, correct[i] = c_i.
-double mean_pass_at_k(const std::vector<std::int64_t>& samples, const std::vector<std::int64_t>& correct, std::int64_t k);
+double mean_pass_at_k(const std::vector<std::int64_t>& samples, const std::vector<std::int64_t>& correct,
+                      std::int64_t k);
 
 }  // namespace quanteval::reports

@@ -19,8 +19,8 @@ enum class Status {
 };
 
 inline constexpr std::array<Status, 9> all_statuses = {
-    Status::passed, Status::failed,    Status::error,     Status::timeout,       Status::oom,
-    Status::signal, Status::no_code,   Status::truncated, Status::sandbox_error,
+    Status::passed, Status::failed,  Status::error,     Status::timeout,       Status::oom,
+    Status::signal, Status::no_code, Status::truncated, Status::sandbox_error,
 };
 
 std::string_view to_string(Status status);

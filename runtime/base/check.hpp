@@ -27,8 +27,8 @@ namespace detail {
 
 }  // namespace quanteval
 
-#define QE_CHECK(condition, message)                                                    \
-  do {                                                                                  \
+#define QE_CHECK(condition, message)                                                              \
+  do {                                                                                            \
     if (!(condition)) ::quanteval::detail::fail_check(#condition, (message), __FILE__, __LINE__); \
   } while (false)
 

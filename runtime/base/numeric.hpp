@@ -10,9 +10,7 @@
 namespace quanteval::runtime {
 
 // bf16 -> float is exact: the bf16 bits are the high half of the float.
-inline float bf16_to_float(uint16_t bits) {
-  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
-}
+inline float bf16_to_float(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
 
 // float -> bf16 with round-to-nearest-even. NaN stays NaN (quieted, sign and
 // top payload bits kept); values past the largest bf16 round to infinity.

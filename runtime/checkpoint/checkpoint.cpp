@@ -4,9 +4,9 @@
 
 #include <cstring>
 #include <map>
-#include <span>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <span>
 
 namespace quanteval::runtime {
 namespace fs = std::filesystem;
@@ -35,14 +35,15 @@ std::map<std::string, std::vector<std::string>> read_index(const fs::path& index
   std::map<std::string, std::vector<std::string>> tensors_by_shard;
   for (const auto& [tensor, shard] : root["weight_map"].items()) {
     if (!shard.is_string())
-      throw CheckpointError(fmt::format("{}: field weight_map.{}: expected a file name, got {}", source, tensor,
-                                        shard.dump()));
+      throw CheckpointError(
+          fmt::format("{}: field weight_map.{}: expected a file name, got {}", source, tensor, shard.dump()));
     const std::string& file = shard.get_ref<const std::string&>();
     if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos ||
         file.find('\\') != std::string::npos || file.find('\0') != std::string::npos)
-      throw CheckpointError(fmt::format("{}: field weight_map.{}: '{}' is not a plain file name in the model "
-                                        "directory",
-                                        source, tensor, file));
+      throw CheckpointError(
+          fmt::format("{}: field weight_map.{}: '{}' is not a plain file name in the model "
+                      "directory",
+                      source, tensor, file));
     tensors_by_shard[file].push_back(tensor);
   }
   if (tensors_by_shard.empty()) throw CheckpointError(fmt::format("{}: weight_map lists no tensors", source));
@@ -52,8 +53,7 @@ std::map<std::string, std::vector<std::string>> read_index(const fs::path& index
 }  // namespace
 
 std::optional<std::string> normalize_tensor_name(std::string_view file_name) {
-  if (starts_with(file_name, "model.visual.") || starts_with(file_name, "mtp.") ||
-      starts_with(file_name, "model.mtp."))
+  if (starts_with(file_name, "model.visual.") || starts_with(file_name, "mtp.") || starts_with(file_name, "model.mtp."))
     return std::nullopt;
   constexpr std::string_view wrapped = "model.language_model.";
   if (starts_with(file_name, wrapped)) return "model." + std::string(file_name.substr(wrapped.size()));
@@ -65,8 +65,8 @@ Checkpoint Checkpoint::open(const fs::path& model_dir) {
   if (!fs::exists(model_dir, ec))
     throw CheckpointError(fmt::format("{}: model directory does not exist", model_dir.string()));
   if (!fs::is_directory(model_dir, ec))
-    throw CheckpointError(fmt::format("{}: not a directory (expected a model directory with config.json)",
-                                      model_dir.string()));
+    throw CheckpointError(
+        fmt::format("{}: not a directory (expected a model directory with config.json)", model_dir.string()));
 
   Checkpoint checkpoint;
   checkpoint.directory_ = model_dir;
@@ -94,8 +94,8 @@ Checkpoint Checkpoint::open(const fs::path& model_dir) {
     for (const auto& [shard, names] : read_index(*index)) {
       const fs::path shard_path = model_dir / shard;
       if (!if_exists(shard_path))
-        throw CheckpointError(fmt::format("{}: shard {} listed in the index does not exist", index->string(),
-                                          shard_path.string()));
+        throw CheckpointError(
+            fmt::format("{}: shard {} listed in the index does not exist", index->string(), shard_path.string()));
       files.safetensors.push_back(shard_path);
       checkpoint.add_file(std::make_unique<SafetensorsFile>(shard_path), &names);
     }
@@ -123,16 +123,18 @@ void Checkpoint::add_file(std::unique_ptr<SafetensorsFile> file, const std::vect
     // but the shard lacks, and a tensor the index does not list, are both errors.
     for (const std::string& name : *only_these)
       if (!file->contains(name))
-        throw CheckpointError(fmt::format("{}: tensor '{}' is listed in model.safetensors.index.json for this shard "
-                                          "but is not in it",
-                                          file->path().string(), name));
+        throw CheckpointError(
+            fmt::format("{}: tensor '{}' is listed in model.safetensors.index.json for this shard "
+                        "but is not in it",
+                        file->path().string(), name));
     if (views.size() != only_these->size()) {
       std::set<std::string_view> listed(only_these->begin(), only_these->end());
       for (const TensorView& view : views)
         if (!listed.contains(view.name))
-          throw CheckpointError(fmt::format("{}: tensor '{}' is in this shard but model.safetensors.index.json does "
-                                            "not list it here",
-                                            file->path().string(), view.name));
+          throw CheckpointError(
+              fmt::format("{}: tensor '{}' is in this shard but model.safetensors.index.json does "
+                          "not list it here",
+                          file->path().string(), view.name));
     }
   }
   for (TensorView& view : views) {
@@ -181,8 +183,8 @@ LinearTensors Checkpoint::linear(std::string_view prefix) const {
     module.out_features = module.weight->shape[0];
     module.in_features = module.weight->shape[1];
   } else {
-    throw CheckpointError(fmt::format("{}: checkpoint has neither '{}.weight' nor '{}.qweight'", directory_.string(),
-                                      prefix, prefix));
+    throw CheckpointError(
+        fmt::format("{}: checkpoint has neither '{}.weight' nor '{}.qweight'", directory_.string(), prefix, prefix));
   }
   return module;
 }
@@ -271,8 +273,8 @@ LinearSource CheckpointWeights::linear(std::string_view prefix, std::int64_t out
   if (tensors.bias) {
     source.bias = to_float(*tensors.bias);
     if (static_cast<std::int64_t>(source.bias.size()) != out_features)
-      throw CheckpointError(fmt::format("{}: bias has {} elements, expected {}", tensors.prefix, source.bias.size(),
-                                        out_features));
+      throw CheckpointError(
+          fmt::format("{}: bias has {} elements, expected {}", tensors.prefix, source.bias.size(), out_features));
     source.tensors.push_back(tensors.bias);
   }
   if (tensors.quantized) {
@@ -339,7 +341,8 @@ CheckpointSummary Checkpoint::summary() const {
     }
   }
   if (summary.parameter_count > 0)
-    summary.bits_per_weight = static_cast<double>(summary.tensor_bytes) * 8.0 / static_cast<double>(summary.parameter_count);
+    summary.bits_per_weight =
+        static_cast<double>(summary.tensor_bytes) * 8.0 / static_cast<double>(summary.parameter_count);
   if (summary.quantized_parameter_count > 0)
     summary.quantized_bits_per_weight =
         static_cast<double>(summary.quantized_bytes) * 8.0 / static_cast<double>(summary.quantized_parameter_count);

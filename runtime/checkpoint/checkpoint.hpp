@@ -34,10 +34,10 @@ namespace quanteval::runtime {
 // The files of a model directory that the runtime knows about.
 struct CheckpointFiles {
   std::filesystem::path config_json;
-  std::vector<std::filesystem::path> safetensors;  // one file, or every shard of the index (each once)
-  std::optional<std::filesystem::path> safetensors_index;      // model.safetensors.index.json when sharded
+  std::vector<std::filesystem::path> safetensors;          // one file, or every shard of the index (each once)
+  std::optional<std::filesystem::path> safetensors_index;  // model.safetensors.index.json when sharded
   std::optional<std::filesystem::path> generation_config_json;
-  std::optional<std::filesystem::path> quantize_config_json;   // quantize_config.json or quant_config.json
+  std::optional<std::filesystem::path> quantize_config_json;  // quantize_config.json or quant_config.json
   std::optional<std::filesystem::path> tokenizer_json;
   std::optional<std::filesystem::path> tokenizer_config_json;
   std::optional<std::filesystem::path> chat_template_jinja;
@@ -47,7 +47,7 @@ struct CheckpointFiles {
 // (dense) or the GPTQ group (`qweight`, `qzeros`, `scales`, optional `g_idx`)
 // is set. Pointers refer into the Checkpoint and live as long as it does.
 struct LinearTensors {
-  std::string prefix;                   // e.g. "model.layers.0.mlp.down_proj"
+  std::string prefix;  // e.g. "model.layers.0.mlp.down_proj"
   bool quantized = false;
   std::int64_t out_features = 0;        // N
   std::int64_t in_features = 0;         // K
@@ -64,13 +64,13 @@ struct CheckpointSummary {
   std::int64_t parameter_count = 0;            // dense elements + K x N for each quantized module
   std::int64_t quantized_parameter_count = 0;  // K x N summed over quantized modules
   std::int64_t quantized_module_count = 0;
-  std::uint64_t tensor_bytes = 0;              // bytes of all used tensors (ignored ones excluded)
-  std::uint64_t quantized_bytes = 0;           // qweight + qzeros + scales + g_idx bytes
-  double bits_per_weight = 0;                  // tensor_bytes x 8 / parameter_count
-  double quantized_bits_per_weight = 0;        // quantized_bytes x 8 / quantized_parameter_count (0 if none)
-  std::uint64_t size_on_disk = 0;              // bytes of the safetensors files, headers and ignored tensors included
-  std::size_t tensor_count = 0;                // used tensors
-  std::size_t ignored_tensor_count = 0;        // vision tower / MTP tensors set aside
+  std::uint64_t tensor_bytes = 0;        // bytes of all used tensors (ignored ones excluded)
+  std::uint64_t quantized_bytes = 0;     // qweight + qzeros + scales + g_idx bytes
+  double bits_per_weight = 0;            // tensor_bytes x 8 / parameter_count
+  double quantized_bits_per_weight = 0;  // quantized_bytes x 8 / quantized_parameter_count (0 if none)
+  std::uint64_t size_on_disk = 0;        // bytes of the safetensors files, headers and ignored tensors included
+  std::size_t tensor_count = 0;          // used tensors
+  std::size_t ignored_tensor_count = 0;  // vision tower / MTP tensors set aside
   std::size_t shard_count = 0;
 };
 

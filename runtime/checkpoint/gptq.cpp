@@ -17,9 +17,7 @@ std::string label(const GptqWeight& w, const char* field) {
   return fmt::format("GPTQ weight '{}' {}", w.name.empty() ? "(unnamed)" : w.name, field);
 }
 
-uint32_t nibble(int32_t word, int index) {
-  return (static_cast<uint32_t>(word) >> (4 * index)) & 0xfu;
-}
+uint32_t nibble(int32_t word, int index) { return (static_cast<uint32_t>(word) >> (4 * index)) & 0xfu; }
 
 // Decodes a 16-bit scale, then rounds a float scale to that format.
 float decode_scale(uint16_t bits, ScaleFormat format) {
@@ -39,9 +37,7 @@ uint16_t encode_scale_rounding_up(float value, ScaleFormat format) {
 
 }  // namespace
 
-int GptqWeight::num_groups() const {
-  return group_size == -1 ? 1 : in_features / group_size;
-}
+int GptqWeight::num_groups() const { return group_size == -1 ? 1 : in_features / group_size; }
 
 int GptqWeight::group_of(int k) const {
   if (!g_idx.empty()) return g_idx[k];
@@ -53,8 +49,7 @@ int GptqWeight::quant(int k, int n) const {
 }
 
 int GptqWeight::zero(int g, int n) const {
-  const int stored = static_cast<int>(
-      nibble(qzeros[static_cast<size_t>(g) * (out_features / 8) + n / 8], n % 8));
+  const int stored = static_cast<int>(nibble(qzeros[static_cast<size_t>(g) * (out_features / 8) + n / 8], n % 8));
   return format == GptqFormat::v1 ? stored + 1 : stored;
 }
 
@@ -67,26 +62,26 @@ void GptqWeight::validate() const {
     throw std::invalid_argument(label(*this, fmt::format("bits={}: only 4-bit GPTQ is supported", bits).c_str()));
   }
   if (in_features <= 0 || in_features % 8 != 0) {
-    throw std::invalid_argument(label(*this, "in_features") +
-                                fmt::format(" = {}: must be a positive multiple of 8 (qweight packs 8 rows per int32)",
-                                            in_features));
+    throw std::invalid_argument(
+        label(*this, "in_features") +
+        fmt::format(" = {}: must be a positive multiple of 8 (qweight packs 8 rows per int32)", in_features));
   }
   if (out_features <= 0 || out_features % 8 != 0) {
-    throw std::invalid_argument(label(*this, "out_features") +
-                                fmt::format(" = {}: must be a positive multiple of 8 (qzeros packs 8 columns per int32)",
-                                            out_features));
+    throw std::invalid_argument(
+        label(*this, "out_features") +
+        fmt::format(" = {}: must be a positive multiple of 8 (qzeros packs 8 columns per int32)", out_features));
   }
   if (group_size != -1 && (group_size <= 0 || in_features % group_size != 0)) {
-    throw std::invalid_argument(label(*this, "group_size") +
-                                fmt::format(" = {}: must be -1 or a positive divisor of in_features = {}", group_size,
-                                            in_features));
+    throw std::invalid_argument(
+        label(*this, "group_size") +
+        fmt::format(" = {}: must be -1 or a positive divisor of in_features = {}", group_size, in_features));
   }
   const size_t k = static_cast<size_t>(in_features), n = static_cast<size_t>(out_features);
   const size_t groups = static_cast<size_t>(num_groups());
   auto check_size = [&](const char* field, size_t actual, size_t expected, const std::string& shape) {
     if (actual != expected) {
-      throw std::invalid_argument(label(*this, field) + fmt::format(": has {} elements, expected {} for shape {}",
-                                                                    actual, expected, shape));
+      throw std::invalid_argument(label(*this, field) +
+                                  fmt::format(": has {} elements, expected {} for shape {}", actual, expected, shape));
     }
   };
   check_size("qweight", qweight.size(), k / 8 * n, fmt::format("[K/8={}, N={}]", k / 8, n));
@@ -159,7 +154,7 @@ OwnedGptqWeight quantize_reference(std::span<const float> weights, int out_featu
 
   const size_t n_count = static_cast<size_t>(out_features);
   std::vector<int> quants(static_cast<size_t>(in_features) * n_count);  // [K, N]
-  std::vector<int> zeros(static_cast<size_t>(groups) * n_count);      // [G, N], real zeros
+  std::vector<int> zeros(static_cast<size_t>(groups) * n_count);        // [G, N], real zeros
   out.scales.assign(static_cast<size_t>(groups) * n_count, 0);
   for (int g = 0; g < groups; ++g) {
     const std::span<const int> members(order.data() + static_cast<size_t>(g) * group_len, group_len);

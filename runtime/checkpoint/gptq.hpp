@@ -24,13 +24,13 @@ enum class ScaleFormat { f16, bf16 };
 
 // Non-owning views of one quantized linear's tensors (e.g. straight from an mmap).
 struct GptqWeight {
-  std::string name;       // tensor prefix, used only in error messages
-  int in_features = 0;    // K
-  int out_features = 0;   // N
-  int bits = 4;           // only 4 is supported
-  int group_size = -1;    // K rows per scale/zero group; -1 = one group over all of K
+  std::string name;      // tensor prefix, used only in error messages
+  int in_features = 0;   // K
+  int out_features = 0;  // N
+  int bits = 4;          // only 4 is supported
+  int group_size = -1;   // K rows per scale/zero group; -1 = one group over all of K
   GptqFormat format = GptqFormat::v1;
-  bool sym = true;        // metadata; zeros are always read from qzeros
+  bool sym = true;  // metadata; zeros are always read from qzeros
   ScaleFormat scale_format = ScaleFormat::f16;
 
   std::span<const int32_t> qweight;  // [K/8, N]: word (r, n) holds rows k = 8r..8r+7, row 8r+j at bits 4j
@@ -38,11 +38,11 @@ struct GptqWeight {
   std::span<const uint16_t> scales;  // [G, N]: raw fp16 or bf16 bits per scale_format
   std::span<const int32_t> g_idx;    // [K] group of each input row, or empty (then g = k / group_size)
 
-  int num_groups() const;                 // G = K / group_size, or 1 when group_size == -1
-  int group_of(int k) const;              // g_idx[k] when present, else k / group_size
-  int quant(int k, int n) const;          // q[k, n] in 0..15
-  int zero(int g, int n) const;           // the real zero (format applied)
-  float scale(int g, int n) const;        // the scale as float (exact)
+  int num_groups() const;           // G = K / group_size, or 1 when group_size == -1
+  int group_of(int k) const;        // g_idx[k] when present, else k / group_size
+  int quant(int k, int n) const;    // q[k, n] in 0..15
+  int zero(int g, int n) const;     // the real zero (format applied)
+  float scale(int g, int n) const;  // the scale as float (exact)
 
   // Throws std::invalid_argument naming the tensor and field on any inconsistency:
   // unsupported bits, K or N not a multiple of 8, group_size not dividing K,
@@ -74,12 +74,12 @@ struct OwnedGptqWeight {
 };
 
 struct QuantizeOptions {
-  int group_size = 128;          // -1 = one group over K
-  bool act_order = false;        // random permutation of K into groups (g_idx not monotonic)
-  bool sym = true;               // symmetric: zero 8, scale = max|w| / 7.5; else min/max asymmetric
+  int group_size = 128;    // -1 = one group over K
+  bool act_order = false;  // random permutation of K into groups (g_idx not monotonic)
+  bool sym = true;         // symmetric: zero 8, scale = max|w| / 7.5; else min/max asymmetric
   GptqFormat format = GptqFormat::v1;
   ScaleFormat scale_format = ScaleFormat::f16;
-  uint64_t seed = 0;             // for the act-order permutation
+  uint64_t seed = 0;  // for the act-order permutation
 };
 
 // Round-to-nearest quantization (not the GPTQ error-feedback algorithm: tests only

@@ -26,8 +26,8 @@ std::string env(const char* name) {
 
 struct RemoteFile {
   std::string name;
-  std::uint64_t size = 0;    // 0 when the API does not say
-  std::string sha256;        // LFS files only
+  std::uint64_t size = 0;  // 0 when the API does not say
+  std::string sha256;      // LFS files only
 };
 
 bool wanted(const std::string& name) {
@@ -169,10 +169,12 @@ bool is_hub_id(std::string_view model) {
   if (model.empty() || fs::exists(fs::path(std::string(model)))) return false;
   const std::string_view id = model.substr(0, model.find('@'));
   const auto slash = id.find('/');
-  if (slash == std::string_view::npos || slash == 0 || slash + 1 == id.size() || id.find('/', slash + 1) != std::string_view::npos)
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == id.size() ||
+      id.find('/', slash + 1) != std::string_view::npos)
     return false;
   for (char ch : id)
-    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.' || ch == '/')) return false;
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.' || ch == '/'))
+      return false;
   return !id.starts_with('.') && id.find("..") == std::string_view::npos;
 }
 
@@ -183,20 +185,26 @@ ResolvedModel resolve(const std::string& model, const Options& options) {
     return result;
   }
   if (!is_hub_id(model))
-    throw HubError(fmt::format("--model {}: not a directory, and not a hub id of the form owner/name[@revision]", model));
+    throw HubError(
+        fmt::format("--model {}: not a directory, and not a hub id of the form owner/name[@revision]", model));
   const auto at = model.find('@');
   result.id = model.substr(0, at);
-  result.revision = !options.revision.empty() ? options.revision : at != std::string::npos ? model.substr(at + 1) : "main";
-  const std::string endpoint = !options.endpoint.empty() ? options.endpoint
+  result.revision = !options.revision.empty() ? options.revision
+                    : at != std::string::npos ? model.substr(at + 1)
+                                              : "main";
+  const std::string endpoint = !options.endpoint.empty()     ? options.endpoint
                                : !env("HF_ENDPOINT").empty() ? env("HF_ENDPOINT")
                                                              : "https://huggingface.co";
   const std::string token = !options.token.empty() ? options.token : env("HF_TOKEN");
   const bool offline = options.offline || env("HF_HUB_OFFLINE") == "1";
   fs::path cache = options.cache_dir;
   if (cache.empty()) {
-    if (!env("QUANTEVAL_CACHE_DIR").empty()) cache = fs::path(env("QUANTEVAL_CACHE_DIR")) / "hub";
-    else if (!env("XDG_CACHE_HOME").empty()) cache = fs::path(env("XDG_CACHE_HOME")) / "quanteval" / "hub";
-    else cache = fs::path(env("HOME").empty() ? "/tmp" : env("HOME")) / ".cache" / "quanteval" / "hub";
+    if (!env("QUANTEVAL_CACHE_DIR").empty())
+      cache = fs::path(env("QUANTEVAL_CACHE_DIR")) / "hub";
+    else if (!env("XDG_CACHE_HOME").empty())
+      cache = fs::path(env("XDG_CACHE_HOME")) / "quanteval" / "hub";
+    else
+      cache = fs::path(env("HOME").empty() ? "/tmp" : env("HOME")) / ".cache" / "quanteval" / "hub";
   }
   std::string folder = "models";
   for (char ch : "/" + result.id) folder += ch == '/' ? std::string("--") : std::string(1, ch);
@@ -261,7 +269,9 @@ ResolvedModel resolve(const std::string& model, const Options& options) {
     if (f.size == 0) f.size = sibling.value("size", std::uint64_t{0});
     files.push_back(f);
   }
-  if (files.empty()) throw HubError(fmt::format("{}@{}: the repository lists no config or safetensors files", result.id, result.revision));
+  if (files.empty())
+    throw HubError(
+        fmt::format("{}@{}: the repository lists no config or safetensors files", result.id, result.revision));
 
   const fs::path snapshot = repo / "snapshots" / result.commit;
   fs::create_directories(snapshot);
@@ -285,8 +295,9 @@ ResolvedModel resolve(const std::string& model, const Options& options) {
     if (r.status >= 400 && r.status != 416)
       throw HubError(fmt::format("{}: {}", url, describe_status(r.status, result.id, result.revision)));
     if (r.code != CURLE_OK && r.status != 416)
-      throw HubError(fmt::format("{}: download failed after retries: {} (the partial file {} is kept and resumed next time)",
-                                 url, r.error, part.string()));
+      throw HubError(
+          fmt::format("{}: download failed after retries: {} (the partial file {} is kept and resumed next time)", url,
+                      r.error, part.string()));
     const std::uint64_t got = fs::file_size(part);
     if (f.size != 0 && got != f.size) {
       fs::remove(part);

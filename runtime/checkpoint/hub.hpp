@@ -32,11 +32,11 @@ struct DownloadProgress {
 };
 
 struct Options {
-  std::string endpoint;      // empty: $HF_ENDPOINT, else https://huggingface.co
-  std::string token;         // empty: $HF_TOKEN
-  std::string revision;      // empty: the revision in the id (owner/name@rev), else "main"
+  std::string endpoint;             // empty: $HF_ENDPOINT, else https://huggingface.co
+  std::string token;                // empty: $HF_TOKEN
+  std::string revision;             // empty: the revision in the id (owner/name@rev), else "main"
   std::filesystem::path cache_dir;  // empty: $QUANTEVAL_CACHE_DIR/hub or ~/.cache/quanteval/hub
-  bool offline = false;      // also set by $HF_HUB_OFFLINE=1
+  bool offline = false;             // also set by $HF_HUB_OFFLINE=1
   std::function<void(const DownloadProgress&)> on_progress;
 };
 

@@ -148,17 +148,16 @@ void read_rope(ModelConfig& config, const FieldReader& text) {
   }
   config.rope_type = rope_type.value_or("default");
   if (config.rope_type != "default")
-    throw text.error("rope_parameters.rope_type", fmt::format("unsupported RoPE type '{}' (only 'default')",
-                                                              config.rope_type));
+    throw text.error("rope_parameters.rope_type",
+                     fmt::format("unsupported RoPE type '{}' (only 'default')", config.rope_type));
   config.rope_theta = theta.value_or(10000.0);
   config.partial_rotary_factor = partial.value_or(1.0);
-  config.rotary_dim = static_cast<std::int64_t>(std::floor(static_cast<double>(config.head_dim) *
-                                                           config.partial_rotary_factor));
+  config.rotary_dim =
+      static_cast<std::int64_t>(std::floor(static_cast<double>(config.head_dim) * config.partial_rotary_factor));
   config.rotary_dim -= config.rotary_dim % 2;  // rotation works on pairs of channels
   if (config.rotary_dim <= 0)
-    throw text.error("partial_rotary_factor",
-                     fmt::format("{} x head_dim {} leaves no channel to rotate", config.partial_rotary_factor,
-                                 config.head_dim));
+    throw text.error("partial_rotary_factor", fmt::format("{} x head_dim {} leaves no channel to rotate",
+                                                          config.partial_rotary_factor, config.head_dim));
 }
 
 }  // namespace
@@ -207,8 +206,7 @@ json parse_untrusted_json(std::string_view text, std::string_view source, std::s
       case json::parse_event_t::object_end:
         if (!open_objects.empty()) open_objects.pop_back();
         break;
-      default:
-        break;
+      default: break;
     }
     return true;
   };
@@ -221,7 +219,8 @@ json parse_untrusted_json(std::string_view text, std::string_view source, std::s
 
 std::string read_text_file(const fs::path& path, std::uint64_t max_bytes) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw CheckpointError(fmt::format("{}: not found or not a regular file", path.string()));
+  if (!fs::is_regular_file(path, ec))
+    throw CheckpointError(fmt::format("{}: not found or not a regular file", path.string()));
   const auto size = fs::file_size(path, ec);
   if (ec) throw CheckpointError(fmt::format("{}: cannot read size: {}", path.string(), ec.message()));
   if (size > max_bytes)
@@ -256,12 +255,13 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   const FieldReader text(*text_object, source, text_prefix);
   if (config.multimodal_wrapper) {
     if (auto inner_type = text.string("model_type"); inner_type && *inner_type != "qwen3_5_text")
-      throw text.error("model_type", fmt::format("expected 'qwen3_5_text' inside the qwen3_5 wrapper, got '{}'",
-                                                 *inner_type));
+      throw text.error("model_type",
+                       fmt::format("expected 'qwen3_5_text' inside the qwen3_5 wrapper, got '{}'", *inner_type));
   }
 
-  config.torch_dtype = text.string("torch_dtype").value_or(text.string("dtype").value_or(
-      top.string("torch_dtype").value_or(top.string("dtype").value_or(""))));
+  config.torch_dtype = text.string("torch_dtype")
+                           .value_or(text.string("dtype").value_or(
+                               top.string("torch_dtype").value_or(top.string("dtype").value_or(""))));
   config.vocab_size = text.required_integer("vocab_size", 1, kMaxDimension);
   config.hidden_size = text.required_integer("hidden_size", 1, kMaxDimension);
   config.intermediate_size = text.required_integer("intermediate_size", 1, kMaxDimension);
@@ -287,7 +287,8 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
     throw text.error("hidden_act", fmt::format("unsupported activation '{}' (only silu)", config.hidden_act));
   config.rms_norm_eps = text.number("rms_norm_eps", 0.0, 1.0).value_or(1e-6);
   config.max_position_embeddings = text.integer("max_position_embeddings", 1, kMaxTokenId).value_or(32768);
-  config.tie_word_embeddings = text.boolean("tie_word_embeddings").value_or(top.boolean("tie_word_embeddings").value_or(false));
+  config.tie_word_embeddings =
+      text.boolean("tie_word_embeddings").value_or(top.boolean("tie_word_embeddings").value_or(false));
 
   switch (config.architecture) {
     case Architecture::qwen2:
@@ -316,8 +317,9 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   if (text.has("layer_types")) {
     const json& list = text_object->at("layer_types");
     if (!list.is_array() || static_cast<std::int64_t>(list.size()) != config.num_hidden_layers)
-      throw text.error("layer_types", fmt::format("expected a list of {} layer types, got {}", config.num_hidden_layers,
-                                                  list.is_array() ? fmt::format("{} entries", list.size()) : list.dump()));
+      throw text.error("layer_types",
+                       fmt::format("expected a list of {} layer types, got {}", config.num_hidden_layers,
+                                   list.is_array() ? fmt::format("{} entries", list.size()) : list.dump()));
     for (const auto& item : list) {
       if (!item.is_string()) throw text.error("layer_types", fmt::format("entry {} is not a string", item.dump()));
       config.layer_types.push_back(layer_kind_of(item.get<std::string>(), text));
@@ -327,15 +329,16 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
     for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
       config.layer_types.push_back((i + 1) % interval == 0 ? LayerKind::full_attention : LayerKind::linear_attention);
   } else {
-    const std::int64_t window_from = text.integer("max_window_layers", 0, kMaxLayers).value_or(config.num_hidden_layers);
+    const std::int64_t window_from =
+        text.integer("max_window_layers", 0, kMaxLayers).value_or(config.num_hidden_layers);
     for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
       config.layer_types.push_back(config.sliding_window && i >= window_from ? LayerKind::sliding_attention
-                                                                               : LayerKind::full_attention);
+                                                                             : LayerKind::full_attention);
   }
   for (const LayerKind kind : config.layer_types) {
     if (kind == LayerKind::linear_attention && config.architecture != Architecture::qwen3_5)
-      throw text.error("layer_types", fmt::format("linear_attention layers exist only in Qwen3.5, not {}",
-                                                  config.model_type));
+      throw text.error("layer_types",
+                       fmt::format("linear_attention layers exist only in Qwen3.5, not {}", config.model_type));
     if (kind == LayerKind::sliding_attention && !config.sliding_window)
       config.sliding_window = text.integer("sliding_window", 1, kMaxTokenId);
     if (kind == LayerKind::sliding_attention && !config.sliding_window)

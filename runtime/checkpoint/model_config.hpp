@@ -46,23 +46,23 @@ struct LinearAttentionConfig {
 
   std::int64_t key_dim() const { return key_head_dim * num_key_heads; }        // width of q, and of k
   std::int64_t value_dim() const { return value_head_dim * num_value_heads; }  // width of v, z and the output
-  std::int64_t conv_dim() const { return 2 * key_dim() + value_dim(); }        // channels of [q; k; v] that the conv sees
+  std::int64_t conv_dim() const { return 2 * key_dim() + value_dim(); }  // channels of [q; k; v] that the conv sees
 };
 
 struct ModelConfig {
   Architecture architecture = Architecture::qwen3;
-  std::string model_type;              // as spelled in config.json (the wrapper's, e.g. "qwen3_5")
-  bool multimodal_wrapper = false;     // text model nested in text_config; tensors under model.language_model.
-  std::string torch_dtype;             // "bfloat16", "float16", ... (informational; tensors carry their own dtype)
+  std::string model_type;           // as spelled in config.json (the wrapper's, e.g. "qwen3_5")
+  bool multimodal_wrapper = false;  // text model nested in text_config; tensors under model.language_model.
+  std::string torch_dtype;          // "bfloat16", "float16", ... (informational; tensors carry their own dtype)
 
-  std::int64_t vocab_size = 0;         // rows of embed_tokens and lm_head
-  std::int64_t hidden_size = 0;        // residual stream width
-  std::int64_t intermediate_size = 0;  // SwiGLU MLP inner width
-  std::int64_t num_hidden_layers = 0;  // decoder layers
+  std::int64_t vocab_size = 0;           // rows of embed_tokens and lm_head
+  std::int64_t hidden_size = 0;          // residual stream width
+  std::int64_t intermediate_size = 0;    // SwiGLU MLP inner width
+  std::int64_t num_hidden_layers = 0;    // decoder layers
   std::int64_t num_attention_heads = 0;  // query heads of full attention
   std::int64_t num_key_value_heads = 0;  // key/value heads of full attention (GQA); divides num_attention_heads
-  std::int64_t head_dim = 0;           // width of one full-attention head (explicit, or hidden / heads)
-  std::string hidden_act;              // MLP activation; only "silu" is supported
+  std::int64_t head_dim = 0;             // width of one full-attention head (explicit, or hidden / heads)
+  std::string hidden_act;                // MLP activation; only "silu" is supported
 
   double rms_norm_eps = 1e-6;          // epsilon of every RMSNorm
   bool zero_centered_norms = false;    // Qwen3.5 stores RMSNorm weights as w-1 (output = x * (1 + w))
@@ -71,15 +71,15 @@ struct ModelConfig {
   bool attention_output_bias = false;  // o_proj carries a bias (Qwen3 family when attention_bias is set)
   bool gated_attention = false;        // Qwen3.5: q_proj emits query and a sigmoid output gate (2x rows)
 
-  double rope_theta = 10000.0;         // RoPE base frequency
-  std::string rope_type = "default";   // only "default" is supported
-  double partial_rotary_factor = 1.0;  // fraction of head_dim that is rotated (Qwen3.5: 0.25)
-  std::int64_t rotary_dim = 0;         // head_dim * partial_rotary_factor, rounded down to an even number
-  std::int64_t max_position_embeddings = 0;  // context length the model was trained for
+  double rope_theta = 10000.0;                 // RoPE base frequency
+  std::string rope_type = "default";           // only "default" is supported
+  double partial_rotary_factor = 1.0;          // fraction of head_dim that is rotated (Qwen3.5: 0.25)
+  std::int64_t rotary_dim = 0;                 // head_dim * partial_rotary_factor, rounded down to an even number
+  std::int64_t max_position_embeddings = 0;    // context length the model was trained for
   std::optional<std::int64_t> sliding_window;  // window of sliding_attention layers, where enabled
 
-  bool tie_word_embeddings = false;    // lm_head reuses embed_tokens (lm_head.weight may be absent)
-  std::vector<LayerKind> layer_types;  // one per decoder layer
+  bool tie_word_embeddings = false;        // lm_head reuses embed_tokens (lm_head.weight may be absent)
+  std::vector<LayerKind> layer_types;      // one per decoder layer
   LinearAttentionConfig linear_attention;  // Qwen3.5 only
 
   // Token ids. eos_token_ids merges generation_config.json (first) and

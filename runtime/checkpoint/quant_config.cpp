@@ -71,9 +71,9 @@ QuantConfig parse_quant_config(const json& object, std::string_view source) {
   if (const json* method = one_of(object, {"quant_method", "method"}, source)) {
     config.method = string_field(*method, source, "quant_method");
     if (config.method != "gptq")
-      throw field_error(source, "quant_method",
-                        fmt::format("unsupported quantization method '{}' (only GPTQ checkpoints are supported)",
-                                    config.method));
+      throw field_error(
+          source, "quant_method",
+          fmt::format("unsupported quantization method '{}' (only GPTQ checkpoints are supported)", config.method));
   }
 
   const json* bits = object.contains("bits") ? &object["bits"] : nullptr;
@@ -89,9 +89,9 @@ QuantConfig parse_quant_config(const json& object, std::string_view source) {
                       group ? fmt::format("expected an integer, got {}", group->dump()) : "missing");
   config.group_size = group->get<std::int64_t>();
   if (config.group_size != 32 && config.group_size != 64 && config.group_size != 128 && config.group_size != -1)
-    throw field_error(source, "group_size",
-                      fmt::format("{} is not supported (32, 64, 128 or -1, the sizes the INT4 kernels implement)",
-                                  group->dump()));
+    throw field_error(
+        source, "group_size",
+        fmt::format("{} is not supported (32, 64, 128 or -1, the sizes the INT4 kernels implement)", group->dump()));
 
   config.sym = bool_field(object, "sym", true, source);
   config.desc_act = bool_field(object, "desc_act", false, source);

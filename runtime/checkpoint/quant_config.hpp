@@ -35,11 +35,11 @@ enum class GptqFormat {
 std::string_view gptq_format_name(GptqFormat format);  // "gptq" or "gptq_v2"
 
 struct QuantConfig {
-  std::string method = "gptq";     // quant_method; only "gptq"
-  int bits = 4;                    // bits per weight; only 4 (8 values per int32 word)
-  std::int64_t group_size = 128;   // input features sharing one scale and zero; -1 = a single group
-  bool sym = true;                 // symmetric: every real zero is 2^(bits-1)
-  bool desc_act = false;           // act-order: g_idx maps each input feature to its group, not monotonic
+  std::string method = "gptq";    // quant_method; only "gptq"
+  int bits = 4;                   // bits per weight; only 4 (8 values per int32 word)
+  std::int64_t group_size = 128;  // input features sharing one scale and zero; -1 = a single group
+  bool sym = true;                // symmetric: every real zero is 2^(bits-1)
+  bool desc_act = false;          // act-order: g_idx maps each input feature to its group, not monotonic
   GptqFormat format = GptqFormat::v1;
   bool lm_head_quantized = false;  // GPTQModel `lm_head`: lm_head is a quantized module too
   std::string source;              // the file (and field) the settings were read from

@@ -35,11 +35,10 @@ struct DTypeInfo {
 };
 
 constexpr DTypeInfo kDTypes[] = {
-    {DType::boolean, "BOOL", 1}, {DType::u8, "U8", 1},       {DType::i8, "I8", 1},
-    {DType::f8_e4m3, "F8_E4M3", 1}, {DType::f8_e5m2, "F8_E5M2", 1}, {DType::i16, "I16", 2},
-    {DType::u16, "U16", 2},      {DType::f16, "F16", 2},     {DType::bf16, "BF16", 2},
-    {DType::i32, "I32", 4},      {DType::u32, "U32", 4},     {DType::f32, "F32", 4},
-    {DType::i64, "I64", 8},      {DType::u64, "U64", 8},     {DType::f64, "F64", 8},
+    {DType::boolean, "BOOL", 1},    {DType::u8, "U8", 1},   {DType::i8, "I8", 1},   {DType::f8_e4m3, "F8_E4M3", 1},
+    {DType::f8_e5m2, "F8_E5M2", 1}, {DType::i16, "I16", 2}, {DType::u16, "U16", 2}, {DType::f16, "F16", 2},
+    {DType::bf16, "BF16", 2},       {DType::i32, "I32", 4}, {DType::u32, "U32", 4}, {DType::f32, "F32", 4},
+    {DType::i64, "I64", 8},         {DType::u64, "U64", 8}, {DType::f64, "F64", 8},
 };
 
 const DTypeInfo& info(DType dtype) {
@@ -71,7 +70,8 @@ TensorRecord parse_entry(const std::string& name, const json& entry, std::uint64
   if (name.empty()) throw fail("empty tensor name");
   if (!entry.is_object()) throw fail("header entry is not a JSON object");
   for (const auto& [key, _] : entry.items())
-    if (key != "dtype" && key != "shape" && key != "data_offsets") throw fail(fmt::format("unexpected field '{}'", key));
+    if (key != "dtype" && key != "shape" && key != "data_offsets")
+      throw fail(fmt::format("unexpected field '{}'", key));
 
   TensorRecord record;
   record.name = name;
@@ -79,8 +79,8 @@ TensorRecord parse_entry(const std::string& name, const json& entry, std::uint64
   const auto dtype_it = entry.find("dtype");
   if (dtype_it == entry.end() || !dtype_it->is_string()) throw fail("missing or non-string 'dtype'");
   const auto& dtype_text = dtype_it->get_ref<const std::string&>();
-  const auto known = std::find_if(std::begin(kDTypes), std::end(kDTypes),
-                                  [&](const DTypeInfo& d) { return d.name == dtype_text; });
+  const auto known =
+      std::find_if(std::begin(kDTypes), std::end(kDTypes), [&](const DTypeInfo& d) { return d.name == dtype_text; });
   if (known == std::end(kDTypes)) throw fail(fmt::format("unknown or unsupported dtype '{}'", dtype_text));
   record.dtype = known->dtype;
 
@@ -117,10 +117,13 @@ std::size_t dtype_size(DType dtype) { return info(dtype).size; }
 std::string_view dtype_name(DType dtype) { return info(dtype).name; }
 bool is_floating_point(DType dtype) {
   switch (dtype) {
-    case DType::f16: case DType::bf16: case DType::f32: case DType::f64: case DType::f8_e4m3: case DType::f8_e5m2:
-      return true;
-    default:
-      return false;
+    case DType::f16:
+    case DType::bf16:
+    case DType::f32:
+    case DType::f64:
+    case DType::f8_e4m3:
+    case DType::f8_e5m2: return true;
+    default: return false;
   }
 }
 
@@ -136,8 +139,8 @@ std::string TensorView::describe() const {
 
 SafetensorsHeader parse_safetensors(std::span<const std::byte> file_bytes, std::string_view source) {
   if (file_bytes.size() < 8)
-    throw CheckpointError(fmt::format("{}: file is {} bytes, too short for the 8-byte header length", source,
-                                      file_bytes.size()));
+    throw CheckpointError(
+        fmt::format("{}: file is {} bytes, too short for the 8-byte header length", source, file_bytes.size()));
   SafetensorsHeader header;
   std::memcpy(&header.header_bytes, file_bytes.data(), 8);
   const std::uint64_t after_length = file_bytes.size() - 8;
@@ -183,9 +186,8 @@ SafetensorsHeader parse_safetensors(std::span<const std::byte> file_bytes, std::
                                         record.name, record.begin, record.end, previous->name, previous->begin,
                                         previous->end));
     if (record.begin > covered_until)
-      throw CheckpointError(fmt::format("{}: tensor '{}': {} unindexed bytes before its data_offsets [{}, {}]",
-                                        source, record.name, record.begin - covered_until, record.begin,
-                                        record.end));
+      throw CheckpointError(fmt::format("{}: tensor '{}': {} unindexed bytes before its data_offsets [{}, {}]", source,
+                                        record.name, record.begin - covered_until, record.begin, record.end));
     covered_until = record.end;
     previous = &record;
   }
@@ -310,9 +312,7 @@ std::vector<float> to_float(const TensorView& tensor) {
   const std::size_t count = static_cast<std::size_t>(tensor.element_count());
   std::vector<float> values(count);
   switch (tensor.dtype) {
-    case DType::f32:
-      std::memcpy(values.data(), tensor.data, count * sizeof(float));
-      break;
+    case DType::f32: std::memcpy(values.data(), tensor.data, count * sizeof(float)); break;
     case DType::bf16:
     case DType::f16: {
       const bool is_bf16 = tensor.dtype == DType::bf16;

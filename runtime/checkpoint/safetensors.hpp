@@ -37,15 +37,15 @@ struct CheckpointError : std::runtime_error {
 // described, but converting or validating such a tensor as a weight fails.
 enum class DType { boolean, u8, i8, f8_e4m3, f8_e5m2, i16, u16, f16, bf16, i32, u32, f32, i64, u64, f64 };
 
-std::size_t dtype_size(DType dtype);          // bytes per element
-std::string_view dtype_name(DType dtype);     // spelling in the header, e.g. "BF16"
-bool is_floating_point(DType dtype);          // F16, BF16, F32, F64 (and F8 variants)
+std::size_t dtype_size(DType dtype);       // bytes per element
+std::string_view dtype_name(DType dtype);  // spelling in the header, e.g. "BF16"
+bool is_floating_point(DType dtype);       // F16, BF16, F32, F64 (and F8 variants)
 
 // One tensor inside a mapped file. Data is little-endian and not necessarily
 // aligned to the element size (safetensors does not promise alignment), so
 // read through the copy helpers below or memcpy, never a reinterpret_cast.
 struct TensorView {
-  std::string name;                 // as spelled in the file (before any name normalization)
+  std::string name;  // as spelled in the file (before any name normalization)
   DType dtype = DType::f32;
   std::vector<std::int64_t> shape;  // row-major; empty for a scalar
   const std::byte* data = nullptr;  // points into the read-only mapping; valid while the file is open
@@ -53,7 +53,7 @@ struct TensorView {
   std::filesystem::path file;       // the file the bytes come from, for messages
 
   std::int64_t element_count() const;
-  std::string describe() const;     // e.g. "model.norm.weight BF16 [256] in /x/model.safetensors"
+  std::string describe() const;  // e.g. "model.norm.weight BF16 [256] in /x/model.safetensors"
 };
 
 // A header entry before it is tied to a mapping: offsets are relative to the
@@ -138,7 +138,7 @@ void copy_and_release(const TensorView& tensor, void* destination) noexcept;
 // Conversions for reference paths and tests (scalar bf16/f16 helpers are in
 // runtime/numeric.hpp). They check the dtype and throw
 // CheckpointError naming the tensor when it does not fit.
-std::vector<float> to_float(const TensorView& tensor);            // BF16, F16 or F32
-std::vector<std::int32_t> to_int32(const TensorView& tensor);     // I32 only
+std::vector<float> to_float(const TensorView& tensor);         // BF16, F16 or F32
+std::vector<std::int32_t> to_int32(const TensorView& tensor);  // I32 only
 
 }  // namespace quanteval::runtime

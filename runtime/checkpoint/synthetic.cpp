@@ -67,8 +67,7 @@ std::vector<std::int32_t> act_order_g_idx(std::uint64_t key, std::int64_t k, std
   return g_idx;
 }
 
-bool keeps_16_bit(const std::optional<QuantConfig>& quant, const std::string& name,
-                  std::int64_t n, std::int64_t k) {
+bool keeps_16_bit(const std::optional<QuantConfig>& quant, const std::string& name, std::int64_t n, std::int64_t k) {
   return !quant || name.ends_with("in_proj_a") || name.ends_with("in_proj_b") || name == TensorNames::lm_head ||
          k % 8 != 0 || n % 8 != 0 || k % quant->effective_group_size(k) != 0;
 }
@@ -85,8 +84,9 @@ SyntheticWeights::SyntheticWeights(ModelConfig config, std::optional<QuantConfig
     : config_(std::move(config)), quant_(std::move(quant)), options_(options) {
   if (options_.adversarial_padding_from > 0 &&
       (config_.tie_word_embeddings || options_.adversarial_padding_from + 2 > config_.vocab_size))
-    throw std::invalid_argument("synthetic weights: adversarial padding needs an untied lm_head with at least two "
-                                "rows past adversarial_padding_from");
+    throw std::invalid_argument(
+        "synthetic weights: adversarial padding needs an untied lm_head with at least two "
+        "rows past adversarial_padding_from");
   const std::uint64_t seed = options_.seed;
   for (const auto& expected : expected_tensors(config_)) {
     if (!expected.required) continue;
@@ -129,13 +129,13 @@ SyntheticWeights::SyntheticWeights(ModelConfig config, std::optional<QuantConfig
       tensors_.push_back({name + ".qweight", DType::i32, {k / 8, n}, word_fill([=](std::int64_t i) {
                             return static_cast<std::uint32_t>(random_bits(codes_key, static_cast<std::uint64_t>(i)));
                           })});
-      tensors_.push_back({name + ".qzeros", DType::i32, {groups, n / 8}, word_fill([](std::int64_t) {
-                            return 0x77777777u;
-                          })});
+      tensors_.push_back(
+          {name + ".qzeros", DType::i32, {groups, n / 8}, word_fill([](std::int64_t) { return 0x77777777u; })});
       const std::uint16_t scale = float_to_f16(amplitude / 8.0f);
-      tensors_.push_back({name + ".scales", DType::f16, {groups, n}, [scale](std::int64_t, std::int64_t count, void* out) {
-                            std::fill_n(static_cast<std::uint16_t*>(out), count, scale);
-                          }});
+      tensors_.push_back(
+          {name + ".scales", DType::f16, {groups, n}, [scale](std::int64_t, std::int64_t count, void* out) {
+             std::fill_n(static_cast<std::uint16_t*>(out), count, scale);
+           }});
       if (quant_->desc_act) {
         const std::int64_t group_size = k / groups;
         const std::uint64_t order_key = tensor_key(seed, name + ".g_idx");
@@ -177,7 +177,8 @@ bool SyntheticWeights::has_linear(std::string_view prefix) const {
   return find(fmt::format("{}.weight", prefix)) || find(fmt::format("{}.qweight", prefix));
 }
 
-LinearSource SyntheticWeights::linear(std::string_view prefix, std::int64_t out_features, std::int64_t in_features) const {
+LinearSource SyntheticWeights::linear(std::string_view prefix, std::int64_t out_features,
+                                      std::int64_t in_features) const {
   LinearSource source;
   source.name = std::string(prefix);
   source.out_features = out_features;
@@ -265,11 +266,21 @@ DenseSource SyntheticWeights::table(std::string_view name, std::int64_t rows, st
 std::string synthetic_config_json(std::string_view shape, const SyntheticShapeOptions& options) {
   nlohmann::ordered_json config;
   if (shape == "qwen2.5-0.5b") {
-    config = {{"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"}, {"vocab_size", 151936},
-              {"hidden_size", 896}, {"intermediate_size", 4864}, {"num_hidden_layers", 24},
-              {"num_attention_heads", 14}, {"num_key_value_heads", 2}, {"hidden_act", "silu"},
-              {"max_position_embeddings", 32768}, {"rms_norm_eps", 1e-6}, {"rope_theta", 1000000.0},
-              {"tie_word_embeddings", true}, {"torch_dtype", "bfloat16"}, {"bos_token_id", 151643},
+    config = {{"architectures", {"Qwen2ForCausalLM"}},
+              {"model_type", "qwen2"},
+              {"vocab_size", 151936},
+              {"hidden_size", 896},
+              {"intermediate_size", 4864},
+              {"num_hidden_layers", 24},
+              {"num_attention_heads", 14},
+              {"num_key_value_heads", 2},
+              {"hidden_act", "silu"},
+              {"max_position_embeddings", 32768},
+              {"rms_norm_eps", 1e-6},
+              {"rope_theta", 1000000.0},
+              {"tie_word_embeddings", true},
+              {"torch_dtype", "bfloat16"},
+              {"bos_token_id", 151643},
               {"eos_token_id", 151645}};
   } else {
     struct Shape {
@@ -288,27 +299,44 @@ std::string synthetic_config_json(std::string_view shape, const SyntheticShapeOp
     for (const auto& candidate : kShapes)
       if (shape == candidate.name) found = &candidate;
     if (!found)
-      throw std::invalid_argument(fmt::format(
-          "unknown synthetic shape '{}' (qwen3.5-27b, qwen3.5-0.8b, qwen3.5-tiny, qwen2.5-0.5b)", shape));
+      throw std::invalid_argument(
+          fmt::format("unknown synthetic shape '{}' (qwen3.5-27b, qwen3.5-0.8b, qwen3.5-tiny, qwen2.5-0.5b)", shape));
     const Shape& d = *found;
     nlohmann::ordered_json text = {
-        {"architectures", {"Qwen3_5ForCausalLM"}}, {"model_type", "qwen3_5_text"}, {"vocab_size", d.vocab},
-        {"hidden_size", d.hidden}, {"intermediate_size", d.intermediate}, {"num_hidden_layers", d.layers},
-        {"num_attention_heads", d.heads}, {"num_key_value_heads", d.kv_heads}, {"head_dim", d.head_dim},
-        {"hidden_act", "silu"}, {"max_position_embeddings", 262144}, {"rms_norm_eps", 1e-6},
+        {"architectures", {"Qwen3_5ForCausalLM"}},
+        {"model_type", "qwen3_5_text"},
+        {"vocab_size", d.vocab},
+        {"hidden_size", d.hidden},
+        {"intermediate_size", d.intermediate},
+        {"num_hidden_layers", d.layers},
+        {"num_attention_heads", d.heads},
+        {"num_key_value_heads", d.kv_heads},
+        {"head_dim", d.head_dim},
+        {"hidden_act", "silu"},
+        {"max_position_embeddings", 262144},
+        {"rms_norm_eps", 1e-6},
         {"tie_word_embeddings", d.tied},
         {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000000.0}, {"partial_rotary_factor", 0.25}}},
-        {"linear_conv_kernel_dim", 4}, {"linear_key_head_dim", d.linear_dim}, {"linear_value_head_dim", d.linear_dim},
-        {"linear_num_key_heads", d.linear_key_heads}, {"linear_num_value_heads", d.linear_value_heads},
-        {"full_attention_interval", 4}, {"torch_dtype", "bfloat16"}, {"bos_token_id", 151643},
+        {"linear_conv_kernel_dim", 4},
+        {"linear_key_head_dim", d.linear_dim},
+        {"linear_value_head_dim", d.linear_dim},
+        {"linear_num_key_heads", d.linear_key_heads},
+        {"linear_num_value_heads", d.linear_value_heads},
+        {"full_attention_interval", 4},
+        {"torch_dtype", "bfloat16"},
+        {"bos_token_id", 151643},
         {"eos_token_id", 151645}};
     config = text;
     if (options.multimodal) {
       config = {{"architectures", {"Qwen3_5ForConditionalGeneration"}},
                 {"model_type", "qwen3_5"},
                 {"text_config", text},
-                {"vision_config", {{"model_type", "qwen3_5"}, {"hidden_size", d.vision_width}, {"depth", 27},
-                                   {"patch_size", 16}, {"out_hidden_size", d.hidden}}},
+                {"vision_config",
+                 {{"model_type", "qwen3_5"},
+                  {"hidden_size", d.vision_width},
+                  {"depth", 27},
+                  {"patch_size", 16},
+                  {"out_hidden_size", d.hidden}}},
                 {"tie_word_embeddings", d.tied},
                 {"torch_dtype", "bfloat16"}};
     }
@@ -316,9 +344,14 @@ std::string synthetic_config_json(std::string_view shape, const SyntheticShapeOp
   if (options.multimodal && shape == "qwen2.5-0.5b")
     throw std::invalid_argument("synthetic shape qwen2.5-0.5b has no multimodal layout");
   if (options.quantized)
-    config["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", options.group_size},
-                                     {"sym", true}, {"desc_act", options.act_order}, {"checkpoint_format", "gptq"},
-                                     {"pack_dtype", "int32"}, {"lm_head", false},
+    config["quantization_config"] = {{"quant_method", "gptq"},
+                                     {"bits", 4},
+                                     {"group_size", options.group_size},
+                                     {"sym", true},
+                                     {"desc_act", options.act_order},
+                                     {"checkpoint_format", "gptq"},
+                                     {"pack_dtype", "int32"},
+                                     {"lm_head", false},
                                      {"meta", {{"quantizer", {"quanteval synthetic"}}}}};
   return config.dump(2);
 }
@@ -385,16 +418,19 @@ void write_synthetic_checkpoint(const std::string& config_json, const std::files
   const SyntheticWeights weights = SyntheticWeights::from_config_json(config_json, options.weights);
   const ModelConfig& config = weights.config();
   if (options.multimodal && !config.multimodal_wrapper)
-    throw std::invalid_argument("synthetic checkpoint: the multimodal layout needs the Qwen3.5 wrapper config "
-                                "(model_type qwen3_5 with text_config)");
+    throw std::invalid_argument(
+        "synthetic checkpoint: the multimodal layout needs the Qwen3.5 wrapper config "
+        "(model_type qwen3_5 with text_config)");
   // The language model's tensors as the file spells them, then the extras.
   std::vector<SyntheticTensor> tensors = weights.tensors();
   if (options.multimodal) {
     for (auto& tensor : tensors)
       if (tensor.name.starts_with("model.")) tensor.name = "model.language_model." + tensor.name.substr(6);
     const auto root = nlohmann::json::parse(config_json);
-    const std::int64_t vision_width = root.contains("vision_config") ? root["vision_config"].value("hidden_size", 64) : 64;
-    for (auto& extra : multimodal_extras(config, vision_width, options.weights.seed)) tensors.push_back(std::move(extra));
+    const std::int64_t vision_width =
+        root.contains("vision_config") ? root["vision_config"].value("hidden_size", 64) : 64;
+    for (auto& extra : multimodal_extras(config, vision_width, options.weights.seed))
+      tensors.push_back(std::move(extra));
   }
 
   // Shards of about shard_bytes each, in table order (as Hugging Face's writers do).

@@ -32,7 +32,7 @@ namespace quanteval::runtime {
 //                 intermediate 4864, vocab 151936, tied
 // Throws std::invalid_argument naming the known shapes for any other name.
 struct SyntheticShapeOptions {
-  bool quantized = true;    // GPTQ v1 symmetric 4-bit
+  bool quantized = true;  // GPTQ v1 symmetric 4-bit
   int group_size = 128;
   bool act_order = false;   // desc_act with a non-monotonic g_idx
   bool multimodal = false;  // Qwen3.5: the published wrapper config (model_type qwen3_5, text_config, vision_config)

@@ -40,8 +40,8 @@ class Checker {
               bool required) {
     const TensorView* tensor = find(name);
     if (!tensor) {
-      if (required) report_.errors.push_back(fmt::format("missing tensor {} (expected {} {})", name, dtypes,
-                                                         shape_text(shape)));
+      if (required)
+        report_.errors.push_back(fmt::format("missing tensor {} (expected {} {})", name, dtypes, shape_text(shape)));
       return;
     }
     claimed_.insert(name);
@@ -73,27 +73,29 @@ class Checker {
   void check_quantized(const ExpectedTensor& entry, std::int64_t out_features, std::int64_t in_features) {
     const std::string& prefix = entry.name;
     if (!quant_) {
-      report_.errors.push_back(fmt::format("{}.qweight is a GPTQ tensor, but the checkpoint has no quantization "
-                                           "config (config.json quantization_config or quantize_config.json)",
-                                           prefix));
+      report_.errors.push_back(
+          fmt::format("{}.qweight is a GPTQ tensor, but the checkpoint has no quantization "
+                      "config (config.json quantization_config or quantize_config.json)",
+                      prefix));
       claim_quantized(prefix);
       return;
     }
     if (find(prefix + ".weight"))
-      report_.errors.push_back(fmt::format("{} has both .weight and .qweight; a module is either dense or quantized",
-                                           prefix));
+      report_.errors.push_back(
+          fmt::format("{} has both .weight and .qweight; a module is either dense or quantized", prefix));
     // The packing puts 8 weights per int32 along K (qweight) and 8 zeros along N (qzeros).
     if (in_features % 8 != 0 || out_features % 8 != 0) {
-      report_.errors.push_back(fmt::format("{} is quantized but its shape [{}, {}] is not a multiple of 8 in both "
-                                           "dimensions, as GPTQ packing needs",
-                                           prefix, out_features, in_features));
+      report_.errors.push_back(
+          fmt::format("{} is quantized but its shape [{}, {}] is not a multiple of 8 in both "
+                      "dimensions, as GPTQ packing needs",
+                      prefix, out_features, in_features));
       claim_quantized(prefix);
       return;
     }
     const std::int64_t group_size = quant_->effective_group_size(in_features);
     if (in_features % group_size != 0) {
-      report_.errors.push_back(fmt::format("{}: in_features {} is not a multiple of group_size {}", prefix,
-                                           in_features, group_size));
+      report_.errors.push_back(
+          fmt::format("{}: in_features {} is not a multiple of group_size {}", prefix, in_features, group_size));
       claim_quantized(prefix);
       return;
     }

@@ -33,17 +33,17 @@ struct LayerTensorNames {
   std::string input_norm, post_attention_norm;  // [hidden]
   std::string gate_proj, up_proj, down_proj;    // SwiGLU MLP (linear prefixes)
   // Softmax attention (self_attn.*)
-  std::string q_proj, k_proj, v_proj, o_proj;   // linear prefixes
-  std::string q_norm, k_norm;                   // [head_dim]
+  std::string q_proj, k_proj, v_proj, o_proj;  // linear prefixes
+  std::string q_norm, k_norm;                  // [head_dim]
   // Qwen3.5 Gated DeltaNet (linear_attn.*)
   std::string in_proj_qkv, in_proj_z, in_proj_b, in_proj_a, out_proj;  // linear prefixes
-  std::string conv1d, A_log, dt_bias, gated_norm;                     // plain tensors
+  std::string conv1d, A_log, dt_bias, gated_norm;                      // plain tensors
 };
 struct TensorNames {
   static constexpr const char* embed_tokens = "model.embed_tokens.weight";  // [vocab, hidden]
-  static constexpr const char* embed_tokens_linear = "model.embed_tokens";   // the same table as a linear (tied head)
-  static constexpr const char* final_norm = "model.norm.weight";             // [hidden]
-  static constexpr const char* lm_head = "lm_head";                          // linear prefix
+  static constexpr const char* embed_tokens_linear = "model.embed_tokens";  // the same table as a linear (tied head)
+  static constexpr const char* final_norm = "model.norm.weight";            // [hidden]
+  static constexpr const char* lm_head = "lm_head";                         // linear prefix
   static LayerTensorNames layer(std::int64_t index);
 };
 
@@ -53,7 +53,7 @@ enum class TensorKind {
 };
 
 struct ExpectedTensor {
-  std::string name;                 // plain: the tensor name; linear: the module prefix (no ".weight")
+  std::string name;  // plain: the tensor name; linear: the module prefix (no ".weight")
   TensorKind kind = TensorKind::plain;
   std::vector<std::int64_t> shape;  // plain: the exact shape; linear: {N out_features, K in_features}
   bool required = true;             // false: may be absent (lm_head when embeddings are tied)

@@ -28,9 +28,9 @@ namespace quanteval::runtime {
 // A 2-D table of 16-bit or fp32 values [rows, cols] row-major, e.g. a dense
 // projection weight [N, K] or the embedding [vocab, hidden].
 struct DenseSource {
-  DType dtype = DType::bf16;          // bf16, f16 or f32
+  DType dtype = DType::bf16;  // bf16, f16 or f32
   std::int64_t rows = 0, cols = 0;
-  const std::byte* bytes = nullptr;   // rows * cols * element size bytes; not necessarily aligned
+  const std::byte* bytes = nullptr;  // rows * cols * element size bytes; not necessarily aligned
   // Copies the bytes to `destination` (for a checkpoint, piece by piece while
   // releasing each piece's mapped pages: a 2.5 GB table is never resident twice).
   std::function<void(void* destination)> copy_to;
@@ -38,13 +38,13 @@ struct DenseSource {
 
 // One projection y = x W^T + b: dense or GPTQ INT4.
 struct LinearSource {
-  std::string name;                  // the module prefix, for messages
-  std::int64_t out_features = 0;     // N
-  std::int64_t in_features = 0;      // K
-  std::optional<DenseSource> dense;  // set for a dense projection
-  std::optional<GptqWeight> gptq;    // set for a GPTQ projection (views)
-  std::vector<float> bias;           // [N] or empty
-  std::shared_ptr<const void> storage;  // keeps synthetic data alive while the views are in use
+  std::string name;                        // the module prefix, for messages
+  std::int64_t out_features = 0;           // N
+  std::int64_t in_features = 0;            // K
+  std::optional<DenseSource> dense;        // set for a dense projection
+  std::optional<GptqWeight> gptq;          // set for a GPTQ projection (views)
+  std::vector<float> bias;                 // [N] or empty
+  std::shared_ptr<const void> storage;     // keeps synthetic data alive while the views are in use
   std::vector<const TensorView*> tensors;  // the checkpoint tensors behind the views (for release)
 };
 

@@ -64,16 +64,17 @@ Generator::Generator(Model& model, const Tokenizer* tokenizer, GeneratorOptions 
 void Generator::submit(GenerationRequest request) {
   model_.check_tokens(request.prompt);
   if (request.max_new_tokens < 1)
-    throw std::invalid_argument(fmt::format("request {}: max_new_tokens must be >= 1 (got {})", request.id,
-                                            request.max_new_tokens));
+    throw std::invalid_argument(
+        fmt::format("request {}: max_new_tokens must be >= 1 (got {})", request.id, request.max_new_tokens));
   validate(request.sampling);
   const std::int64_t needed = static_cast<std::int64_t>(request.prompt.size()) + request.max_new_tokens;
   if (needed > model_.max_sequence_tokens())
-    throw ModelInputError(fmt::format("request {}: prompt of {} tokens + max_new_tokens {} = {} exceeds what this model "
-                                      "can hold ({} tokens: the smaller of max_position_embeddings {} and the KV cache "
-                                      "capacity {})", request.id, request.prompt.size(), request.max_new_tokens, needed,
-                                      model_.max_sequence_tokens(), model_.config().max_position_embeddings,
-                                      model_.memory().capacity_tokens()));
+    throw ModelInputError(
+        fmt::format("request {}: prompt of {} tokens + max_new_tokens {} = {} exceeds what this model "
+                    "can hold ({} tokens: the smaller of max_position_embeddings {} and the KV cache "
+                    "capacity {})",
+                    request.id, request.prompt.size(), request.max_new_tokens, needed, model_.max_sequence_tokens(),
+                    model_.config().max_position_embeddings, model_.memory().capacity_tokens()));
   for (const auto& stop : request.stop_strings) {
     if (stop.empty()) throw std::invalid_argument(fmt::format("request {}: empty stop string", request.id));
     if (!tokenizer_)

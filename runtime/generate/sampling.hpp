@@ -15,11 +15,11 @@
 namespace quanteval::runtime {
 
 struct SamplingParams {
-  float temperature = 0;    // 0 = greedy (argmax, first index on ties); > 0 divides the logits
-  int top_k = 0;            // keep the k most likely tokens; 0 = off
-  float top_p = 1;          // keep the smallest most-likely set whose probability reaches top_p; 1 = off
-  float min_p = 0;          // drop tokens less likely than min_p x the most likely one; 0 = off
-  std::uint64_t seed = 0;   // seeds this request's generator
+  float temperature = 0;   // 0 = greedy (argmax, first index on ties); > 0 divides the logits
+  int top_k = 0;           // keep the k most likely tokens; 0 = off
+  float top_p = 1;         // keep the smallest most-likely set whose probability reaches top_p; 1 = off
+  float min_p = 0;         // drop tokens less likely than min_p x the most likely one; 0 = off
+  std::uint64_t seed = 0;  // seeds this request's generator
 };
 
 // Throws std::invalid_argument naming the field: temperature < 0 or not finite,

@@ -4,10 +4,12 @@
 
 namespace quanteval::runtime {
 
-AttentionMixer::AttentionMixer(AttentionSpec spec, Weights weights) : spec_(std::move(spec)), weights_(std::move(weights)) {
+AttentionMixer::AttentionMixer(AttentionSpec spec, Weights weights)
+    : spec_(std::move(spec)), weights_(std::move(weights)) {
   QE_CHECK(weights_.q_proj && weights_.k_proj && weights_.v_proj && weights_.o_proj, "attention projections missing");
   QE_CHECK(spec_.heads > 0 && spec_.kv_heads > 0 && spec_.heads % spec_.kv_heads == 0, "attention head counts");
-  QE_CHECK(weights_.q_proj->out_features() == static_cast<std::int64_t>(spec_.heads) * spec_.head_dim * (spec_.gated ? 2 : 1),
+  QE_CHECK(weights_.q_proj->out_features() ==
+               static_cast<std::int64_t>(spec_.heads) * spec_.head_dim * (spec_.gated ? 2 : 1),
            "q_proj rows do not match the head layout");
 }
 

@@ -34,13 +34,13 @@ struct Tensor {
 struct StepBatch {
   struct Sequence {
     SequenceState* state = nullptr;
-    std::int64_t first_row = 0;        // its rows are [first_row, first_row + rows)
+    std::int64_t first_row = 0;  // its rows are [first_row, first_row + rows)
     std::int64_t rows = 0;
-    std::int64_t first_position = 0;   // = the state's length before this step
+    std::int64_t first_position = 0;  // = the state's length before this step
   };
-  std::vector<TokenId> tokens;           // [M]
-  std::vector<std::int64_t> positions;   // [M]
-  std::vector<int> row_sequence;         // [M] index into sequences
+  std::vector<TokenId> tokens;          // [M]
+  std::vector<std::int64_t> positions;  // [M]
+  std::vector<int> row_sequence;        // [M] index into sequences
   std::vector<Sequence> sequences;
 
   std::int64_t rows() const { return static_cast<std::int64_t>(tokens.size()); }
@@ -78,13 +78,13 @@ class TableWeight {
 // (Qwen3.5: q_proj emits per head [query | gate]).
 struct AttentionSpec {
   int heads = 0;
-  int kv_heads = 0;           // divides heads; query head h reads kv head h / (heads / kv_heads)
+  int kv_heads = 0;  // divides heads; query head h reads kv head h / (heads / kv_heads)
   int head_dim = 0;
-  int rotary_dim = 0;         // leading dims of each head RoPE rotates (even, <= head_dim)
-  std::int64_t window = 0;    // sliding window in positions; 0 = full attention
+  int rotary_dim = 0;       // leading dims of each head RoPE rotates (even, <= head_dim)
+  std::int64_t window = 0;  // sliding window in positions; 0 = full attention
   bool gated = false;
   float norm_eps = 1e-6f;
-  int kv_layer = 0;           // which K/V layer of the memory this layer writes
+  int kv_layer = 0;             // which K/V layer of the memory this layer writes
   std::vector<float> inv_freq;  // [rotary_dim / 2] RoPE frequencies
 };
 struct AttentionWeights {
@@ -95,12 +95,12 @@ struct AttentionWeights {
 // Qwen3.5 Gated DeltaNet between its projections (see qwen3_5/delta_rule.hpp).
 struct DeltaNetSpec {
   int key_heads = 0;
-  int value_heads = 0;        // a multiple of key_heads
-  int key_head_dim = 0;       // d_k
-  int value_head_dim = 0;     // d_v
+  int value_heads = 0;     // a multiple of key_heads
+  int key_head_dim = 0;    // d_k
+  int value_head_dim = 0;  // d_v
   int conv_kernel = 0;
   float norm_eps = 1e-6f;
-  int state_layer = 0;        // which recurrent layer of the memory slots this layer uses
+  int state_layer = 0;  // which recurrent layer of the memory slots this layer uses
   int key_dim() const { return key_heads * key_head_dim; }
   int value_dim() const { return value_heads * value_head_dim; }
   int conv_dim() const { return 2 * key_dim() + value_dim(); }
@@ -141,7 +141,7 @@ class Backend {
   virtual void add_rms_norm(Tensor residual, Tensor addend, const VectorWeight& weight, float eps, Tensor normed) = 0;
   virtual void add(Tensor residual, Tensor addend) = 0;
   virtual void matmul(const LinearWeight& weight, Tensor x, Tensor y) = 0;  // y = x W^T + b
-  virtual void swiglu(Tensor gate, Tensor up, Tensor out) = 0;             // out = silu(gate) * up
+  virtual void swiglu(Tensor gate, Tensor up, Tensor out) = 0;              // out = silu(gate) * up
   // q: [M, heads * head_dim] (gated: [M, heads * 2 * head_dim], per head [query | gate]);
   // k, v: [M, kv_heads * head_dim]; out: [M, heads * head_dim]. Normalizes and rotates
   // q and k, stores k and v of every row in the memory, then attends causally.

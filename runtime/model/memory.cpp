@@ -33,7 +33,8 @@ MemoryPlan plan_memory(const MemoryShape& shape, std::uint64_t budget_bytes, int
     if (budget_bytes < slot + block)
       throw std::invalid_argument(fmt::format(
           "memory budget of {} bytes cannot hold one sequence's recurrent state ({} bytes) and one K/V block of {} "
-          "tokens ({} bytes)", budget_bytes, slot, shape.block_tokens, block));
+          "tokens ({} bytes)",
+          budget_bytes, slot, shape.block_tokens, block));
     // One slot per sequence that may run at once, but always leave the K/V at
     // least as much room as the slots take (a slot without positions is useless).
     const std::uint64_t most_slots = budget_bytes / 2 / slot;
@@ -45,8 +46,10 @@ MemoryPlan plan_memory(const MemoryShape& shape, std::uint64_t budget_bytes, int
   } else {
     plan.blocks = static_cast<std::int64_t>((budget_bytes - static_cast<std::uint64_t>(plan.slots) * slot) / block);
     if (plan.blocks == 0)
-      throw std::invalid_argument(fmt::format("memory budget of {} bytes is smaller than one K/V block of {} tokens "
-                                              "({} bytes)", budget_bytes, shape.block_tokens, block));
+      throw std::invalid_argument(
+          fmt::format("memory budget of {} bytes is smaller than one K/V block of {} tokens "
+                      "({} bytes)",
+                      budget_bytes, shape.block_tokens, block));
   }
   return plan;
 }

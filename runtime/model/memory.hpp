@@ -23,18 +23,18 @@
 namespace quanteval::runtime {
 
 struct MemoryShape {
-  int block_tokens = 16;       // positions per K/V block
-  int kv_layers = 0;           // attention layers (each keeps K and V)
-  int kv_heads = 0;            // K/V heads per attention layer
-  int head_dim = 0;            // floats per K (or V) head vector
-  int state_layers = 0;        // recurrent layers
+  int block_tokens = 16;              // positions per K/V block
+  int kv_layers = 0;                  // attention layers (each keeps K and V)
+  int kv_heads = 0;                   // K/V heads per attention layer
+  int head_dim = 0;                   // floats per K (or V) head vector
+  int state_layers = 0;               // recurrent layers
   std::int64_t conv_floats = 0;       // per recurrent layer and sequence: [conv_kernel - 1, conv_dim]
   std::int64_t recurrent_floats = 0;  // per recurrent layer and sequence: [value heads, d_k, d_v]
-  int bytes_per_float = 4;     // the backend's storage precision
+  int bytes_per_float = 4;            // the backend's storage precision
 
-  std::uint64_t kv_bytes_per_token() const;   // K and V of every attention layer
+  std::uint64_t kv_bytes_per_token() const;  // K and V of every attention layer
   std::uint64_t kv_bytes_per_block() const { return kv_bytes_per_token() * static_cast<std::uint64_t>(block_tokens); }
-  std::uint64_t slot_bytes() const;           // one sequence's recurrent state, all layers
+  std::uint64_t slot_bytes() const;  // one sequence's recurrent state, all layers
   std::int64_t blocks_for(std::int64_t tokens) const { return (tokens + block_tokens - 1) / block_tokens; }
   bool recurrent() const { return state_layers > 0; }
 };
@@ -63,10 +63,10 @@ class SequenceState {
   SequenceState(const SequenceState&) = delete;
   SequenceState& operator=(const SequenceState&) = delete;
 
-  std::int64_t length() const { return length_; }      // positions already processed
-  std::int64_t capacity() const { return capacity_; }  // positions reserved
+  std::int64_t length() const { return length_; }                      // positions already processed
+  std::int64_t capacity() const { return capacity_; }                  // positions reserved
   const std::vector<std::int32_t>& blocks() const { return blocks_; }  // position p lives in blocks_[p / block_tokens]
-  int slot() const { return slot_; }                   // state slot, -1 when the model has no recurrent layers
+  int slot() const { return slot_; }  // state slot, -1 when the model has no recurrent layers
   void advance(std::int64_t tokens) { length_ += tokens; }
 
  private:

@@ -30,7 +30,8 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& options) {
 // at most one tensor's source pages are resident at a time.
 class WeightBuilder {
  public:
-  WeightBuilder(const WeightSource& source, Backend& backend) : source_(source), backend_(backend), config_(source.config()) {}
+  WeightBuilder(const WeightSource& source, Backend& backend)
+      : source_(source), backend_(backend), config_(source.config()) {}
 
   std::unique_ptr<LinearWeight> linear(const std::string& prefix, std::int64_t out_features, std::int64_t in_features) {
     const LinearSource tensors = source_.linear(prefix, out_features, in_features);
@@ -100,8 +101,8 @@ class WeightBuilder {
       layer.kind = c.layer_types.at(static_cast<std::size_t>(i));
       layer.input_norm = norm(n.input_norm, hidden, zero_centered);
       layer.post_attention_norm = norm(n.post_attention_norm, hidden, zero_centered);
-      layer.mixer = layer.kind == LayerKind::linear_attention ? deltanet(n, state_layer++)
-                                                               : attention(n, layer.kind, kv_layer++);
+      layer.mixer =
+          layer.kind == LayerKind::linear_attention ? deltanet(n, state_layer++) : attention(n, layer.kind, kv_layer++);
       layer.mlp.gate_proj = linear(n.gate_proj, c.intermediate_size, hidden);
       layer.mlp.up_proj = linear(n.up_proj, c.intermediate_size, hidden);
       layer.mlp.down_proj = linear(n.down_proj, hidden, c.intermediate_size);
@@ -161,8 +162,10 @@ std::vector<float> rope_inverse_frequencies(double theta, int rotary_dim, std::s
   for (int i = 0; i < rotary_dim / 2; ++i) {
     const float exponent = static_cast<float>(2 * i) / static_cast<float>(rotary_dim);
     float value = 1.0f / std::pow(static_cast<float>(theta), exponent);
-    if (model_dtype == "bfloat16") value = bf16_to_float(float_to_bf16(value));
-    else if (model_dtype == "float16") value = f16_to_float(float_to_f16(value));
+    if (model_dtype == "bfloat16")
+      value = bf16_to_float(float_to_bf16(value));
+    else if (model_dtype == "float16")
+      value = f16_to_float(float_to_f16(value));
     inv_freq[static_cast<std::size_t>(i)] = value;
   }
   return inv_freq;
@@ -241,16 +244,19 @@ void Model::check_tokens(std::span<const TokenId> ids) const {
 std::unique_ptr<SequenceState> Model::try_open_sequence(std::int64_t max_tokens) {
   if (max_tokens <= 0) throw ModelInputError("a sequence needs room for at least one token");
   if (config_.max_position_embeddings > 0 && max_tokens > config_.max_position_embeddings)
-    throw ModelInputError(fmt::format("sequence of {} tokens (prompt + max new tokens) exceeds the model's context "
-                                      "of {} (max_position_embeddings)", max_tokens, config_.max_position_embeddings));
+    throw ModelInputError(
+        fmt::format("sequence of {} tokens (prompt + max new tokens) exceeds the model's context "
+                    "of {} (max_position_embeddings)",
+                    max_tokens, config_.max_position_embeddings));
   if (!memory_->fits(max_tokens)) {
     const MemoryPlan& plan = memory_->plan();
     throw ModelInputError(fmt::format(
         "sequence of {} tokens (prompt + max new tokens) does not fit the model's memory: its budget holds {} tokens "
-        "of K/V ({} bytes per token){}", max_tokens, plan.capacity_tokens(), plan.shape.kv_bytes_per_token(),
-        plan.shape.recurrent() ? fmt::format(" and {} recurrent state slots of {} bytes", plan.slots,
-                                             plan.shape.slot_bytes())
-                               : std::string()));
+        "of K/V ({} bytes per token){}",
+        max_tokens, plan.capacity_tokens(), plan.shape.kv_bytes_per_token(),
+        plan.shape.recurrent()
+            ? fmt::format(" and {} recurrent state slots of {} bytes", plan.slots, plan.shape.slot_bytes())
+            : std::string()));
   }
   auto state = memory_->try_admit(max_tokens);
   if (state && state->slot() >= 0) backend_->clear_slot(state->slot());
@@ -260,9 +266,10 @@ std::unique_ptr<SequenceState> Model::try_open_sequence(std::int64_t max_tokens)
 std::unique_ptr<SequenceState> Model::open_sequence(std::int64_t max_tokens) {
   auto state = try_open_sequence(max_tokens);
   if (!state)
-    throw ModelInputError(fmt::format("the model's memory is full: {} tokens requested, {} of {} K/V blocks and {} of "
-                                      "{} state slots free", max_tokens, memory_->free_blocks(),
-                                      memory_->plan().blocks, memory_->free_slots(), memory_->plan().slots));
+    throw ModelInputError(fmt::format(
+        "the model's memory is full: {} tokens requested, {} of {} K/V blocks and {} of "
+        "{} state slots free",
+        max_tokens, memory_->free_blocks(), memory_->plan().blocks, memory_->free_slots(), memory_->plan().slots));
   return state;
 }
 
@@ -276,8 +283,7 @@ StepBatch Model::make_batch(std::span<const Step> steps, std::vector<std::int64_
     if (step.state->length() + count > step.state->capacity())
       throw ModelInputError(fmt::format("sequence would grow to {} tokens but only {} were reserved",
                                         step.state->length() + count, step.state->capacity()));
-    for (std::size_t j = 0; j < i; ++j)
-      QE_CHECK(steps[j].state != step.state, "a sequence appears twice in one step");
+    for (std::size_t j = 0; j < i; ++j) QE_CHECK(steps[j].state != step.state, "a sequence appears twice in one step");
     batch.sequences.push_back({step.state, batch.rows(), count, step.state->length()});
     for (std::int64_t j = 0; j < count; ++j) {
       if (step.all_logits || j == count - 1) logit_rows.push_back(batch.rows());
@@ -309,8 +315,10 @@ void Model::run_layer(const DecoderLayer& layer, const StepBatch& batch, const S
   b.matmul(*layer.mlp.up_proj, t.normed, t.up);
   b.swiglu(t.gate, t.up, t.gate);
   b.matmul(*layer.mlp.down_proj, t.gate, t.branch);
-  if (next_input_norm) b.add_rms_norm(t.residual, t.branch, *next_input_norm, eps, t.normed);
-  else b.add(t.residual, t.branch);
+  if (next_input_norm)
+    b.add_rms_norm(t.residual, t.branch, *next_input_norm, eps, t.normed);
+  else
+    b.add(t.residual, t.branch);
 }
 
 std::vector<float> Model::forward(std::span<const Step> steps, ForwardTrace* trace) {

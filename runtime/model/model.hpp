@@ -46,12 +46,12 @@ enum class LinearKernels {
 
 struct LoadOptions {
   Device device = Device::cpu;
-  int threads = 0;                   // 0 = std::thread::hardware_concurrency()
+  int threads = 0;  // 0 = std::thread::hardware_concurrency()
   // Memory for K/V blocks and recurrent state slots together (HybridMemory);
   // 0 = auto: 25% of physical RAM, at most 4 GiB.
   std::uint64_t kv_cache_bytes = 0;
-  int kv_block_tokens = 16;          // positions per K/V block
-  int max_sequences = 16;            // sequences that may run at once: one recurrent state slot each
+  int kv_block_tokens = 16;  // positions per K/V block
+  int max_sequences = 16;    // sequences that may run at once: one recurrent state slot each
   LinearKernels linears = LinearKernels::fast;
 };
 
@@ -73,7 +73,7 @@ struct Mlp {
 
 struct DecoderLayer {
   LayerKind kind = LayerKind::full_attention;
-  std::unique_ptr<VectorWeight> input_norm;           // [hidden] (1 + w already for zero-centred norms)
+  std::unique_ptr<VectorWeight> input_norm;  // [hidden] (1 + w already for zero-centred norms)
   std::unique_ptr<TokenMixer> mixer;
   std::unique_ptr<VectorWeight> post_attention_norm;  // [hidden]
   Mlp mlp;
@@ -113,7 +113,7 @@ class Model {
   HybridMemory& memory() const { return *memory_; }
   const ModelWeights& weights() const { return weights_; }  // for benchmarks and debugging
 
-  std::uint64_t weight_bytes() const;           // bytes streamed per forward step (all projections + norms)
+  std::uint64_t weight_bytes() const;  // bytes streamed per forward step (all projections + norms)
   std::uint64_t lm_head_bytes() const { return weights_.lm_head->weight_bytes(); }
   std::uint64_t resident_weight_bytes() const;  // bytes of every weight held (embedding table included)
 
@@ -162,7 +162,7 @@ class Model {
 
   ModelConfig config_;
   std::filesystem::path directory_;
-  std::unique_ptr<Backend> backend_;   // declared before the weights and memory it owns the storage of
+  std::unique_ptr<Backend> backend_;  // declared before the weights and memory it owns the storage of
   ModelWeights weights_;
   std::unique_ptr<HybridMemory> memory_;
 };

@@ -119,14 +119,17 @@ class Reference {
     // RoPE frequencies in double, rounded to the model's dtype as transformers' buffer is
     // (the one deliberate non-double step, shared with the fast path).
     std::vector<double> inv_freq;
-    const std::vector<float> rounded = rope_inverse_frequencies(c_.rope_theta, static_cast<int>(rotary_dim), c_.torch_dtype);
+    const std::vector<float> rounded =
+        rope_inverse_frequencies(c_.rope_theta, static_cast<int>(rotary_dim), c_.torch_dtype);
     for (std::int64_t i = 0; i < rotary_dim / 2; ++i)
       inv_freq.push_back(options_.exact_rope_frequencies
-                             ? 1.0 / std::pow(c_.rope_theta, static_cast<double>(2 * i) / static_cast<double>(rotary_dim))
+                             ? 1.0 /
+                                   std::pow(c_.rope_theta, static_cast<double>(2 * i) / static_cast<double>(rotary_dim))
                              : rounded[static_cast<std::size_t>(i)]);
     for (std::int64_t t = 0; t < T; ++t) {
       for (std::int64_t h = 0; h < heads; ++h) rope(&q[static_cast<std::size_t>((t * heads + h) * D)], t, inv_freq);
-      for (std::int64_t h = 0; h < kv_heads; ++h) rope(&k[static_cast<std::size_t>((t * kv_heads + h) * D)], t, inv_freq);
+      for (std::int64_t h = 0; h < kv_heads; ++h)
+        rope(&k[static_cast<std::size_t>((t * kv_heads + h) * D)], t, inv_freq);
     }
     const std::int64_t window = kind == LayerKind::sliding_attention ? c_.sliding_window.value_or(0) : 0;
     Matrix attended(static_cast<std::size_t>(T * heads * D), 0.0f);  // [T, heads * D]
@@ -149,7 +152,8 @@ class Reference {
         for (std::int64_t d = 0; d < D; ++d) {
           double sum = 0;
           for (std::int64_t s = first; s <= t; ++s)
-            sum += scores[static_cast<std::size_t>(s - first)] / total * v[static_cast<std::size_t>((s * kv_heads + g) * D + d)];
+            sum += scores[static_cast<std::size_t>(s - first)] / total *
+                   v[static_cast<std::size_t>((s * kv_heads + g) * D + d)];
           if (gated) sum *= sigmoid(q_and_gate[static_cast<std::size_t>((t * heads + h) * 2 * D + D + d)]);
           attended[static_cast<std::size_t>((t * heads + h) * D + d)] = static_cast<float>(sum);
         }
@@ -165,9 +169,9 @@ class Reference {
     const std::int64_t key_dim = la.key_dim(), conv_dim = la.conv_dim();
     const Matrix mixed = matmul(x, T, projection(source_, n.in_proj_qkv, conv_dim, H));  // [T, conv_dim]
     const Matrix z = matmul(x, T, projection(source_, n.in_proj_z, la.value_dim(), H));  // [T, Hv * dv]
-    const Matrix b = matmul(x, T, projection(source_, n.in_proj_b, Hv, H));               // [T, Hv]
-    const Matrix a = matmul(x, T, projection(source_, n.in_proj_a, Hv, H));               // [T, Hv]
-    const std::vector<float> conv = source_.vector(n.conv1d, conv_dim * kernel);          // [conv_dim, kernel]
+    const Matrix b = matmul(x, T, projection(source_, n.in_proj_b, Hv, H));              // [T, Hv]
+    const Matrix a = matmul(x, T, projection(source_, n.in_proj_a, Hv, H));              // [T, Hv]
+    const std::vector<float> conv = source_.vector(n.conv1d, conv_dim * kernel);         // [conv_dim, kernel]
     const std::vector<float> A_log = source_.vector(n.A_log, Hv), dt_bias = source_.vector(n.dt_bias, Hv);
     const std::vector<float> gated_norm = source_.vector(n.gated_norm, dv);  // used as stored
     // Causal depthwise conv over time (zeros before the sequence), then SiLU.
@@ -189,7 +193,9 @@ class Reference {
     auto l2_normalized = [&](std::int64_t t, std::int64_t offset) {
       std::vector<double> u(static_cast<std::size_t>(dk));
       double sum = 0;
-      for (std::int64_t i = 0; i < dk; ++i) sum += std::pow(u[static_cast<std::size_t>(i)] = activated[static_cast<std::size_t>(t * conv_dim + offset + i)], 2);
+      for (std::int64_t i = 0; i < dk; ++i)
+        sum += std::pow(u[static_cast<std::size_t>(i)] = activated[static_cast<std::size_t>(t * conv_dim + offset + i)],
+                        2);
       for (double& value : u) value /= std::sqrt(sum + 1e-6);
       return u;
     };
@@ -199,8 +205,9 @@ class Reference {
         std::vector<double> q = l2_normalized(t, kh * dk), k = l2_normalized(t, key_dim + kh * dk);
         for (double& value : q) value /= std::sqrt(static_cast<double>(dk));
         const double beta = sigmoid(b[static_cast<std::size_t>(t * Hv + h)]);
-        const double decay = std::exp(-std::exp(static_cast<double>(A_log[static_cast<std::size_t>(h)])) *
-                                      softplus(a[static_cast<std::size_t>(t * Hv + h)] + dt_bias[static_cast<std::size_t>(h)]));
+        const double decay =
+            std::exp(-std::exp(static_cast<double>(A_log[static_cast<std::size_t>(h)])) *
+                     softplus(a[static_cast<std::size_t>(t * Hv + h)] + dt_bias[static_cast<std::size_t>(h)]));
         double* Sh = S.data() + h * dk * dv;
         for (std::int64_t i = 0; i < dk * dv; ++i) Sh[i] *= decay;
         for (std::int64_t col = 0; col < dv; ++col) {
@@ -214,7 +221,8 @@ class Reference {
         std::vector<double> o(static_cast<std::size_t>(dv), 0.0);
         double sum_squares = 0;
         for (std::int64_t col = 0; col < dv; ++col) {
-          for (std::int64_t i = 0; i < dk; ++i) o[static_cast<std::size_t>(col)] += Sh[i * dv + col] * q[static_cast<std::size_t>(i)];
+          for (std::int64_t i = 0; i < dk; ++i)
+            o[static_cast<std::size_t>(col)] += Sh[i * dv + col] * q[static_cast<std::size_t>(i)];
           sum_squares += o[static_cast<std::size_t>(col)] * o[static_cast<std::size_t>(col)];
         }
         const double inverse_rms = 1.0 / std::sqrt(sum_squares / static_cast<double>(dv) + c_.rms_norm_eps);
@@ -236,7 +244,9 @@ class Reference {
 
     // Embedding lookup: x [T, H].
     const DenseSource table = source_.table(TensorNames::embed_tokens, c_.vocab_size, H);
-    const Weights embedding{c_.vocab_size, H, [&] {
+    const Weights embedding{c_.vocab_size,
+                            H,
+                            [&] {
                               std::vector<float> values(static_cast<std::size_t>(c_.vocab_size * H));
                               if (table.dtype == DType::f32) {
                                 table.copy_to(values.data());
@@ -244,15 +254,19 @@ class Reference {
                                 std::vector<std::uint16_t> bits(values.size());
                                 table.copy_to(bits.data());
                                 for (std::size_t i = 0; i < bits.size(); ++i)
-                                  values[i] = table.dtype == DType::bf16 ? bf16_to_float(bits[i]) : f16_to_float(bits[i]);
+                                  values[i] =
+                                      table.dtype == DType::bf16 ? bf16_to_float(bits[i]) : f16_to_float(bits[i]);
                               }
                               return values;
-                            }(), {}};
+                            }(),
+                            {}};
     Matrix x(static_cast<std::size_t>(T * H));
     for (std::int64_t t = 0; t < T; ++t) {
       const TokenId id = ids[static_cast<std::size_t>(t)];
-      if (id < 0 || id >= c_.vocab_size) throw std::invalid_argument(fmt::format("token id {} outside the vocabulary", id));
-      for (std::int64_t i = 0; i < H; ++i) x[static_cast<std::size_t>(t * H + i)] = embedding.weight[static_cast<std::size_t>(id * H + i)];
+      if (id < 0 || id >= c_.vocab_size)
+        throw std::invalid_argument(fmt::format("token id {} outside the vocabulary", id));
+      for (std::int64_t i = 0; i < H; ++i)
+        x[static_cast<std::size_t>(t * H + i)] = embedding.weight[static_cast<std::size_t>(id * H + i)];
     }
     out.hidden_states = x;
 

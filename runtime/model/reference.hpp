@@ -20,11 +20,12 @@
 namespace quanteval::runtime {
 
 struct ReferenceOutput {
-  std::int64_t tokens = 0;            // T
+  std::int64_t tokens = 0;  // T
   std::int64_t vocab = 0;
   std::int64_t hidden = 0;
-  std::vector<float> logits;          // [T, vocab]
-  std::vector<float> hidden_states;   // [layers + 1, T, hidden]: embeddings, each layer's output, last after the final norm
+  std::vector<float> logits;  // [T, vocab]
+  std::vector<float>
+      hidden_states;  // [layers + 1, T, hidden]: embeddings, each layer's output, last after the final norm
 };
 
 struct ReferenceOptions {

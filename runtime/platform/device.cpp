@@ -38,7 +38,8 @@ Device select_device(std::string_view requested) {
   if (requested == "cpu") return Device::cpu;
   if (requested == "auto") return cuda_available() ? Device::cuda : Device::cpu;
   if (requested == "cuda") {
-    if (!cuda_built()) throw std::runtime_error("--device cuda: this build has no CUDA backend (nvcc was not found at build time)");
+    if (!cuda_built())
+      throw std::runtime_error("--device cuda: this build has no CUDA backend (nvcc was not found at build time)");
     if (!cuda_available()) throw std::runtime_error("--device cuda: no usable CUDA GPU: " + cuda_unavailable_reason());
     return Device::cuda;
   }

@@ -24,7 +24,8 @@ nlohmann::ordered_json read_json_file(const std::filesystem::path& path) {
   try {
     return nlohmann::ordered_json::parse(read_text_file(path));
   } catch (const nlohmann::json::exception& error) {
-    throw ChatTemplateError(ChatTemplateError::Kind::missing, fmt::format("{}: invalid JSON: {}", path.string(), error.what()));
+    throw ChatTemplateError(ChatTemplateError::Kind::missing,
+                            fmt::format("{}: invalid JSON: {}", path.string(), error.what()));
   }
 }
 
@@ -42,7 +43,8 @@ nlohmann::ordered_json special_tokens_of(const nlohmann::ordered_json& tokenizer
     auto text = as_text(tokenizer_config[key]);
     if (text.is_string() && !text.get<std::string>().empty()) tokens[key] = text;
   }
-  if (tokenizer_config.contains("additional_special_tokens") && tokenizer_config["additional_special_tokens"].is_array()) {
+  if (tokenizer_config.contains("additional_special_tokens") &&
+      tokenizer_config["additional_special_tokens"].is_array()) {
     nlohmann::ordered_json extra = nlohmann::ordered_json::array();
     for (const auto& token : tokenizer_config["additional_special_tokens"]) {
       auto text = as_text(token);
@@ -68,11 +70,13 @@ std::optional<std::string> pick_template(const nlohmann::ordered_json& config, s
       if (template_name == name) return named["template"].get<std::string>();
       available += (available.empty() ? "" : ", ") + template_name;
     }
-    throw ChatTemplateError(ChatTemplateError::Kind::missing,
-                            fmt::format("{} has no chat template named '{}' (available: {})", file.string(), name, available));
+    throw ChatTemplateError(
+        ChatTemplateError::Kind::missing,
+        fmt::format("{} has no chat template named '{}' (available: {})", file.string(), name, available));
   }
-  throw ChatTemplateError(ChatTemplateError::Kind::missing,
-                          fmt::format("{}: \"chat_template\" is neither a string nor a list of named templates", file.string()));
+  throw ChatTemplateError(
+      ChatTemplateError::Kind::missing,
+      fmt::format("{}: \"chat_template\" is neither a string nor a list of named templates", file.string()));
 }
 
 }  // namespace
@@ -151,7 +155,8 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& context) const {
   } catch (const jinja::RaisedByTemplate& raised) {
     throw ChatTemplateError(ChatTemplateError::Kind::raised, raised.what());
   } catch (const jinja::RenderError& error) {
-    throw ChatTemplateError(ChatTemplateError::Kind::evaluation, fmt::format("chat template error at {}", error.what()));
+    throw ChatTemplateError(ChatTemplateError::Kind::evaluation,
+                            fmt::format("chat template error at {}", error.what()));
   } catch (const jinja::EvalError& error) {
     throw ChatTemplateError(ChatTemplateError::Kind::evaluation, fmt::format("chat template error: {}", error.what()));
   }

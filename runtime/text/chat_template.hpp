@@ -78,8 +78,7 @@ struct ChatTemplateSource {
 // chat_template.json, else tokenizer_config.json's "chat_template" (a string, or a
 // list of {name, template} from which `name` is picked). Throws ChatTemplateError
 // (Kind::missing) naming what was searched when there is none.
-ChatTemplateSource load_chat_template_source(const std::filesystem::path& model_dir,
-                                             std::string_view name = "default");
+ChatTemplateSource load_chat_template_source(const std::filesystem::path& model_dir, std::string_view name = "default");
 
 class ChatTemplate {
  public:

@@ -76,7 +76,8 @@ char32_t next_code_point(std::string_view text, std::size_t& position) {
   const auto lead = static_cast<unsigned char>(text[position]);
   const int length = sequence_length(lead);
   char32_t code_point = length == 1 ? lead : lead & (0x7F >> length);
-  for (int i = 1; i < length; ++i) code_point = (code_point << 6) | (static_cast<unsigned char>(text[position + i]) & 0x3F);
+  for (int i = 1; i < length; ++i)
+    code_point = (code_point << 6) | (static_cast<unsigned char>(text[position + i]) & 0x3F);
   position += length;
   return code_point;
 }
@@ -110,20 +111,22 @@ bool is_ascii(std::string_view text) {
 // Unicode White_Space, as Rust's char::is_whitespace (used by lstrip/rstrip).
 bool is_white_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
-         c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 // Letters, numbers and '_' (tokenizers' notion of a word character for single_word).
 bool is_word_character(char32_t c) {
   if (c == '_') return true;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
-      return true;
-    default:
-      return false;
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO: return true;
+    default: return false;
   }
 }
 
@@ -257,8 +260,8 @@ class SplitRegex {
     int error_code = 0;
     PCRE2_SIZE error_offset = 0;
     const uint32_t options = PCRE2_UTF | PCRE2_UCP | (is_literal ? PCRE2_LITERAL : 0);
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(), options,
-                          &error_code, &error_offset, nullptr);
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(), options, &error_code,
+                          &error_offset, nullptr);
     if (code_ == nullptr) {
       std::array<PCRE2_UCHAR, 256> message{};
       pcre2_get_error_message(error_code, message.data(), message.size());
@@ -288,15 +291,15 @@ class SplitRegex {
     while (offset <= text.size()) {
       // The text was validated once by the caller; letting PCRE2 re-check it
       // on every call would make splitting quadratic.
-      const int result = jit_ ? pcre2_jit_match(code_, subject, text.size(), offset, 0, match_data.get(), nullptr)
-                              : pcre2_match(code_, subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
-                                            match_data.get(), nullptr);
+      const int result =
+          jit_ ? pcre2_jit_match(code_, subject, text.size(), offset, 0, match_data.get(), nullptr)
+               : pcre2_match(code_, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, match_data.get(), nullptr);
       if (result == PCRE2_ERROR_NOMATCH) break;
       if (result < 0) {
         std::array<PCRE2_UCHAR, 256> message{};
         pcre2_get_error_message(result, message.data(), message.size());
-        throw TokenizerError(fmt::format("tokenizer: pre-tokenizer regex failed: {}",
-                                         reinterpret_cast<const char*>(message.data())));
+        throw TokenizerError(
+            fmt::format("tokenizer: pre-tokenizer regex failed: {}", reinterpret_cast<const char*>(message.data())));
       }
       const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match_data.get());
       const std::size_t match_start = ovector[0];
@@ -396,7 +399,7 @@ class AddedTokenMatcher {
   bool empty() const { return empty_; }
 
   struct Segment {
-    std::string_view text;          // when token is null
+    std::string_view text;  // when token is null
     const AddedToken* token = nullptr;
   };
 
@@ -522,7 +525,7 @@ class BytesToIdIndex {
   }
 
  private:
-  std::size_t hash(std::string_view bytes) const { return std::hash<std::string_view>{}(bytes) & mask_; }
+  std::size_t hash(std::string_view bytes) const { return std::hash<std::string_view>{}(bytes)&mask_; }
   void grow(const std::vector<std::string>& id_bytes) {
     std::vector<TokenId> old = std::move(slots_);
     slots_.assign(std::max<std::size_t>(64, old.size() * 2), -1);
@@ -645,8 +648,7 @@ class TokenizerJsonReader final : public nlohmann::json_sax<json> {
 
   // Values other than the expected ones inside the streamed tables are errors.
   bool in_table(std::string_view found) {
-    if (mode_ == Mode::vocab)
-      fail(source_, "model.vocab", fmt::format("expected integer ids, found {}", found));
+    if (mode_ == Mode::vocab) fail(source_, "model.vocab", fmt::format("expected integer ids, found {}", found));
     if (mode_ == Mode::merges)
       fail(source_, fmt::format("model.merges[{}]", merges.size()),
            fmt::format("expected \"a b\" or [\"a\", \"b\"], found {}", found));
@@ -719,8 +721,8 @@ class TokenizerJsonReader final : public nlohmann::json_sax<json> {
 
   const std::string& source_;
   Mode mode_ = Mode::dom;
-  std::vector<json*> stack_;        // open containers, outermost first
-  std::vector<std::string> keys_;   // the key each open container has in its parent
+  std::vector<json*> stack_;       // open containers, outermost first
+  std::vector<std::string> keys_;  // the key each open container has in its parent
   std::string pending_key_;
   bool in_merge_pair_ = false;
   std::vector<std::string> merge_parts_;
@@ -767,8 +769,8 @@ struct Tokenizer::Impl {
 
   void check_id(TokenId id) const {
     if (id < 0 || static_cast<std::size_t>(id) >= id_kinds.size() || id_kinds[id] == IdKind::unused)
-      throw TokenizerError(fmt::format("{}: token id {} is not in the vocabulary (size {})", source, id,
-                                       id_kinds.size()));
+      throw TokenizerError(
+          fmt::format("{}: token id {} is not in the vocabulary (size {})", source, id, id_kinds.size()));
   }
 
   std::string normalize(std::string_view text) const {
@@ -946,7 +948,8 @@ struct Tokenizer::Impl {
       // Clearing when full is cruder than LRU but bounded and cheap; the hot
       // words of a workload come back within a few hundred words.
       if (cache.size() >= kWordCacheCapacity) cache.clear();
-      cache.emplace(std::string(word), std::vector<TokenId>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+      cache.emplace(std::string(word),
+                    std::vector<TokenId>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
     }
   }
 
@@ -987,7 +990,8 @@ struct Tokenizer::Impl {
   // ---- loading ----
   void load_normalizer(const json& normalizer) {
     if (normalizer.is_null()) return;
-    const std::string type = require_string(require(normalizer, "type", source, "normalizer"), source, "normalizer.type");
+    const std::string type =
+        require_string(require(normalizer, "type", source, "normalizer"), source, "normalizer.type");
     if (type == "NFC") {
       normalize_nfc = true;
     } else if (type == "Sequence") {
@@ -1008,19 +1012,21 @@ struct Tokenizer::Impl {
       for (std::size_t i = 0; i < steps.size(); ++i)
         load_pre_tokenizer(steps[i], fmt::format("{}.pretokenizers[{}]", field, i));
     } else if (type == "Split") {
-      const std::string behavior = require_string(require(pre_tokenizer, "behavior", source, field), source,
-                                                  field + ".behavior");
+      const std::string behavior =
+          require_string(require(pre_tokenizer, "behavior", source, field), source, field + ".behavior");
       if (behavior != "Isolated")
         fail(source, field + ".behavior", fmt::format("'{}' is not supported (only Isolated)", behavior));
       if (optional_bool(pre_tokenizer, "invert", false, source, field))
         fail(source, field + ".invert", "true is not supported");
       const json& pattern = require(pre_tokenizer, "pattern", source, field);
       if (pattern.contains("Regex")) {
-        splits.push_back(std::make_unique<SplitRegex>(
-            require_string(pattern["Regex"], source, field + ".pattern.Regex"), false, source, field + ".pattern.Regex"));
+        splits.push_back(
+            std::make_unique<SplitRegex>(require_string(pattern["Regex"], source, field + ".pattern.Regex"), false,
+                                         source, field + ".pattern.Regex"));
       } else if (pattern.contains("String")) {
-        splits.push_back(std::make_unique<SplitRegex>(
-            require_string(pattern["String"], source, field + ".pattern.String"), true, source, field + ".pattern.String"));
+        splits.push_back(
+            std::make_unique<SplitRegex>(require_string(pattern["String"], source, field + ".pattern.String"), true,
+                                         source, field + ".pattern.String"));
       } else {
         fail(source, field + ".pattern", "expected {\"Regex\": ...} or {\"String\": ...}");
       }
@@ -1041,9 +1047,10 @@ struct Tokenizer::Impl {
 
   void check_byte_level_component(const json& component, const char* field) {
     if (component.is_null()) return;
-    const std::string type = require_string(require(component, "type", source, field), source,
-                                            fmt::format("{}.type", field));
-    if (type != "ByteLevel") fail(source, fmt::format("{}.type", field), fmt::format("'{}' is not supported (only ByteLevel)", type));
+    const std::string type =
+        require_string(require(component, "type", source, field), source, fmt::format("{}.type", field));
+    if (type != "ByteLevel")
+      fail(source, fmt::format("{}.type", field), fmt::format("'{}' is not supported (only ByteLevel)", type));
   }
 
   void load_model(const json& model, TokenizerJsonReader& reader) {
@@ -1062,8 +1069,7 @@ struct Tokenizer::Impl {
 
     if (!reader.saw_vocab)
       fail(source, "model.vocab", model.contains("vocab") ? "expected an object of token -> id" : "missing");
-    if (!reader.saw_merges)
-      fail(source, "model.merges", model.contains("merges") ? "expected an array" : "missing");
+    if (!reader.saw_merges) fail(source, "model.merges", model.contains("merges") ? "expected an array" : "missing");
 
     model_vocab_size = reader.vocab.size();
     std::size_t id_space = 0;

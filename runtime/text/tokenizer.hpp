@@ -100,8 +100,7 @@ class Tokenizer {
   ~Tokenizer();
 
   // Text (UTF-8) -> ids, as tokenizer(text, add_special_tokens=False).
-  std::vector<TokenId> encode(std::string_view text,
-                              SpecialTokenText special = SpecialTokenText::recognize) const;
+  std::vector<TokenId> encode(std::string_view text, SpecialTokenText special = SpecialTokenText::recognize) const;
 
   // Ids -> text as tokenizer.decode(ids, skip_special_tokens=...): bytes that
   // are not valid UTF-8 become U+FFFD (one per maximal invalid subpart, like

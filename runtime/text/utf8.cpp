@@ -15,8 +15,8 @@ namespace {
 constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";
 
 struct LeadByteRule {
-  int length = 0;                  // 0: never valid as a lead byte
-  unsigned char second_low = 0x80;  // allowed range of the second byte; narrower
+  int length = 0;                    // 0: never valid as a lead byte
+  unsigned char second_low = 0x80;   // allowed range of the second byte; narrower
   unsigned char second_high = 0xBF;  // than 80..BF where overlongs/surrogates hide
 };
 

@@ -88,7 +88,8 @@ TEST_CASE("Qwen3.5 fixture cases render as transformers does") { run_case_file("
 
 TEST_CASE("Qwen3 HumanEval chat renders match the tokenizer reference") {
   const auto chat = ChatTemplate::from_model_dir(quanteval::test::qwen3_tokenizer_dir());
-  const ordered_json reference = read_json(quanteval::test::fixture("tokenizer-reference/qwen3-humaneval-tokref.json.gz"));
+  const ordered_json reference =
+      read_json(quanteval::test::fixture("tokenizer-reference/qwen3-humaneval-tokref.json.gz"));
   const auto problems = quanteval::datasets::parse_problems(quanteval::test::dataset_file("humaneval"));
   const std::string instruction = reference["instruction_template"].get<std::string>();
   const std::string placeholder = "{prompt}";
@@ -98,7 +99,8 @@ TEST_CASE("Qwen3 HumanEval chat renders match the tokenizer reference") {
   for (const auto& entry : reference["humaneval"]) {
     const std::string task_id = entry["task_id"].get<std::string>();
     CAPTURE(task_id);
-    const auto problem = std::find_if(problems.begin(), problems.end(), [&](const auto& p) { return p.task_id == task_id; });
+    const auto problem =
+        std::find_if(problems.begin(), problems.end(), [&](const auto& p) { return p.task_id == task_id; });
     REQUIRE(problem != problems.end());
     std::string user = instruction;
     user.replace(user.find(placeholder), placeholder.size(), python_strip(problem->prompt));
@@ -120,7 +122,8 @@ TEST_CASE("Qwen3 HumanEval chat renders match the tokenizer reference") {
 
 TEST_CASE("Qwen3 multi-turn render matches the tokenizer reference") {
   const auto chat = ChatTemplate::from_model_dir(quanteval::test::qwen3_tokenizer_dir());
-  const ordered_json reference = read_json(quanteval::test::fixture("tokenizer-reference/qwen3-humaneval-tokref.json.gz"));
+  const ordered_json reference =
+      read_json(quanteval::test::fixture("tokenizer-reference/qwen3-humaneval-tokref.json.gz"));
   const auto& multi_turn = reference["multi_turn"];
   ChatOptions options;
   options.enable_thinking = true;

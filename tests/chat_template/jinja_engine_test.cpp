@@ -124,7 +124,8 @@ TEST_CASE("render_chat passes variables like apply_chat_template") {
 }
 
 TEST_CASE("a compiled template renders many times and copies share it") {
-  const ChatTemplate chat("{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}");
+  const ChatTemplate chat(
+      "{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}");
   const ChatTemplate copy = chat;
   CHECK(chat.render(ordered_json{{"messages", {1, 2, 3}}}) == "3");
   CHECK(copy.render(ordered_json{{"messages", {1}}}) == "1");
@@ -132,7 +133,8 @@ TEST_CASE("a compiled template renders many times and copies share it") {
 }
 
 TEST_CASE("tojson keeps the context's key order") {
-  const auto context = ordered_json::parse(R"({"tool": {"type": "function", "function": {"name": "f", "b": 1, "a": 2}}})");
+  const auto context =
+      ordered_json::parse(R"({"tool": {"type": "function", "function": {"name": "f", "b": 1, "a": 2}}})");
   CHECK(render("{{ tool|tojson }}", context) == R"({"type": "function", "function": {"name": "f", "b": 1, "a": 2}})");
 }
 

@@ -19,8 +19,9 @@ using nlohmann::json;
 
 namespace {
 
-const char* const kModels[] = {"qwen2-tiny-bf16", "qwen2-tiny-gptq-g64-actorder-fp16", "qwen3-tiny-bf16",
-                               "qwen3-tiny-gptq-g64-actorder", "qwen3_5-tiny-bf16", "qwen3_5-tiny-gptq-g64-actorder"};
+const char* const kModels[] = {"qwen2-tiny-bf16",   "qwen2-tiny-gptq-g64-actorder-fp16",
+                               "qwen3-tiny-bf16",   "qwen3-tiny-gptq-g64-actorder",
+                               "qwen3_5-tiny-bf16", "qwen3_5-tiny-gptq-g64-actorder"};
 
 fs::path model_dir(const std::string& name) { return qt::fixture("models/" + name); }
 
@@ -36,8 +37,8 @@ std::int64_t parameters_from_config(const rt::ModelConfig& c) {
       const auto& la = c.linear_attention;
       const std::int64_t conv = 2 * la.num_key_heads * la.key_head_dim + la.num_value_heads * la.value_head_dim;
       const std::int64_t value = la.num_value_heads * la.value_head_dim;
-      total += conv * H + value * H + 2 * la.num_value_heads * H + conv * la.conv_kernel_size +
-               2 * la.num_value_heads + la.value_head_dim + H * value;
+      total += conv * H + value * H + 2 * la.num_value_heads * H + conv * la.conv_kernel_size + 2 * la.num_value_heads +
+               la.value_head_dim + H * value;
     } else {
       total += q * H * (c.architecture == rt::Architecture::qwen3_5 ? 2 : 1) + 2 * kv * H + H * q;
       if (c.architecture == rt::Architecture::qwen2) total += q + 2 * kv;  // q/k/v bias
@@ -95,7 +96,8 @@ TEST_CASE("all six fixtures open and match the tensor table exactly") {
     CHECK_FALSE(checkpoint.files().tokenizer_json);  // the fixtures carry no tokenizer
 
     const rt::ModelConfig& c = checkpoint.config();
-    CHECK(checkpoint.tensor("model.embed_tokens.weight").shape == std::vector<std::int64_t>{c.vocab_size, c.hidden_size});
+    CHECK(checkpoint.tensor("model.embed_tokens.weight").shape ==
+          std::vector<std::int64_t>{c.vocab_size, c.hidden_size});
     CHECK(checkpoint.tensor("model.norm.weight").shape == std::vector<std::int64_t>{c.hidden_size});
 
     const bool quantized = std::string(model).find("gptq") != std::string::npos;
@@ -123,7 +125,8 @@ TEST_CASE("all six fixtures open and match the tensor table exactly") {
     }
     if (c.architecture == rt::Architecture::qwen3_5) {
       // Gated attention: q_proj emits query and gate, twice the query width.
-      CHECK(checkpoint.linear("model.layers.3.self_attn.q_proj").out_features == 2 * c.num_attention_heads * c.head_dim);
+      CHECK(checkpoint.linear("model.layers.3.self_attn.q_proj").out_features ==
+            2 * c.num_attention_heads * c.head_dim);
       CHECK(checkpoint.tensor("model.layers.0.linear_attn.conv1d.weight").shape ==
             std::vector<std::int64_t>{c.linear_attention.conv_dim(), 1, c.linear_attention.conv_kernel_size});
       CHECK_THROWS_AS(checkpoint.linear("model.layers.0.self_attn.q_proj"), rt::CheckpointError);  // a DeltaNet layer
@@ -141,8 +144,8 @@ TEST_CASE("inspect numbers: parameters, bits per weight, size on disk") {
     const std::uint64_t file_size = fs::file_size(dir / "model.safetensors");
     CHECK(s.size_on_disk == file_size);
     CHECK(s.tensor_bytes == file_size - 8 - header_length(dir / "model.safetensors"));  // fully indexed
-    CHECK(s.bits_per_weight == doctest::Approx(8.0 * static_cast<double>(s.tensor_bytes) /
-                                               static_cast<double>(s.parameter_count)));
+    CHECK(s.bits_per_weight ==
+          doctest::Approx(8.0 * static_cast<double>(s.tensor_bytes) / static_cast<double>(s.parameter_count)));
     CHECK(s.shard_count == 1);
     if (checkpoint.quant_config()) {
       // 4 bits + fp16 scale and 4-bit zero per 64 weights, + an int32 g_idx per input row (N >= 128 here).
@@ -200,7 +203,8 @@ TEST_CASE("the Qwen3.5 multimodal wrapper: names normalized, vision and MTP tens
     REQUIRE(view.bytes == raw.data.size());
     CHECK(std::memcmp(view.data, raw.data.data(), view.bytes) == 0);
   }
-  CHECK(checkpoint.tensor("model.layers.0.linear_attn.A_log").name == "model.language_model.layers.0.linear_attn.A_log");
+  CHECK(checkpoint.tensor("model.layers.0.linear_attn.A_log").name ==
+        "model.language_model.layers.0.linear_attn.A_log");
   CHECK(checkpoint.summary().ignored_tensor_count == 4);
   CHECK(checkpoint.summary().parameter_count ==
         rt::Checkpoint::open(model_dir(source)).summary().parameter_count);  // ignored tensors not counted
@@ -324,9 +328,9 @@ TEST_CASE("validate() reports every missing or mis-shaped tensor by name") {
     json config = json::parse(qt::read_bytes(model_dir("qwen3-tiny-bf16") / "config.json"));
     config["tie_word_embeddings"] = true;
     qt::write_bytes(dir.path() / "config.json", config.dump());
-    qt::write_bytes(dir.path() / "model.safetensors",
-                    qt::serialize(without(qt::read_tensors(model_dir("qwen3-tiny-bf16") / "model.safetensors"),
-                                          "lm_head.weight")));
+    qt::write_bytes(
+        dir.path() / "model.safetensors",
+        qt::serialize(without(qt::read_tensors(model_dir("qwen3-tiny-bf16") / "model.safetensors"), "lm_head.weight")));
     const rt::Checkpoint checkpoint = rt::Checkpoint::open(dir.path());
     CHECK_NOTHROW(checkpoint.validate());
     CHECK(checkpoint.summary().parameter_count == parameters_from_config(checkpoint.config()));

@@ -39,7 +39,7 @@ std::string quant_error(const json& quant) {
 }
 
 json gptq(json overrides = json::object()) {
-  json base = {{"quant_method", "gptq"}, {"bits", 4},  {"group_size", 64},
+  json base = {{"quant_method", "gptq"}, {"bits", 4},   {"group_size", 64},
                {"desc_act", true},       {"sym", true}, {"checkpoint_format", "gptq"}};
   base.merge_patch(overrides);
   return base;
@@ -183,8 +183,7 @@ TEST_CASE("config errors name the file and field") {
         std::string::npos);
   CHECK(error_with("eos_token_id", "</s>").find("eos_token_id") != std::string::npos);
   CHECK(error_with("rope_parameters", {{"rope_type", "yarn"}, {"rope_theta", 1e6}}).find("yarn") != std::string::npos);
-  CHECK(error_with("rope_parameters", {{"rope_theta", "big"}}).find("rope_parameters.rope_theta") !=
-        std::string::npos);
+  CHECK(error_with("rope_parameters", {{"rope_theta", "big"}}).find("rope_parameters.rope_theta") != std::string::npos);
   json linear = fixture_config("qwen3_5-tiny-bf16");
   linear.erase("linear_key_head_dim");
   CHECK(model_error(linear).find("linear_key_head_dim") != std::string::npos);
@@ -212,7 +211,7 @@ TEST_CASE("GPTQ quantization configs: supported spellings") {
   CHECK(v2.stored_zero_offset() == 0);
 
   // GPTQModel's newer spellings.
-  json modern = {{"method", "gptq"}, {"format", "gptq_v2"}, {"bits", 4}, {"group_size", 128}, {"sym", false},
+  json modern = {{"method", "gptq"},  {"format", "gptq_v2"},   {"bits", 4},       {"group_size", 128}, {"sym", false},
                  {"desc_act", false}, {"pack_dtype", "int32"}, {"lm_head", false}};
   const rt::QuantConfig m = rt::parse_quant_config(modern, "q");
   CHECK(m.format == rt::GptqFormat::v2);

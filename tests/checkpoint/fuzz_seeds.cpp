@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
       const std::string bytes = qt::read_bytes(entry.path() / file);
       std::uint64_t header_length = 0;
       std::memcpy(&header_length, bytes.data(), 8);
-      qt::write_bytes(seeds / "safetensors" / fmt::format("{}-{}-header", name, file), bytes.substr(0, 8 + header_length));
+      qt::write_bytes(seeds / "safetensors" / fmt::format("{}-{}-header", name, file),
+                      bytes.substr(0, 8 + header_length));
       ++written;
     }
     std::vector<qt::RawTensor> tensors = qt::read_tensors(entry.path() / "model.safetensors");

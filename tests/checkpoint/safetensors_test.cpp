@@ -17,8 +17,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kModels[] = {"qwen2-tiny-bf16", "qwen2-tiny-gptq-g64-actorder-fp16", "qwen3-tiny-bf16",
-                               "qwen3-tiny-gptq-g64-actorder", "qwen3_5-tiny-bf16", "qwen3_5-tiny-gptq-g64-actorder"};
+const char* const kModels[] = {"qwen2-tiny-bf16",   "qwen2-tiny-gptq-g64-actorder-fp16",
+                               "qwen3-tiny-bf16",   "qwen3-tiny-gptq-g64-actorder",
+                               "qwen3_5-tiny-bf16", "qwen3_5-tiny-gptq-g64-actorder"};
 
 std::span<const std::byte> as_bytes(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
@@ -35,7 +36,8 @@ std::string parse_error(const std::string& file, const std::string& source = "ba
 }
 
 std::string small_valid_file() {
-  return qt::serialize({qt::bf16_tensor("a.weight", {4, 8}), qt::bf16_tensor("b.weight", {8}),
+  return qt::serialize({qt::bf16_tensor("a.weight", {4, 8}),
+                        qt::bf16_tensor("b.weight", {8}),
                         {"c.idx", "I32", {3}, std::string(12, '\x01')}});
 }
 
@@ -91,7 +93,7 @@ TEST_CASE("half-precision conversion handles every class of value") {
   CHECK(rt::f16_to_float(0x3c00) == 1.0f);
   CHECK(rt::f16_to_float(0xc000) == -2.0f);
   CHECK(rt::f16_to_float(0x7bff) == 65504.0f);
-  CHECK(rt::f16_to_float(0x0001) == std::ldexp(1.0f, -24));  // smallest subnormal
+  CHECK(rt::f16_to_float(0x0001) == std::ldexp(1.0f, -24));     // smallest subnormal
   CHECK(rt::f16_to_float(0x03ff) == std::ldexp(1023.0f, -24));  // largest subnormal
   CHECK(std::signbit(rt::f16_to_float(0x8000)));
   CHECK(std::isinf(rt::f16_to_float(0x7c00)));
@@ -102,9 +104,9 @@ TEST_CASE("half-precision conversion handles every class of value") {
   for (std::uint32_t bits = 0; bits < 0x7c00; ++bits) {
     const float value = rt::f16_to_float(static_cast<std::uint16_t>(bits));
     const std::uint32_t exponent = bits >> 10, mantissa = bits & 0x3ff;
-    const float expected = exponent == 0 ? std::ldexp(static_cast<float>(mantissa), -24)
-                                         : std::ldexp(1.0f + static_cast<float>(mantissa) / 1024.0f,
-                                                      static_cast<int>(exponent) - 15);
+    const float expected =
+        exponent == 0 ? std::ldexp(static_cast<float>(mantissa), -24)
+                      : std::ldexp(1.0f + static_cast<float>(mantissa) / 1024.0f, static_cast<int>(exponent) - 15);
     REQUIRE(value == expected);
   }
 }
@@ -189,7 +191,7 @@ TEST_CASE("header rules, one case each") {
   const std::string ok = R"({"__metadata__":{"format":"pt"},"t":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]}})";
   CHECK(error_for(ok, 8).empty());
   CHECK(error_for(ok + "    ", 8).empty());  // trailing space padding is allowed by the spec
-  CHECK(error_for(R"({"t":{"dtype":"F16","shape":[],"data_offsets":[0,2]}})", 2).empty());    // scalar
+  CHECK(error_for(R"({"t":{"dtype":"F16","shape":[],"data_offsets":[0,2]}})", 2).empty());     // scalar
   CHECK(error_for(R"({"t":{"dtype":"F16","shape":[0,5],"data_offsets":[0,0]}})", 0).empty());  // empty tensor
 
   CHECK(error_for(ok, 12).find("not indexed") != std::string::npos);  // trailing unindexed bytes
@@ -207,9 +209,11 @@ TEST_CASE("header rules, one case each") {
         std::string::npos);
   CHECK(error_for(R"({"t":{"dtype":"F16","shape":[2],"data_offsets":[0,4],"extra":1}})", 4).find("extra") !=
         std::string::npos);
-  CHECK(error_for(R"({"t":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"t":{"dtype":"F16","shape":[2],"data_offsets":[4,8]}})",
-                  8)
-            .find("twice") != std::string::npos);
+  CHECK(
+      error_for(
+          R"({"t":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"t":{"dtype":"F16","shape":[2],"data_offsets":[4,8]}})",
+          8)
+          .find("twice") != std::string::npos);
   CHECK(error_for(R"({"__metadata__":{"n":1}})", 0).find("__metadata__") != std::string::npos);
   CHECK(error_for(R"({"t":{"dtype":"F16",)", 0).find("not valid JSON") != std::string::npos);
   CHECK(error_for(std::string(R"({"x":)") + std::string(500, '[') + std::string(500, ']') + "}", 0)
@@ -237,9 +241,9 @@ TEST_CASE("hundreds of mutated headers never crash the parser") {
     ++refused;
   }
   // Header lengths that do not describe the header.
-  for (std::uint64_t length : {header_length - 1, header_length + 1, std::uint64_t{0}, std::uint64_t{1},
-                               std::uint64_t{0x7fffffffffffffff}, ~std::uint64_t{0}, std::uint64_t{100} << 20,
-                               (std::uint64_t{100} << 20) + 1}) {
+  for (std::uint64_t length :
+       {header_length - 1, header_length + 1, std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{0x7fffffffffffffff},
+        ~std::uint64_t{0}, std::uint64_t{100} << 20, (std::uint64_t{100} << 20) + 1}) {
     std::string bytes = valid;
     std::memcpy(bytes.data(), &length, 8);
     CHECK(!parse_error(bytes).empty());

@@ -2,8 +2,8 @@
 // A small safetensors reader/writer for the tests, written independently of
 // runtime/safetensors.cpp (plain nlohmann + byte copies) so the tests do not
 // check the runtime's reader with itself.
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -16,9 +16,9 @@ namespace quanteval::test {
 
 struct RawTensor {
   std::string name;
-  std::string dtype;                // as in the header, e.g. "BF16"
+  std::string dtype;  // as in the header, e.g. "BF16"
   std::vector<std::int64_t> shape;
-  std::string data;                 // raw little-endian bytes
+  std::string data;  // raw little-endian bytes
 };
 
 inline std::string read_bytes(const std::filesystem::path& path) {
@@ -47,7 +47,8 @@ inline std::string serialize(const std::vector<RawTensor>& tensors, bool with_me
   if (with_metadata) header["__metadata__"] = {{"format", "pt"}};
   std::string data;
   for (const auto& tensor : tensors) {
-    header[tensor.name] = {{"dtype", tensor.dtype}, {"shape", tensor.shape},
+    header[tensor.name] = {{"dtype", tensor.dtype},
+                           {"shape", tensor.shape},
                            {"data_offsets", {data.size(), data.size() + tensor.data.size()}}};
     data += tensor.data;
   }
@@ -65,8 +66,9 @@ inline std::vector<RawTensor> read_tensors(const std::filesystem::path& path) {
     if (name == "__metadata__") continue;
     const auto begin = entry["data_offsets"][0].get<std::uint64_t>();
     const auto end = entry["data_offsets"][1].get<std::uint64_t>();
-    ordered.push_back({begin, {name, entry["dtype"].get<std::string>(), entry["shape"].get<std::vector<std::int64_t>>(),
-                               file.substr(8 + length + begin, end - begin)}});
+    ordered.push_back({begin,
+                       {name, entry["dtype"].get<std::string>(), entry["shape"].get<std::vector<std::int64_t>>(),
+                        file.substr(8 + length + begin, end - begin)}});
   }
   std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<RawTensor> tensors;

@@ -28,7 +28,9 @@ std::string slurp(const fs::path& file) {
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // Baseline (BF16): thinking passes all but every 10th task; standard passes the even ones.
-bool baseline_passes(const std::string& mode, int task, int) { return mode == "thinking" ? task % 10 != 0 : task % 2 == 0; }
+bool baseline_passes(const std::string& mode, int task, int) {
+  return mode == "thinking" ? task % 10 != 0 : task % 2 == 0;
+}
 
 // Quantized: thinking regresses on tasks 1-9 and 13 (10 tasks the baseline passes) and improves on
 // 30 and 40 (which the baseline fails); standard regresses on 2 and 4 and improves on 3.
@@ -48,13 +50,16 @@ struct Runs {
   fs::path a, b;
   Runs() : a(dir.path() / "gptq"), b(dir.path() / "bf16") {
     SyntheticRun quantized{.passes = quantized_passes};
-    quantized.report = {{"model", {{"id", "demo-gptq-int4"}, {"quantization", "gptq 4-bit g64 sym act-order"},
-                                   {"bits_per_weight", 4.25}, {"size_bytes", 16.5e9}}},
+    quantized.report = {{"model",
+                         {{"id", "demo-gptq-int4"},
+                          {"quantization", "gptq 4-bit g64 sym act-order"},
+                          {"bits_per_weight", 4.25},
+                          {"size_bytes", 16.5e9}}},
                         {"speed", {{"decode_tok_s", 85.0}, {"prefill_tok_s", 3400.0}}}};
     SyntheticRun baseline{.passes = baseline_passes};
-    baseline.report = {{"model", {{"id", "demo-bf16"}, {"quantization", "bf16"}, {"bits_per_weight", 16.0},
-                                  {"size_bytes", 54e9}}},
-                       {"speed", {{"decode_tok_s", 30.0}}}};
+    baseline.report = {
+        {"model", {{"id", "demo-bf16"}, {"quantization", "bf16"}, {"bits_per_weight", 16.0}, {"size_bytes", 54e9}}},
+        {"speed", {{"decode_tok_s", 30.0}}}};
     write_run(a, quantized);
     write_run(b, baseline);
   }
@@ -107,7 +112,9 @@ TEST_CASE("compare writes the model-card table, JSON and HTML") {
   CHECK_FALSE(contains(html, "https://"));
   // Deterministic with a seed: a second run writes the same JSON.
   const fs::path again = runs.dir.path() / "again";
-  REQUIRE(run_quanteval({"compare", runs.a.string(), runs.b.string(), "--out", again.string(), "--seed", "7"}).exit_code == 0);
+  REQUIRE(
+      run_quanteval({"compare", runs.a.string(), runs.b.string(), "--out", again.string(), "--seed", "7"}).exit_code ==
+      0);
   CHECK(slurp(again / "compare.json") == slurp(out / "compare.json"));
 }
 

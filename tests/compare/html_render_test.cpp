@@ -43,11 +43,14 @@ TEST_CASE("compare.html renders in headless Chromium") {
   }
   TempDir dir;
   auto base = [](const std::string& mode, int task, int) { return mode == "thinking" ? task % 9 != 0 : task % 2 == 0; };
-  auto quant = [&](const std::string& mode, int task, int s) { return task % 13 == 5 ? false : task % 29 == 3 || base(mode, task, s); };
+  auto quant = [&](const std::string& mode, int task, int s) {
+    return task % 13 == 5 ? false : task % 29 == 3 || base(mode, task, s);
+  };
   write_run(dir.path() / "a", {.passes = quant, .report = {{"model", {{"id", "int4"}, {"size_bytes", 16.5e9}}}}});
   write_run(dir.path() / "b", {.passes = base, .report = {{"model", {{"id", "bf16"}, {"size_bytes", 54e9}}}}});
   const fs::path out = dir.path() / "out";
-  const auto r = run_quanteval({"compare", (dir.path() / "a").string(), (dir.path() / "b").string(), "--out", out.string()});
+  const auto r =
+      run_quanteval({"compare", (dir.path() / "a").string(), (dir.path() / "b").string(), "--out", out.string()});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
 

@@ -33,9 +33,9 @@ inline void write_run(const std::filesystem::path& directory, const SyntheticRun
       if (skipped) continue;
       for (int sample = 0; sample < run.samples_per_task; ++sample) {
         const bool passed = run.passes(mode, task, sample);
-        nlohmann::json line = {{"task_id", task_name(task)}, {"sample_index", sample},
-                               {"status", passed ? "passed" : "failed"}, {"passed", passed},
-                               {"duration_s", 0.25}, {"detail", passed ? "" : "AssertionError"}};
+        nlohmann::json line = {
+            {"task_id", task_name(task)}, {"sample_index", sample}, {"status", passed ? "passed" : "failed"},
+            {"passed", passed},           {"duration_s", 0.25},     {"detail", passed ? "" : "AssertionError"}};
         if (!mode.empty()) line["mode"] = mode;
         results << line.dump() << "\n";
       }

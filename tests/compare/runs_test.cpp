@@ -43,10 +43,11 @@ void write_lines(const fs::path& directory, const std::string& results) {
 TEST_CASE("load_run reads verdicts per mode and the report's metadata") {
   TempDir dir;
   SyntheticRun run{.tasks = 20, .passes = quantized_passes};
-  run.report = {{"model", {{"id", "tiny-gptq"}, {"quantization", "gptq 4-bit g64"}, {"bits_per_weight", 4.25},
-                           {"size_bytes", 1.5e9}}},
-                {"speed", {{"decode_tok_s", 120.5}}},
-                {"dataset", {{"name", "humaneval"}, {"sha256", "ab12"}}}};
+  run.report = {
+      {"model",
+       {{"id", "tiny-gptq"}, {"quantization", "gptq 4-bit g64"}, {"bits_per_weight", 4.25}, {"size_bytes", 1.5e9}}},
+      {"speed", {{"decode_tok_s", 120.5}}},
+      {"dataset", {{"name", "humaneval"}, {"sha256", "ab12"}}}};
   write_run(dir.path() / "a", run);
   const RunResults loaded = load_run(dir.path() / "a");
   CHECK(loaded.label == "tiny-gptq");
@@ -187,7 +188,8 @@ TEST_CASE("a score directory pairs with a named mode; a published baseline gives
   CHECK(c.notes.size() == 1);
 
   const Comparison published = compare_runs(
-      {load_run(dir.path() / "run"), published_run("BF16 (card)", parse_mode_values("thinking=97.56,standard=55"))}, {});
+      {load_run(dir.path() / "run"), published_run("BF16 (card)", parse_mode_values("thinking=97.56,standard=55"))},
+      {});
   REQUIRE(published.contenders[0].modes.size() == 1);
   const ModeComparison& m = published.contenders[0].modes[0];
   CHECK_FALSE(m.paired);

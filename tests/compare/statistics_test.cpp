@@ -30,7 +30,7 @@ TEST_CASE("McNemar exact p-value matches hand-computed binomial tails") {
   // b=10, c=2: 2 * (C(12,0) + C(12,1) + C(12,2)) / 2^12 = 2 * 79 / 4096.
   CHECK(mcnemar_exact_p_value(10, 2) == doctest::Approx(2.0 * (1 + 12 + 66) / 4096.0).epsilon(1e-12));
   CHECK(mcnemar_exact_p_value(10, 2) == doctest::Approx(0.038574).epsilon(1e-5));
-  CHECK(mcnemar_exact_p_value(2, 10) == mcnemar_exact_p_value(10, 2));  // two-sided: symmetric
+  CHECK(mcnemar_exact_p_value(2, 10) == mcnemar_exact_p_value(10, 2));           // two-sided: symmetric
   CHECK(mcnemar_exact_p_value(5, 0) == doctest::Approx(0.0625).epsilon(1e-12));  // 2 / 2^5
   CHECK(mcnemar_exact_p_value(6, 0) == doctest::Approx(0.03125).epsilon(1e-12));
   CHECK(mcnemar_exact_p_value(7, 7) == 1.0);  // b = c
@@ -114,7 +114,8 @@ TEST_CASE("paired bootstrap agrees with the analytic paired-normal interval with
     const Interval boot = paired_bootstrap_interval(d, 10000, 2024);
     const Interval normal = paired_normal_interval(d);
     CHECK(normal.low == doctest::Approx(mean - kZ975 * se).epsilon(1e-12));
-    INFO("bootstrap [", boot.low, ", ", boot.high, "] normal [", normal.low, ", ", normal.high, "] tolerance ", tolerance);
+    INFO("bootstrap [", boot.low, ", ", boot.high, "] normal [", normal.low, ", ", normal.high, "] tolerance ",
+         tolerance);
     CHECK(std::fabs(boot.low - normal.low) <= tolerance);
     CHECK(std::fabs(boot.high - normal.high) <= tolerance);
   };

@@ -17,16 +17,16 @@
 
 #include <fmt/format.h>
 
+#include "runtime/base/numeric.hpp"
 #include "runtime/kernels/cpu/kernel_detail.hpp"
 #include "runtime/kernels/cpu/linear.hpp"
-#include "runtime/base/numeric.hpp"
 #include "tests/cpu_kernels/test_helpers.hpp"
 
 using namespace quanteval::runtime;
 using quanteval::test::count_mismatches;
+using quanteval::test::int16_activation_blocks;
 using quanteval::test::random_floats;
 using quanteval::test::reference_matmul;
-using quanteval::test::int16_activation_blocks;
 using quanteval::test::reference_matmul_int16;
 
 namespace {
@@ -51,9 +51,7 @@ std::vector<CpuIsa> runnable_isas() {
   return out;
 }
 
-std::vector<float> poisoned(size_t count) {
-  return std::vector<float>(count, std::numeric_limits<float>::quiet_NaN());
-}
+std::vector<float> poisoned(size_t count) { return std::vector<float>(count, std::numeric_limits<float>::quiet_NaN()); }
 
 struct Int4Case {
   int k, n, group_size;
@@ -62,13 +60,13 @@ struct Int4Case {
 // K and N at multiple-of-8 edges (8, 16-column blocks with an 8-column tail),
 // each group size, and a K larger than one cache-friendly block.
 constexpr Int4Case kInt4Cases[] = {
-    {8, 8, -1},     {32, 8, 32},    {64, 24, 32},   {128, 40, 64},  {64, 16, 64},
-    {384, 136, 128}, {256, 8, -1},  {520, 24, -1},  {1024, 72, 128}, {96, 56, 32},
+    {8, 8, -1},      {32, 8, 32},  {64, 24, 32},  {128, 40, 64},   {64, 16, 64},
+    {384, 136, 128}, {256, 8, -1}, {520, 24, -1}, {1024, 72, 128}, {96, 56, 32},
 };
 
 std::string describe(const Int4Case& c, const QuantizeOptions& o) {
-  return fmt::format("K={} N={} group={} act_order={} sym={} {} scales={}", c.k, c.n, c.group_size, o.act_order,
-                     o.sym, o.format == GptqFormat::v1 ? "v1" : "v2", o.scale_format == ScaleFormat::f16 ? "f16" : "bf16");
+  return fmt::format("K={} N={} group={} act_order={} sym={} {} scales={}", c.k, c.n, c.group_size, o.act_order, o.sym,
+                     o.format == GptqFormat::v1 ? "v1" : "v2", o.scale_format == ScaleFormat::f16 ? "f16" : "bf16");
 }
 
 constexpr Int4Activations kBothActivations[] = {Int4Activations::fp32, Int4Activations::int16};
@@ -82,8 +80,8 @@ TEST_CASE("Int4Linear: repacked layout unpacks to exactly the reference weights"
   for (const auto& shape : kInt4Cases) {
     for (bool act_order : {false, true}) {
       for (GptqFormat format : {GptqFormat::v1, GptqFormat::v2}) {
-        QuantizeOptions options{shape.group_size, act_order, act_order, format,
-                                act_order ? ScaleFormat::f16 : ScaleFormat::bf16, rng()};
+        QuantizeOptions options{
+            shape.group_size, act_order, act_order, format, act_order ? ScaleFormat::f16 : ScaleFormat::bf16, rng()};
         const auto dense = random_floats(rng, static_cast<size_t>(shape.n) * shape.k);
         const auto owned = quantize_reference(dense, shape.n, shape.k, options);
         const auto linear = Int4Linear::from_gptq(owned.weight);
@@ -143,8 +141,8 @@ TEST_CASE("Int4Linear: arbitrary g_idx with uneven groups (padded rows) matches 
   ThreadPool pool(2);
   const int k = 200, n = 40, group_size = 20;  // 10 groups; random g_idx makes sizes uneven and not multiples of 8
   const auto dense = random_floats(rng, static_cast<size_t>(n) * k);
-  auto owned = quantize_reference(dense, n, k, QuantizeOptions{group_size, true, false, GptqFormat::v1,
-                                                               ScaleFormat::f16, rng()});
+  auto owned = quantize_reference(dense, n, k,
+                                  QuantizeOptions{group_size, true, false, GptqFormat::v1, ScaleFormat::f16, rng()});
   std::uniform_int_distribution<int> group(0, 8);  // group 9 left empty on purpose
   for (auto& g : owned.g_idx) g = group(rng);
   owned.refresh_views();
@@ -196,8 +194,10 @@ TEST_CASE("DenseLinear: bf16 / f16 / f32 at every SIMD level match the reference
             auto y = poisoned(static_cast<size_t>(m) * n);
             linear.forward(x.data(), m, y.data(), pool, isa);
             const std::string what = fmt::format("dense {} K={} N={} M={} isa={}",
-                                                 type == 0 ? "bf16" : type == 1 ? "f16" : "f32", k, n, m,
-                                                 to_string(isa));
+                                                 type == 0   ? "bf16"
+                                                 : type == 1 ? "f16"
+                                                             : "f32",
+                                                 k, n, m, to_string(isa));
             CAPTURE(what);
             CHECK(count_mismatches(y, expected, what) == 0);
           }
@@ -212,8 +212,8 @@ TEST_CASE("thread count does not change results (bitwise)") {
   ThreadPool one(1), two(2), five(5);
   const int k = 512, n = 200, m = 5;
   const auto dense = random_floats(rng, static_cast<size_t>(n) * k);
-  const auto owned = quantize_reference(dense, n, k, QuantizeOptions{64, true, true, GptqFormat::v1,
-                                                                     ScaleFormat::f16, rng()});
+  const auto owned =
+      quantize_reference(dense, n, k, QuantizeOptions{64, true, true, GptqFormat::v1, ScaleFormat::f16, rng()});
   const auto int4 = Int4Linear::from_gptq(owned.weight);
   std::vector<uint16_t> bits(dense.size());
   for (size_t i = 0; i < bits.size(); ++i) bits[i] = float_to_bf16(dense[i]);
@@ -250,10 +250,14 @@ TEST_CASE("Int4Linear int16 activations: bitwise identical on every ISA; outlier
   const auto isas = runnable_isas();
   for (const auto& shape : kInt4Cases) {
     for (bool act_order : {false, true}) {
-      QuantizeOptions options{shape.group_size, act_order, !act_order, GptqFormat::v1,
-                              act_order ? ScaleFormat::bf16 : ScaleFormat::f16, rng()};
-      const auto owned = quantize_reference(random_floats(rng, static_cast<size_t>(shape.n) * shape.k), shape.n,
-                                            shape.k, options);
+      QuantizeOptions options{shape.group_size,
+                              act_order,
+                              !act_order,
+                              GptqFormat::v1,
+                              act_order ? ScaleFormat::bf16 : ScaleFormat::f16,
+                              rng()};
+      const auto owned =
+          quantize_reference(random_floats(rng, static_cast<size_t>(shape.n) * shape.k), shape.n, shape.k, options);
       const auto weights = dequantize_reference(owned.weight);
       const auto linear = Int4Linear::from_gptq(owned.weight);
       int blocks = 0;
@@ -273,8 +277,10 @@ TEST_CASE("Int4Linear int16 activations: bitwise identical on every ISA; outlier
           const std::string what = fmt::format("{} M={} isa={}", describe(shape, options), m, to_string(isa));
           CAPTURE(what);
           CHECK(count_mismatches(y, expected, what) == 0);
-          if (first.empty()) first = y;
-          else CHECK(std::memcmp(first.data(), y.data(), y.size() * sizeof(float)) == 0);
+          if (first.empty())
+            first = y;
+          else
+            CHECK(std::memcmp(first.data(), y.data(), y.size() * sizeof(float)) == 0);
         }
       }
     }
@@ -300,8 +306,18 @@ TEST_CASE("Int4Linear int16 activations: bitwise identical on every ISA; outlier
 
 TEST_CASE("int16 activation quantization: scalar and AVX-512 give identical bits, and the documented values") {
   std::mt19937_64 rng(quanteval::test::test_seed() + 70);
-  const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.5f, 1e-40f, -3e-45f, 65504.0f, 3.4e38f, -3.4e38f,
-                            std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()};
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            1.0f,
+                            -1.0f,
+                            0.5f,
+                            1e-40f,
+                            -3e-45f,
+                            65504.0f,
+                            3.4e38f,
+                            -3.4e38f,
+                            std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN()};
   for (int trial = 0; trial < 3000; ++trial) {
     const int rows = 8 * (1 + static_cast<int>(rng() % 8));
     std::vector<float> values = random_floats(rng, static_cast<size_t>(rows));
@@ -350,9 +366,11 @@ TEST_CASE("ThreadPool: covers the range once, propagates exceptions, refuses ree
     for (int64_t i = begin; i < end; ++i) ++hits[i];
   });
   CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
-  CHECK_THROWS_WITH_AS(pool.parallel_for(10, [](int64_t begin, int64_t) {
-    if (begin > 0) throw std::runtime_error("worker failed");
-  }), "worker failed", std::runtime_error);
+  CHECK_THROWS_WITH_AS(pool.parallel_for(10,
+                                         [](int64_t begin, int64_t) {
+                                           if (begin > 0) throw std::runtime_error("worker failed");
+                                         }),
+                       "worker failed", std::runtime_error);
   CHECK_THROWS_AS(pool.parallel_for(10, [&](int64_t, int64_t) { pool.parallel_for(2, [](int64_t, int64_t) {}); }),
                   std::logic_error);
   // Still usable afterwards.
@@ -396,9 +414,11 @@ TEST_CASE("ThreadPool: parallel_for ranges are the even split; parallel_chunks c
         CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h == 1; }));
       }
     }
-    CHECK_THROWS_WITH_AS(pool.parallel_chunks(50, 5, [](int64_t begin, int64_t) {
-      if (begin == 45) throw std::runtime_error("chunk failed");
-    }), "chunk failed", std::runtime_error);
+    CHECK_THROWS_WITH_AS(pool.parallel_chunks(50, 5,
+                                              [](int64_t begin, int64_t) {
+                                                if (begin == 45) throw std::runtime_error("chunk failed");
+                                              }),
+                         "chunk failed", std::runtime_error);
     CHECK_THROWS_AS(pool.parallel_chunks(5, 0, [](int64_t, int64_t) {}), std::invalid_argument);
   }
 }
@@ -406,8 +426,7 @@ TEST_CASE("ThreadPool: parallel_for ranges are the even split; parallel_chunks c
 TEST_CASE("invalid shapes and arguments are rejected with a message") {
   ThreadPool pool(1);
   std::mt19937_64 rng(quanteval::test::test_seed() + 60);
-  const auto owned = quantize_reference(random_floats(rng, 16 * 32), 16, 32,
-                                        QuantizeOptions{32});
+  const auto owned = quantize_reference(random_floats(rng, 16 * 32), 16, 32, QuantizeOptions{32});
   auto bad = owned.weight;
   bad.in_features = 36;
   CHECK_THROWS_AS(Int4Linear::from_gptq(bad), std::invalid_argument);

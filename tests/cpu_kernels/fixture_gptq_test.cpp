@@ -71,8 +71,8 @@ TEST_CASE("fixture GPTQ tensors (qwen3 tiny, v1, act-order, group 64): reference
   const TinySafetensors file(path);
   ThreadPool pool(2);
   std::mt19937_64 rng(quanteval::test::test_seed() + 70);
-  for (const char* module : {"model.layers.0.mlp.down_proj", "model.layers.0.mlp.gate_proj",
-                             "model.layers.1.self_attn.q_proj"}) {
+  for (const char* module :
+       {"model.layers.0.mlp.down_proj", "model.layers.0.mlp.gate_proj", "model.layers.1.self_attn.q_proj"}) {
     CAPTURE(module);
     std::vector<int64_t> qweight_shape, qzeros_shape, scales_shape, g_idx_shape;
     const auto qweight = file.tensor<int32_t>(std::string(module) + ".qweight", "I32", qweight_shape);
@@ -109,16 +109,16 @@ TEST_CASE("fixture GPTQ tensors (qwen3 tiny, v1, act-order, group 64): reference
       const auto x = quanteval::test::random_floats(rng, static_cast<size_t>(m) * weight.in_features);
       const auto expected = quanteval::test::reference_matmul(x, reference, m, weight.out_features, weight.in_features);
       const auto expected_int16 = quanteval::test::reference_matmul_int16(x, reference, m, weight.out_features,
-                                                                        weight.in_features, block_of, blocks);
+                                                                          weight.in_features, block_of, blocks);
       for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
         if (!cpu_supports(isa)) continue;
         for (Int4Activations activations : {Int4Activations::fp32, Int4Activations::int16}) {
           std::vector<float> y(static_cast<size_t>(m) * weight.out_features, std::numeric_limits<float>::quiet_NaN());
           linear.forward(x.data(), m, y.data(), pool, isa, activations);
           const bool int16 = activations == Int4Activations::int16;
-          CHECK(quanteval::test::count_mismatches(y, int16 ? expected_int16 : expected,
-                                                  fmt::format("{} M={} {} {}", module, m, to_string(isa),
-                                                              int16 ? "int16" : "fp32")) == 0);
+          CHECK(quanteval::test::count_mismatches(
+                    y, int16 ? expected_int16 : expected,
+                    fmt::format("{} M={} {} {}", module, m, to_string(isa), int16 ? "int16" : "fp32")) == 0);
         }
       }
     }

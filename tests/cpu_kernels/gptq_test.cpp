@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/checkpoint/gptq.hpp"
 #include "runtime/base/numeric.hpp"
+#include "runtime/checkpoint/gptq.hpp"
 #include "tests/cpu_kernels/test_helpers.hpp"
 
 using namespace quanteval::runtime;
@@ -64,8 +64,8 @@ TEST_CASE("dequantize_reference: hand-computed v1 and v2 values, act-order g_idx
   auto dense = dequantize_reference(w);  // [N, K]
   CHECK(dense[0 * 16 + 0] == 0.5f * (0 - 8));
   CHECK(dense[3 * 16 + 7] == 0.5f * (7 - 8));
-  CHECK(dense[2 * 16 + 8] == 0.75f * (15 - 3));    // group 1, column 2: stored zero 2 -> real 3
-  CHECK(dense[7 * 16 + 15] == 2.0f * (7 - 15));    // q = n = 7, stored zero 14 -> real 15
+  CHECK(dense[2 * 16 + 8] == 0.75f * (15 - 3));  // group 1, column 2: stored zero 2 -> real 3
+  CHECK(dense[7 * 16 + 15] == 2.0f * (7 - 15));  // q = n = 7, stored zero 14 -> real 15
 
   w.format = GptqFormat::v2;  // same bits, the stored zero is now the real zero
   dense = dequantize_reference(w);

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "runtime/base/numeric.hpp"
 #include "runtime/kernels/cpu/isa.hpp"
 #include "runtime/kernels/cpu/linear.hpp"
-#include "runtime/base/numeric.hpp"
 
 using namespace quanteval::runtime;
 
@@ -50,9 +50,9 @@ TEST_CASE("bf16: round to nearest even, NaN, infinity, denormals") {
 
 TEST_CASE("f16: decode every bit pattern exactly and round trip") {
   CHECK(f16_to_float(0x3c00) == 1.0f);
-  CHECK(f16_to_float(0x0001) == 0x1p-24f);    // smallest subnormal
+  CHECK(f16_to_float(0x0001) == 0x1p-24f);  // smallest subnormal
   CHECK(f16_to_float(0x03ff) == 1023 * 0x1p-24f);
-  CHECK(f16_to_float(0x0400) == 0x1p-14f);    // smallest normal
+  CHECK(f16_to_float(0x0400) == 0x1p-14f);  // smallest normal
   CHECK(f16_to_float(0x7bff) == 65504.0f);
   CHECK(f16_to_float(0x8000) == 0.0f);
   CHECK(std::signbit(f16_to_float(0x8000)));
@@ -81,13 +81,13 @@ TEST_CASE("f16: float -> f16 is round-to-nearest-even everywhere") {
   CHECK(float_to_f16(65520.0f) == 0x7c00);  // tie between 65504 (odd) and 65536 (inf): rounds to inf
   CHECK(float_to_f16(1e10f) == 0x7c00);
   CHECK(float_to_f16(-std::numeric_limits<float>::infinity()) == 0xfc00);
-  CHECK(float_to_f16(0x1p-25f) == 0x0000);                     // tie between 0 and the smallest subnormal
-  CHECK(float_to_f16(from_bits(0x33000001)) == 0x0001);        // just above 2^-25
-  CHECK(float_to_f16(0x1p-24f * 1.5f) == 0x0002);              // tie 1.5 -> 2
-  CHECK(float_to_f16(0x1p-24f * 2.5f) == 0x0002);              // tie 2.5 -> 2
-  CHECK(float_to_f16(from_bits(0x387fe000)) == 0x0400);        // largest subnormal tie rounds up into the normals
-  CHECK(float_to_f16(1.0f + 0x1p-11f) == 0x3c00);              // tie, even: down
-  CHECK(float_to_f16(1.0f + 3 * 0x1p-11f) == 0x3c02);          // tie, odd: up
+  CHECK(float_to_f16(0x1p-25f) == 0x0000);               // tie between 0 and the smallest subnormal
+  CHECK(float_to_f16(from_bits(0x33000001)) == 0x0001);  // just above 2^-25
+  CHECK(float_to_f16(0x1p-24f * 1.5f) == 0x0002);        // tie 1.5 -> 2
+  CHECK(float_to_f16(0x1p-24f * 2.5f) == 0x0002);        // tie 2.5 -> 2
+  CHECK(float_to_f16(from_bits(0x387fe000)) == 0x0400);  // largest subnormal tie rounds up into the normals
+  CHECK(float_to_f16(1.0f + 0x1p-11f) == 0x3c00);        // tie, even: down
+  CHECK(float_to_f16(1.0f + 3 * 0x1p-11f) == 0x3c02);    // tie, odd: up
   CHECK(float_to_f16(from_bits(0x00000001)) == 0x0000);
   CHECK(float_to_f16(-0.0f) == 0x8000);
   CHECK(std::isnan(f16_to_float(float_to_f16(std::numeric_limits<float>::quiet_NaN()))));

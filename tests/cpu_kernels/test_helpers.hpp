@@ -55,7 +55,8 @@ inline ReferenceProduct reference_matmul(std::span<const float> x, std::span<con
     for (int j = 0; j < n; ++j) {
       double sum = 0.0, magnitude = 0.0;
       for (int kk = 0; kk < k; ++kk) {
-        const double product = static_cast<double>(x[static_cast<size_t>(i) * k + kk]) * w[static_cast<size_t>(j) * k + kk];
+        const double product =
+            static_cast<double>(x[static_cast<size_t>(i) * k + kk]) * w[static_cast<size_t>(j) * k + kk];
         sum += product;
         magnitude += std::fabs(product);
       }
@@ -88,8 +89,8 @@ inline ReferenceProduct reference_matmul(std::span<const float> x, std::span<con
 // quantization term ~ sum|w| max|x| / 65534 dominates), while an indexing, zero-point
 // or scale bug is O(1) of the result.
 inline ReferenceProduct reference_matmul_int16(std::span<const float> x, std::span<const float> w, int m, int n, int k,
-                                              std::span<const int> block_of, int blocks,
-                                              std::span<const float> bias = {}) {
+                                               std::span<const int> block_of, int blocks,
+                                               std::span<const float> bias = {}) {
   ReferenceProduct out{std::vector<double>(static_cast<size_t>(m) * n),
                        std::vector<double>(static_cast<size_t>(m) * n)};
   const double u = std::ldexp(1.0, -24);
@@ -138,8 +139,8 @@ inline int count_mismatches(std::span<const float> got, const ReferenceProduct& 
     const double error = std::fabs(static_cast<double>(got[i]) - expected.y[i]);
     if (!(error <= expected.tolerance[i])) {
       if (++bad <= 3) {
-        std::cerr << what << ": element " << i << " got " << got[i] << " expected " << expected.y[i]
-                  << " (tolerance " << expected.tolerance[i] << ")\n";
+        std::cerr << what << ": element " << i << " got " << got[i] << " expected " << expected.y[i] << " (tolerance "
+                  << expected.tolerance[i] << ")\n";
       }
     }
   }

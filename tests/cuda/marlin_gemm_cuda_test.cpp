@@ -36,10 +36,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/kernels/cuda/marlin_gemm.hpp"
-#include "runtime/checkpoint/gptq.hpp"
-#include "runtime/kernels/cuda/marlin_layout.hpp"
 #include "runtime/base/numeric.hpp"
+#include "runtime/checkpoint/gptq.hpp"
+#include "runtime/kernels/cuda/marlin_gemm.hpp"
+#include "runtime/kernels/cuda/marlin_layout.hpp"
 #include "runtime/kernels/cuda/reference_gemm.hpp"
 
 using namespace quanteval::runtime;
@@ -71,7 +71,7 @@ class Rng {
     return z ^ (z >> 31);
   }
   double uniform() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
-  float normal() {  // Box-Muller
+  float normal() {                                                                // Box-Muller
     const double u1 = uniform() + 1e-300, u2 = uniform();
     return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
   }
@@ -283,8 +283,8 @@ void run_case(Context& ctx, const GemmCase& gc) {
 
       const size_t elements = size_t(m) * gc.spec.n;
       cuda::DeviceBuffer d_ref(elements * sizeof(double)), d_mag(elements * sizeof(double));
-      ref::gemm_reference(device_gptq.view, a.device.as<uint16_t>(), gc.bf16, m, d_ref.as<double>(),
-                          d_mag.as<double>(), nullptr);
+      ref::gemm_reference(device_gptq.view, a.device.as<uint16_t>(), gc.bf16, m, d_ref.as<double>(), d_mag.as<double>(),
+                          nullptr);
       std::vector<double> reference(elements), magnitude(elements);
       check_cuda(cudaMemcpy(reference.data(), d_ref.data(), d_ref.bytes(), cudaMemcpyDeviceToHost), "download R");
       check_cuda(cudaMemcpy(magnitude.data(), d_mag.data(), d_mag.bytes(), cudaMemcpyDeviceToHost), "download M");
@@ -296,8 +296,9 @@ void run_case(Context& ctx, const GemmCase& gc) {
       std::vector<std::string> problems;
       if (!c.passed()) problems.push_back(c.summary());
       if (!runs_agree || !other_agrees) problems.push_back("two runs gave different bytes");
-      if (gc.identical_to && other != out) problems.push_back("variants" + options_label(*gc.identical_to) +
-                                                              " and" + options_label(gc.options) + " differ");
+      if (gc.identical_to && other != out)
+        problems.push_back("variants" + options_label(*gc.identical_to) + " and" + options_label(gc.options) +
+                           " differ");
       if (problems.empty()) {
         ctx.tally.pass(gc.group);
       } else {
@@ -317,8 +318,8 @@ void run_case(Context& ctx, const GemmCase& gc) {
 // The GPU reference against dequantize_reference + an FP64 matmul on the CPU.
 void group_reference(Context& ctx) {
   const std::string group = "reference";
-  for (const WeightSpec& spec : {WeightSpec{256, 192, 64, true}, WeightSpec{512, 128, -1, false},
-                                 WeightSpec{384, 64, 32, true}}) {
+  for (const WeightSpec& spec :
+       {WeightSpec{256, 192, 64, true}, WeightSpec{512, 128, -1, false}, WeightSpec{384, 64, 32, true}}) {
     for (int bf16 = 0; bf16 < 2; ++bf16) {
       const int m = 5;
       const std::string name =
@@ -351,12 +352,14 @@ void group_reference(Context& ctx) {
           }
           const size_t i = size_t(r) * spec.n + n;
           worst = std::max(worst, std::fabs(gpu[i] - sum) / (absolute * spec.k * 1.2e-16 + 1e-300));
-          worst = std::max(worst, std::fabs(gpu_mag[i] - std::sqrt(squares)) /
-                                      (std::sqrt(squares) * spec.k * 6e-8 + 1e-300));
+          worst = std::max(worst,
+                           std::fabs(gpu_mag[i] - std::sqrt(squares)) / (std::sqrt(squares) * spec.k * 6e-8 + 1e-300));
         }
       std::printf("  worst difference %.3f of its bound\n", worst);
-      if (worst <= 1.0) ctx.tally.pass(group);
-      else ctx.tally.fail(group, name + format(": differs from the CPU reference (%.2f of the bound)", worst));
+      if (worst <= 1.0)
+        ctx.tally.pass(group);
+      else
+        ctx.tally.fail(group, name + format(": differs from the CPU reference (%.2f of the bound)", worst));
     }
   }
 }
@@ -364,9 +367,9 @@ void group_reference(Context& ctx) {
 // The GPU repack equals the host repack byte for byte.
 void group_repack(Context& ctx) {
   const std::string group = "repack";
-  for (const WeightSpec& spec : {WeightSpec{128, 64, 32, false}, WeightSpec{256, 320, 64, true},
-                                 WeightSpec{1024, 192, 128, true}, WeightSpec{512, 128, -1, false},
-                                 WeightSpec{512, 256, 16, true}, WeightSpec{5120, 1024, 128, true}}) {
+  for (const WeightSpec& spec :
+       {WeightSpec{128, 64, 32, false}, WeightSpec{256, 320, 64, true}, WeightSpec{1024, 192, 128, true},
+        WeightSpec{512, 128, -1, false}, WeightSpec{512, 256, 16, true}, WeightSpec{5120, 1024, 128, true}}) {
     for (int bf16 = 0; bf16 < 2; ++bf16) {
       const std::string name = format("repack %s %s", bf16 ? "bf16" : "f16", describe(spec).c_str());
       std::printf("CASE [%s] %s\n", group.c_str(), name.c_str());
@@ -377,7 +380,8 @@ void group_repack(Context& ctx) {
       const std::vector<int32_t> order = marlin::group_sorted_rows(owned.weight);
       const bool packed_ok = weight.download_packed() == marlin::repack_weights(owned.weight, order);
       const bool scales_ok = weight.download_scales() == marlin::repack_scales(owned.weight, bf16 != 0);
-      if (packed_ok && scales_ok) ctx.tally.pass(group);
+      if (packed_ok && scales_ok)
+        ctx.tally.pass(group);
       else
         ctx.tally.fail(group, name + (packed_ok ? "" : ": packed words differ") + (scales_ok ? "" : ": scales differ"));
     }
@@ -390,8 +394,8 @@ struct LayerShape {
   int k, n;
 };
 const std::vector<LayerShape> kLayers = {
-    {"q_proj", 5120, 12288},   {"k_proj/v_proj", 5120, 1024}, {"o_proj/out_proj", 6144, 5120},
-    {"in_proj_qkv", 5120, 10240}, {"in_proj_z", 5120, 6144},  {"gate/up", 5120, 17408},
+    {"q_proj", 5120, 12288},        {"k_proj/v_proj", 5120, 1024}, {"o_proj/out_proj", 6144, 5120},
+    {"in_proj_qkv", 5120, 10240},   {"in_proj_z", 5120, 6144},     {"gate/up", 5120, 17408},
     {"gate_up fused", 5120, 34816}, {"down", 17408, 5120},
 };
 
@@ -481,8 +485,8 @@ void group_grid(Context& ctx) {
       // What the cap does with the 16-row tiles (128-column strips, 128-row k-blocks).
       const marlin::StreamKPartition p =
           marlin::plan_stream_k((shape.spec.n + 127) / 128, shape.spec.k / 128, ctx.multiprocessors, 2, 1, cap);
-      std::printf("PLAN grid_cap=%d %s: %lld blocks over %lld strips x %lld k-blocks = %.1f k-blocks per block\n",
-                  cap, describe(shape.spec).c_str(), (long long)p.blocks, (long long)p.strips, (long long)p.ktiles,
+      std::printf("PLAN grid_cap=%d %s: %lld blocks over %lld strips x %lld k-blocks = %.1f k-blocks per block\n", cap,
+                  describe(shape.spec).c_str(), (long long)p.blocks, (long long)p.strips, (long long)p.ktiles,
                   double(p.total()) / p.blocks);
       run_case(ctx, gc);
     }
@@ -498,8 +502,8 @@ void group_variants(Context& ctx) {
   before.dense_handover_m = 0;
   MarlinGemmOptions after;
   after.dense_handover_m = 0;
-  for (const WeightSpec& spec : {WeightSpec{5120, 1024, 128, true}, WeightSpec{17408, 5120, 128, true},
-                                 WeightSpec{5120, 10240, 64, false}}) {
+  for (const WeightSpec& spec :
+       {WeightSpec{5120, 1024, 128, true}, WeightSpec{17408, 5120, 128, true}, WeightSpec{5120, 10240, 64, false}}) {
     GemmCase gc;
     gc.group = "variants";
     gc.spec = spec;
@@ -555,7 +559,8 @@ void group_arguments(Context& ctx) {
     } catch (const std::invalid_argument& e) {
       message = e.what();
     }
-    if (!message.empty() && message.find(needle) != std::string::npos) ctx.tally.pass(group);
+    if (!message.empty() && message.find(needle) != std::string::npos)
+      ctx.tally.pass(group);
     else
       ctx.tally.fail(group,
                      what + ": expected std::invalid_argument mentioning '" + needle + "', got '" + message + "'");
@@ -611,7 +616,8 @@ void group_sanitize(Context& ctx) {
   gc.options.dense_handover_m = 1;
   gc.spec = {512, 128, 128, true};
   gc.batches = {20};
-  if (cuda::uses_dense_handover(20, ctx.workspace, gc.options)) run_case(ctx, gc);
+  if (cuda::uses_dense_handover(20, ctx.workspace, gc.options))
+    run_case(ctx, gc);
   else
     ctx.tally.skip("sanitize",
                    "dense hand-over: cuBLAS could not be loaded: " + ctx.workspace.cublas_unavailable_reason());

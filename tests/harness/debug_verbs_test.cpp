@@ -15,8 +15,8 @@ using quanteval::test::run_quanteval;
 namespace {
 
 const json& tokref() {
-  static const json data =
-      json::parse(quanteval::datasets::read_maybe_gzip(quanteval::test::fixture("tokenizer-reference/qwen3-humaneval-tokref.json.gz")));
+  static const json data = json::parse(quanteval::datasets::read_maybe_gzip(
+      quanteval::test::fixture("tokenizer-reference/qwen3-humaneval-tokref.json.gz")));
   return data;
 }
 
@@ -53,29 +53,33 @@ TEST_CASE("render-chat reproduces the reference renders from a tokenizer-only fo
   const fs::path messages = dir.path() / "messages.json";
   std::ofstream(messages) << multi["messages"].dump();
   for (const char* mode : {"thinking", "nothinking"}) {
-    const auto r = run_quanteval({"render-chat", "--model", tokenizer, "--messages", messages.string(), "--enable-thinking",
-                                  std::string(mode) == "thinking" ? "true" : "false"});
+    const auto r = run_quanteval({"render-chat", "--model", tokenizer, "--messages", messages.string(),
+                                  "--enable-thinking", std::string(mode) == "thinking" ? "true" : "false"});
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     CHECK(json::parse(r.out)["text"] == multi[mode]);
   }
-  const auto missing = run_quanteval({"render-chat", "--model", tokenizer, "--messages", (dir.path() / "none.json").string()});
+  const auto missing =
+      run_quanteval({"render-chat", "--model", tokenizer, "--messages", (dir.path() / "none.json").string()});
   CHECK(missing.exit_code == 2);
   CHECK(missing.err.find("none.json") != std::string::npos);
 }
 
 TEST_CASE("inspect reports architecture, layer types and quantization") {
-  const auto r = run_quanteval({"inspect", "--model", quanteval::test::fixture("models/qwen3_5-tiny-gptq-g64-actorder").string(), "--json"});
+  const auto r = run_quanteval(
+      {"inspect", "--model", quanteval::test::fixture("models/qwen3_5-tiny-gptq-g64-actorder").string(), "--json"});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   const json j = json::parse(r.out);
   CHECK(j["architecture"] == "qwen3_5");
-  CHECK(j["layer_types"] == json::array({"linear_attention", "linear_attention", "linear_attention", "full_attention"}));
+  CHECK(j["layer_types"] ==
+        json::array({"linear_attention", "linear_attention", "linear_attention", "full_attention"}));
   CHECK(j["quantization"].get<std::string>().find("group 64") != std::string::npos);
   CHECK(j["tensor_check"] == "ok");
   CHECK(j["quantized_bits_per_weight"].get<double>() > 4.0);
   CHECK(j["quantized_bits_per_weight"].get<double>() < 5.0);
-  const auto bf16 = run_quanteval({"inspect", "--model", quanteval::test::fixture("models/qwen2-tiny-bf16").string(), "--json"});
+  const auto bf16 =
+      run_quanteval({"inspect", "--model", quanteval::test::fixture("models/qwen2-tiny-bf16").string(), "--json"});
   CHECK(json::parse(bf16.out)["quantized_modules"] == 0);
   CHECK(json::parse(bf16.out)["bits_per_weight"].get<double>() == doctest::Approx(16.0));
   CHECK(run_quanteval({"inspect", "--model", "/nonexistent/dir"}).exit_code == 2);

@@ -36,7 +36,8 @@ TEST_CASE("run_jobs: verdicts in input order, each job under its own time limit"
       {"T/3", 0, "raise ValueError('boom')\n", 0},  // 0: the pool's limit
   };
   std::vector<std::size_t> delivered;
-  const auto verdicts = run_jobs(pool, jobs, [&](std::size_t index, const SampleVerdict&) { delivered.push_back(index); });
+  const auto verdicts =
+      run_jobs(pool, jobs, [&](std::size_t index, const SampleVerdict&) { delivered.push_back(index); });
   REQUIRE(verdicts.size() == 4);
   CHECK(verdicts[0].status == Status::passed);
   CHECK(verdicts[1].status == Status::timeout);

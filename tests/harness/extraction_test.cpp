@@ -43,7 +43,8 @@ TEST_CASE("thinking extraction: generic fence, unclosed fence, sanitizer, nothin
   CHECK(unclosed.code == "def h():\n    return 3\n");
 
   auto sanitized = extract_thinking_answer(
-      "</think>\nSure! The function is below.\n\nimport math\n\ndef k(x):\n    return math.sqrt(x)\n\nThis runs in O(1).\n");
+      "</think>\nSure! The function is below.\n\nimport math\n\ndef k(x):\n    return math.sqrt(x)\n\nThis runs in "
+      "O(1).\n");
   CHECK(sanitized.rule == ExtractionRule::sanitizer);
   CHECK(sanitized.code == "import math\n\ndef k(x):\n    return math.sqrt(x)\n");
 

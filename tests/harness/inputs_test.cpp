@@ -36,9 +36,12 @@ std::string error_for(const std::string& content) {
 TEST_CASE("valid samples: completion and solution forms, indices per task") {
   TempDir dir;
   const fs::path file = dir.path() / "s.jsonl";
-  std::ofstream(file) << R"({"task_id":"HumanEval/0","completion":"    return True\n","extra":1})" "\n"
-                      << R"({"task_id":"HumanEval/1","solution":"def separate_paren_groups(s):\n    return []\n"})" "\n"
-                      << R"({"task_id":"HumanEval/0","completion":"    return False\n"})" "\n";
+  std::ofstream(file) << R"({"task_id":"HumanEval/0","completion":"    return True\n","extra":1})"
+                         "\n"
+                      << R"({"task_id":"HumanEval/1","solution":"def separate_paren_groups(s):\n    return []\n"})"
+                         "\n"
+                      << R"({"task_id":"HumanEval/0","completion":"    return False\n"})"
+                         "\n";
   const auto samples = read_samples(file, humaneval());
   REQUIRE(samples.size() == 3);
   CHECK(samples[0].sample_index == 0);
@@ -53,17 +56,24 @@ TEST_CASE("valid samples: completion and solution forms, indices per task") {
 }
 
 TEST_CASE("each kind of bad line is reported with file, line and field") {
-  CHECK(error_for("{\"task_id\": \"HumanEval/0\", \"completion\": \"x\"}\n{broken\n").find("samples.jsonl:2: invalid JSON") != std::string::npos);
+  CHECK(error_for("{\"task_id\": \"HumanEval/0\", \"completion\": \"x\"}\n{broken\n")
+            .find("samples.jsonl:2: invalid JSON") != std::string::npos);
   CHECK(error_for("[1,2]\n").find("samples.jsonl:1: expected a JSON object") != std::string::npos);
   CHECK(error_for("{\"completion\": \"x\"}\n").find(":1: field 'task_id' is missing") != std::string::npos);
-  CHECK(error_for("{\"task_id\": \"HumanEval/0\"}\n").find(":1: field 'completion' (or 'solution') is missing") != std::string::npos);
-  CHECK(error_for("{\"task_id\": \"HumanEval/0\", \"completion\": 5}\n").find(":1: field 'completion' must be a string, got number") != std::string::npos);
-  CHECK(error_for("{\"task_id\": null, \"completion\": \"x\"}\n").find("field 'task_id' must be a string, got null") != std::string::npos);
-  CHECK(error_for("{\"task_id\": \"HumanEval/999\", \"completion\": \"x\"}\n").find(":1: field 'task_id': 'HumanEval/999' is not a task") != std::string::npos);
-  CHECK(error_for("{\"task_id\": \"HumanEval/0\", \"completion\": \"x\", \"solution\": \"y\"}\n").find("not both") != std::string::npos);
+  CHECK(error_for("{\"task_id\": \"HumanEval/0\"}\n").find(":1: field 'completion' (or 'solution') is missing") !=
+        std::string::npos);
+  CHECK(error_for("{\"task_id\": \"HumanEval/0\", \"completion\": 5}\n")
+            .find(":1: field 'completion' must be a string, got number") != std::string::npos);
+  CHECK(error_for("{\"task_id\": null, \"completion\": \"x\"}\n").find("field 'task_id' must be a string, got null") !=
+        std::string::npos);
+  CHECK(error_for("{\"task_id\": \"HumanEval/999\", \"completion\": \"x\"}\n")
+            .find(":1: field 'task_id': 'HumanEval/999' is not a task") != std::string::npos);
+  CHECK(error_for("{\"task_id\": \"HumanEval/0\", \"completion\": \"x\", \"solution\": \"y\"}\n").find("not both") !=
+        std::string::npos);
   CHECK(error_for("").find("no samples") != std::string::npos);
   CHECK(error_for("\n  \n").find("no samples") != std::string::npos);
-  const std::string dup = "{\"task_id\": \"HumanEval/0\", \"completion\": \"x\"}\n{\"task_id\": \"HumanEval/0\", \"completion\": \"x\"}\n";
+  const std::string dup =
+      "{\"task_id\": \"HumanEval/0\", \"completion\": \"x\"}\n{\"task_id\": \"HumanEval/0\", \"completion\": \"x\"}\n";
   const std::string message = error_for(dup);
   CHECK(message.find("samples.jsonl:2: duplicate sample") != std::string::npos);
   CHECK(message.find("line 1") != std::string::npos);
@@ -75,23 +85,28 @@ TEST_CASE("each kind of bad line is reported with file, line and field") {
 TEST_CASE("CLI: bad input exits 2 with one clear message and writes nothing") {
   TempDir dir;
   const fs::path samples = dir.path() / "bad.jsonl";
-  std::ofstream(samples) << "{\"task_id\": \"HumanEval/0\", \"completion\": \"    return True\\n\"}\n{\"task_id\": 3}\n";
+  std::ofstream(samples)
+      << "{\"task_id\": \"HumanEval/0\", \"completion\": \"    return True\\n\"}\n{\"task_id\": 3}\n";
   const fs::path out = dir.path() / "out";
-  const auto r = quanteval::test::run_quanteval(
-      {"score", "--samples", samples.string(), "--dataset", quanteval::test::dataset_file("humaneval").string(), "--out", out.string()});
+  const auto r =
+      quanteval::test::run_quanteval({"score", "--samples", samples.string(), "--dataset",
+                                      quanteval::test::dataset_file("humaneval").string(), "--out", out.string()});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("bad.jsonl:2: field 'task_id' must be a string") != std::string::npos);
   CHECK_FALSE(fs::exists(out));
 
-  const auto missing = quanteval::test::run_quanteval({"score", "--samples", (dir.path() / "none.jsonl").string(), "--dataset",
-                                                       quanteval::test::dataset_file("humaneval").string()});
+  const auto missing =
+      quanteval::test::run_quanteval({"score", "--samples", (dir.path() / "none.jsonl").string(), "--dataset",
+                                      quanteval::test::dataset_file("humaneval").string()});
   CHECK(missing.exit_code == 2);
   CHECK(missing.err.find("none.jsonl: samples file not found") != std::string::npos);
 
   // A dataset whose name claims to be the official file but whose bytes differ.
   const fs::path fake = dir.path() / "HumanEval.jsonl.gz";
-  std::ofstream(fake) << "{\"task_id\":\"HumanEval/0\",\"prompt\":\"\",\"canonical_solution\":\"\",\"test\":\"\",\"entry_point\":\"f\"}\n";
-  const auto tampered = quanteval::test::run_quanteval({"score", "--samples", samples.string(), "--dataset", fake.string()});
+  std::ofstream(fake) << "{\"task_id\":\"HumanEval/"
+                         "0\",\"prompt\":\"\",\"canonical_solution\":\"\",\"test\":\"\",\"entry_point\":\"f\"}\n";
+  const auto tampered =
+      quanteval::test::run_quanteval({"score", "--samples", samples.string(), "--dataset", fake.string()});
   CHECK(tampered.exit_code == 2);
   CHECK(tampered.err.find("SHA-256 mismatch") != std::string::npos);
 }

@@ -10,8 +10,8 @@
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;
-using quanteval::test::read_jsonl;
 using nlohmann::json;
+using quanteval::test::read_jsonl;
 using quanteval::test::run_quanteval;
 using quanteval::test::TempDir;
 
@@ -76,16 +76,17 @@ TEST_CASE("score: each status and pass@k with several samples per task") {
     auto line = [&](const std::string& task, const std::string& key, const std::string& code, int index) {
       out << json{{"task_id", task}, {key, code}, {"sample_index", index}}.dump() << "\n";
     };
-    line("HumanEval/0", "completion", p0.canonical_solution, 0);           // passed
-    line("HumanEval/0", "completion", "    return False\n", 1);            // failed
-    line("HumanEval/0", "completion", "    raise KeyError('k')\n", 2);     // error
-    line("HumanEval/0", "completion", "    while True:\n        pass\n", 3);  // timeout
-    line("HumanEval/0", "solution", p0.prompt + p0.canonical_solution, 4);  // passed, whole program
-    line("HumanEval/0", "completion", "    x = bytearray(1 << 40)\n", 5);  // oom
+    line("HumanEval/0", "completion", p0.canonical_solution, 0);               // passed
+    line("HumanEval/0", "completion", "    return False\n", 1);                // failed
+    line("HumanEval/0", "completion", "    raise KeyError('k')\n", 2);         // error
+    line("HumanEval/0", "completion", "    while True:\n        pass\n", 3);   // timeout
+    line("HumanEval/0", "solution", p0.prompt + p0.canonical_solution, 4);     // passed, whole program
+    line("HumanEval/0", "completion", "    x = bytearray(1 << 40)\n", 5);      // oom
     line("HumanEval/0", "completion", "    import os\n    os._exit(0)\n", 6);  // error: exited early
-    line("HumanEval/0", "completion", "    import os, signal\n    os.kill(os.getpid(), signal.SIGSEGV)\n", 7);  // signal
-    line("HumanEval/0", "completion", p0.canonical_solution, 8);           // passed
-    line("HumanEval/0", "completion", "    return True\n", 9);             // failed
+    line("HumanEval/0", "completion", "    import os, signal\n    os.kill(os.getpid(), signal.SIGSEGV)\n",
+         7);                                                      // signal
+    line("HumanEval/0", "completion", p0.canonical_solution, 8);  // passed
+    line("HumanEval/0", "completion", "    return True\n", 9);    // failed
   }
   const fs::path out = dir.path() / "out";
   const auto r = run_quanteval({"score", "--samples", samples.string(), "--dataset", he(), "--out", out.string(),
@@ -94,8 +95,8 @@ TEST_CASE("score: each status and pass@k with several samples per task") {
   REQUIRE(r.exit_code == 0);
   const auto results = read_jsonl(out / "results.jsonl");
   REQUIRE(results.size() == 10);
-  const std::vector<std::string> expected = {"passed", "failed", "error", "timeout", "passed",
-                                             "oom",    "error",  "signal", "passed", "failed"};
+  const std::vector<std::string> expected = {"passed", "failed", "error",  "timeout", "passed",
+                                             "oom",    "error",  "signal", "passed",  "failed"};
   for (std::size_t i = 0; i < expected.size(); ++i) {
     INFO("sample " << i << ": " << results[i].dump());
     CHECK(results[i]["status"] == expected[i]);
@@ -158,8 +159,11 @@ TEST_CASE("score: a long non-ASCII error message ends the sample, not the run; d
   {
     std::ofstream out(samples);
     out << json{{"task_id", "HumanEval/0"}, {"completion", "    raise ValueError('\u00e9' * 300)\n"}}.dump() << "\n";
-    out << json{{"task_id", "HumanEval/0"}, {"completion", "    raise ValueError('\u20ac' * 300)\n"},
-                {"sample_index", 1}}.dump() << "\n";
+    out << json{{"task_id", "HumanEval/0"},
+                {"completion", "    raise ValueError('\u20ac' * 300)\n"},
+                {"sample_index", 1}}
+               .dump()
+        << "\n";
     out << json{{"task_id", "HumanEval/0"}, {"completion", p0.canonical_solution}, {"sample_index", 2}}.dump() << "\n";
   }
   const fs::path out = dir.path() / "out";
@@ -191,8 +195,8 @@ TEST_CASE("selftest passes on HumanEval") {
 }
 
 TEST_CASE("selftest on HumanEval+ (needs numpy): HumanEval/32 is a reported known failure") {
-  const auto r = run_quanteval({"selftest", "--dataset", quanteval::test::dataset_file("humaneval+").string(), "--python",
-                                quanteval::test::python(), "--quiet"});
+  const auto r = run_quanteval({"selftest", "--dataset", quanteval::test::dataset_file("humaneval+").string(),
+                                "--python", quanteval::test::python(), "--quiet"});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("canonical solutions: 163/164 passed") != std::string::npos);

@@ -24,7 +24,8 @@ datasets::Dataset tiny_dataset(const datasets::Manifest& manifest) {
   d.manifest = &manifest;
   d.problems.push_back({"Tiny/0", "def slow():\n", "    import time\n    time.sleep(0.4)\n    return 1\n",
                         "def check(f):\n    assert f() == 1\n", "slow"});
-  d.problems.push_back({"Tiny/1", "def broken():\n", "    return 2\n", "def check(f):\n    assert f() == 1\n", "broken"});
+  d.problems.push_back(
+      {"Tiny/1", "def broken():\n", "    return 2\n", "def check(f):\n    assert f() == 1\n", "broken"});
   return d;
 }
 

@@ -24,7 +24,8 @@ class LocalHub {
     int pipe_fds[2];
     REQUIRE(::pipe(pipe_fds) == 0);
     folder_ = quanteval::test::fixture("models/qwen3-tiny-gptq-g64-actorder");
-    std::vector<std::string> args = {quanteval::test::python(), QUANTEVAL_HUB_SERVER, "--folder", folder_.string(), "--repo", "test/tiny"};
+    std::vector<std::string> args = {
+        quanteval::test::python(), QUANTEVAL_HUB_SERVER, "--folder", folder_.string(), "--repo", "test/tiny"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
@@ -52,8 +53,9 @@ class LocalHub {
   const std::string& endpoint() const { return endpoint_; }
   const fs::path& folder() const { return folder_; }
   nlohmann::json stats() const {
-    std::string command = fmt::format("{} -c \"import urllib.request;print(urllib.request.urlopen('{}/stats').read().decode())\"",
-                                      quanteval::test::python(), endpoint_);
+    std::string command =
+        fmt::format("{} -c \"import urllib.request;print(urllib.request.urlopen('{}/stats').read().decode())\"",
+                    quanteval::test::python(), endpoint_);
     FILE* p = ::popen(command.c_str(), "r");
     std::string out;
     char buf[256];

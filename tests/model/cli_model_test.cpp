@@ -75,8 +75,8 @@ TEST_CASE("generate --prompt with a tokenizer beside the model; vocabulary misma
     const std::string text = "12+34=46";  // digits are split one per token: small ids
     const std::vector<TokenId> ids = tokenizer.encode(text);
     for (const TokenId id : ids) REQUIRE(id < 1024);
-    const CommandResult r = run_quanteval({"generate", "--model", dir.path().string(), "--prompt", text,
-                                           "--max-new-tokens", "5", "--threads", "1"});
+    const CommandResult r = run_quanteval(
+        {"generate", "--model", dir.path().string(), "--prompt", text, "--max-new-tokens", "5", "--threads", "1"});
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     const auto json = nlohmann::json::parse(r.out);
@@ -99,8 +99,8 @@ TEST_CASE("generate --prompt with a tokenizer beside the model; vocabulary misma
   SUBCASE("stop strings are cut from the text") {
     const std::string full = tokenizer.decode(ref.greedy_new_tokens);
     const std::string stop = full.substr(full.size() / 2, 3);
-    const CommandResult r = run_quanteval({"generate", "--model", dir.path().string(), "--ids",
-                                           join_ids(ref.input_ids), "--max-new-tokens", "16", "--stop", stop});
+    const CommandResult r = run_quanteval({"generate", "--model", dir.path().string(), "--ids", join_ids(ref.input_ids),
+                                           "--max-new-tokens", "16", "--stop", stop});
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     const auto json = nlohmann::json::parse(r.out);

@@ -78,7 +78,8 @@ TEST_CASE("fast path matches transformers and the reference path on every fixtur
     const ReferenceOutput slow = reference_forward(Checkpoint::open(ref.dir), ref.input_ids);
     double worst = 0;
     for (std::int64_t t = 0; t < ref.tokens; ++t)
-      worst = std::max(worst, relative_l2(logits.data() + t * ref.vocab, slow.logits.data() + t * ref.vocab, ref.vocab));
+      worst =
+          std::max(worst, relative_l2(logits.data() + t * ref.vocab, slow.logits.data() + t * ref.vocab, ref.vocab));
     CHECK(worst <= kLogitTolerance);
     MESSAGE(fmt::format("{} fast vs reference path: worst logits rel L2 {:.2e}", name, worst));
   }
@@ -89,7 +90,8 @@ TEST_CASE("logits_for rejects bad input with clear errors") {
   const std::vector<TokenId> empty;
   CHECK_THROWS_WITH_AS(model->logits_for(empty), doctest::Contains("empty"), ModelInputError);
   const std::vector<TokenId> out_of_range = {1, 2, 1024};
-  CHECK_THROWS_WITH_AS(model->logits_for(out_of_range), doctest::Contains("outside the model vocabulary"), ModelInputError);
+  CHECK_THROWS_WITH_AS(model->logits_for(out_of_range), doctest::Contains("outside the model vocabulary"),
+                       ModelInputError);
   const std::vector<TokenId> negative = {-1};
   CHECK_THROWS_AS(model->logits_for(negative), ModelInputError);
   // Longer than max_position_embeddings (4096).

@@ -93,9 +93,11 @@ TEST_CASE("batched decode next to sequences of other lengths gives the reference
     generator.submit(greedy_request(0, ref.input_ids, 16));
     const std::vector<int> prefix_lengths = {5, 11, 17, 23};
     for (std::size_t i = 0; i < prefix_lengths.size(); ++i)
-      generator.submit(greedy_request(1 + i, std::vector<TokenId>(ref.input_ids.begin(),
-                                                                  ref.input_ids.begin() + prefix_lengths[i]), 3 + 5 * static_cast<int>(i)));
-    for (const int length : {3, 40, 9}) generator.submit(greedy_request(5 + length, random_prompt(rng, length, ref.vocab), 20));
+      generator.submit(
+          greedy_request(1 + i, std::vector<TokenId>(ref.input_ids.begin(), ref.input_ids.begin() + prefix_lengths[i]),
+                         3 + 5 * static_cast<int>(i)));
+    for (const int length : {3, 40, 9})
+      generator.submit(greedy_request(5 + length, random_prompt(rng, length, ref.vocab), 20));
     std::map<std::uint64_t, GenerationResult> results;
     generator.run([&](GenerationResult r) { results[r.id] = std::move(r); });
     REQUIRE(results.size() == 8);
@@ -118,7 +120,8 @@ TEST_CASE("a request joining a running batch mid-way (continuous batching) gives
     const ModelReference ref = load_model_reference(name);
     auto model = load(ref);
     Generator generator(*model, nullptr, {.max_batch = 4});
-    for (std::uint64_t i = 1; i <= 3; ++i) generator.submit(greedy_request(i, random_prompt(rng, 7 * static_cast<int>(i), ref.vocab), 30));
+    for (std::uint64_t i = 1; i <= 3; ++i)
+      generator.submit(greedy_request(i, random_prompt(rng, 7 * static_cast<int>(i), ref.vocab), 30));
     int steps = 0;
     bool joined_while_busy = false;
     std::map<std::uint64_t, GenerationResult> results;
@@ -187,7 +190,8 @@ TEST_CASE("bad requests are refused at submit with clear errors") {
   auto model = load(ref);
   Generator generator(*model, nullptr);
   CHECK_THROWS_WITH_AS(generator.submit(greedy_request(1, {}, 4)), doctest::Contains("empty"), ModelInputError);
-  CHECK_THROWS_WITH_AS(generator.submit(greedy_request(1, {5, 1024}, 4)), doctest::Contains("vocabulary"), ModelInputError);
+  CHECK_THROWS_WITH_AS(generator.submit(greedy_request(1, {5, 1024}, 4)), doctest::Contains("vocabulary"),
+                       ModelInputError);
   CHECK_THROWS_WITH_AS(generator.submit(greedy_request(1, {5}, 5000)), doctest::Contains("max_position_embeddings"),
                        ModelInputError);
   CHECK_THROWS_AS(generator.submit(greedy_request(1, {5}, 0)), std::invalid_argument);
@@ -196,7 +200,8 @@ TEST_CASE("bad requests are refused at submit with clear errors") {
   CHECK_THROWS_WITH_AS(generator.submit(bad_sampling), doctest::Contains("top_p"), std::invalid_argument);
   GenerationRequest stops_without_tokenizer = greedy_request(1, {5}, 4);
   stops_without_tokenizer.stop_strings = {"x"};
-  CHECK_THROWS_WITH_AS(generator.submit(stops_without_tokenizer), doctest::Contains("tokenizer"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(generator.submit(stops_without_tokenizer), doctest::Contains("tokenizer"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("eos ids stop generation; stop strings cut the text") {
@@ -250,7 +255,8 @@ TEST_CASE("sampled generation: same seed same tokens, also inside a batch; anoth
 
   std::mt19937 rng(5);
   for (std::uint64_t i = 2; i < 6; ++i) {
-    GenerationRequest other = greedy_request(i, random_prompt(rng, 3 + 4 * static_cast<int>(i), ref.vocab), 10 + static_cast<int>(i));
+    GenerationRequest other =
+        greedy_request(i, random_prompt(rng, 3 + 4 * static_cast<int>(i), ref.vocab), 10 + static_cast<int>(i));
     other.sampling = {.temperature = 0.7f, .seed = i};
     generator.submit(other);
   }

@@ -16,7 +16,7 @@ MemoryShape hybrid_shape() {
   shape.block_tokens = 16;
   shape.kv_layers = 2;
   shape.kv_heads = 2;
-  shape.head_dim = 64;          // 2 x 2 x 2 x 64 x 4 = 2 KiB per token, 32 KiB per block
+  shape.head_dim = 64;  // 2 x 2 x 2 x 64 x 4 = 2 KiB per token, 32 KiB per block
   shape.state_layers = 3;
   shape.conv_floats = 3 * 384;
   shape.recurrent_floats = 4 * 32 * 32;  // 3 x (1152 + 4096) x 4 = 62976 bytes per slot
@@ -29,8 +29,8 @@ TEST_CASE("plan_memory: the plan never exceeds the budget; slots are capped by t
   const MemoryShape shape = hybrid_shape();
   CHECK(shape.kv_bytes_per_block() == 32768);
   CHECK(shape.slot_bytes() == 62976);
-  for (const std::uint64_t budget : std::vector<std::uint64_t>{shape.slot_bytes() + shape.kv_bytes_per_block(),
-                                                                1ull << 20, 5ull << 20, 64ull << 20})
+  for (const std::uint64_t budget :
+       std::vector<std::uint64_t>{shape.slot_bytes() + shape.kv_bytes_per_block(), 1ull << 20, 5ull << 20, 64ull << 20})
     for (int sequences : {1, 4, 64}) {
       CAPTURE(budget);
       CAPTURE(sequences);

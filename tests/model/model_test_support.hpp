@@ -27,8 +27,8 @@ inline const std::vector<std::string>& model_fixture_names() {
 // Every fixture the Model serves: the above and the Qwen3.5 hybrids (whose
 // layer-level tests live in tests/qwen3_5).
 inline const std::vector<std::string>& all_model_fixture_names() {
-  static const std::vector<std::string> names = {"qwen2-tiny-bf16", "qwen2-tiny-gptq-g64-actorder-fp16",
-                                                 "qwen3-tiny-bf16", "qwen3-tiny-gptq-g64-actorder",
+  static const std::vector<std::string> names = {"qwen2-tiny-bf16",   "qwen2-tiny-gptq-g64-actorder-fp16",
+                                                 "qwen3-tiny-bf16",   "qwen3-tiny-gptq-g64-actorder",
                                                  "qwen3_5-tiny-bf16", "qwen3_5-tiny-gptq-g64-actorder"};
   return names;
 }

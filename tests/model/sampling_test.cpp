@@ -39,7 +39,8 @@ TEST_CASE("greedy is the argmax, first index on ties") {
 TEST_CASE("temperature 1 without filters keeps the softmax") {
   const auto d = as_map(sampling_distribution(logits_of(kProbabilities), {.temperature = 1}));
   REQUIRE(d.size() == 5);
-  for (TokenId i = 0; i < 5; ++i) CHECK(d.at(i) == doctest::Approx(kProbabilities[static_cast<std::size_t>(i)]).epsilon(1e-6));
+  for (TokenId i = 0; i < 5; ++i)
+    CHECK(d.at(i) == doctest::Approx(kProbabilities[static_cast<std::size_t>(i)]).epsilon(1e-6));
 }
 
 TEST_CASE("temperature 2 flattens: p_i proportional to sqrt(p_i)") {
@@ -125,8 +126,12 @@ TEST_CASE("draws follow the distribution and a seed fixes them") {
 
 TEST_CASE("invalid parameters are refused naming the field") {
   const std::vector<float> logits = {1, 2};
-  CHECK_THROWS_WITH_AS(sampling_distribution(logits, {.temperature = -1}), doctest::Contains("temperature"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(sampling_distribution(logits, {.temperature = 1, .top_k = -2}), doctest::Contains("top_k"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(sampling_distribution(logits, {.temperature = 1, .top_p = 1.5f}), doctest::Contains("top_p"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(sampling_distribution(logits, {.temperature = 1, .min_p = -0.1f}), doctest::Contains("min_p"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(sampling_distribution(logits, {.temperature = -1}), doctest::Contains("temperature"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(sampling_distribution(logits, {.temperature = 1, .top_k = -2}), doctest::Contains("top_k"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(sampling_distribution(logits, {.temperature = 1, .top_p = 1.5f}), doctest::Contains("top_p"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(sampling_distribution(logits, {.temperature = 1, .min_p = -0.1f}), doctest::Contains("min_p"),
+                       std::invalid_argument);
 }

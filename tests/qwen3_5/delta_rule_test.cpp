@@ -53,8 +53,15 @@ struct RandomDeltaInputs {
   // The slice [first, first + count) of the tokens.
   DeltaRuleInputs view(int first, int count) const {
     const size_t th = static_cast<size_t>(first) * heads;
-    return DeltaRuleInputs{q.data() + th * dk, k.data() + th * dk, v.data() + th * dv, g.data() + th,
-                           beta.data() + th, count, heads, dk, dv};
+    return DeltaRuleInputs{q.data() + th * dk,
+                           k.data() + th * dk,
+                           v.data() + th * dv,
+                           g.data() + th,
+                           beta.data() + th,
+                           count,
+                           heads,
+                           dk,
+                           dv};
   }
   DeltaRuleInputs all() const { return view(0, tokens); }
   size_t state_size() const { return static_cast<size_t>(heads) * dk * dv; }

@@ -140,8 +140,8 @@ std::vector<float> final_norm(const Checkpoint& checkpoint, std::vector<float> x
 std::vector<float> project(const Checkpoint& checkpoint, const std::string& prefix, const std::vector<float>& x,
                            int rows) {
   const LinearTensors t = checkpoint.linear(prefix);
-  const std::vector<float> w = t.quantized ? dequantize_reference(view_gptq_weight(t, *checkpoint.quant_config()).weight)
-                                           : to_float(*t.weight);
+  const std::vector<float> w =
+      t.quantized ? dequantize_reference(view_gptq_weight(t, *checkpoint.quant_config()).weight) : to_float(*t.weight);
   const auto n = static_cast<size_t>(t.out_features), k = static_cast<size_t>(t.in_features);
   std::vector<float> y(static_cast<size_t>(rows) * n);
   for (size_t r = 0; r < static_cast<size_t>(rows); ++r)
@@ -192,8 +192,8 @@ void check_checkpoint(const std::string& name) {
     };
     const double rounded_error = relative_l2(last(rounded), fixture->hidden_entry(layers));
     const double exact_error = relative_l2(last(exact), fixture->hidden_entry(layers));
-    MESSAGE(name << " last layer with bf16 inv_freq: relative L2 " << rounded_error << ", with fp32 inv_freq: "
-                 << exact_error);
+    MESSAGE(name << " last layer with bf16 inv_freq: relative L2 " << rounded_error
+                 << ", with fp32 inv_freq: " << exact_error);
     CHECK(rounded_error <= kLayerTolerance);
     CHECK(exact_error > kLayerTolerance);
     CHECK(exact_error <= 1e-3);
@@ -206,10 +206,13 @@ void check_checkpoint(const std::string& name) {
       CAPTURE(l);
       const std::string p = "model.layers." + std::to_string(l) + ".linear_attn.";
       const std::vector<float> input = fixture->hidden_entry(l);  // any realistic input will do
-      const auto qkv = project(checkpoint, p + "in_proj_qkv", input, T), z = project(checkpoint, p + "in_proj_z", input, T);
+      const auto qkv = project(checkpoint, p + "in_proj_qkv", input, T),
+                 z = project(checkpoint, p + "in_proj_z", input, T);
       const auto b = project(checkpoint, p + "in_proj_b", input, T), a = project(checkpoint, p + "in_proj_a", input, T);
-      const auto conv = to_float(checkpoint.tensor(p + "conv1d.weight")), A_log = to_float(checkpoint.tensor(p + "A_log"));
-      const auto dt_bias = to_float(checkpoint.tensor(p + "dt_bias")), norm = to_float(checkpoint.tensor(p + "norm.weight"));
+      const auto conv = to_float(checkpoint.tensor(p + "conv1d.weight")),
+                 A_log = to_float(checkpoint.tensor(p + "A_log"));
+      const auto dt_bias = to_float(checkpoint.tensor(p + "dt_bias")),
+                 norm = to_float(checkpoint.tensor(p + "norm.weight"));
       const DeltaNetCpuWeights weights{conv.data(), nullptr, A_log.data(), dt_bias.data(), norm.data()};
       auto run = [&](int chunk) {
         std::vector<float> conv_state(static_cast<size_t>(spec.conv_kernel - 1) * spec.conv_dim(), 0.0f);

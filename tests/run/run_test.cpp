@@ -17,8 +17,8 @@
 #include "tests/support/test_data.hpp"
 
 namespace fs = std::filesystem;
-using quanteval::test::read_jsonl;
 using nlohmann::json;
+using quanteval::test::read_jsonl;
 using quanteval::test::run_quanteval;
 
 namespace {
@@ -28,9 +28,10 @@ const fs::path& models_dir() {
   static quanteval::test::TempDir dir;
   static const bool built = [] {
     for (const char* kind : {"bf16", "gptq"}) {
-      const std::string command = fmt::format("'{}' '{}' --tokenizer '{}' --out '{}' {}", quanteval::test::python(),
-                                              QUANTEVAL_MAKE_TINY_MODEL, quanteval::test::qwen3_tokenizer_dir().string(),
-                                              (dir.path() / kind).string(), std::string(kind) == "gptq" ? "--gptq" : "");
+      const std::string command =
+          fmt::format("'{}' '{}' --tokenizer '{}' --out '{}' {}", quanteval::test::python(), QUANTEVAL_MAKE_TINY_MODEL,
+                      quanteval::test::qwen3_tokenizer_dir().string(), (dir.path() / kind).string(),
+                      std::string(kind) == "gptq" ? "--gptq" : "");
       if (std::system(command.c_str()) != 0) return false;
     }
     return true;
@@ -62,9 +63,24 @@ std::map<std::string, std::string> outcome(const fs::path& run) {
 }
 
 std::vector<std::string> run_args(const fs::path& model, const fs::path& out, const std::string& limit) {
-  return {"run", "--model", model.string(), "--out", out.string(), "--mode", "both", "--limit", limit,
-          "--max-new-tokens", "40", "--dataset", quanteval::test::dataset_file("humaneval").string(), "--python",
-          quanteval::test::python(), "--device", "cpu", "--quiet"};
+  return {"run",
+          "--model",
+          model.string(),
+          "--out",
+          out.string(),
+          "--mode",
+          "both",
+          "--limit",
+          limit,
+          "--max-new-tokens",
+          "40",
+          "--dataset",
+          quanteval::test::dataset_file("humaneval").string(),
+          "--python",
+          quanteval::test::python(),
+          "--device",
+          "cpu",
+          "--quiet"};
 }
 
 }  // namespace

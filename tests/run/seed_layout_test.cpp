@@ -88,8 +88,8 @@ TEST_CASE("padding ids win the unmasked argmax but are never generated") {
 
 TEST_CASE("generate and run work on the seed layout in both modes") {
   const fs::path dir = seed_layout_model();
-  const auto generated = run_quanteval({"generate", "--model", dir.string(), "--prompt", "def f():", "--chat",
-                                        "--max-new-tokens", "6"});
+  const auto generated =
+      run_quanteval({"generate", "--model", dir.string(), "--prompt", "def f():", "--chat", "--max-new-tokens", "6"});
   INFO(generated.err);
   REQUIRE(generated.exit_code == 0);
   for (const auto& id : json::parse(generated.out)["ids"]) CHECK(id.get<TokenId>() < kFirstPaddingId);

@@ -55,8 +55,8 @@ void check_nothing_left(Pool& pool) {
 TEST_CASE("fork bomb: stopped by the process limit and the tree kill") {
   Pool& pool = shared_pool();
   const Limits limits = quick_limits(2.0);
-  const Result result = pool.run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
-                                 &limits);
+  const Result result =
+      pool.run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", &limits);
   const bool contained = result.outcome == Outcome::timeout || result.outcome == Outcome::exception;
   CHECK_MESSAGE(contained, result.detail);
   CHECK(result.attempts == 1);
@@ -80,7 +80,8 @@ TEST_CASE("output flood: capped, drained without blocking, stopped at the wall l
   CHECK(endless.stdout_text.size() == limits.output_cap_bytes);
   CHECK(endless.output_truncated);
 
-  const Result finite = pool.run("import sys\nsys.stdout.write('z' * (32 << 20))\nsys.stderr.write('e' * (32 << 20))\n");
+  const Result finite =
+      pool.run("import sys\nsys.stdout.write('z' * (32 << 20))\nsys.stderr.write('e' * (32 << 20))\n");
   CHECK_MESSAGE(finite.outcome == Outcome::completed, finite.detail);
   CHECK(finite.stdout_text.size() == Limits{}.output_cap_bytes);
   CHECK(finite.stderr_text.size() == Limits{}.output_cap_bytes);
@@ -91,8 +92,9 @@ TEST_CASE("output flood: capped, drained without blocking, stopped at the wall l
 TEST_CASE("infinite loop with SIGALRM ignored and sleeping forever both time out") {
   Pool& pool = shared_pool();
   const Limits limits = quick_limits(1.0);
-  const Result loop = pool.run(
-      "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nsignal.alarm(1)\nwhile True:\n    pass\n", &limits);
+  const Result loop =
+      pool.run("import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nsignal.alarm(1)\nwhile True:\n    pass\n",
+               &limits);
   CHECK(loop.outcome == Outcome::timeout);
   const Result sleeper = pool.run("import time\ntime.sleep(10**6)\n", &limits);
   CHECK(sleeper.outcome == Outcome::timeout);
@@ -193,16 +195,16 @@ TEST_CASE("no network: a listener on the host's loopback gets no connection") {
   REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
   const int port = ntohs(address.sin_port);
 
-  const Result result = pool.run(fmt::format(
-      "import socket\n"
-      "for host in ('127.0.0.1', 'localhost', '8.8.8.8'):\n"
-      "    try:\n"
-      "        socket.create_connection((host, {}), timeout=0.5).close()\n"
-      "        print(host, 'connected')\n"
-      "    except OSError as e:\n"
-      "        print(host, 'failed', type(e).__name__)\n"
-      "print([line.split(':')[0].strip() for line in open('/proc/net/dev').read().splitlines()[2:]])\n",
-      port));
+  const Result result = pool.run(
+      fmt::format("import socket\n"
+                  "for host in ('127.0.0.1', 'localhost', '8.8.8.8'):\n"
+                  "    try:\n"
+                  "        socket.create_connection((host, {}), timeout=0.5).close()\n"
+                  "        print(host, 'connected')\n"
+                  "    except OSError as e:\n"
+                  "        print(host, 'failed', type(e).__name__)\n"
+                  "print([line.split(':')[0].strip() for line in open('/proc/net/dev').read().splitlines()[2:]])\n",
+                  port));
   CHECK_MESSAGE(result.outcome == Outcome::completed, (result.detail + result.stderr_text));
   CHECK(result.stdout_text.find("connected") == std::string::npos);
   if (pool.protections().network_namespace) CHECK(result.stdout_text.find("['lo']") != std::string::npos);
@@ -238,12 +240,13 @@ TEST_CASE("the pool's environment secrets are invisible: os.environ and every /p
 
 TEST_CASE("killing the parent or everything it can reach does not take the worker down") {
   Pool& pool = shared_pool();
-  for (const char* source : {"import os\nos.kill(os.getppid(), 9)\nprint('still here')\n",
-                             "import os\ntry:\n    os.kill(-1, 9)\nexcept ProcessLookupError:\n    pass\nprint('still here')\n",
-                             "import os, signal\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGSTOP, signal.SIGKILL):\n"
-                             "    os.kill(os.getppid(), s)\nprint('still here')\n",
-                             "import os, time\nif os.fork() == 0:\n    time.sleep(0.1)\n    os.kill(-1, 9)\n"
-                             "    os._exit(0)\ntime.sleep(1)\nprint('late')\n"}) {
+  for (const char* source :
+       {"import os\nos.kill(os.getppid(), 9)\nprint('still here')\n",
+        "import os\ntry:\n    os.kill(-1, 9)\nexcept ProcessLookupError:\n    pass\nprint('still here')\n",
+        "import os, signal\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGSTOP, signal.SIGKILL):\n"
+        "    os.kill(os.getppid(), s)\nprint('still here')\n",
+        "import os, time\nif os.fork() == 0:\n    time.sleep(0.1)\n    os.kill(-1, 9)\n"
+        "    os._exit(0)\ntime.sleep(1)\nprint('late')\n"}) {
     CAPTURE(source);
     const auto workers_before = worker_processes();
     const Result result = pool.run(source);
@@ -273,9 +276,9 @@ TEST_CASE("seccomp refuses namespace and mount system calls") {
       "import ctypes, os\n"
       "libc = ctypes.CDLL(None, use_errno=True)\n"
       "def errno_of(rc):\n    return 0 if rc == 0 else ctypes.get_errno()\n"
-      "print(errno_of(libc.unshare(0x10000000)),\n"            // CLONE_NEWUSER
+      "print(errno_of(libc.unshare(0x10000000)),\n"  // CLONE_NEWUSER
       "      errno_of(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)),\n"
-      "      errno_of(libc.syscall(101, 0, 0, 0, 0)))\n");      // ptrace(PTRACE_TRACEME)
+      "      errno_of(libc.syscall(101, 0, 0, 0, 0)))\n");  // ptrace(PTRACE_TRACEME)
   REQUIRE_MESSAGE(result.outcome == Outcome::completed, (result.detail + result.stderr_text));
   CHECK(result.stdout_text == "1 1 1\n");  // EPERM each
 }

@@ -48,8 +48,11 @@ struct SingleWorkerPool {
 
 // True when every text field could be written as strict JSON.
 bool serializes_strictly(const Result& result) {
-  nlohmann::json j = {{"type", result.exception_type}, {"message", result.exception_message},
-                      {"stdout", result.stdout_text}, {"stderr", result.stderr_text}, {"detail", result.detail}};
+  nlohmann::json j = {{"type", result.exception_type},
+                      {"message", result.exception_message},
+                      {"stdout", result.stdout_text},
+                      {"stderr", result.stderr_text},
+                      {"detail", result.detail}};
   try {
     (void)j.dump();
     return true;
@@ -78,7 +81,9 @@ TEST_CASE("a long non-ASCII exception message is kept as valid UTF-8, cut on a c
 TEST_CASE("lone surrogates and invalid bytes become U+FFFD in every text field") {
   const Result raised = shared_pool().run("raise ValueError('a\\udcffb\\ud800')\n");
   REQUIRE_MESSAGE(raised.outcome == Outcome::exception, raised.detail);
-  CHECK(raised.exception_message == "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+  CHECK(raised.exception_message ==
+        "a\xef\xbf\xbd"
+        "b\xef\xbf\xbd");
   CHECK(serializes_strictly(raised));
 
   const Result printed = shared_pool().run(
@@ -133,8 +138,8 @@ TEST_CASE("a program that knows the nonce cannot turn itself into a sandbox erro
       "f = sys._getframe()\n"
       "while f is not None and 'nonce' not in f.f_locals:\n    f = f.f_back\n"
       "n = f.f_locals['nonce']\n";
-  for (const char* forged : {"' setup pretend the runner failed\\n'", "' exc zz-not-hex \\n'", "' exc  \\n'",
-                             "' garbage\\n'"}) {
+  for (const char* forged :
+       {"' setup pretend the runner failed\\n'", "' exc zz-not-hex \\n'", "' exc  \\n'", "' garbage\\n'"}) {
     CAPTURE(forged);
     const Result result =
         shared_pool().run(find_nonce + fmt::format("os.write(3, (n + {}).encode())\nos._exit(0)\n", forged));
@@ -210,21 +215,21 @@ TEST_CASE("SysV and POSIX IPC objects planted by one program are gone for the ne
     return;
   }
   const std::string token = random_token().substr(0, 16);
-  const Result plant = single.pool.run(fmt::format(
-      "import ctypes, os\n"
-      "libc = ctypes.CDLL(None, use_errno=True)\n"
-      "libc.shmat.restype = ctypes.c_void_p\n"
-      "shm = libc.shmget(0x51e12, 1 << 20, 0o1666)\n"           // IPC_CREAT | 0666
-      "address = libc.shmat(shm, None, 0)\n"
-      "ctypes.memmove(address, b'{0}', 16)\n"
-      "queue = libc.msgget(0x51e13, 0o1666)\n"
-      "message = ctypes.create_string_buffer(b'\\x01\\0\\0\\0\\0\\0\\0\\0{0}')\n"
-      "sent = libc.msgsnd(queue, message, 16, 0)\n"
-      "sem = libc.semget(0x51e14, 1, 0o1666)\n"
-      "mq = libc.mq_open(b'/planted', os.O_CREAT | os.O_RDWR, 0o666, None)\n"
-      "mq_sent = libc.mq_send(mq, b'{0}', 16, 0)\n"
-      "print(shm >= 0, address is not None, queue >= 0, sent, sem >= 0, mq >= 0, mq_sent)\n",
-      token));
+  const Result plant = single.pool.run(
+      fmt::format("import ctypes, os\n"
+                  "libc = ctypes.CDLL(None, use_errno=True)\n"
+                  "libc.shmat.restype = ctypes.c_void_p\n"
+                  "shm = libc.shmget(0x51e12, 1 << 20, 0o1666)\n"  // IPC_CREAT | 0666
+                  "address = libc.shmat(shm, None, 0)\n"
+                  "ctypes.memmove(address, b'{0}', 16)\n"
+                  "queue = libc.msgget(0x51e13, 0o1666)\n"
+                  "message = ctypes.create_string_buffer(b'\\x01\\0\\0\\0\\0\\0\\0\\0{0}')\n"
+                  "sent = libc.msgsnd(queue, message, 16, 0)\n"
+                  "sem = libc.semget(0x51e14, 1, 0o1666)\n"
+                  "mq = libc.mq_open(b'/planted', os.O_CREAT | os.O_RDWR, 0o666, None)\n"
+                  "mq_sent = libc.mq_send(mq, b'{0}', 16, 0)\n"
+                  "print(shm >= 0, address is not None, queue >= 0, sent, sem >= 0, mq >= 0, mq_sent)\n",
+                  token));
   REQUIRE_MESSAGE(plant.outcome == Outcome::completed, (plant.detail + plant.stderr_text));
   REQUIRE(plant.stdout_text == "True True True 0 True True 0\n");
   const Result look = single.pool.run(
@@ -246,11 +251,11 @@ TEST_CASE("an earlier program's output, exception and source are not in a later 
   const std::string secret = "SECRET-" + random_token() + random_token().substr(0, 25);
   REQUIRE(secret.size() == 64);
   const std::string head = secret.substr(0, 32), tail = secret.substr(32);
-  const Result plant = single.pool.run(fmt::format(
-      "import sys\nsecret = '{0}'\n"
-      "for _ in range(200):\n    print(secret)\n    print(secret, file=sys.stderr)\n"
-      "open('/tmp/left', 'w').write(secret)\nraise ValueError(secret)\n",
-      secret));
+  const Result plant =
+      single.pool.run(fmt::format("import sys\nsecret = '{0}'\n"
+                                  "for _ in range(200):\n    print(secret)\n    print(secret, file=sys.stderr)\n"
+                                  "open('/tmp/left', 'w').write(secret)\nraise ValueError(secret)\n",
+                                  secret));
   REQUIRE(plant.outcome == Outcome::exception);
   REQUIRE(plant.stdout_text.find(secret) != std::string::npos);
   const Result look = single.pool.run(fmt::format(
@@ -425,12 +430,12 @@ TEST_CASE("/dev/ptmx opens ptys of a private devpts instance with a small limit 
   }
   struct stat host_devpts {};
   REQUIRE(stat("/dev/pts/ptmx", &host_devpts) == 0);
-  const Result result = pool.run(fmt::format(
-      "import os\nptys = []\n"
-      "try:\n    for _ in range(64):\n        ptys.append(os.openpty())\n"
-      "except OSError as e:\n    print('stopped', e.errno)\n"
-      "print(len(ptys), os.fstat(ptys[0][1]).st_dev != {})\n",
-      static_cast<unsigned long long>(host_devpts.st_dev)));
+  const Result result =
+      pool.run(fmt::format("import os\nptys = []\n"
+                           "try:\n    for _ in range(64):\n        ptys.append(os.openpty())\n"
+                           "except OSError as e:\n    print('stopped', e.errno)\n"
+                           "print(len(ptys), os.fstat(ptys[0][1]).st_dev != {})\n",
+                           static_cast<unsigned long long>(host_devpts.st_dev)));
   REQUIRE_MESSAGE(result.outcome == Outcome::completed, (result.detail + result.stderr_text));
   CHECK(result.stdout_text == "stopped 28\n16 True\n");  // ENOSPC at the instance's max
 }
@@ -446,7 +451,7 @@ TEST_CASE("socket() is refused for every family but AF_UNIX, AF_INET and AF_INET
       "print(attempt(socket.AF_UNIX), attempt(socket.AF_INET), attempt(socket.AF_INET6))\n"
       "print(attempt(40), attempt(16, socket.SOCK_RAW), attempt(17, socket.SOCK_RAW), attempt(0), attempt(31))\n"
       "libc = ctypes.CDLL(None, use_errno=True)\n"
-      "fd = libc.syscall(41, ctypes.c_long((1 << 32) | 40), 1, 0)\n"   // AF_VSOCK with upper bits set
+      "fd = libc.syscall(41, ctypes.c_long((1 << 32) | 40), 1, 0)\n"  // AF_VSOCK with upper bits set
       "print(fd, ctypes.get_errno())\n"
       "pair = (ctypes.c_int * 2)()\n"
       "print(libc.socketpair(16, 3, 0, pair), ctypes.get_errno())\n");

@@ -79,7 +79,8 @@ TEST_CASE("each worker runs as its own uid") {
   Pool& pool = shared_pool();
   if (!pool.protections().distinct_uid) return;
   std::set<std::string> uids;
-  const auto results = pool.run_all(std::vector<std::string>(6, "import os, time\ntime.sleep(0.2)\nprint(os.getuid(), os.getgid(), os.getgroups())\n"));
+  const auto results = pool.run_all(std::vector<std::string>(
+      6, "import os, time\ntime.sleep(0.2)\nprint(os.getuid(), os.getgid(), os.getgroups())\n"));
   for (const auto& result : results) {
     REQUIRE(result.outcome == Outcome::completed);
     uids.insert(result.stdout_text);
@@ -93,7 +94,8 @@ TEST_CASE("two pools side by side never share a worker uid") {
   Pool second(test_config(2));
   auto uids_of = [](Pool& pool) {
     std::set<std::string> uids;
-    for (const auto& r : pool.run_all(std::vector<std::string>(6, "import os, time\ntime.sleep(0.2)\nprint(os.getuid())\n")))
+    for (const auto& r :
+         pool.run_all(std::vector<std::string>(6, "import os, time\ntime.sleep(0.2)\nprint(os.getuid())\n")))
       uids.insert(r.stdout_text);
     return uids;
   };
@@ -152,7 +154,8 @@ TEST_CASE("when every attempt fails the result is sandbox_error, never a program
 TEST_CASE("run_all returns results in input order and calls back once per program") {
   Pool& pool = shared_pool();
   std::vector<std::string> sources;
-  for (int i = 0; i < 24; ++i) sources.push_back(fmt::format("import time\ntime.sleep({})\nprint({} * {})\n", (i % 3) * 0.02, i, i));
+  for (int i = 0; i < 24; ++i)
+    sources.push_back(fmt::format("import time\ntime.sleep({})\nprint({} * {})\n", (i % 3) * 0.02, i, i));
   std::vector<int> calls(sources.size(), 0);
   const auto results = pool.run_all(sources, [&](std::size_t index, const Result& result) {
     REQUIRE(index < calls.size());

@@ -21,18 +21,19 @@ TEST_CASE("valid UTF-8 passes unchanged, every length of character included") {
 
 TEST_CASE("ill-formed sequences become U+FFFD, one per maximal subpart") {
   CHECK(valid_utf8("\xff") == kFffd);
-  CHECK(valid_utf8("a\x80z") == "a" + kFffd + "z");                 // stray continuation
-  CHECK(valid_utf8("\xc0\xaf") == kFffd + kFffd);                   // overlong '/': C0 is never valid
-  CHECK(valid_utf8("\xe0\x80\xaf") == kFffd + kFffd + kFffd);       // overlong: E0 needs A0..BF next
+  CHECK(valid_utf8("a\x80z") == "a" + kFffd + "z");                        // stray continuation
+  CHECK(valid_utf8("\xc0\xaf") == kFffd + kFffd);                          // overlong '/': C0 is never valid
+  CHECK(valid_utf8("\xe0\x80\xaf") == kFffd + kFffd + kFffd);              // overlong: E0 needs A0..BF next
   CHECK(valid_utf8("\xf4\x90\x80\x80") == kFffd + kFffd + kFffd + kFffd);  // above U+10FFFF
-  CHECK(valid_utf8("\xe2\x82") == kFffd);                           // cut short: one subpart
+  CHECK(valid_utf8("\xe2\x82") == kFffd);                                  // cut short: one subpart
   CHECK(valid_utf8("\xe2\x82z") == kFffd + "z");
   CHECK(valid_utf8("\xf0\x9f\x98") == kFffd);
 }
 
 TEST_CASE("a surrogate written as UTF-8 (lone surrogate from Python) is one U+FFFD") {
-  CHECK(valid_utf8("a\xed\xb3\xbf" "b") == "a" + kFffd + "b");   // U+DCFF
-  CHECK(valid_utf8("\xed\xa0\x80\xed\xb0\x80") == kFffd + kFffd); // a pair written separately
+  CHECK(valid_utf8("a\xed\xb3\xbf"
+                   "b") == "a" + kFffd + "b");                     // U+DCFF
+  CHECK(valid_utf8("\xed\xa0\x80\xed\xb0\x80") == kFffd + kFffd);  // a pair written separately
   CHECK(valid_utf8("\xed\x9f\xbf") == "\xed\x9f\xbf");             // U+D7FF is an ordinary character
 }
 

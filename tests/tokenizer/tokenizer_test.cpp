@@ -83,11 +83,13 @@ std::vector<Case> all_reference_cases() {
   const auto& problems = humaneval();
   for (const json& entry : reference()["humaneval"]) {
     const std::string task = entry["task_id"].get<std::string>();
-    const auto problem = std::find_if(problems.begin(), problems.end(), [&](const auto& p) { return p.task_id == task; });
+    const auto problem =
+        std::find_if(problems.begin(), problems.end(), [&](const auto& p) { return p.task_id == task; });
     REQUIRE_MESSAGE(problem != problems.end(), task);
     cases.push_back({task + " prompt", problem->prompt, ids_of(entry["prompt_ids"])});
     cases.push_back({task + " solution", problem->prompt + problem->canonical_solution, ids_of(entry["solution_ids"])});
-    cases.push_back({task + " chat_thinking", entry["chat_thinking"].get<std::string>(), ids_of(entry["chat_thinking_ids"])});
+    cases.push_back(
+        {task + " chat_thinking", entry["chat_thinking"].get<std::string>(), ids_of(entry["chat_thinking_ids"])});
     cases.push_back(
         {task + " chat_nothinking", entry["chat_nothinking"].get<std::string>(), ids_of(entry["chat_nothinking_ids"])});
   }
@@ -139,10 +141,14 @@ TEST_CASE("encode matches transformers on every reference string") {
   for (const Case& c : cases) {
     const auto got = tok.encode(c.text);
     if (got == c.ids) {
-      if (c.label.ends_with(" prompt")) ++prompt_ok;
-      else if (c.label.ends_with(" solution")) ++solution_ok;
-      else if (c.label.starts_with("tricky")) ++tricky_ok;
-      else ++chat_ok;
+      if (c.label.ends_with(" prompt"))
+        ++prompt_ok;
+      else if (c.label.ends_with(" solution"))
+        ++solution_ok;
+      else if (c.label.starts_with("tricky"))
+        ++tricky_ok;
+      else
+        ++chat_ok;
     } else {
       ++failures;
       FAIL_CHECK(c.label << ": " << first_difference(got, c.ids));
@@ -165,10 +171,14 @@ TEST_CASE("decode matches transformers, with and without special tokens") {
     const auto ids = ids_of(entry["ids"]);
     const auto text = tok.decode(ids, false);
     const auto text_skip = tok.decode(ids, true);
-    if (text == entry["text"].get<std::string>()) ++matched;
-    else FAIL_CHECK("decode[" << index << "] differs");
-    if (text_skip == entry["text_skip_special"].get<std::string>()) ++matched_skip;
-    else FAIL_CHECK("decode[" << index << "] (skip_special_tokens) differs");
+    if (text == entry["text"].get<std::string>())
+      ++matched;
+    else
+      FAIL_CHECK("decode[" << index << "] differs");
+    if (text_skip == entry["text_skip_special"].get<std::string>())
+      ++matched_skip;
+    else
+      FAIL_CHECK("decode[" << index << "] (skip_special_tokens) differs");
     ++index;
   }
   fmt::print("decode: {}/{} exact, {}/{} with skip_special_tokens\n", matched, index, matched_skip, index);
@@ -248,12 +258,16 @@ TEST_CASE("streaming decoder: chunks are valid UTF-8 and concatenate to the full
   // A truncated sequence followed by ASCII: one U+FFFD, as Python's
   // b"\xf0\x9fa".decode("utf-8", "replace") == "\ufffda".
   const std::vector<TokenId> broken = {byte_token(0xF0), byte_token(0x9F), byte_token('a')};
-  CHECK(tok.decode(broken) == "\xEF\xBF\xBD" "a");
+  CHECK(tok.decode(broken) ==
+        "\xEF\xBF\xBD"
+        "a");
   StreamingDecoder broken_stream(tok);
   std::string joined;
   for (TokenId id : broken) joined += broken_stream.push(id);
   joined += broken_stream.finish();
-  CHECK(joined == "\xEF\xBF\xBD" "a");
+  CHECK(joined ==
+        "\xEF\xBF\xBD"
+        "a");
   // Surrogate encodings are invalid byte by byte: b"\xed\xa0\x80" -> three U+FFFD.
   CHECK(tok.decode(std::vector<TokenId>{byte_token(0xED), byte_token(0xA0), byte_token(0x80)}) ==
         "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
@@ -269,14 +283,43 @@ TEST_CASE("randomized: round trip of mixed text, streaming of random ids") {
   // Pieces that exercise the regex alternatives, NFC, multibyte characters
   // and added tokens; each starts with a base character, so NFC never
   // composes across an added-token boundary.
-  const std::vector<std::string> pieces = {
-      "a", "Z", "word", " ", "  ", "\n", "\r\n", "\t", "7", "2024", ".", "'s", "'LL", "(", "==", "#",
-      "\u00e9", "e\u0301", "\u00c5", "\u65e5\u672c", "\U0001F642", "\u00a0", "\u0085", "\u200b", "\u180e",
-      "<|im_end|>", "<|im_start|>", "<think>", "</think>", "<|endoftext|>", "<|im_", "\u03a9"};
+  const std::vector<std::string> pieces = {"a",
+                                           "Z",
+                                           "word",
+                                           " ",
+                                           "  ",
+                                           "\n",
+                                           "\r\n",
+                                           "\t",
+                                           "7",
+                                           "2024",
+                                           ".",
+                                           "'s",
+                                           "'LL",
+                                           "(",
+                                           "==",
+                                           "#",
+                                           "\u00e9",
+                                           "e\u0301",
+                                           "\u00c5",
+                                           "\u65e5\u672c",
+                                           "\U0001F642",
+                                           "\u00a0",
+                                           "\u0085",
+                                           "\u200b",
+                                           "\u180e",
+                                           "<|im_end|>",
+                                           "<|im_start|>",
+                                           "<think>",
+                                           "</think>",
+                                           "<|endoftext|>",
+                                           "<|im_",
+                                           "\u03a9"};
   for (int round = 0; round < 2000; ++round) {
     std::string text;
     const int length = std::uniform_int_distribution<int>(0, 24)(random);
-    for (int i = 0; i < length; ++i) text += pieces[std::uniform_int_distribution<std::size_t>(0, pieces.size() - 1)(random)];
+    for (int i = 0; i < length; ++i)
+      text += pieces[std::uniform_int_distribution<std::size_t>(0, pieces.size() - 1)(random)];
     const auto ids = tok.encode(text);
     REQUIRE_MESSAGE(tok.decode(ids) == tok.normalize(text), text);
   }
@@ -400,7 +443,8 @@ json tiny_tokenizer_json() {
     const bool printable = (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) || (byte >= 0xAE);
     const int code_point = printable ? byte : next++;
     std::string spelling;
-    if (code_point < 0x80) spelling.push_back(static_cast<char>(code_point));
+    if (code_point < 0x80)
+      spelling.push_back(static_cast<char>(code_point));
     else {
       spelling.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
       spelling.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
@@ -409,36 +453,50 @@ json tiny_tokenizer_json() {
   }
   vocab["ab"] = 256;
   vocab["abc"] = 257;
-  return json{
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens",
-       json::array({json{{"id", 300}, {"content", "<L>"}, {"lstrip", true}, {"rstrip", false}, {"single_word", false},
-                         {"normalized", false}, {"special", true}},
-                    json{{"id", 301}, {"content", "<R>"}, {"lstrip", false}, {"rstrip", true}, {"single_word", false},
-                         {"normalized", false}, {"special", true}},
-                    json{{"id", 302}, {"content", "sw"}, {"lstrip", false}, {"rstrip", false}, {"single_word", true},
-                         {"normalized", false}, {"special", false}}})},
-      {"normalizer", {{"type", "NFC"}}},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         json::array({json{{"type", "Split"},
-                           {"pattern", {{"Regex", R"( ?\p{L}+|\s+|.)"}}},
-                           {"behavior", "Isolated"},
-                           {"invert", false}},
-                      json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false},
-                           {"use_regex", false}}})}}},
-      {"post_processor", nullptr},
-      {"decoder", {{"type", "ByteLevel"}}},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"byte_fallback", false},
-        {"vocab", vocab},
-        {"merges", json::array({"a b", json::array({"ab", "c"})})}}}};
+  return json{{"version", "1.0"},
+              {"truncation", nullptr},
+              {"padding", nullptr},
+              {"added_tokens", json::array({json{{"id", 300},
+                                                 {"content", "<L>"},
+                                                 {"lstrip", true},
+                                                 {"rstrip", false},
+                                                 {"single_word", false},
+                                                 {"normalized", false},
+                                                 {"special", true}},
+                                            json{{"id", 301},
+                                                 {"content", "<R>"},
+                                                 {"lstrip", false},
+                                                 {"rstrip", true},
+                                                 {"single_word", false},
+                                                 {"normalized", false},
+                                                 {"special", true}},
+                                            json{{"id", 302},
+                                                 {"content", "sw"},
+                                                 {"lstrip", false},
+                                                 {"rstrip", false},
+                                                 {"single_word", true},
+                                                 {"normalized", false},
+                                                 {"special", false}}})},
+              {"normalizer", {{"type", "NFC"}}},
+              {"pre_tokenizer",
+               {{"type", "Sequence"},
+                {"pretokenizers", json::array({json{{"type", "Split"},
+                                                    {"pattern", {{"Regex", R"( ?\p{L}+|\s+|.)"}}},
+                                                    {"behavior", "Isolated"},
+                                                    {"invert", false}},
+                                               json{{"type", "ByteLevel"},
+                                                    {"add_prefix_space", false},
+                                                    {"trim_offsets", false},
+                                                    {"use_regex", false}}})}}},
+              {"post_processor", nullptr},
+              {"decoder", {{"type", "ByteLevel"}}},
+              {"model",
+               {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"byte_fallback", false},
+                {"vocab", vocab},
+                {"merges", json::array({"a b", json::array({"ab", "c"})})}}}};
 }
 
 }  // namespace

@@ -43,11 +43,14 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       for (int h = 0; h < heads; ++h) {
         const float* src = q + r * q_stride + static_cast<std::int64_t>(h) * q_head_stride;
         float* head = query.data() + (r * heads + h) * head_dim;
-        if (q_norm) rms_norm_row(src, q_norm, head_dim, spec.norm_eps, head);
-        else std::memcpy(head, src, sizeof(float) * head_dim);
+        if (q_norm)
+          rms_norm_row(src, q_norm, head_dim, spec.norm_eps, head);
+        else
+          std::memcpy(head, src, sizeof(float) * head_dim);
         rope_head(head, position, spec.inv_freq);
       }
-      const SequenceState& state = *batch.sequences[static_cast<std::size_t>(batch.row_sequence[static_cast<std::size_t>(r)])].state;
+      const SequenceState& state =
+          *batch.sequences[static_cast<std::size_t>(batch.row_sequence[static_cast<std::size_t>(r)])].state;
       const std::int32_t block = state.blocks()[static_cast<std::size_t>(position / block_tokens)];
       const int offset = static_cast<int>(position % block_tokens);
       for (int h = 0; h < kv_heads; ++h) {
@@ -63,8 +66,10 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
   // Waking the pool costs tens of microseconds, more than a few rows of this work:
   // decode steps of small batches do it on the calling thread.
   constexpr std::int64_t kRowsWorthThreads = 8;
-  if (m < kRowsWorthThreads) prepare_rows(0, m);
-  else pool.parallel_for(m, prepare_rows);
+  if (m < kRowsWorthThreads)
+    prepare_rows(0, m);
+  else
+    pool.parallel_for(m, prepare_rows);
 
   // Causal attention, one (row, query head) pair per task; scores are softmaxed in fp32.
   const int group = heads / kv_heads;  // query heads sharing one K/V head
@@ -76,7 +81,8 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       const int h = static_cast<int>(task % heads);
       const int kv_head = h / group;
       const std::int64_t position = batch.positions[static_cast<std::size_t>(r)];
-      const SequenceState& state = *batch.sequences[static_cast<std::size_t>(batch.row_sequence[static_cast<std::size_t>(r)])].state;
+      const SequenceState& state =
+          *batch.sequences[static_cast<std::size_t>(batch.row_sequence[static_cast<std::size_t>(r)])].state;
       const std::int64_t first = spec.window > 0 ? std::max<std::int64_t>(0, position - spec.window + 1) : 0;
       const float* qh = query.data() + (r * heads + h) * head_dim;
       scores.resize(static_cast<std::size_t>(position - first + 1));
@@ -116,8 +122,10 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
   for (std::int64_t r = 0; r < m; ++r)
     multiply_adds += 2 * (batch.positions[static_cast<std::size_t>(r)] + 1) * heads * head_dim;
   const std::int64_t tasks = m * heads;
-  if (multiply_adds < (1 << 18)) attend(0, tasks);
-  else pool.parallel_chunks(tasks, std::max<std::int64_t>(1, tasks / (8 * pool.size())), attend);
+  if (multiply_adds < (1 << 18))
+    attend(0, tasks);
+  else
+    pool.parallel_chunks(tasks, std::max<std::int64_t>(1, tasks / (8 * pool.size())), attend);
 }
 
 }  // namespace quanteval::runtime

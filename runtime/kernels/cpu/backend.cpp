@@ -136,7 +136,8 @@ std::unique_ptr<CpuLinear> CpuLinear::share_table(std::shared_ptr<const std::vec
   linear->name_ = std::move(name);
   linear->in_features_ = cols;
   linear->out_features_ = rows;
-  linear->kernel_ = DenseLinear::from_shared_16bit(std::move(bits), bf16, static_cast<int>(rows), static_cast<int>(cols));
+  linear->kernel_ =
+      DenseLinear::from_shared_16bit(std::move(bits), bf16, static_cast<int>(rows), static_cast<int>(cols));
   return linear;
 }
 
@@ -175,8 +176,8 @@ void CpuMemory::allocate(const MemoryPlan& plan) {
   states_.clear();
   const MemoryShape& s = plan.shape;
   if (s.kv_bytes_per_token() > 0) {
-    const std::size_t floats_per_layer = static_cast<std::size_t>(plan.blocks) * s.block_tokens *
-                                         static_cast<std::size_t>(s.kv_heads) * s.head_dim;
+    const std::size_t floats_per_layer =
+        static_cast<std::size_t>(plan.blocks) * s.block_tokens * static_cast<std::size_t>(s.kv_heads) * s.head_dim;
     for (int layer = 0; layer < s.kv_layers; ++layer) {
       // new float[] without value-initialization: untouched pages cost no RAM.
       keys_.emplace_back(new float[floats_per_layer]);
@@ -191,8 +192,7 @@ void CpuMemory::allocate(const MemoryPlan& plan) {
 void CpuMemory::clear_slot(int slot) {
   QE_CHECK(slot >= 0 && slot < plan_.slots, "state slot out of range");
   const std::size_t slot_floats = static_cast<std::size_t>(plan_.shape.conv_floats + plan_.shape.recurrent_floats);
-  for (int layer = 0; layer < plan_.shape.state_layers; ++layer)
-    std::fill_n(slot_base(layer, slot), slot_floats, 0.0f);
+  for (int layer = 0; layer < plan_.shape.state_layers; ++layer) std::fill_n(slot_base(layer, slot), slot_floats, 0.0f);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,7 +203,9 @@ CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::name() const { return fmt::format("cpu ({} threads)", pool_.size()); }
 
-std::unique_ptr<LinearWeight> CpuBackend::linear(const LinearSource& source) { return CpuLinear::build(source, kernels_); }
+std::unique_ptr<LinearWeight> CpuBackend::linear(const LinearSource& source) {
+  return CpuLinear::build(source, kernels_);
+}
 
 std::unique_ptr<VectorWeight> CpuBackend::vector(std::vector<float> values) {
   return std::make_unique<CpuVector>(std::move(values));
@@ -231,7 +233,8 @@ std::unique_ptr<LinearWeight> CpuBackend::linear_from_table(const TableWeight& t
     source.dense = dense;
     return CpuLinear::build(source, kernels_);
   }
-  return CpuLinear::share_table(cpu.bits16(), cpu.bf16(), cpu.rows(), cpu.cols(), "lm_head (tied to model.embed_tokens)");
+  return CpuLinear::share_table(cpu.bits16(), cpu.bf16(), cpu.rows(), cpu.cols(),
+                                "lm_head (tied to model.embed_tokens)");
 }
 
 void CpuBackend::allocate_memory(const MemoryPlan& plan) { memory_.allocate(plan); }
@@ -249,13 +252,15 @@ void CpuBackend::end_step() { scratch_.clear(); }
 void CpuBackend::embed(const TableWeight& table, std::span<const TokenId> tokens, Tensor out) {
   const auto& cpu = dynamic_cast<const CpuTable&>(table);
   QE_CHECK(out.rows == static_cast<std::int64_t>(tokens.size()) && out.cols == cpu.cols(), "embed shapes");
-  for (std::size_t r = 0; r < tokens.size(); ++r) cpu.row(tokens[r], f32(out) + static_cast<std::int64_t>(r) * out.cols);
+  for (std::size_t r = 0; r < tokens.size(); ++r)
+    cpu.row(tokens[r], f32(out) + static_cast<std::int64_t>(r) * out.cols);
 }
 
 void CpuBackend::rms_norm(Tensor x, const VectorWeight& weight, float eps, Tensor out) {
   const auto& w = dynamic_cast<const CpuVector&>(weight);
   QE_CHECK(x.cols == w.size() && out.cols == x.cols && out.rows == x.rows, "rms_norm shapes");
-  for (std::int64_t r = 0; r < x.rows; ++r) rms_norm_row(f32(x) + r * x.cols, w.data(), x.cols, eps, f32(out) + r * x.cols);
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    rms_norm_row(f32(x) + r * x.cols, w.data(), x.cols, eps, f32(out) + r * x.cols);
 }
 
 void CpuBackend::add_rms_norm(Tensor residual, Tensor addend, const VectorWeight& weight, float eps, Tensor normed) {
@@ -293,8 +298,8 @@ void CpuBackend::attention(const AttentionSpec& spec, const AttentionWeights& we
                            Tensor k, Tensor v, Tensor out) {
   const auto* q_norm = weights.q_norm ? &dynamic_cast<const CpuVector&>(*weights.q_norm) : nullptr;
   const auto* k_norm = weights.k_norm ? &dynamic_cast<const CpuVector&>(*weights.k_norm) : nullptr;
-  attention_cpu(spec, q_norm ? q_norm->data() : nullptr, k_norm ? k_norm->data() : nullptr, batch, f32(q), f32(k), f32(v),
-                f32(out), memory_, pool_);
+  attention_cpu(spec, q_norm ? q_norm->data() : nullptr, k_norm ? k_norm->data() : nullptr, batch, f32(q), f32(k),
+                f32(v), f32(out), memory_, pool_);
 }
 
 void CpuBackend::gated_deltanet(const DeltaNetSpec& spec, const DeltaNetWeights& weights, const StepBatch& batch,

@@ -58,8 +58,7 @@ void conv1d_silu_channels(const float* input, int rows, int channels, const floa
   // may come from old state row rows + r > r, which ascending r reads before it
   // is overwritten.
   for (int r = 0; r < history; ++r)
-    for (int c = c_begin; c < c_end; ++c)
-      conv_state[static_cast<size_t>(r) * channels + c] = window(rows + r, c);
+    for (int c = c_begin; c < c_end; ++c) conv_state[static_cast<size_t>(r) * channels + c] = window(rows + r, c);
 }
 
 // The recurrence for value heads [h_begin, h_end). Heads never interact, so a head
@@ -72,8 +71,7 @@ void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* ou
 // Runs task over [0, count) in pieces of `grain` on the pool, or inline without one.
 // Pieces are claimed dynamically (parallel_chunks), which balances sequences of
 // different lengths; a piece's result never depends on which thread runs it.
-void for_each_piece(ThreadPool* pool, int64_t count, int64_t grain,
-                    const std::function<void(int64_t, int64_t)>& task) {
+void for_each_piece(ThreadPool* pool, int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& task) {
   if (count <= 0) return;
   if (pool == nullptr || pool->size() == 1 || count == 1) {
     task(0, count);
@@ -88,8 +86,8 @@ void for_each_piece(ThreadPool* pool, int64_t count, int64_t grain,
 
 void causal_conv1d_silu(const float* input, int rows, int channels, std::span<const float> weight, int kernel,
                         std::span<const float> bias, std::span<float> conv_state, float* output) {
-  require(rows >= 0 && channels > 0 && kernel > 0, fmt::format("conv1d sizes rows={} channels={} kernel={}", rows,
-                                                               channels, kernel));
+  require(rows >= 0 && channels > 0 && kernel > 0,
+          fmt::format("conv1d sizes rows={} channels={} kernel={}", rows, channels, kernel));
   require(weight.size() == static_cast<size_t>(channels) * kernel,
           fmt::format("conv1d weight has {} values, expected {} x {}", weight.size(), channels, kernel));
   require(bias.empty() || bias.size() == static_cast<size_t>(channels),
@@ -267,8 +265,8 @@ void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* ou
 // --- The op ---
 
 void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std::span<const DeltaNetRun> runs,
-                        const float* mixed, const float* z, const float* b, const float* a, float* core,
-                        int chunk_size, ThreadPool* pool) {
+                        const float* mixed, const float* z, const float* b, const float* a, float* core, int chunk_size,
+                        ThreadPool* pool) {
   require(d.key_heads > 0 && d.value_heads % d.key_heads == 0 && d.key_head_dim > 0 && d.value_head_dim > 0 &&
               d.conv_kernel > 0,
           fmt::format("bad DeltaNet sizes (key heads {}, value heads {}, d_k {}, d_v {}, kernel {})", d.key_heads,
@@ -325,8 +323,15 @@ void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std:
     }
 
     const size_t off = static_cast<size_t>(first) * Hv;
-    const DeltaRuleInputs inputs{q.data() + off * dk, k.data() + off * dk, v.data() + off * dv, g.data() + off,
-                                 beta.data() + off, rows, Hv, dk, dv};
+    const DeltaRuleInputs inputs{q.data() + off * dk,
+                                 k.data() + off * dk,
+                                 v.data() + off * dv,
+                                 g.data() + off,
+                                 beta.data() + off,
+                                 rows,
+                                 Hv,
+                                 dk,
+                                 dv};
     if (chunk_size > 0) {
       delta_rule_chunked_heads(inputs, run.recurrent_state, core + off * dv, chunk_size, h_begin, h_end);
     } else {

@@ -49,10 +49,10 @@ void gated_delta_rule_chunked(const DeltaRuleInputs& in, float* state, float* ou
 
 // One sequence's rows of a step and its state.
 struct DeltaNetRun {
-  std::int64_t first_row = 0;       // its rows are [first_row, first_row + rows) of the step
+  std::int64_t first_row = 0;  // its rows are [first_row, first_row + rows) of the step
   std::int64_t rows = 0;
-  float* conv_state = nullptr;      // [conv_kernel - 1, conv_dim], continued and updated
-  float* recurrent_state = nullptr; // [value_heads, d_k, d_v], continued and updated
+  float* conv_state = nullptr;       // [conv_kernel - 1, conv_dim], continued and updated
+  float* recurrent_state = nullptr;  // [value_heads, d_k, d_v], continued and updated
 };
 
 struct DeltaNetCpuWeights {

@@ -66,8 +66,8 @@ struct Int4Problem {
   // activations for one weight line are one 16 * tile-byte run: the kernels address
   // them as one pointer + constant offsets instead of one pointer register per X row.
   const int16_t* x_q = nullptr;
-  int64_t x_q_line_stride = 0;               // = 8 * m
-  const QuantBlockScale* x_blocks = nullptr; // [m, x_blocks_stride]: one per activation block, in stream order
+  int64_t x_q_line_stride = 0;                // = 8 * m
+  const QuantBlockScale* x_blocks = nullptr;  // [m, x_blocks_stride]: one per activation block, in stream order
   int64_t x_blocks_stride = 0;
 };
 

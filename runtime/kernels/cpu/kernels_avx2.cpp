@@ -6,8 +6,8 @@
 // baseline callers.
 #include <stdexcept>
 
-#include "runtime/kernels/cpu/kernel_detail.hpp"
 #include "runtime/base/check.hpp"
+#include "runtime/kernels/cpu/kernel_detail.hpp"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -58,8 +58,10 @@ void int4_tile(const Int4Problem& p, int64_t block, int m0) {
       __m256i words_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words + 8));
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
-        const __m256 w_lo = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(words_lo, low_nibble)), scale_lo, zs_lo);
-        const __m256 w_hi = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(words_hi, low_nibble)), scale_hi, zs_hi);
+        const __m256 w_lo =
+            _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(words_lo, low_nibble)), scale_lo, zs_lo);
+        const __m256 w_hi =
+            _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(words_hi, low_nibble)), scale_hi, zs_hi);
         words_lo = _mm256_srli_epi32(words_lo, 4);
         words_hi = _mm256_srli_epi32(words_hi, 4);
         for (int i = 0; i < kTile; ++i) {
@@ -103,7 +105,8 @@ template <DenseType kType>
 __m256 load_dense(const void* w, int64_t index) {
   if constexpr (kType == DenseType::f32) return _mm256_loadu_ps(static_cast<const float*>(w) + index);
   const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + index));
-  if constexpr (kType == DenseType::bf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+  if constexpr (kType == DenseType::bf16)
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
   return _mm256_cvtph_ps(bits);
 }
 
@@ -111,7 +114,8 @@ template <DenseType kType>
 float dense_scalar_weight(const void* w, int64_t index) {
   if constexpr (kType == DenseType::f32) return static_cast<const float*>(w)[index];
   const uint16_t bits = static_cast<const uint16_t*>(w)[index];
-  if constexpr (kType == DenseType::bf16) return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(bits) << 16)));
+  if constexpr (kType == DenseType::bf16)
+    return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(bits) << 16)));
   return _cvtsh_ss(bits);
 }
 
@@ -250,14 +254,18 @@ void int16_block(const Int4Problem& p, int64_t block) {
 void int4_blocks_avx2(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
   if (p.x_q != nullptr) {
     for (int64_t block = block_begin; block < block_end; ++block) {
-      if (p.scales_bf16) int16_block<true>(p, block);
-      else int16_block<false>(p, block);
+      if (p.scales_bf16)
+        int16_block<true>(p, block);
+      else
+        int16_block<false>(p, block);
     }
     return;
   }
   for (int64_t block = block_begin; block < block_end; ++block) {
-    if (p.scales_bf16) int4_block<true>(p, block);
-    else int4_block<false>(p, block);
+    if (p.scales_bf16)
+      int4_block<true>(p, block);
+    else
+      int4_block<false>(p, block);
   }
 }
 
@@ -289,9 +297,7 @@ void int4_blocks_avx2(const Int4Problem&, int64_t, int64_t) {
 void dense_rows_avx2(const DenseProblem&, int64_t, int64_t) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
-void f16_to_float_avx2(const uint16_t*, float*, size_t) {
-  QE_FAIL("AVX2 kernels were not compiled into this build");
-}
+void f16_to_float_avx2(const uint16_t*, float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 }  // namespace quanteval::runtime::detail
 
 #endif

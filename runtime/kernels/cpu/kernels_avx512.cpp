@@ -9,8 +9,8 @@
 // baseline callers.
 #include <stdexcept>
 
-#include "runtime/kernels/cpu/kernel_detail.hpp"
 #include "runtime/base/check.hpp"
+#include "runtime/kernels/cpu/kernel_detail.hpp"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
@@ -143,7 +143,7 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
   // would index the accumulator arrays at run time and make GCC keep them in memory,
   // storing every accumulator to the stack on each line.
   __m512 acc[kTile];
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int i = 0; i < kTile; ++i) acc[i] = _mm512_setzero_ps();
   const PackedLine* line = p.lines + block * p.lines_per_block;
   const int16_t* xq = p.x_q + 8 * m0;
@@ -158,9 +158,9 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
     for (int r0 = 0; r0 < rows; r0 += kQuantBlockLines, ++xb) {
       const int lines = rows - r0 < kQuantBlockLines ? rows - r0 : kQuantBlockLines;
       __m512i dot[kChains][kTile];
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int c = 0; c < kChains; ++c)
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int i = 0; i < kTile; ++i) dot[c][i] = _mm512_setzero_si512();
       for (int r = 0; r < lines; ++r, ++line, xq += p.x_q_line_stride) {
         _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchLines), _MM_HINT_T0);
@@ -169,19 +169,19 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
                               _mm512_and_si512(_mm512_srli_epi32(words, 4), pair_mask),
                               _mm512_and_si512(_mm512_srli_epi32(words, 8), pair_mask),
                               _mm512_and_si512(_mm512_srli_epi32(words, 12), pair_mask)};
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int j = 0; j < 4; ++j) {
-          #pragma GCC unroll 16
+#pragma GCC unroll 16
           for (int i = 0; i < kTile; ++i) {
             dot[j % kChains][i] = _mm512_dpwssd_epi32(dot[j % kChains][i], q[j], broadcast_pair(xq + 8 * i + 2 * j));
           }
         }
       }
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int i = 0; i < kTile; ++i) {
         const QuantBlockScale b = xb[i * p.x_blocks_stride];
         __m512i sum = dot[0][i];
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int c = 1; c < kChains; ++c) sum = _mm512_add_epi32(sum, dot[c][i]);
         // Exact in int32; the conversion rounds to nearest-even like the scalar spec.
         const __m512 t = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, _mm512_mullo_epi32(zero, _mm512_set1_epi32(b.sum))));
@@ -193,7 +193,7 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
   const int valid = static_cast<int>(p.n - n0 < kInt4BlockColumns ? p.n - n0 : kInt4BlockColumns);
   const __mmask16 store_mask = static_cast<__mmask16>((1u << valid) - 1u);
   const __m512 bias = p.bias ? _mm512_maskz_loadu_ps(store_mask, p.bias + n0) : _mm512_setzero_ps();
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int i = 0; i < kTile; ++i) {
     _mm512_mask_storeu_ps(p.y + (m0 + i) * static_cast<int64_t>(p.n) + n0, store_mask, _mm512_add_ps(acc[i], bias));
   }
@@ -223,7 +223,8 @@ template <DenseType kType>
 __m512 load_dense(const void* w, int64_t index, __mmask16 mask) {
   if constexpr (kType == DenseType::f32) return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(w) + index);
   const __m256i bits = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(w) + index);
-  if constexpr (kType == DenseType::bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+  if constexpr (kType == DenseType::bf16)
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
   return _mm512_cvtph_ps(bits);
 }
 
@@ -231,7 +232,8 @@ template <DenseType kType>
 __m512 load_dense(const void* w, int64_t index) {
   if constexpr (kType == DenseType::f32) return _mm512_loadu_ps(static_cast<const float*>(w) + index);
   const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + index));
-  if constexpr (kType == DenseType::bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+  if constexpr (kType == DenseType::bf16)
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
   return _mm512_cvtph_ps(bits);
 }
 
@@ -322,7 +324,8 @@ void dense_bf16_split_tile(const DenseProblem& p, int64_t row0, int m0) {
   for (int r = 0; r < kRows; ++r) {
     const float bias = p.bias ? p.bias[row0 + r] : 0.0f;
 #pragma GCC unroll 4
-    for (int i = 0; i < kTile; ++i) p.y[static_cast<int64_t>(m0 + i) * p.n + row0 + r] = _mm512_reduce_add_ps(acc[r][i]) + bias;
+    for (int i = 0; i < kTile; ++i)
+      p.y[static_cast<int64_t>(m0 + i) * p.n + row0 + r] = _mm512_reduce_add_ps(acc[r][i]) + bias;
   }
 }
 
@@ -364,8 +367,10 @@ void int4_blocks_avx512(const Int4Problem& p, int64_t block_begin, int64_t block
   // int16 activations without VNNI: the AVX2 vpmaddwd kernel (same results bit for bit).
   if (p.x_q != nullptr) return int4_blocks_avx2(p, block_begin, block_end);
   for (int64_t block = block_begin; block < block_end; ++block) {
-    if (p.scales_bf16) int4_block<true>(p, block);
-    else int4_block<false>(p, block);
+    if (p.scales_bf16)
+      int4_block<true>(p, block);
+    else
+      int4_block<false>(p, block);
   }
 }
 
@@ -380,15 +385,18 @@ void quantize_block_avx512(const float* values, int rows, int16_t* out, int64_t 
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
   int j = 0;
   for (; j + 16 <= rows; j += 16)
-    amax_bits = _mm512_max_epu32(amax_bits, _mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(values + j)), abs_mask));
+    amax_bits =
+        _mm512_max_epu32(amax_bits, _mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(values + j)), abs_mask));
   for (; j < rows; j += 8)
-    amax_bits = _mm512_max_epu32(amax_bits, _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(0xff, values + j)), abs_mask));
+    amax_bits = _mm512_max_epu32(
+        amax_bits, _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(0xff, values + j)), abs_mask));
   const uint32_t bits = static_cast<uint32_t>(_mm512_reduce_max_epu32(amax_bits));
   const bool finite = bits < 0x7f800000u;
   float amax;
   __builtin_memcpy(&amax, &bits, sizeof amax);
   if (!finite) {
-    for (int l = 0; l < rows / 8; ++l) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + l * line_stride), _mm_setzero_si128());
+    for (int l = 0; l < rows / 8; ++l)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + l * line_stride), _mm_setzero_si128());
     *block = {__builtin_nanf(""), 0};
     return;
   }
@@ -413,8 +421,10 @@ void quantize_block_avx512(const float* values, int rows, int16_t* out, int64_t 
 
 void int4_blocks_avx512_vnni(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
   for (int64_t block = block_begin; block < block_end; ++block) {
-    if (p.scales_bf16) int16_block<true>(p, block);
-    else int16_block<false>(p, block);
+    if (p.scales_bf16)
+      int16_block<true>(p, block);
+    else
+      int16_block<false>(p, block);
   }
 }
 

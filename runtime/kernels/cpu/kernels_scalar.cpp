@@ -4,8 +4,8 @@
 #include <cstring>
 #include <limits>
 
-#include "runtime/kernels/cpu/kernel_detail.hpp"
 #include "runtime/base/numeric.hpp"
+#include "runtime/kernels/cpu/kernel_detail.hpp"
 
 namespace quanteval::runtime::detail {
 

@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <bit>
 #include <cfloat>
-#include <limits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <functional>
+#include <limits>
+#include <memory>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -23,8 +23,8 @@ using detail::PackedLine;
 
 void check_bias(std::span<const float> bias, int n, const char* what) {
   if (!bias.empty() && bias.size() != static_cast<size_t>(n)) {
-    throw std::invalid_argument(fmt::format("{}: bias has {} elements, expected out_features = {}", what,
-                                            bias.size(), n));
+    throw std::invalid_argument(
+        fmt::format("{}: bias has {} elements, expected out_features = {}", what, bias.size(), n));
   }
 }
 
@@ -32,8 +32,8 @@ void check_forward_args(const float* x, int m, float* y, CpuIsa isa, const char*
   if (m < 1) throw std::invalid_argument(fmt::format("{}::forward: m = {} must be >= 1", what, m));
   if (x == nullptr || y == nullptr) throw std::invalid_argument(fmt::format("{}::forward: null x or y", what));
   if (!cpu_supports(isa)) {
-    throw std::runtime_error(fmt::format("{}::forward: this CPU or build cannot run the {} kernels", what,
-                                         to_string(isa)));
+    throw std::runtime_error(
+        fmt::format("{}::forward: this CPU or build cannot run the {} kernels", what, to_string(isa)));
   }
 }
 
@@ -281,8 +281,8 @@ DenseLinear DenseLinear::from_shared_16bit(std::shared_ptr<const std::vector<uin
                                            std::span<const float> bias) {
   DenseLinear out = make(bf16 ? detail::DenseType::bf16 : detail::DenseType::f16, n, k, bias);
   if (!w || w->size() != static_cast<size_t>(n) * static_cast<size_t>(k))
-    throw std::invalid_argument(fmt::format("DenseLinear: shared weights hold {} values, expected [{}, {}]",
-                                            w ? w->size() : 0, n, k));
+    throw std::invalid_argument(
+        fmt::format("DenseLinear: shared weights hold {} values, expected [{}, {}]", w ? w->size() : 0, n, k));
   out.bits16_ = std::move(w);
   return out;
 }
@@ -301,7 +301,7 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   check_forward_args(x, m, y, isa, "DenseLinear");
   detail::DenseProblem problem;
   problem.w = type_ == detail::DenseType::f32 ? static_cast<const void*>(floats_.data())
-                                               : static_cast<const void*>(bits16_->data());
+                                              : static_cast<const void*>(bits16_->data());
   problem.type = type_;
   problem.n = out_features_;
   problem.k = in_features_;

@@ -10,10 +10,10 @@
 #include <span>
 #include <vector>
 
+#include "runtime/checkpoint/gptq.hpp"
 #include "runtime/kernels/cpu/isa.hpp"
 #include "runtime/kernels/cpu/kernel_detail.hpp"
 #include "runtime/kernels/cpu/thread_pool.hpp"
-#include "runtime/checkpoint/gptq.hpp"
 
 namespace quanteval::runtime {
 
@@ -67,17 +67,17 @@ class Int4Linear {
  private:
   int in_features_ = 0;
   int out_features_ = 0;
-  int packed_k_ = 0;                  // K after per-group padding to multiples of 8
+  int packed_k_ = 0;  // K after per-group padding to multiples of 8
   bool scales_bf16_ = false;
   bool gather_ = false;
   Int4Activations activations_ = Int4Activations::int16;
-  int64_t quant_blocks_ = 0;          // activation blocks per row (kQuantBlockLines lines each, per group)
-  std::vector<int32_t> source_row_;   // [packed_k]: original k of each packed row, -1 for padding
-  std::vector<int> group_rows_;       // [groups present] lines (of 8 rows) per group
+  int64_t quant_blocks_ = 0;               // activation blocks per row (kQuantBlockLines lines each, per group)
+  std::vector<int32_t> source_row_;        // [packed_k]: original k of each packed row, -1 for padding
+  std::vector<int> group_rows_;            // [groups present] lines (of 8 rows) per group
   std::vector<detail::PackedLine> lines_;  // [blocks * lines_per_block]
   int64_t lines_per_block_ = 0;
   int64_t num_blocks_ = 0;
-  std::vector<float> bias_;           // [N] or empty
+  std::vector<float> bias_;  // [N] or empty
 
   // Rows [row_begin, row_end) of x ([m, K]) into x_q / blocks (see detail::Int4Problem).
   void quantize_activations(const float* x, int row_begin, int row_end, int m, int16_t* x_q,
@@ -109,7 +109,7 @@ class DenseLinear {
   int in_features_ = 0;
   int out_features_ = 0;
   std::shared_ptr<const std::vector<uint16_t>> bits16_;  // [n, k] for bf16 / f16 (possibly shared)
-  std::vector<float> floats_;     // [n, k] for f32
+  std::vector<float> floats_;                            // [n, k] for f32
   std::vector<float> bias_;
 };
 

@@ -28,7 +28,7 @@ class CpuMemory {
     return values_[static_cast<std::size_t>(layer)].get() + kv_offset(block, offset, kv_head);
   }
   float* conv_state(int layer, int slot) const { return slot_base(layer, slot); }  // [kernel-1, conv_dim]
-  float* recurrent_state(int layer, int slot) const {                             // [H, d_k, d_v]
+  float* recurrent_state(int layer, int slot) const {                              // [H, d_k, d_v]
     return slot_base(layer, slot) + plan_.shape.conv_floats;
   }
   void clear_slot(int slot);
@@ -40,7 +40,8 @@ class CpuMemory {
   }
   float* slot_base(int layer, int slot) const {
     return states_[static_cast<std::size_t>(layer)].get() +
-           static_cast<std::size_t>(slot) * static_cast<std::size_t>(plan_.shape.conv_floats + plan_.shape.recurrent_floats);
+           static_cast<std::size_t>(slot) *
+               static_cast<std::size_t>(plan_.shape.conv_floats + plan_.shape.recurrent_floats);
   }
 
   MemoryPlan plan_;

@@ -56,15 +56,15 @@ class ThreadPool {
   std::condition_variable done_;
   // Published under mutex_; generation_ is also read without it by spinning workers.
   std::atomic<uint64_t> generation_{0};
-  bool open_ = false;      // the current call still accepts workers
+  bool open_ = false;  // the current call still accepts workers
   // Workers that joined the current call and have not left it (changed under mutex_,
   // polled without it by the calling thread).
   std::atomic<int> active_{0};
   bool stopping_ = false;
   bool busy_ = false;
-  int64_t pieces_ = 0;     // pieces in the current call
+  int64_t pieces_ = 0;  // pieces in the current call
   int64_t count_ = 0;
-  int64_t grain_ = 0;      // 0: piece i = the i-th of `pieces_` even shares; else `grain_` items
+  int64_t grain_ = 0;  // 0: piece i = the i-th of `pieces_` even shares; else `grain_` items
   std::atomic<int64_t> next_piece_{0};
   const std::function<void(int64_t, int64_t)>* task_ = nullptr;
   std::exception_ptr first_error_;

@@ -26,8 +26,8 @@ class CublasHandle {
   // Row-major C[m, n] = A[m, k] * W[n, k]^T with 16-bit A, W and C (bf16 or f16) and FP32
   // accumulation (CUBLAS_COMPUTE_32F); lda/ldw/ldc are row strides in elements.
   // Asynchronous on `stream`; throws std::runtime_error with cuBLAS's status text.
-  void gemm_row_major(bool bf16, int m, int n, int k, const void* a, int lda, const void* w, int ldw, void* c,
-                      int ldc, cudaStream_t stream);
+  void gemm_row_major(bool bf16, int m, int n, int k, const void* a, int lda, const void* w, int ldw, void* c, int ldc,
+                      cudaStream_t stream);
 
   const std::string& library() const { return library_; }  // the path or soname that loaded
 

@@ -11,8 +11,7 @@ namespace quanteval::runtime::cuda {
 namespace {
 
 void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess)
-    throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
+  if (status != cudaSuccess) throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
 }
 
 __global__ void add_kernel(const float* a, const float* b, float* out, int n) {
@@ -33,8 +32,10 @@ std::string version_text(int version) {
 
 std::string DeviceStatus::summary() const {
   std::string versions = "runtime " + version_text(runtime_version) + ", driver ";
-  if (driver_version == 0) versions += "none found (libcuda.so.1 is not loadable)";
-  else versions += version_text(driver_version) + (driver_version < runtime_version ? " (older than the runtime)" : "");
+  if (driver_version == 0)
+    versions += "none found (libcuda.so.1 is not loadable)";
+  else
+    versions += version_text(driver_version) + (driver_version < runtime_version ? " (older than the runtime)" : "");
   if (usable) return "CUDA usable: " + std::to_string(device_count) + " device(s); " + versions;
   return "CUDA not usable: " + reason + "; " + versions;
 }

@@ -203,7 +203,7 @@ struct TileConfig {
   static constexpr int kMBlocks = MBlocks, kWarpsN = WarpsN, kWarpsK = WarpsK, kKSub = KSub;
   static constexpr int kStages = Stages, kMinBlocksPerSM = MinBlocksPerSM;
   static constexpr int kThreads = 32 * WarpsN * WarpsK;
-  static constexpr int kRows = 16 * MBlocks;         // batch rows per launch
+  static constexpr int kRows = 16 * MBlocks;           // batch rows per launch
   static constexpr int kBlockN = mk::kTileN * WarpsN;  // columns per strip
   static constexpr int kBlockK = 16 * WarpsK * KSub;   // k per stage
   static constexpr int kKSteps = kBlockK / 16;
@@ -215,7 +215,7 @@ struct TileConfig {
   static constexpr int kStageChunks = kWeightChunks + kActivationChunks + kScaleChunksMax;
   // One warp's accumulators as float4s: [m16 tile][n8 sub-tile][lane].
   static constexpr int kWarpFragments = MBlocks * 8 * 32;
-  static constexpr int kReduceChunks = WarpsK > 1 ? WarpsN * kWarpFragments : 0;
+  static constexpr int kReduceChunks = WarpsK > 1 ? WarpsN* kWarpFragments : 0;
   static constexpr int kSlotChunks = WarpsN * kWarpFragments;  // one stream-K partial
   static constexpr size_t kSharedBytes = (size_t(Stages) * kStageChunks + kReduceChunks) * 16 + 16;
   static_assert(kSlotChunks % kThreads == 0, "the stream-K reducer gives every thread whole fragments");
@@ -309,16 +309,17 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
     uint4* scales = scales_of(stage);
     int groups_here = 1;
     if (several_groups_per_stage) {
-      if constexpr (kDivisionIndexing) groups_here = kBlockK / args.group_size;
-      else groups_here = Config::kKSteps >> args.group_shift;
+      if constexpr (kDivisionIndexing)
+        groups_here = kBlockK / args.group_size;
+      else
+        groups_here = Config::kKSteps >> args.group_shift;
     }
     for (int chunk = thread; chunk < groups_here * kWarpsN * 8; chunk += kThreads) {
       const int local_group = chunk / (kWarpsN * 8), within = chunk % (kWarpsN * 8);
       if (first_tile_column + within / 8 < args.n_tiles) {
         copy_async_streaming(
             scales + chunk,
-            args.scales + (int64_t(first_group + local_group) * args.n_tiles + first_tile_column) * 8 + within,
-            policy);
+            args.scales + (int64_t(first_group + local_group) * args.n_tiles + first_tile_column) * 8 + within, policy);
       }
     }
   };
@@ -363,8 +364,10 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocksPerSM) mar
       const uint4 packed = weights[(k_step * kWarpsN + warp_n) * 32 + lane];
       int local_group = 0;
       if (several_groups_per_stage) {
-        if constexpr (kDivisionIndexing) local_group = k_step * 16 / args.group_size;
-        else local_group = k_step >> args.group_shift;
+        if constexpr (kDivisionIndexing)
+          local_group = k_step * 16 / args.group_size;
+        else
+          local_group = k_step >> args.group_shift;
       }
       const uint4 scale_vector = scales[(local_group * kWarpsN + warp_n) * 8 + lane_group];
       uint32_t a_fragments[kMBlocks][4];
@@ -691,8 +694,8 @@ void launch_chunk(const MarlinWeight& weight, const uint16_t* a, uint16_t* c, in
                   cudaStream_t stream, const MarlinGemmOptions& options) {
   const auto kernel = marlin_gemm_kernel<Config, kBf16, kDivisionIndexing>;
   const int n_tiles = weight.out_features() / mk::kTileN;
-  const int resident = workspace.blocks_per_multiprocessor(reinterpret_cast<const void*>(kernel),
-                                                           Config::kSharedBytes, Config::kThreads);
+  const int resident = workspace.blocks_per_multiprocessor(reinterpret_cast<const void*>(kernel), Config::kSharedBytes,
+                                                           Config::kThreads);
   const int64_t strips = (weight.out_features() + Config::kBlockN - 1) / Config::kBlockN;  // last may be partial
   const mk::StreamKPartition partition =
       mk::plan_stream_k(strips, weight.in_features() / Config::kBlockK, workspace.multiprocessors(), resident,
@@ -802,8 +805,7 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
 
 // ---- MarlinWeight -------------------------------------------------------------------
 
-MarlinWeight MarlinWeight::from_prepared(const mk::PreparedWeight& prepared, ActivationType type,
-                                         cudaStream_t stream) {
+MarlinWeight MarlinWeight::from_prepared(const mk::PreparedWeight& prepared, ActivationType type, cudaStream_t stream) {
   MarlinWeight out;
   out.in_features_ = prepared.in_features;
   out.out_features_ = prepared.out_features;
@@ -821,8 +823,8 @@ MarlinWeight MarlinWeight::from_prepared(const mk::PreparedWeight& prepared, Act
   if (out.gathers_) {
     const std::vector<int32_t>& order = prepared.row_order;
     out.row_order_ = DeviceBuffer(order.size() * sizeof(int32_t));
-    check(cudaMemcpyAsync(out.row_order_.data(), order.data(), order.size() * sizeof(int32_t),
-                          cudaMemcpyHostToDevice, stream),
+    check(cudaMemcpyAsync(out.row_order_.data(), order.data(), order.size() * sizeof(int32_t), cudaMemcpyHostToDevice,
+                          stream),
           "cudaMemcpyAsync row order");
   }
   const int64_t words = int64_t(k / mk::kTileK) * (n / mk::kTileN) * mk::kWordsPerTile;
@@ -949,8 +951,8 @@ void marlin_gemm(const MarlinWeight& weight, const void* a, void* c, int m, Marl
     const int64_t elements = int64_t(m) * weight.in_features();
     auto* gathered = static_cast<uint16_t*>(workspace.gathered(size_t(elements) * sizeof(uint16_t), stream));
     constexpr int kThreads = 256;
-    gather_columns_kernel<<<blocks_for(elements, kThreads), kThreads, 0, stream>>>(
-        activations, weight.row_order(), gathered, m, weight.in_features());
+    gather_columns_kernel<<<blocks_for(elements, kThreads), kThreads, 0, stream>>>(activations, weight.row_order(),
+                                                                                   gathered, m, weight.in_features());
     check(cudaGetLastError(), "launch gather_columns_kernel");
     activations = gathered;
   }

@@ -30,8 +30,8 @@
 
 #include <cuda_runtime_api.h>
 
-#include "runtime/kernels/cuda/device_probe.hpp"  // device_status(): is a GPU usable, and if not, why
-#include "runtime/kernels/cuda/marlin_layout.hpp"      // C++17-clean; GptqWeight is only forward-declared
+#include "runtime/kernels/cuda/device_probe.hpp"   // device_status(): is a GPU usable, and if not, why
+#include "runtime/kernels/cuda/marlin_layout.hpp"  // C++17-clean; GptqWeight is only forward-declared
 
 namespace quanteval::runtime::cuda {
 
@@ -51,7 +51,9 @@ class DeviceBuffer {
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   template <typename T>
-  T* as() const { return static_cast<T*>(data_); }
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
 
  private:
   void* data_ = nullptr;

@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
-#include "runtime/checkpoint/gptq.hpp"
 #include "runtime/base/numeric.hpp"
+#include "runtime/checkpoint/gptq.hpp"
 
 namespace quanteval::runtime::marlin {
 namespace {
@@ -34,25 +34,24 @@ void validate_for_kernel(const GptqWeight& weight) {
   weight.validate();  // tensor sizes, g_idx range, bits == 4
   const int k = weight.in_features, n = weight.out_features;
   if (k % kRequiredKMultiple != 0 || n % kRequiredNMultiple != 0) {
-    throw std::invalid_argument(fmt::format(
-        "{}: the CUDA INT4 GEMM needs K a multiple of {} and N a multiple of {}", describe(weight),
-        kRequiredKMultiple, kRequiredNMultiple));
+    throw std::invalid_argument(fmt::format("{}: the CUDA INT4 GEMM needs K a multiple of {} and N a multiple of {}",
+                                            describe(weight), kRequiredKMultiple, kRequiredNMultiple));
   }
   const int group = effective_group_size(weight);
   // k-blocks are 64 or 128 rows: a group must tile a k-block (16/32/64) or be tiled by one (x128).
   const bool group_ok = group == 16 || group == 32 || group == 64 || group % 128 == 0;
   if (!group_ok || k % group != 0) {
-    throw std::invalid_argument(fmt::format(
-        "{}: the CUDA INT4 GEMM needs a group size of 16, 32, 64, a multiple of 128 dividing K, or -1",
-        describe(weight)));
+    throw std::invalid_argument(
+        fmt::format("{}: the CUDA INT4 GEMM needs a group size of 16, 32, 64, a multiple of 128 dividing K, or -1",
+                    describe(weight)));
   }
   // The kernel is symmetric-only: the zero is the constant 8 folded into the dequantizer.
   for (int g = 0; g < weight.num_groups(); ++g) {
     for (int col = 0; col < n; ++col) {
       if (weight.zero(g, col) != 8) {
-        throw std::invalid_argument(fmt::format(
-            "{}: the CUDA INT4 GEMM takes symmetric weights only (zero 8); group {} column {} has zero {}",
-            describe(weight), g, col, weight.zero(g, col)));
+        throw std::invalid_argument(
+            fmt::format("{}: the CUDA INT4 GEMM takes symmetric weights only (zero 8); group {} column {} has zero {}",
+                        describe(weight), g, col, weight.zero(g, col)));
       }
     }
   }
@@ -63,9 +62,9 @@ void validate_for_kernel(const GptqWeight& weight) {
     for (int row = 0; row < k; ++row) ++rows_per_group[weight.g_idx[row]];
     for (int g = 0; g < weight.num_groups(); ++g) {
       if (rows_per_group[g] != group) {
-        throw std::invalid_argument(fmt::format(
-            "{}: g_idx gives group {} {} rows; the CUDA INT4 GEMM needs exactly {} per group", describe(weight),
-            g, rows_per_group[g], group));
+        throw std::invalid_argument(
+            fmt::format("{}: g_idx gives group {} {} rows; the CUDA INT4 GEMM needs exactly {} per group",
+                        describe(weight), g, rows_per_group[g], group));
       }
     }
   }
@@ -75,8 +74,7 @@ std::vector<int32_t> group_sorted_rows(const GptqWeight& weight) {
   std::vector<int32_t> perm(weight.in_features);
   std::iota(perm.begin(), perm.end(), 0);
   if (!weight.g_idx.empty()) {
-    std::stable_sort(perm.begin(), perm.end(),
-                     [&](int32_t a, int32_t b) { return weight.g_idx[a] < weight.g_idx[b]; });
+    std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) { return weight.g_idx[a] < weight.g_idx[b]; });
   }
   return perm;
 }
@@ -153,8 +151,8 @@ void dequantize_pair_emulated(uint32_t word, int pair, bool bf16, float& low, fl
 }
 
 std::vector<float> unpack_as_kernel(const std::vector<uint32_t>& packed, const std::vector<uint16_t>& scales,
-                                    const std::vector<int32_t>& perm, int in_features, int out_features,
-                                    int group_size, bool bf16) {
+                                    const std::vector<int32_t>& perm, int in_features, int out_features, int group_size,
+                                    bool bf16) {
   const int k_tiles = in_features / kTileK, n_tiles = out_features / kTileN;
   std::vector<float> dense(static_cast<size_t>(out_features) * in_features, 0.0f);
   for (int kt = 0; kt < k_tiles; ++kt) {

@@ -49,11 +49,11 @@ struct GptqWeight;  // runtime/gptq.hpp
 
 namespace quanteval::runtime::marlin {
 
-inline constexpr int kTileK = 16;               // packed rows per tile (the mma k)
-inline constexpr int kTileN = 64;               // columns per tile (8 mma n8 sub-tiles)
-inline constexpr int kWordsPerLane = 4;         // one 16-byte vector per lane per tile
+inline constexpr int kTileK = 16;                         // packed rows per tile (the mma k)
+inline constexpr int kTileN = 64;                         // columns per tile (8 mma n8 sub-tiles)
+inline constexpr int kWordsPerLane = 4;                   // one 16-byte vector per lane per tile
 inline constexpr int kWordsPerTile = 32 * kWordsPerLane;  // 128 words = 512 bytes
-inline constexpr int kScalesPerTile = kTileN;   // 64 scales per (group, tile column)
+inline constexpr int kScalesPerTile = kTileN;             // 64 scales per (group, tile column)
 // Shape rules of the kernel (checked by validate_shape): K a multiple of 128 (the
 // largest k-block of any kernel configuration), N a multiple of 64 (one tile column),
 // and a group size the k-blocks line up with.
@@ -282,8 +282,8 @@ std::vector<uint16_t> repack_scales(const GptqWeight& weight, bool to_bf16);
 // scale vector, placed where the mma fragment rule says. Tests compare this with
 // dequantize_reference.
 std::vector<float> unpack_as_kernel(const std::vector<uint32_t>& packed, const std::vector<uint16_t>& scales,
-                                    const std::vector<int32_t>& perm, int in_features, int out_features,
-                                    int group_size, bool bf16);
+                                    const std::vector<int32_t>& perm, int in_features, int out_features, int group_size,
+                                    bool bf16);
 
 // The magic-number dequantization, emulated bit for bit on the host: the two
 // 16-bit lanes of register `pair` (0..3) of word `word`, as floats (q - 8 exactly).

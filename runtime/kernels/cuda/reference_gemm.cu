@@ -99,8 +99,8 @@ std::string ReferenceComparison::summary() const {
   return text;
 }
 
-ReferenceComparison compare_with_reference(const uint16_t* out, const double* reference, const double* magnitude,
-                                           int m, int n, bool bf16) {
+ReferenceComparison compare_with_reference(const uint16_t* out, const double* reference, const double* magnitude, int m,
+                                           int n, bool bf16) {
   const double u = bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
   ReferenceComparison c;
   c.l2_bound = 2.5 * u;

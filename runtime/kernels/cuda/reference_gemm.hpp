@@ -17,9 +17,9 @@ namespace quanteval::runtime::cuda::reference {
 // Device pointers to the raw GPTQ tensors of one [K, N] weight (runtime/gptq.hpp notation).
 struct GptqDeviceView {
   int k = 0, n = 0;
-  int group_size = 0;            // effective (K for channel-wise); used when g_idx is null
-  bool v1_zeros = true;          // GPTQ v1: the real zero is the stored one + 1
-  bool scales_bf16 = false;      // scales' raw encoding
+  int group_size = 0;                // effective (K for channel-wise); used when g_idx is null
+  bool v1_zeros = true;              // GPTQ v1: the real zero is the stored one + 1
+  bool scales_bf16 = false;          // scales' raw encoding
   const int32_t* qweight = nullptr;  // [K/8, N]
   const int32_t* qzeros = nullptr;   // [G, N/8]
   const uint16_t* scales = nullptr;  // [G, N]
@@ -53,16 +53,14 @@ struct ReferenceComparison {
   int worst_row = -1;
   size_t not_finite = 0;
 
-  bool passed() const {
-    return not_finite == 0 && relative_l2 <= l2_bound && worst_element <= kElementBound;
-  }
+  bool passed() const { return not_finite == 0 && relative_l2 <= l2_bound && worst_element <= kElementBound; }
   // "rel L2 3.1e-03 (bound 1.0e-02), worst element 2.3 u in row 7 (bound 8)" (+ ", 12 NaN/unwritten")
   std::string summary() const;
 };
 
 // out: host [m, n] 16-bit results (bf16 when bf16, else f16); reference, magnitude: host [m, n]
 // as gemm_reference wrote them.
-ReferenceComparison compare_with_reference(const uint16_t* out, const double* reference, const double* magnitude,
-                                           int m, int n, bool bf16);
+ReferenceComparison compare_with_reference(const uint16_t* out, const double* reference, const double* magnitude, int m,
+                                           int n, bool bf16);
 
 }  // namespace quanteval::runtime::cuda::reference

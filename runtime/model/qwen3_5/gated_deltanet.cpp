@@ -4,8 +4,7 @@
 
 namespace quanteval::runtime {
 
-GatedDeltaNetMixer::GatedDeltaNetMixer(DeltaNetSpec spec, Weights weights)
-    : spec_(spec), weights_(std::move(weights)) {
+GatedDeltaNetMixer::GatedDeltaNetMixer(DeltaNetSpec spec, Weights weights) : spec_(spec), weights_(std::move(weights)) {
   QE_CHECK(weights_.in_proj_qkv && weights_.in_proj_z && weights_.in_proj_b && weights_.in_proj_a &&
                weights_.out_proj && weights_.conv_weight && weights_.A_log && weights_.dt_bias && weights_.norm,
            "Gated DeltaNet weights missing");

@@ -105,7 +105,7 @@ struct FilterExpr : Expression {
       : Expression(where), operand(std::move(v)), name(std::move(n)), arguments(std::move(a)) {}
   Value evaluate(Renderer& renderer) const override;
   Value apply(Renderer& renderer, Value input) const;  // also used by {% filter %} blocks
-  ExpressionPtr operand;  // null inside a {% filter %} block's chain
+  ExpressionPtr operand;                               // null inside a {% filter %} block's chain
   std::string name;
   Arguments arguments;
 };
@@ -213,8 +213,8 @@ struct SetStmt : Statement {
   explicit SetStmt(SourcePosition where) : Statement(where) {}
   Flow render(Renderer& renderer) const override;
   AssignTarget target;
-  ExpressionPtr value;  // {% set x = value %}
-  Body body;            // {% set x %}body{% endset %} when value is null
+  ExpressionPtr value;                                    // {% set x = value %}
+  Body body;                                              // {% set x %}body{% endset %} when value is null
   std::vector<std::unique_ptr<FilterExpr>> body_filters;  // {% set x | f %}
 };
 

@@ -121,7 +121,9 @@ std::string py_strip(const std::string& s, const Value& chars, bool left, bool r
   std::u32string set;
   const bool whitespace = chars.is_none() || chars.is_undefined();
   if (!whitespace) set = decode_utf8(require_string(chars, "strip argument"));
-  const auto strip_it = [&](char32_t c) { return whitespace ? is_python_whitespace(c) : set.find(c) != std::u32string::npos; };
+  const auto strip_it = [&](char32_t c) {
+    return whitespace ? is_python_whitespace(c) : set.find(c) != std::u32string::npos;
+  };
   std::size_t begin = 0, end = text.size();
   if (left) {
     while (begin < end && strip_it(text[begin])) ++begin;
@@ -153,16 +155,19 @@ ValueList py_split(const std::string& s, const Value& separator, std::int64_t ma
         const std::size_t keep_from = words.size() - static_cast<std::size_t>(max_split);
         parts.push_back(Value(encode_utf8(std::u32string_view(text).substr(0, words[keep_from - 1].second))));
         for (std::size_t k = keep_from; k < words.size(); ++k) {
-          parts.push_back(Value(encode_utf8(std::u32string_view(text).substr(words[k].first, words[k].second - words[k].first))));
+          parts.push_back(
+              Value(encode_utf8(std::u32string_view(text).substr(words[k].first, words[k].second - words[k].first))));
         }
         // Python strips leading whitespace of the remainder too.
         std::string first = py_strip(parts[0].as_string(), Value(nullptr), true, false);
         parts[0] = Value(first);
       } else {
         for (std::int64_t k = 0; k < max_split; ++k) {
-          parts.push_back(Value(encode_utf8(std::u32string_view(text).substr(words[k].first, words[k].second - words[k].first))));
+          parts.push_back(
+              Value(encode_utf8(std::u32string_view(text).substr(words[k].first, words[k].second - words[k].first))));
         }
-        parts.push_back(Value(py_strip(encode_utf8(std::u32string_view(text).substr(words[max_split].first)), Value(nullptr), false, true)));
+        parts.push_back(Value(py_strip(encode_utf8(std::u32string_view(text).substr(words[max_split].first)),
+                                       Value(nullptr), false, true)));
       }
       return parts;
     }
@@ -200,7 +205,8 @@ ValueList py_split(const std::string& s, const Value& separator, std::int64_t ma
   return parts;
 }
 
-std::string py_replace(const std::string& s, const std::string& old_text, const std::string& new_text, std::int64_t count) {
+std::string py_replace(const std::string& s, const std::string& old_text, const std::string& new_text,
+                       std::int64_t count) {
   if (old_text.empty()) {
     // Python inserts the replacement between every character (and at both ends).
     auto chars = decode_utf8(s);
@@ -458,7 +464,8 @@ ValueList dict_items(const Dict& dict) {
 }
 
 std::optional<Value> dict_method(const Value& self, const std::string& name) {
-  if (name == "items") return Value::function("dict.items", [self](const CallArgs&) { return Value(dict_items(self.as_dict())); });
+  if (name == "items")
+    return Value::function("dict.items", [self](const CallArgs&) { return Value(dict_items(self.as_dict())); });
   if (name == "keys") {
     return Value::function("dict.keys", [self](const CallArgs&) {
       ValueList keys;
@@ -547,7 +554,8 @@ Value get_attribute_path(const Value& object, const Value& attribute) {
     const bool numeric = !part.empty() && part.size() <= 18 &&
                          std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     current.require_defined();
-    current = numeric ? get_item(current, Value(static_cast<std::int64_t>(std::stoll(part)))) : get_item(current, Value(part));
+    current = numeric ? get_item(current, Value(static_cast<std::int64_t>(std::stoll(part))))
+                      : get_item(current, Value(part));
     if (dot == std::string::npos) return current;
     start = dot + 1;
   }
@@ -772,7 +780,8 @@ Value filter_minmax(const Value& input, const CallArgs& args, bool want_max) {
   };
   std::size_t best = 0;
   for (std::size_t i = 1; i < items.size(); ++i) {
-    const bool better = want_max ? python_less(key(items[best]), key(items[i])) : python_less(key(items[i]), key(items[best]));
+    const bool better =
+        want_max ? python_less(key(items[best]), key(items[i])) : python_less(key(items[i]), key(items[best]));
     if (better) best = i;
   }
   return items[best];
@@ -782,18 +791,21 @@ using FilterFn = Value (*)(const Value&, const CallArgs&);
 
 const std::unordered_map<std::string_view, FilterFn>& filter_table() {
   static const std::unordered_map<std::string_view, FilterFn> table = {
-      {"abs", [](const Value& v, const CallArgs&) -> Value {
+      {"abs",
+       [](const Value& v, const CallArgs&) -> Value {
          v.require_defined();
          if (v.is_float()) return Value(std::fabs(v.as_number()));
          if (v.is_number()) return Value(std::abs(v.as_int()));
          throw EvalError(fmt::format("TypeError: bad operand type for abs(): '{}'", v.type_description()));
        }},
-      {"attr", [](const Value& v, const CallArgs& a) -> Value {
+      {"attr",
+       [](const Value& v, const CallArgs& a) -> Value {
          Signature sig(a, "attr", {"name"});
          return get_attribute(v.require_defined(), require_string(sig.get(0), "attribute name"));
        }},
       {"capitalize", [](const Value& v, const CallArgs&) { return Value(py_capitalize(to_python_str(v))); }},
-      {"center", [](const Value& v, const CallArgs& a) -> Value {
+      {"center",
+       [](const Value& v, const CallArgs& a) -> Value {
          Signature sig(a, "center", {"width"});
          CallArgs call;
          call.positional.push_back(sig.get(0, Value(80)));
@@ -801,13 +813,15 @@ const std::unordered_map<std::string_view, FilterFn>& filter_table() {
        }},
       {"count", [](const Value& v, const CallArgs&) { return Value(python_len(v)); }},
       {"length", [](const Value& v, const CallArgs&) { return Value(python_len(v)); }},
-      {"default", [](const Value& v, const CallArgs& a) -> Value {
+      {"default",
+       [](const Value& v, const CallArgs& a) -> Value {
          Signature sig(a, "default", {"default_value", "boolean"});
          const bool boolean = sig.get(1, Value(false)).truthy();
          if (v.is_undefined() || (boolean && !v.truthy())) return sig.get(0, Value(""));
          return v;
        }},
-      {"dictsort", [](const Value& v, const CallArgs& a) -> Value {
+      {"dictsort",
+       [](const Value& v, const CallArgs& a) -> Value {
          Signature sig(a, "dictsort", {"case_sensitive", "by", "reverse"});
          if (!v.is_dict()) throw EvalError("TypeError: dictsort expects a mapping");
          const bool case_sensitive = sig.get(0, Value(false)).truthy();
@@ -820,18 +834,21 @@ const std::unordered_map<std::string_view, FilterFn>& filter_table() {
       {"escape", [](const Value& v, const CallArgs&) { return Value(html_escape(to_python_str(v))); }},
       {"e", [](const Value& v, const CallArgs&) { return Value(html_escape(to_python_str(v))); }},
       {"forceescape", [](const Value& v, const CallArgs&) { return Value(html_escape(to_python_str(v))); }},
-      {"first", [](const Value& v, const CallArgs&) -> Value {
+      {"first",
+       [](const Value& v, const CallArgs&) -> Value {
          ValueList items = iterate(v);
          return items.empty() ? Value::undefined("No first item, sequence was empty.") : items.front();
        }},
-      {"last", [](const Value& v, const CallArgs&) -> Value {
+      {"last",
+       [](const Value& v, const CallArgs&) -> Value {
          ValueList items = iterate(v);
          return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
        }},
       {"float", filter_float},
       {"int", filter_int},
       {"indent", filter_indent},
-      {"items", [](const Value& v, const CallArgs&) -> Value {
+      {"items",
+       [](const Value& v, const CallArgs&) -> Value {
          if (v.is_undefined()) return Value(ValueList{});
          if (!v.is_dict()) throw EvalError("TypeError: items filter expects a mapping");
          return Value(dict_items(v.as_dict()));
@@ -848,13 +865,15 @@ const std::unordered_map<std::string_view, FilterFn>& filter_table() {
       {"rejectattr", [](const Value& v, const CallArgs& a) { return Value(select_items(v, a, false, true)); }},
       {"select", [](const Value& v, const CallArgs& a) { return Value(select_items(v, a, true, false)); }},
       {"selectattr", [](const Value& v, const CallArgs& a) { return Value(select_items(v, a, true, true)); }},
-      {"replace", [](const Value& v, const CallArgs& a) -> Value {
+      {"replace",
+       [](const Value& v, const CallArgs& a) -> Value {
          Signature sig(a, "replace", {"old", "new", "count"});
          const Value count = sig.get(2);
          return Value(py_replace(to_python_str(v), to_python_str(sig.get(0)), to_python_str(sig.get(1)),
                                  count.is_none() ? -1 : require_int(count, "count")));
        }},
-      {"reverse", [](const Value& v, const CallArgs&) -> Value {
+      {"reverse",
+       [](const Value& v, const CallArgs&) -> Value {
          if (v.is_string()) {
            auto chars = decode_utf8(v.as_string());
            std::reverse(chars.begin(), chars.end());
@@ -866,7 +885,8 @@ const std::unordered_map<std::string_view, FilterFn>& filter_table() {
        }},
       {"round", filter_round},
       {"safe", [](const Value& v, const CallArgs&) { return v; }},
-      {"sort", [](const Value& v, const CallArgs& a) -> Value {
+      {"sort",
+       [](const Value& v, const CallArgs& a) -> Value {
          Signature sig(a, "sort", {"reverse", "case_sensitive", "attribute"});
          const bool case_sensitive = sig.get(1, Value(false)).truthy();
          const Value attribute = sig.get(2);
@@ -875,7 +895,8 @@ const std::unordered_map<std::string_view, FilterFn>& filter_table() {
          }));
        }},
       {"string", [](const Value& v, const CallArgs&) { return Value(to_python_str(v)); }},
-      {"sum", [](const Value& v, const CallArgs& a) -> Value {
+      {"sum",
+       [](const Value& v, const CallArgs& a) -> Value {
          Signature sig(a, "sum", {"attribute", "start"});
          const Value attribute = sig.get(0);
          Value total = sig.get(1, Value(0));
@@ -886,11 +907,13 @@ const std::unordered_map<std::string_view, FilterFn>& filter_table() {
        }},
       {"title", [](const Value& v, const CallArgs&) { return filter_title(v); }},
       {"tojson", filter_tojson},
-      {"trim", [](const Value& v, const CallArgs& a) -> Value {
+      {"trim",
+       [](const Value& v, const CallArgs& a) -> Value {
          Signature sig(a, "trim", {"chars"});
          return Value(py_strip(to_python_str(v), sig.get(0), true, true));
        }},
-      {"unique", [](const Value& v, const CallArgs& a) -> Value {
+      {"unique",
+       [](const Value& v, const CallArgs& a) -> Value {
          Signature sig(a, "unique", {"case_sensitive", "attribute"});
          const bool case_sensitive = sig.get(0, Value(false)).truthy();
          const Value attribute = sig.get(1);
@@ -931,20 +954,26 @@ const std::unordered_map<std::string_view, TestFn>& test_table() {
       {"string", [](const Value& v, const CallArgs&) { return v.is_string(); }},
       {"mapping", [](const Value& v, const CallArgs&) { return v.is_dict(); }},
       // jinja2's Undefined is iterable (as empty) and has __len__/__getitem__.
-      {"iterable", [](const Value& v, const CallArgs&) { return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined(); }},
-      {"sequence", [](const Value& v, const CallArgs&) { return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined(); }},
+      {"iterable",
+       [](const Value& v, const CallArgs&) { return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined(); }},
+      {"sequence",
+       [](const Value& v, const CallArgs&) { return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined(); }},
       {"callable", [](const Value& v, const CallArgs&) { return v.is_callable(); }},
       {"escaped", [](const Value&, const CallArgs&) { return false; }},
       {"odd", [](const Value& v, const CallArgs&) { return require_int(v, "odd test value") % 2 != 0; }},
       {"even", [](const Value& v, const CallArgs&) { return require_int(v, "even test value") % 2 == 0; }},
-      {"divisibleby", [](const Value& v, const CallArgs& a) {
+      {"divisibleby",
+       [](const Value& v, const CallArgs& a) {
          const std::int64_t d = require_int(test_argument(a, "divisibleby"), "divisor");
          if (d == 0) throw EvalError("ZeroDivisionError: integer modulo by zero");
          return require_int(v, "divisibleby value") % d == 0;
        }},
-      {"lower", [](const Value& v, const CallArgs&) { return v.is_string() && py_lower(v.as_string()) == v.as_string(); }},
-      {"upper", [](const Value& v, const CallArgs&) { return v.is_string() && py_upper(v.as_string()) == v.as_string(); }},
-      {"sameas", [](const Value& v, const CallArgs& a) {
+      {"lower",
+       [](const Value& v, const CallArgs&) { return v.is_string() && py_lower(v.as_string()) == v.as_string(); }},
+      {"upper",
+       [](const Value& v, const CallArgs&) { return v.is_string() && py_upper(v.as_string()) == v.as_string(); }},
+      {"sameas",
+       [](const Value& v, const CallArgs& a) {
          const Value& other = test_argument(a, "sameas");
          // Identity for the singletons; equal scalars of one kind are what templates mean.
          return v.kind() == other.kind() && python_equal(v, other);
@@ -958,16 +987,16 @@ const std::unordered_map<std::string_view, TestFn>& test_table() {
       {"lessthan", [](const Value& v, const CallArgs& a) { return python_less(v, test_argument(a, "lessthan")); }},
       {"<", [](const Value& v, const CallArgs& a) { return python_less(v, test_argument(a, "<")); }},
       {"gt", [](const Value& v, const CallArgs& a) { return python_less(test_argument(a, "gt"), v); }},
-      {"greaterthan", [](const Value& v, const CallArgs& a) { return python_less(test_argument(a, "greaterthan"), v); }},
+      {"greaterthan",
+       [](const Value& v, const CallArgs& a) { return python_less(test_argument(a, "greaterthan"), v); }},
       {">", [](const Value& v, const CallArgs& a) { return python_less(test_argument(a, ">"), v); }},
       {"le", [](const Value& v, const CallArgs& a) { return !python_less(test_argument(a, "le"), v); }},
       {"<=", [](const Value& v, const CallArgs& a) { return !python_less(test_argument(a, "<="), v); }},
       {"ge", [](const Value& v, const CallArgs& a) { return !python_less(v, test_argument(a, "ge")); }},
       {">=", [](const Value& v, const CallArgs& a) { return !python_less(v, test_argument(a, ">=")); }},
       {"in", [](const Value& v, const CallArgs& a) { return python_contains(test_argument(a, "in"), v); }},
-      {"filter", [](const Value& v, const CallArgs&) {
-         return v.is_string() && filter_table().count(v.as_string()) != 0;
-       }},
+      {"filter",
+       [](const Value& v, const CallArgs&) { return v.is_string() && filter_table().count(v.as_string()) != 0; }},
       {"test", [](const Value& v, const CallArgs&) { return v.is_string() && test_table().count(v.as_string()) != 0; }},
   };
   return table;
@@ -1072,13 +1101,15 @@ Value get_slice(const Value& object, const Value& start_value, const Value& stop
   if (object.is_list()) {
     const auto& items = object.as_list();
     ValueList out;
-    for (auto i : pick_indices(static_cast<std::int64_t>(items.size()))) out.push_back(items[static_cast<std::size_t>(i)]);
+    for (auto i : pick_indices(static_cast<std::int64_t>(items.size())))
+      out.push_back(items[static_cast<std::size_t>(i)]);
     return Value(std::move(out), object.is_tuple());
   }
   if (object.is_string()) {
     const auto chars = decode_utf8(object.as_string());
     std::u32string out;
-    for (auto i : pick_indices(static_cast<std::int64_t>(chars.size()))) out.push_back(chars[static_cast<std::size_t>(i)]);
+    for (auto i : pick_indices(static_cast<std::int64_t>(chars.size())))
+      out.push_back(chars[static_cast<std::size_t>(i)]);
     return Value(encode_utf8(out));
   }
   throw EvalError(fmt::format("TypeError: '{}' is not subscriptable", object.type_description()));
@@ -1113,8 +1144,7 @@ ValueList iterate(const Value& iterable) {
       for (char32_t c : decode_utf8(iterable.as_string())) chars.push_back(Value(encode_utf8(std::u32string(1, c))));
       return chars;
     }
-    default:
-      throw EvalError(fmt::format("TypeError: '{}' is not iterable", iterable.type_description()));
+    default: throw EvalError(fmt::format("TypeError: '{}' is not iterable", iterable.type_description()));
   }
 }
 
@@ -1184,12 +1214,15 @@ Value arithmetic(const std::string& op, const Value& left, const Value& right) {
     }
     if (left.is_string() || right.is_string()) {
       const Value& other = left.is_string() ? right : left;
-      throw EvalError(fmt::format("TypeError: can only concatenate str (not \"{}\") to str",
-                                  other.is_none() ? "NoneType" : other.type_description().substr(0, other.type_description().find(' '))));
+      throw EvalError(fmt::format(
+          "TypeError: can only concatenate str (not \"{}\") to str",
+          other.is_none() ? "NoneType" : other.type_description().substr(0, other.type_description().find(' '))));
     }
   }
   if (op == "*") {
-    const Value* sequence = (left.is_string() || left.is_list()) ? &left : (right.is_string() || right.is_list()) ? &right : nullptr;
+    const Value* sequence = (left.is_string() || left.is_list())     ? &left
+                            : (right.is_string() || right.is_list()) ? &right
+                                                                     : nullptr;
     const Value* count = sequence == &left ? &right : &left;
     if (sequence && (count->is_int() || count->is_bool())) {
       const std::int64_t n = std::max<std::int64_t>(0, count->as_int());
@@ -1199,7 +1232,8 @@ Value arithmetic(const std::string& op, const Value& left, const Value& right) {
         return Value(std::move(out));
       }
       ValueList out;
-      for (std::int64_t i = 0; i < n; ++i) out.insert(out.end(), sequence->as_list().begin(), sequence->as_list().end());
+      for (std::int64_t i = 0; i < n; ++i)
+        out.insert(out.end(), sequence->as_list().begin(), sequence->as_list().end());
       return Value(std::move(out), sequence->is_tuple());
     }
   }

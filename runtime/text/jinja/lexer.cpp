@@ -138,9 +138,7 @@ class Lexer {
   int line_of(std::size_t offset) const {
     return static_cast<int>(std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - line_starts_.begin());
   }
-  int column_of(std::size_t offset) const {
-    return static_cast<int>(offset - line_starts_[line_of(offset) - 1]) + 1;
-  }
+  int column_of(std::size_t offset) const { return static_cast<int>(offset - line_starts_[line_of(offset) - 1]) + 1; }
   [[noreturn]] void fail(const std::string& message, std::size_t offset) const {
     throw SyntaxError(message, line_of(offset), column_of(offset));
   }
@@ -255,7 +253,9 @@ class Lexer {
     int bracket_depth = 0;  // jinja2 ignores end markers inside open brackets
     while (true) {
       while (pos_ < src_.size() && is_space(src_[pos_])) ++pos_;
-      if (pos_ >= src_.size()) fail(is_variable ? "unexpected end of template, expected '}}'" : "unexpected end of template, expected '%}'", tag);
+      if (pos_ >= src_.size())
+        fail(is_variable ? "unexpected end of template, expected '}}'" : "unexpected end of template, expected '%}'",
+             tag);
       const char c = src_[pos_];
       if (bracket_depth == 0) {
         char marker = '\0';

@@ -25,10 +25,10 @@ enum class TokenType {
   block_begin,     // {%
   block_end,       // %}
   name,
-  string,          // value is the unescaped string
+  string,  // value is the unescaped string
   integer,
   floating,
-  op,              // operator or punctuation: + - * / // % ** ~ ( ) [ ] { } , . : | = == != < <= > >=
+  op,  // operator or punctuation: + - * / // % ** ~ ( ) [ ] { } , . : | = == != < <= > >=
   end_of_input,
 };
 

@@ -21,9 +21,7 @@ class Parser {
 
  private:
   // ---- token access ----
-  const Token& peek(std::size_t ahead = 0) const {
-    return tokens_[std::min(index_ + ahead, tokens_.size() - 1)];
-  }
+  const Token& peek(std::size_t ahead = 0) const { return tokens_[std::min(index_ + ahead, tokens_.size() - 1)]; }
   const Token& next() {
     const Token& token = tokens_[index_];
     if (index_ + 1 < tokens_.size()) ++index_;
@@ -56,7 +54,8 @@ class Parser {
     next();
   }
   void expect_block_end() {
-    if (peek().type != TokenType::block_end) fail(fmt::format("expected end of statement '%}}', got {}", describe(peek())), peek());
+    if (peek().type != TokenType::block_end)
+      fail(fmt::format("expected end of statement '%}}', got {}", describe(peek())), peek());
     next();
   }
   std::string expect_name(std::string_view what) {
@@ -107,15 +106,15 @@ class Parser {
             fail("unexpected end of template, expected " + expected, token);
           }
           return body;
-        default:
-          fail(fmt::format("unexpected {}", describe(token)), token);
+        default: fail(fmt::format("unexpected {}", describe(token)), token);
       }
     }
   }
 
   StatementPtr parse_statement(const Token& opening) {
     const Token& keyword = peek();
-    if (keyword.type != TokenType::name) fail(fmt::format("expected a statement name, got {}", describe(keyword)), keyword);
+    if (keyword.type != TokenType::name)
+      fail(fmt::format("expected a statement name, got {}", describe(keyword)), keyword);
     const std::string name = keyword.value;
     next();
     if (name == "if") return parse_if(opening);
@@ -127,7 +126,8 @@ class Parser {
     if (name == "break" || name == "continue") {
       if (loop_depth_ == 0) fail(fmt::format("'{}' outside of a loop", name), keyword);
       expect_block_end();
-      return std::make_unique<LoopControlStmt>(where(opening), name == "break" ? Flow::break_loop : Flow::continue_loop);
+      return std::make_unique<LoopControlStmt>(where(opening),
+                                               name == "break" ? Flow::break_loop : Flow::continue_loop);
     }
     if (name == "generation") {
       expect_block_end();
@@ -366,9 +366,8 @@ class Parser {
     while (true) {
       const Token& token = peek();
       std::string op;
-      if (token.type == TokenType::op &&
-          (token.value == "==" || token.value == "!=" || token.value == "<" || token.value == "<=" ||
-           token.value == ">" || token.value == ">=")) {
+      if (token.type == TokenType::op && (token.value == "==" || token.value == "!=" || token.value == "<" ||
+                                          token.value == "<=" || token.value == ">" || token.value == ">=")) {
         op = token.value;
         next();
       } else if (at_name("in")) {
@@ -529,7 +528,8 @@ class Parser {
           next();
           node = std::make_unique<SubscriptExpr>(
               where(token), std::move(node),
-              std::make_unique<LiteralExpr>(where(attribute), Value(static_cast<std::int64_t>(std::stoll(attribute.value)))));
+              std::make_unique<LiteralExpr>(where(attribute),
+                                            Value(static_cast<std::int64_t>(std::stoll(attribute.value)))));
         } else {
           fail(fmt::format("expected an attribute name after '.', got {}", describe(attribute)), attribute);
         }

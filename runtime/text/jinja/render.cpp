@@ -80,7 +80,8 @@ CallArgs evaluate_arguments(Renderer& renderer, const Arguments& arguments) {
   CallArgs args;
   args.positional.reserve(arguments.positional.size());
   for (const auto& expression : arguments.positional) args.positional.push_back(expression->evaluate(renderer));
-  for (const auto& keyword : arguments.keyword) args.keyword.emplace_back(keyword.name, keyword.value->evaluate(renderer));
+  for (const auto& keyword : arguments.keyword)
+    args.keyword.emplace_back(keyword.name, keyword.value->evaluate(renderer));
   return args;
 }
 
@@ -95,8 +96,8 @@ void bind_parameters(Renderer& renderer, const std::shared_ptr<Scope>& scope_ptr
                      const std::vector<MacroParameter>& parameters, const CallArgs& args) {
   Scope& scope = *scope_ptr;
   if (args.positional.size() > parameters.size()) {
-    throw EvalError(fmt::format("TypeError: macro '{}' takes not more than {} argument(s)", macro_name,
-                                parameters.size()));
+    throw EvalError(
+        fmt::format("TypeError: macro '{}' takes not more than {} argument(s)", macro_name, parameters.size()));
   }
   std::vector<bool> bound(parameters.size(), false);
   for (std::size_t i = 0; i < args.positional.size(); ++i) {
@@ -111,20 +112,23 @@ void bind_parameters(Renderer& renderer, const std::shared_ptr<Scope>& scope_ptr
     bool matched = false;
     for (std::size_t i = 0; i < parameters.size(); ++i) {
       if (parameters[i].name != name) continue;
-      if (bound[i]) throw EvalError(fmt::format("TypeError: macro '{}' got multiple values for argument '{}'", macro_name, name));
+      if (bound[i])
+        throw EvalError(fmt::format("TypeError: macro '{}' got multiple values for argument '{}'", macro_name, name));
       scope.variables[name] = value;
       bound[i] = true;
       matched = true;
     }
-    if (!matched) throw EvalError(fmt::format("TypeError: macro '{}' takes no keyword argument '{}'", macro_name, name));
+    if (!matched)
+      throw EvalError(fmt::format("TypeError: macro '{}' takes no keyword argument '{}'", macro_name, name));
   }
   // Defaults are evaluated at call time inside the macro's scope, as jinja2 does.
   Renderer::ScopeGuard guard(renderer, scope_ptr);
   for (std::size_t i = 0; i < parameters.size(); ++i) {
     if (bound[i]) continue;
     scope.variables[parameters[i].name] =
-        parameters[i].default_value ? parameters[i].default_value->evaluate(renderer)
-                                    : Value::undefined(fmt::format("parameter '{}' was not provided", parameters[i].name));
+        parameters[i].default_value
+            ? parameters[i].default_value->evaluate(renderer)
+            : Value::undefined(fmt::format("parameter '{}' was not provided", parameters[i].name));
   }
 }
 
@@ -426,7 +430,8 @@ void install_builtin_globals(Scope& scope) {
   scope.variables["range"] = Value::function("range", [](const CallArgs& args) -> Value {
     std::int64_t start = 0, stop = 0, step = 1;
     const auto integer = [](const Value& v) {
-      if (!v.is_int() && !v.is_bool()) throw EvalError(fmt::format("TypeError: '{}' cannot be interpreted as an integer", v.type_description()));
+      if (!v.is_int() && !v.is_bool())
+        throw EvalError(fmt::format("TypeError: '{}' cannot be interpreted as an integer", v.type_description()));
       return v.as_int();
     };
     if (args.positional.size() == 1) {
@@ -442,7 +447,8 @@ void install_builtin_globals(Scope& scope) {
     ValueList items;
     for (std::int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
       // jinja2's sandbox caps ranges at 100000 items.
-      if (items.size() >= 100000) throw EvalError("OverflowError: Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+      if (items.size() >= 100000)
+        throw EvalError("OverflowError: Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
       items.push_back(Value(i));
     }
     return Value(std::move(items));
@@ -450,7 +456,8 @@ void install_builtin_globals(Scope& scope) {
 
   // transformers: strftime_now(format) = datetime.now().strftime(format)
   scope.variables["strftime_now"] = Value::function("strftime_now", [](const CallArgs& args) -> Value {
-    if (args.positional.empty() || !args.positional[0].is_string()) throw EvalError("TypeError: strftime_now() needs a format string");
+    if (args.positional.empty() || !args.positional[0].is_string())
+      throw EvalError("TypeError: strftime_now() needs a format string");
     const std::time_t now = std::time(nullptr);
     std::tm local{};
     localtime_r(&now, &local);

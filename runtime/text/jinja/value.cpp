@@ -149,12 +149,25 @@ std::size_t count_code_points(std::string_view text) {
 bool is_python_whitespace(char32_t c) {
   // str.isspace(): the characters Python's str.strip()/split() treat as blanks.
   switch (c) {
-    case ' ': case '\t': case '\n': case '\v': case '\f': case '\r':
-    case 0x1C: case 0x1D: case 0x1E: case 0x1F: case 0x85: case 0xA0:
-    case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
-      return true;
-    default:
-      return c >= 0x2000 && c <= 0x200A;
+    case ' ':
+    case '\t':
+    case '\n':
+    case '\v':
+    case '\f':
+    case '\r':
+    case 0x1C:
+    case 0x1D:
+    case 0x1E:
+    case 0x1F:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000: return true;
+    default: return c >= 0x2000 && c <= 0x200A;
   }
 }
 
@@ -231,12 +244,15 @@ bool is_python_printable(char32_t c) {
   if (c < 0x20 || c == 0x7F) return false;
   if (c < 0x7F) return true;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_CN: case UTF8PROC_CATEGORY_ZL:
-    case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_ZS:
-      return false;
-    default:
-      return true;
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_ZS: return false;
+    default: return true;
   }
 }
 
@@ -372,9 +388,12 @@ void dump_json_into(std::string& out, const Value& value, const JsonDumpOptions&
     case Value::Kind::integer: out += std::to_string(value.as_int()); return;
     case Value::Kind::floating: {
       const double d = value.as_number();
-      if (std::isnan(d)) out += "NaN";
-      else if (std::isinf(d)) out += d > 0 ? "Infinity" : "-Infinity";
-      else out += format_python_float(d);
+      if (std::isnan(d))
+        out += "NaN";
+      else if (std::isinf(d))
+        out += d > 0 ? "Infinity" : "-Infinity";
+      else
+        out += format_python_float(d);
       return;
     }
     case Value::Kind::string: dump_json_string(out, value.as_string(), options.ensure_ascii); return;
@@ -414,10 +433,8 @@ void dump_json_into(std::string& out, const Value& value, const JsonDumpOptions&
       out += newline_indent(depth) + "}";
       return;
     }
-    case Value::Kind::undefined:
-      throw EvalError("TypeError: Object of type Undefined is not JSON serializable");
-    case Value::Kind::callable:
-      throw EvalError("TypeError: Object of type function is not JSON serializable");
+    case Value::Kind::undefined: throw EvalError("TypeError: Object of type Undefined is not JSON serializable");
+    case Value::Kind::callable: throw EvalError("TypeError: Object of type function is not JSON serializable");
   }
 }
 
@@ -510,8 +527,8 @@ bool python_contains(const Value& haystack, const Value& needle) {
     case Value::Kind::undefined: return false;  // jinja2's Undefined iterates as empty
     case Value::Kind::string:
       if (!needle.is_string()) {
-        throw EvalError(fmt::format("TypeError: 'in <string>' requires string as left operand, not {}",
-                                    python_type_name(needle)));
+        throw EvalError(
+            fmt::format("TypeError: 'in <string>' requires string as left operand, not {}", python_type_name(needle)));
       }
       return haystack.as_string().find(needle.as_string()) != std::string::npos;
     case Value::Kind::list:

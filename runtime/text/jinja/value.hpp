@@ -157,8 +157,8 @@ std::string to_python_repr(const Value& value);
 std::string format_python_float(double value);
 
 struct JsonDumpOptions {
-  std::optional<std::string> indent;    // None, or the string used per level
-  std::string item_separator = ", ";    // json.dumps defaults: ", " (or "," with indent)
+  std::optional<std::string> indent;  // None, or the string used per level
+  std::string item_separator = ", ";  // json.dumps defaults: ", " (or "," with indent)
   std::string key_separator = ": ";
   bool ensure_ascii = false;
   bool sort_keys = false;
