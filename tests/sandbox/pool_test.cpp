@@ -106,10 +106,9 @@ TEST_CASE("two pools side by side never share a worker uid") {
   for (const auto& uid : second_uids) CHECK(first_uids.count(uid) == 0);
 }
 
-TEST_CASE("a worker killed from outside mid-program is replaced and the program retried") {
-  Config config = test_config(1);
-  const auto others = worker_processes();  // the shared pool's workers
-  Pool pool(config);
+// Runs a 1 s program on `pool` (one worker) and kills that worker's zygote
+// from outside 0.3 s in; returns the result and the killed zygote.
+std::pair<Result, pid_t> run_killing_the_zygote(Pool& pool, const std::vector<pid_t>& others) {
   std::vector<pid_t> zygotes;
   for (pid_t pid : worker_processes()) {
     if (std::find(others.begin(), others.end(), pid) == others.end()) zygotes.push_back(pid);
@@ -121,11 +120,19 @@ TEST_CASE("a worker killed from outside mid-program is replaced and the program 
   });
   const Result result = pool.run("import time\ntime.sleep(1.0)\nprint('done')\n");
   killer.join();
+  return {result, zygotes.front()};
+}
+
+TEST_CASE("a worker killed from outside mid-program is replaced and the program retried") {
+  Config config = test_config(1);
+  const auto others = worker_processes();  // the shared pool's workers
+  Pool pool(config);
+  const auto [result, zygote] = run_killing_the_zygote(pool, others);
   CHECK_MESSAGE(result.outcome == Outcome::completed, result.detail);
   CHECK(result.stdout_text == "done\n");
   CHECK(result.attempts == 2);
   const auto now = worker_processes();
-  CHECK(std::find(now.begin(), now.end(), zygotes.front()) == now.end());  // replaced
+  CHECK(std::find(now.begin(), now.end(), zygote) == now.end());  // replaced
   check_pool_still_works(pool);
 }
 
@@ -134,17 +141,7 @@ TEST_CASE("when every attempt fails the result is sandbox_error, never a program
   config.max_attempts = 1;
   const auto others = worker_processes();  // the shared pool's workers
   Pool pool(config);
-  std::vector<pid_t> zygotes;
-  for (pid_t pid : worker_processes()) {
-    if (std::find(others.begin(), others.end(), pid) == others.end()) zygotes.push_back(pid);
-  }
-  REQUIRE(zygotes.size() == 1);
-  std::thread killer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    kill(zygotes.front(), SIGKILL);
-  });
-  const Result result = pool.run("import time\ntime.sleep(1.0)\nprint('done')\n");
-  killer.join();
+  const auto [result, zygote] = run_killing_the_zygote(pool, others);
   CHECK(result.outcome == Outcome::sandbox_error);
   CHECK(result.attempts == 1);
   CHECK(result.detail.find("sandbox error") != std::string::npos);
