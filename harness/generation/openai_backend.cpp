@@ -146,8 +146,12 @@ ParsedCompletion parse_completion_response(const std::string& body, const Comple
     // What stopped it: vLLM's stop_reason, SGLang's matched_stop -- a string is one of our stop
     // strings, a token id or null is end-of-sequence.
     const json* why = nullptr;
-    for (const char* name : {"stop_reason", "matched_stop"})
-      if (choice.contains(name) && !choice[name].is_null()) why = &choice[name];
+    bool told = false;  // the server said (vLLM sends stop_reason null for end-of-sequence)
+    for (const char* name : {"stop_reason", "matched_stop"}) {
+      if (!choice.contains(name)) continue;
+      told = true;
+      if (!choice[name].is_null()) why = &choice[name];
+    }
     if (why && why->is_string()) {
       const std::string matched = why->get<std::string>();
       if (std::find(request.stop.begin(), request.stop.end(), matched) == request.stop.end())
@@ -155,7 +159,7 @@ ParsedCompletion parse_completion_response(const std::string& body, const Comple
       c.finish = FinishReason::stop;
     } else {
       c.finish = FinishReason::eos;
-      if (!why && !request.stop.empty())
+      if (!told && !request.stop.empty())
         out.warnings.push_back({"finish 'stop' without stop_reason/matched_stop: taken as end-of-sequence",
                                 fmt::format("request {}", request.id)});
     }
