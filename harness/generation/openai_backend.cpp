@@ -124,7 +124,8 @@ ParsedCompletion parse_completion_response(const std::string& body, const Comple
   if (parsed.is_discarded()) return fail("the answer is not JSON: " + excerpt(body), true);
   if (!parsed.is_object()) return fail("the answer is not a JSON object: " + excerpt(body), true);
   if (parsed.contains("error")) return fail("the server answered an error: " + error_message(body), true);
-  if (const auto it = parsed.find("model"); it != parsed.end() && it->is_string() && *it != served_model)
+  if (const auto it = parsed.find("model");
+      it != parsed.end() && it->is_string() && *it != served_model && !served_model_matches(*it, {served_model}))
     return fail(fmt::format("the server answered as model '{}', not '{}'", it->get<std::string>(), served_model),
                 false);
   const auto choices = parsed.find("choices");
@@ -211,15 +212,22 @@ OpenAIBackend::OpenAIBackend(Options options, const runtime::Tokenizer& tokenize
     HttpResponse models;
     for (int attempt = 0; attempt < 3; ++attempt) {
       models = client.get(e->base + "/v1/models", std::min(options_.request_timeout_s, 30.0));
-      if (models.error.empty() && models.status == 200) break;
+      if (models.error.empty() && models.status < 500) break;  // only a server error may pass by itself
       std::this_thread::sleep_for(std::chrono::milliseconds(300 << attempt));
     }
     if (!models.error.empty())
       throw std::runtime_error(fmt::format("endpoint {}: GET /v1/models failed: {}", e->shown, models.error));
-    if (models.status != 200)
+    if (models.status == 404) {
+      // A server without the model list: the name is the user's word (or --model's), and every answer's
+      // "model" is still checked against it. The report says the list was missing.
+      e->served_model = options_.served_model.value_or(options_.model_names.empty() ? "" : options_.model_names[0]);
+      warn("the server has no GET /v1/models: the served model was not checked before generating", e->shown);
+    } else if (models.status != 200) {
       throw std::runtime_error(fmt::format("endpoint {}: GET /v1/models answered HTTP {}: {}", e->shown, models.status,
                                            error_message(models.body)));
-    const json listing = json::parse(models.body, nullptr, false);
+    }
+    const json listing =
+        models.status == 200 ? json::parse(models.body, nullptr, false) : json::object({{"data", json::array()}});
     if (!listing.is_object() || !listing.contains("data") || !listing["data"].is_array())
       throw std::runtime_error(
           fmt::format("endpoint {}: GET /v1/models is not a model list: {}", e->shown, excerpt(models.body)));
@@ -238,7 +246,7 @@ OpenAIBackend::OpenAIBackend(Options options, const runtime::Tokenizer& tokenize
         e->max_model_len = m.contains("max_model_len") ? m["max_model_len"] : json();
       }
     }
-    if (e->served_model.empty()) {
+    if (e->served_model.empty() && models.status == 200) {
       std::string list;
       for (const auto& s : served) list += (list.empty() ? "'" : ", '") + s + "'";
       if (list.empty()) list = "nothing";

@@ -460,6 +460,17 @@ TEST_CASE("misbehaving servers: clear errors and retries, never a crash or a fal
     CHECK(warnings.begin().value()["count"] == 2);
   }
 
+  SUBCASE("no model list: generated, the answers' model still checked, a warning in the report") {
+    FakeServer fake(tmp.path(), "no_models");
+    const auto r = run_quanteval(args("no_models", fake));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(samples_of("no_models").size() == 2);
+    const json warnings = report_of(tmp.path() / "no_models")["backend"]["warnings"];
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings.begin().key().find("/v1/models") != std::string::npos);
+  }
+
   SUBCASE("a server that hangs: --request-timeout, a retry, then a clear failure") {
     FakeServer fake(tmp.path(), "hang");
     const auto start = std::chrono::steady_clock::now();

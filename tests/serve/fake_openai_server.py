@@ -20,6 +20,7 @@ the client sent. Modes:
   hang             never answers /v1/completions (sleeps far beyond any test timeout)
   prompt_mismatch  usage.prompt_tokens one more than the prompt sent
   over_limit       completion_tokens = max_tokens + 5
+  no_models        no GET /v1/models route (404); answers as ok
 """
 import argparse
 import json
@@ -53,7 +54,7 @@ def main():
             self.wfile.write(data)
 
         def do_GET(self):
-            if self.path == "/v1/models":
+            if self.path == "/v1/models" and args.mode != "no_models":
                 name = "someone-else/other-model" if args.mode == "wrong_model" else args.model
                 self.reply(200, json.dumps({"object": "list", "data": [{"id": name, "object": "model"}]}))
             elif self.path == "/version":
