@@ -111,6 +111,17 @@ def main():
     check(is_error(status, answer, 404, []), f"unknown route: {status} {answer}")
     healthy("malformed requests")
 
+    # A stop string taken from the greedy text itself: cut there, finish "stop", stop_reason names it.
+    status, free = request("POST", "/v1/completions", {"prompt": [1, 2, 3], "max_tokens": 24, "temperature": 0})
+    text = free["choices"][0]["text"]
+    check(status == 200 and len(text) >= 12, f"a free greedy completion: {status} {free}")
+    stop = text[6:10]
+    status, cut = request("POST", "/v1/completions",
+                          {"prompt": [1, 2, 3], "max_tokens": 24, "temperature": 0, "stop": ["never-there", stop]})
+    choice = cut["choices"][0] if status == 200 else {}
+    check(choice.get("finish_reason") == "stop" and choice.get("stop_reason") == stop
+          and choice.get("text") == text[: text.find(stop)], f"stop {stop!r} in {text!r}: {status} {cut}")
+
     # Larger than --max-request-bytes: 413 before the body is read.
     head = (f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {args.api_key}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {args.max_request_bytes + 1}\r\n\r\n").encode()
