@@ -297,7 +297,11 @@ Completion OpenAIBackend::run_one(HttpClient& client, const CompletionRequest& r
   const Endpoint* last = nullptr;
   std::string why;
   const auto start = Clock::now();
-  for (int attempt = 0; attempt <= options_.retries && !abort_; ++attempt) {
+  // Once several requests in a row have failed after all their retries (the servers are down),
+  // the rest get one attempt each: a dead cluster fails the run in seconds, not hours of backoff;
+  // a server that comes back succeeds at once and restores the retries.
+  const int retries = failed_in_a_row_ >= static_cast<int>(2 * endpoints_.size()) ? 0 : options_.retries;
+  for (int attempt = 0; attempt <= retries && !abort_; ++attempt) {
     Endpoint& e = pick_endpoint(last);
     last = &e;
     ++e.in_flight;
@@ -327,6 +331,7 @@ Completion OpenAIBackend::run_one(HttpClient& client, const CompletionRequest& r
       }
       for (const auto& [kind, example] : parsed.warnings) warn(kind, example);
       if (parsed.error.empty()) {
+        failed_in_a_row_ = 0;
         parsed.completion.seconds = seconds_since(start);
         return std::move(parsed.completion);
       }
@@ -337,7 +342,7 @@ Completion OpenAIBackend::run_one(HttpClient& client, const CompletionRequest& r
       ++e.failed;
       break;
     }
-    if (attempt == options_.retries) {
+    if (attempt == retries) {
       ++e.failed;
       break;
     }
@@ -349,6 +354,7 @@ Completion OpenAIBackend::run_one(HttpClient& client, const CompletionRequest& r
     const auto until = Clock::now() + std::chrono::duration<double>(delay);
     while (Clock::now() < until && !abort_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  ++failed_in_a_row_;
   Completion failed;
   failed.id = request.id;
   failed.failure = why.empty() ? std::string("cancelled") : why;

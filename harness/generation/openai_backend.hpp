@@ -71,7 +71,8 @@ class OpenAIBackend final : public GenerationBackend {
   const runtime::Tokenizer& tokenizer_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::atomic<bool> abort_{false};
-  mutable std::mutex stats_mutex_;                                       // guards the fields below
+  std::atomic<int> failed_in_a_row_{0};  // requests that failed after every retry, since the last success
+  mutable std::mutex stats_mutex_;       // guards the fields below
   std::map<std::string, std::pair<std::size_t, std::string>> warnings_;  // kind -> count, first example
   std::uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
   std::size_t delivered_ = 0, failures_ = 0;

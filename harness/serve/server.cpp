@@ -463,6 +463,8 @@ void CompletionServer::install_routes() {
     ConcurrencySlot slot(in_flight_, options_.max_concurrency);
     // Submitted together, so they are batched together; answered in prompt order.
     std::vector<std::future<runtime::GenerationResult>> futures;
+    std::vector<std::vector<std::string>> stops;  // kept: the requests move into the generator
+    for (const auto& r : requests) stops.push_back(r.stop_strings);
     for (auto& r : requests)
       futures.push_back(std::async(std::launch::async, [this, r = std::move(r)]() mutable { return generate(r); }));
     json choices = json::array();
@@ -475,7 +477,7 @@ void CompletionServer::install_routes() {
                          {"text", result.text},
                          {"logprobs", nullptr},
                          {"finish_reason", openai_finish(result.finish)},
-                         {"stop_reason", stop_reason(result, requests[i].stop_strings, tokenizer_)}});
+                         {"stop_reason", stop_reason(result, stops[i], tokenizer_)}});
     }
     send_json(res, {{"id", fmt::format("cmpl-{}", next_id_.load())},
                     {"object", "text_completion"},

@@ -420,6 +420,16 @@ TEST_CASE("misbehaving servers: clear errors and retries, never a crash or a fal
     }
   }
 
+  SUBCASE("a server that keeps failing: after two requests failed every retry, the rest get one attempt each") {
+    FakeServer fake(tmp.path(), "garbage");
+    const auto r = run_quanteval(with(run_args(tmp.path() / "down", "standard", 6, 16),
+                                      {"--endpoint", fake.url(), "--concurrency", "1", "--retries", "2"}));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("6 of 6 samples could not be generated") != std::string::npos);
+    CHECK(fake.log().size() == 2 * 3 + 4 * 1);
+    CHECK(samples_of("down").empty());
+  }
+
   SUBCASE("the wrong model: refused before generating (exit 2), --served-model overrides") {
     FakeServer fake(tmp.path(), "wrong_model");
     const auto r = run_quanteval(args("wrong", fake));
