@@ -39,6 +39,12 @@ std::size_t read_header(char* data, std::size_t size, std::size_t count, void* u
   return size * count;
 }
 
+// libcurl's progress hook, called about once a second and on every chunk: non-zero aborts.
+int check_cancel(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* flag = static_cast<const std::atomic<bool>*>(user);
+  return flag && flag->load() ? 1 : 0;
+}
+
 }  // namespace
 
 struct HttpClient::Impl {
@@ -82,6 +88,11 @@ HttpResponse HttpClient::perform(const std::string& url, const std::string* body
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, read_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &response.retry_after_s);
+  if (cancel_) {
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, check_cancel);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel_));
+  }
   if (body) {
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->data());
@@ -91,7 +102,7 @@ HttpResponse HttpClient::perform(const std::string& url, const std::string* body
   curl_slist_free_all(headers);
   curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &response.transfer_s);
   if (code != CURLE_OK) {
-    response.error = curl_easy_strerror(code);
+    response.error = code == CURLE_ABORTED_BY_CALLBACK ? "cancelled" : curl_easy_strerror(code);
     response.timed_out = code == CURLE_OPERATION_TIMEDOUT;
     return response;
   }

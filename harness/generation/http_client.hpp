@@ -4,6 +4,7 @@
 // between requests and is not shared). Transport problems (refused, reset,
 // timed out) are reported in the result, never thrown: the caller decides
 // whether to retry.
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
+  // While *flag is true, a transfer in progress is abandoned within about a second (error "cancelled").
+  void set_cancel_flag(const std::atomic<bool>* flag) { cancel_ = flag; }
+
   HttpResponse get(const std::string& url, double timeout_s);
   HttpResponse post_json(const std::string& url, const std::string& body, double timeout_s);
 
@@ -36,6 +40,7 @@ class HttpClient {
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  const std::atomic<bool>* cancel_ = nullptr;
 };
 
 // `url` with any user:password@ and query string removed: what reports and

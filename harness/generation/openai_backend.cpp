@@ -398,6 +398,7 @@ GenerationProgress OpenAIBackend::complete(std::vector<CompletionRequest> reques
   for (std::size_t w = 0; w < workers; ++w) {
     threads.emplace_back([&, w] {
       HttpClient client(headers);
+      client.set_cancel_flag(&abort_);  // a failed callback ends the requests in flight too
       for (;;) {
         CompletionRequest request;
         {
