@@ -200,7 +200,7 @@ int command_run(int argc, char** argv, int first) {
       .option("api-key", "KEY", "bearer token for the endpoints (default: $OPENAI_API_KEY); never written anywhere")
       .option("concurrency", "N", "requests in flight per endpoint", "8")
       .option("request-timeout", "S", "seconds one request may take before it is retried", "1800")
-      .option("retries", "N", "retries of a request on 429/5xx/timeouts/connection errors/garbage", "4")
+      .option("retries", "N", "retries of a request on 429/5xx/timeouts/connection errors/garbage", "6")
       .option("baseline", "RUN_DIR", "compare with this run at the end (as `quanteval compare`)")
       .option("revision", "REV", "hub revision (branch, tag or commit) when --model is a hub id");
   add_dataset_option(args);

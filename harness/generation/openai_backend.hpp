@@ -37,7 +37,7 @@ class OpenAIBackend final : public GenerationBackend {
     std::vector<std::string> model_names;     // names of --model a served name may match (see served_model_matches)
     int concurrency = 8;                      // requests in flight per endpoint
     double request_timeout_s = 1800;          // one attempt, connect to last byte
-    int retries = 4;                          // attempts after the first
+    int retries = 6;                          // attempts after the first
     double backoff_s = 0.5;                   // base of the exponential backoff
   };
 

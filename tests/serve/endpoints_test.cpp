@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -135,12 +136,13 @@ struct Server {
                                                "serve",
                                                "--model",
                                                tiny_model().string(),
-                                               "--port",
-                                               "0",
                                                "--threads",
                                                "1",
                                                "--device",
                                                "cpu"};
+              // Any free port unless the test names one.
+              if (std::find(extra.begin(), extra.end(), "--port") == extra.end())
+                extra.insert(extra.end(), {"--port", "0"});
               argv.insert(argv.end(), extra.begin(), extra.end());
               return argv;
             }(),
@@ -337,6 +339,30 @@ TEST_CASE("a server killed mid-run, restarted, then --resume: nothing lost, noth
   REQUIRE(resumed.exit_code == 0);
   CHECK(outcome(remote) == outcome(embedded));
   CHECK(report_of(remote)["modes"]["standard"]["pass_at_k"] == report_of(embedded)["modes"]["standard"]["pass_at_k"]);
+}
+
+TEST_CASE("a server killed and restarted on the same port mid-run: the retries bridge the gap, no --resume needed") {
+  quanteval::test::TempDir tmp;
+  const fs::path embedded = tmp.path() / "embedded", remote = tmp.path() / "remote";
+  REQUIRE(run_quanteval(with(run_args(embedded, "standard", 6, 48), {"--device", "cpu", "--threads", "1"})).exit_code ==
+          0);
+  std::optional<Server> first(std::in_place, tmp.path(), "first", std::vector<std::string>{"--max-batch", "1"});
+  const int port = first->port;
+  Child run(with(with({quanteval::test::quanteval_binary().string()}, run_args(remote, "standard", 6, 48)),
+                 {"--endpoint", first->url(), "--concurrency", "1"}),
+            tmp.path() / "run.stderr");
+  std::size_t at_kill = 0;
+  while (run.running() && (at_kill = lines_in(remote / "samples.jsonl")) < 2)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  first->child.signal(SIGKILL);
+  REQUIRE_MESSAGE(at_kill < 6, "the run finished before the server could be killed");
+  first.reset();
+  // The port was ours a moment ago (SO_REUSEADDR); the client is retrying meanwhile.
+  Server second(tmp.path(), "second", {"--port", std::to_string(port)});
+  CHECK(second.port == port);
+  INFO(run.log());
+  CHECK(run.wait(120) == 0);
+  CHECK(outcome(remote) == outcome(embedded));
 }
 
 TEST_CASE("misbehaving servers: clear errors and retries, never a crash or a false verdict") {
