@@ -81,10 +81,13 @@ std::string to_markdown(const RunReport& r) {
     for (const auto& [k, value] : s.pass_at_k)
       if (k != 1) md += fmt::format("\n{} pass@{}: {}", m.name, k, percent(value));
   }
-  md += fmt::format("\n\nSpeed on {}: prefill {:.1f} tok/s, decode {:.1f} tok/s; wall time {:.1f} s{}.\n", r.device,
-                    r.prefill_tokens_per_second, r.decode_tokens_per_second, r.wall_seconds,
-                    r.resumed ? " (resumed run: speed covers the last part only)" : "");
-  if (r.backend.is_object() && r.backend.value("kind", "") == "openai") {
+  const bool remote = r.backend.is_object() && r.backend.value("kind", "") == "openai";
+  // A server's prefill and decode are not visible from outside: its rates are tokens over wall time.
+  md += fmt::format("\n\n{} on {}: {} {:.1f} tok/s, {} {:.1f} tok/s; wall time {:.1f} s{}.\n",
+                    remote ? "Throughput" : "Speed", r.device, remote ? "prompt" : "prefill",
+                    r.prefill_tokens_per_second, remote ? "generated" : "decode", r.decode_tokens_per_second,
+                    r.wall_seconds, r.resumed ? " (resumed run: speed covers the last part only)" : "");
+  if (remote) {
     md += fmt::format("\nGenerated through {} OpenAI-compatible endpoint(s):", r.backend["endpoints"].size());
     for (const auto& e : r.backend["endpoints"])
       md += fmt::format(" {} (model `{}`, server {}, {} attempts, {} retried, {} failed);", e.value("url", ""),
