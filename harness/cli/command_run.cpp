@@ -96,6 +96,9 @@ std::unique_ptr<GenerationBackend> make_backend(const Args& args, const Evaluate
   const std::vector<std::string> endpoints = args.all("endpoint");
   if (endpoints.empty())
     return std::make_unique<EmbeddedBackend>(model.resolved.directory, model.tokenizer, embedded_options_from(args));
+  for (const char* name : {"device", "threads", "max-batch", "kv-cache-mb"})
+    if (args.is_set(name))
+      fmt::print(stderr, "quanteval: note: --{} configures the embedded runtime; ignored with --endpoint\n", name);
   OpenAIBackend::Options options;
   options.endpoints = endpoints;
   if (auto key = args.maybe("api-key")) {
@@ -165,12 +168,12 @@ void print_summary(const reports::RunReport& report, const fs::path& out) {
 
 int command_run(int argc, char** argv, int first) {
   Args args("quanteval run --model DIR|OWNER/NAME[@REV] --out DIR [options]",
-            "Generates completions for HumanEval with the embedded runtime (or OpenAI-compatible servers: --endpoint), "
-            "executes each in the sandbox as soon as\n"
-            "it is ready, and scores the checkpoint. Modes: standard (raw prompt, lm-evaluation-harness stop\n"
-            "sequences, program = prompt + completion) and thinking (the model's chat template with enable_thinking,\n"
-            "code = last fenced Python block after </think>). Every sample is flushed to DIR as it finishes;\n"
-            "--resume continues a killed run without redoing or duplicating samples.");
+            "Generates completions for HumanEval with the embedded runtime (or OpenAI-compatible servers,\n"
+            "--endpoint), executes each in the sandbox as soon as it is ready, and scores the checkpoint.\n"
+            "Modes: standard (raw prompt, lm-evaluation-harness stop sequences, program = prompt + completion)\n"
+            "and thinking (the model's chat template with enable_thinking, code = last fenced Python block after\n"
+            "</think>). Every sample is flushed to DIR as it finishes; --resume continues a killed run without\n"
+            "redoing or duplicating samples.");
   args.option("model", "DIR|OWNER/NAME[@REV]", "checkpoint folder or Hugging Face Hub id")
       .option("out", "DIR", "run directory (samples.jsonl, results.jsonl, report.json/md/html)")
       .option("mode", "standard|thinking|both", "evaluation mode(s)", "both")
