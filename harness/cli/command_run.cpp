@@ -244,8 +244,8 @@ int command_run(int argc, char** argv, int first) {
   print_backend_warnings(backend_info);
   if (generated.failures > 0)
     throw std::runtime_error(
-        fmt::format("{} of {} samples could not be generated (first: {}); nothing was recorded "
-                    "for them: run again with --resume to generate them",
+        fmt::format("{} of {} samples could not be generated (an infrastructure failure, not a model "
+                    "outcome; first: {}); nothing was recorded for them: run again with --resume to generate them",
                     generated.failures, plan.to_generate.size(), generated.first_failure));
 
   // 5. Report: every sample of every mode, read back from what is on disk.

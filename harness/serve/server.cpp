@@ -200,6 +200,8 @@ CompletionServer::CompletionServer(runtime::Model& model, const runtime::Tokeniz
   const std::size_t threads = static_cast<std::size_t>(options_.max_concurrency) + 8;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http_->set_payload_max_length(options_.max_request_bytes);
+  // Clients such as run --endpoint keep one connection per worker for thousands of requests.
+  http_->set_keep_alive_max_count(100000);
   http_->set_keep_alive_timeout(2);
   install_routes();
   loop_ = std::thread([this] { generator_loop(); });
