@@ -42,6 +42,54 @@ void send_json(httplib::Response& res, const json& body) {
   res.set_content(body.dump(), "application/json");
 }
 
+const json* field(const json& body, const char* name);
+
+// A finished answer in OpenAI's streaming framing (server-sent events), for clients that ask for
+// "stream": the runtime has no per-token hook, so each choice's whole text comes in one event, then
+// an event with its finish reason, the usage when stream_options.include_usage, and [DONE].
+void send_events(httplib::Response& res, const json& answer, bool chat, bool include_usage) {
+  std::string out;
+  auto event = [&](json choices, const json* usage) {
+    json e = {{"id", answer["id"]},
+              {"object", chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", answer["created"]},
+              {"model", answer["model"]},
+              {"choices", std::move(choices)}};
+    if (usage) e["usage"] = *usage;
+    out += "data: " + e.dump() + "\n\n";
+  };
+  for (const auto& c : answer["choices"]) {
+    json text = {{"index", c["index"]}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+    json end = {{"index", c["index"]},
+                {"logprobs", nullptr},
+                {"finish_reason", c["finish_reason"]},
+                {"stop_reason", c["stop_reason"]}};
+    if (chat) {
+      text["delta"] = {{"role", "assistant"}, {"content", c["message"]["content"]}};
+      end["delta"] = json::object();
+    } else {
+      text["text"] = c["text"];
+      end["text"] = "";
+    }
+    event(json::array({text}), nullptr);
+    event(json::array({end}), nullptr);
+  }
+  if (include_usage) event(json::array(), &answer["usage"]);
+  out += "data: [DONE]\n\n";
+  res.status = 200;
+  res.set_content(out, "text/event-stream");
+}
+
+// Answers `answer` as JSON, or as events when the request asked for "stream".
+void send_answer(httplib::Response& res, const json& request, const json& answer, bool chat) {
+  const json* stream = field(request, "stream");
+  if (stream && !stream->is_boolean()) throw bad_request("'stream' must be true or false");
+  if (!stream || !stream->get<bool>()) return send_json(res, answer);
+  const json* options = field(request, "stream_options");
+  const bool usage = options && options->is_object() && options->value("include_usage", false);
+  send_events(res, answer, chat, usage);
+}
+
 json parse_body(const httplib::Request& req) {
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded()) throw bad_request("the request body is not valid JSON");
@@ -85,7 +133,6 @@ bool flag(const json& body, const char* name) {
 
 // What the runtime cannot do is refused, never silently ignored.
 void refuse_unsupported(const json& body) {
-  if (flag(body, "stream")) throw bad_request("'stream' is not supported by quanteval serve");
   if (flag(body, "echo")) throw bad_request("'echo' is not supported by quanteval serve");
   if (const json* lp = field(body, "logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>()) && *lp != 0)
     throw bad_request("'logprobs' is not supported: the runtime does not expose per-token log-probabilities");
@@ -481,15 +528,17 @@ void CompletionServer::install_routes() {
                          {"finish_reason", openai_finish(result.finish)},
                          {"stop_reason", stop_reason(result, stops[i], tokenizer_)}});
     }
-    send_json(res, {{"id", fmt::format("cmpl-{}", next_id_.load())},
-                    {"object", "text_completion"},
-                    {"created", unix_now()},
-                    {"model", options_.served_name},
-                    {"choices", choices},
-                    {"usage",
-                     {{"prompt_tokens", prompt_tokens},
-                      {"completion_tokens", completion_tokens},
-                      {"total_tokens", prompt_tokens + completion_tokens}}}});
+    send_answer(res, body,
+                {{"id", fmt::format("cmpl-{}", next_id_.load())},
+                 {"object", "text_completion"},
+                 {"created", unix_now()},
+                 {"model", options_.served_name},
+                 {"choices", choices},
+                 {"usage",
+                  {{"prompt_tokens", prompt_tokens},
+                   {"completion_tokens", completion_tokens},
+                   {"total_tokens", prompt_tokens + completion_tokens}}}},
+                false);
   });
 
   http.Post("/v1/chat/completions",
@@ -501,19 +550,21 @@ void CompletionServer::install_routes() {
               ConcurrencySlot slot(in_flight_, options_.max_concurrency);
               const runtime::GenerationResult result = generate(std::move(request));
               const auto completion_tokens = static_cast<std::int64_t>(result.tokens.size());
-              send_json(res, {{"id", fmt::format("chatcmpl-{}", next_id_.load())},
-                              {"object", "chat.completion"},
-                              {"created", unix_now()},
-                              {"model", options_.served_name},
-                              {"choices", json::array({{{"index", 0},
-                                                        {"message", {{"role", "assistant"}, {"content", result.text}}},
-                                                        {"logprobs", nullptr},
-                                                        {"finish_reason", openai_finish(result.finish)},
-                                                        {"stop_reason", stop_reason(result, stops, tokenizer_)}}})},
-                              {"usage",
-                               {{"prompt_tokens", result.prompt_tokens},
-                                {"completion_tokens", completion_tokens},
-                                {"total_tokens", result.prompt_tokens + completion_tokens}}}});
+              send_answer(res, body,
+                          {{"id", fmt::format("chatcmpl-{}", next_id_.load())},
+                           {"object", "chat.completion"},
+                           {"created", unix_now()},
+                           {"model", options_.served_name},
+                           {"choices", json::array({{{"index", 0},
+                                                     {"message", {{"role", "assistant"}, {"content", result.text}}},
+                                                     {"logprobs", nullptr},
+                                                     {"finish_reason", openai_finish(result.finish)},
+                                                     {"stop_reason", stop_reason(result, stops, tokenizer_)}}})},
+                           {"usage",
+                            {{"prompt_tokens", result.prompt_tokens},
+                             {"completion_tokens", completion_tokens},
+                             {"total_tokens", result.prompt_tokens + completion_tokens}}}},
+                          true);
             });
 }
 

@@ -9,7 +9,8 @@
 //   POST /tokenize             {"prompt": text} or {"messages": [...]} -> {"tokens", "count"}
 //   POST /detokenize           {"tokens": [...]} -> {"prompt": text}
 //   POST /v1/completions       text or token-id prompt(s), max_tokens, stop, temperature, top_p,
-//                              top_k, min_p, seed; logprobs/echo/stream/n > 1 are refused (400)
+//                              top_k, min_p, seed; logprobs/echo/n > 1 are refused (400); "stream"
+//                              gets server-sent events (the whole text in one event: no per-token hook)
 //   POST /v1/chat/completions  messages through the model's chat template
 //                              (chat_template_kwargs.enable_thinking)
 //

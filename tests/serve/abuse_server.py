@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hostile and careless clients against a running `quanteval serve`, over raw
 sockets and plain HTTP: malformed JSON, wrong types, over-limit requests, an
-oversized body, connections dropped at every stage (during generation too),
+oversized body, a streamed answer, connections dropped at every stage (during generation too),
 non-HTTP bytes, a second request beyond --max-concurrency 1. After each the
 server must still answer /health and a valid completion. Exits 0 when every
 check held, else prints the failed checks and exits 1.
@@ -98,7 +98,7 @@ def main():
         ({"prompt": [1, 2], "top_p": 0}, 400, ["top_p"]),
         ({"prompt": [1, 2], "stop": [1]}, 400, ["stop"]),
         ({"prompt": [1, 2], "logprobs": 5}, 400, ["logprobs"]),
-        ({"prompt": [1, 2], "stream": True}, 400, ["stream"]),
+        ({"prompt": [1, 2], "stream": "yes"}, 400, ["stream"]),
         ({"prompt": [1, 2], "n": 3}, 400, ["n = 1"]),
         ({"prompt": [1, 2], "model": "not-this-one"}, 404, ["not-this-one"]),
     ]
@@ -121,6 +121,22 @@ def main():
     choice = cut["choices"][0] if status == 200 else {}
     check(choice.get("finish_reason") == "stop" and choice.get("stop_reason") == stop
           and choice.get("text") == text[: text.find(stop)], f"stop {stop!r} in {text!r}: {status} {cut}")
+
+    # "stream": the same answer in server-sent events (the whole text in one event), usage, [DONE].
+    conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
+    conn.request("POST", "/v1/completions", body=json.dumps(
+        {"prompt": [1, 2, 3], "max_tokens": 24, "temperature": 0, "stream": True,
+         "stream_options": {"include_usage": True}}).encode(), headers=auth)
+    response = conn.getresponse()
+    events = [line[len("data: "):] for line in response.read().decode().split("\n") if line.startswith("data: ")]
+    conn.close()
+    check(response.status == 200 and response.getheader("Content-Type", "").startswith("text/event-stream")
+          and events and events[-1] == "[DONE]", f"a streamed completion: {response.status} {events}")
+    chunks = [json.loads(e) for e in events[:-1]]
+    streamed = "".join(c["text"] for chunk in chunks for c in chunk["choices"])
+    finishes = [c["finish_reason"] for chunk in chunks for c in chunk["choices"] if c["finish_reason"]]
+    check(streamed == text and finishes == [free["choices"][0]["finish_reason"]]
+          and chunks[-1]["usage"] == free["usage"], f"the streamed answer equals the plain one: {chunks}")
 
     # Larger than --max-request-bytes: 413 before the body is read.
     head = (f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {args.api_key}\r\n"
