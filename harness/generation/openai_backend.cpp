@@ -347,7 +347,8 @@ Completion OpenAIBackend::run_one(HttpClient& client, const CompletionRequest& r
       break;
     }
     ++e.retried;
-    // Full jitter over an exponentially growing window, at most 30 s; a Retry-After is honoured up to 60 s.
+    // A random delay in the second half of an exponentially growing window (at most 30 s), so that
+    // workers that failed together do not retry together; a Retry-After is honoured up to 60 s.
     const double window = std::min(30.0, options_.backoff_s * static_cast<double>(1u << std::min(attempt, 16)));
     double delay = std::uniform_real_distribution<double>(0.5 * window, window)(jitter);
     if (wait_hint > 0) delay = std::max(delay, std::min(wait_hint, 60.0));

@@ -39,7 +39,8 @@ void send_error(httplib::Response& res, int status, const std::string& type, con
 
 void send_json(httplib::Response& res, const json& body) {
   res.status = 200;
-  res.set_content(body.dump(), "application/json");
+  // The runtime's text is valid UTF-8 (its decoder is lossy); replace is the guard if that ever breaks.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 const json* field(const json& body, const char* name);
@@ -56,7 +57,7 @@ void send_events(httplib::Response& res, const json& answer, bool chat, bool inc
               {"model", answer["model"]},
               {"choices", std::move(choices)}};
     if (usage) e["usage"] = *usage;
-    out += "data: " + e.dump() + "\n\n";
+    out += "data: " + e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
   };
   for (const auto& c : answer["choices"]) {
     json text = {{"index", c["index"]}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
