@@ -84,7 +84,7 @@ bool served_model_matches(const std::string& served, const std::vector<std::stri
                      [&](const std::string& name) { return lower(last_component(name)) == want; });
 }
 
-json completion_request_body(const CompletionRequest& request, const std::string& model) {
+json completion_request_body(const CompletionRequest& request, const std::string& model, bool full_seed) {
   const runtime::SamplingParams& s = request.sampling;
   json body;
   body["model"] = model;
@@ -100,7 +100,10 @@ json completion_request_body(const CompletionRequest& request, const std::string
   body["presence_penalty"] = 0.0;
   body["frequency_penalty"] = 0.0;
   // vLLM and SGLang take a signed 64-bit seed; the sample's seed is folded into that range.
-  body["seed"] = static_cast<std::int64_t>(s.seed & 0x7fffffffffffffffull);
+  if (full_seed)
+    body["seed"] = s.seed;
+  else
+    body["seed"] = static_cast<std::int64_t>(s.seed & 0x7fffffffffffffffull);
   body["n"] = 1;
   body["stream"] = false;
   body["stop"] = request.stop;
@@ -263,8 +266,10 @@ OpenAIBackend::OpenAIBackend(Options options, const runtime::Tokenizer& tokenize
       const json info = v.status == 200 ? json::parse(v.body, nullptr, false) : json();
       if (info.is_object() && info.contains("version") && info["version"].is_string()) {
         e->server_version = info["version"].get<std::string>();
-        if (info.contains("server") && info["server"].is_string())
+        if (info.contains("server") && info["server"].is_string()) {
+          e->quanteval = info["server"] == "quanteval";
           e->server_version = info["server"].get<std::string>() + " " + e->server_version;
+        }
         break;
       }
     }
@@ -307,7 +312,7 @@ Completion OpenAIBackend::run_one(HttpClient& client, const CompletionRequest& r
     ++e.in_flight;
     ++e.requests;
     const auto build_start = Clock::now();
-    const std::string body = completion_request_body(request, e.served_model).dump();
+    const std::string body = completion_request_body(request, e.served_model, e.quanteval).dump();
     double client_s = seconds_since(build_start);
     const HttpResponse response = client.post_json(e.base + "/v1/completions", body, options_.request_timeout_s);
     --e.in_flight;

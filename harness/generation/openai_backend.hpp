@@ -58,6 +58,7 @@ class OpenAIBackend final : public GenerationBackend {
     std::string shown;         // base without credentials: what reports show
     std::string served_model;  // the name sent as "model"
     std::string server_version;
+    bool quanteval = false;        // the server is quanteval serve (takes the full 64-bit seed)
     nlohmann::json max_model_len;  // as /v1/models reported it (null when not)
     std::atomic<int> in_flight{0};
     std::atomic<std::size_t> requests{0}, retried{0}, failed{0};
@@ -85,7 +86,11 @@ class OpenAIBackend final : public GenerationBackend {
 bool served_model_matches(const std::string& served, const std::vector<std::string>& model_names);
 
 // The body of POST /v1/completions for one request (exposed for tests).
-nlohmann::json completion_request_body(const CompletionRequest& request, const std::string& model);
+// `full_seed`: the sample's 64-bit seed as is (quanteval serve takes it, so a
+// sampled run through it draws what the embedded runtime draws); otherwise
+// folded into the signed 64-bit range that vLLM and SGLang accept.
+nlohmann::json completion_request_body(const CompletionRequest& request, const std::string& model,
+                                       bool full_seed = false);
 
 // One /v1/completions answer, checked: a completion, or why the answer cannot
 // be used (`error`, and whether trying again may help).

@@ -271,6 +271,29 @@ TEST_CASE("run --endpoint through quanteval serve equals the embedded run (greed
         a["modes"]["standard"]["generated_tokens"].get<int>() + a["modes"]["thinking"]["generated_tokens"].get<int>());
 }
 
+TEST_CASE("sampled decoding through quanteval serve draws what the embedded runtime draws (same seeds)") {
+  quanteval::test::TempDir tmp;
+  Server server(tmp.path(), "serve");
+  const fs::path embedded = tmp.path() / "embedded", remote = tmp.path() / "remote";
+  // Hot enough that the random model's peaked logits give every sample its own tokens.
+  const std::vector<std::string> sampling = {
+      "--preset", "qwen-thinking", "--n-samples", "3",       "--seed", "11", "--temperature",
+      "10",       "--top-p",       "1",           "--top-k", "0"};
+  auto r = run_quanteval(with(with(run_args(embedded, "standard", 2, 24), sampling), {"--device", "cpu"}));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  r = run_quanteval(with(with(run_args(remote, "standard", 2, 24), sampling), {"--endpoint", server.url()}));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto want = outcome(embedded);
+  CHECK(want.size() == 6);
+  CHECK(outcome(remote) == want);
+  // The samples of a task differ from one another: the seeds are per sample, not per run.
+  std::set<std::string> texts;
+  for (const auto& s : read_jsonl(embedded / "samples.jsonl")) texts.insert(s["raw_output"].get<std::string>());
+  CHECK(texts.size() == 6);
+}
+
 TEST_CASE("two servers behind two --endpoint share the load; the API key is never written") {
   quanteval::test::TempDir tmp;
   const std::string secret = "sk-test-5ecret-never-written";

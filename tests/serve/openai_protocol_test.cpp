@@ -57,6 +57,7 @@ TEST_CASE("the request body: token ids, every sampling field explicit, top-k off
   CHECK(body["n"] == 1);
   CHECK(body["skip_special_tokens"] == false);
   CHECK(body["include_stop_str_in_output"] == false);
+  CHECK(completion_request_body(r, "served", true)["seed"].get<std::uint64_t>() == 0xfedcba9876543210ull);
   r.sampling.top_k = 20;
   CHECK(completion_request_body(r, "served")["top_k"] == 20);
 }
