@@ -39,7 +39,8 @@ int command_serve(int argc, char** argv, int first) {
       .option("kv-cache-mb", "MB", "model memory in MiB for K/V blocks and recurrent state (0 = auto)", "0")
       .option("max-concurrency", "N", "requests generating at once; more are answered 429", "64")
       .option("max-request-bytes", "N", "largest request body accepted (413 above)", "8388608")
-      .option("max-tokens-limit", "N", "largest max_tokens a request may ask for", "32768");
+      .option("max-tokens-limit", "N", "largest max_tokens a request may ask for", "32768")
+      .flag("quiet", "no line per request on stderr");
   if (!args.parse(argc, argv, first)) return 0;
 
   ServeOptions options;
@@ -51,6 +52,7 @@ int command_serve(int argc, char** argv, int first) {
   options.max_request_bytes = static_cast<std::size_t>(args.get_int("max-request-bytes", 1024, 1 << 30));
   options.max_tokens_limit = args.get_int("max-tokens-limit", 1, 1 << 24);
   options.generator.max_batch = args.get_int("max-batch", 1, 4096);
+  options.log_requests = !args.is_set("quiet");
 
   runtime::hub::Options hub_options;
   if (auto revision = args.maybe("revision")) hub_options.revision = *revision;

@@ -251,6 +251,11 @@ CompletionServer::CompletionServer(runtime::Model& model, const runtime::Tokeniz
   // Clients such as run --endpoint keep one connection per worker for thousands of requests.
   http_->set_keep_alive_max_count(100000);
   http_->set_keep_alive_timeout(2);
+  if (options_.log_requests)
+    http_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
+      fmt::print(stderr, "quanteval serve: {} {} {} {}:{}\n", req.method, req.path, res.status, req.remote_addr,
+                 req.remote_port);
+    });
   install_routes();
   loop_ = std::thread([this] { generator_loop(); });
 }

@@ -46,6 +46,7 @@ struct ServeOptions {
   std::size_t max_request_bytes = 8 << 20;
   int max_tokens_limit = 32768;         // the largest max_tokens accepted
   int default_max_tokens = 16;          // OpenAI's default when a request gives none
+  bool log_requests = true;             // one line per request on stderr (method, path, status, client)
   runtime::GeneratorOptions generator;  // max_batch, prefill budget
 };
 

@@ -315,6 +315,18 @@ TEST_CASE("two servers behind two --endpoint share the load; the API key is neve
   }
   CHECK(total == 8);
   CHECK(backend["endpoints"][1]["url"] == two.url());
+  // And on the servers' side: each one's request log.
+  std::size_t answered = 0;
+  for (Server* s : {&one, &two}) {
+    const std::string log = s->child.log();
+    std::size_t n = 0;
+    for (auto at = log.find("POST /v1/completions 200"); at != std::string::npos;
+         at = log.find("POST /v1/completions 200", at + 1))
+      ++n;
+    CHECK(n > 0);
+    answered += n;
+  }
+  CHECK(answered == 8);
   for (const auto& entry : fs::directory_iterator(out)) {
     if (!entry.is_regular_file()) continue;
     std::ifstream in(entry.path());
