@@ -260,7 +260,7 @@ void CpuBackend::rms_norm(Tensor x, const VectorWeight& weight, float eps, Tenso
   const auto& w = dynamic_cast<const CpuVector&>(weight);
   QE_CHECK(x.cols == w.size() && out.cols == x.cols && out.rows == x.rows, "rms_norm shapes");
   for (std::int64_t r = 0; r < x.rows; ++r)
-    rms_norm_row(f32(x) + r * x.cols, w.data(), x.cols, eps, f32(out) + r * x.cols);
+    math::rms_norm_row(f32(x) + r * x.cols, w.data(), x.cols, eps, f32(out) + r * x.cols);
 }
 
 void CpuBackend::add_rms_norm(Tensor residual, Tensor addend, const VectorWeight& weight, float eps, Tensor normed) {
@@ -291,7 +291,7 @@ void CpuBackend::swiglu(Tensor gate, Tensor up, Tensor out) {
   const std::int64_t n = gate.rows * gate.cols;
   const float *g = f32(gate), *u = f32(up);
   float* o = f32(out);
-  for (std::int64_t i = 0; i < n; ++i) o[i] = math::silu(g[i]) * u[i];
+  for (std::int64_t i = 0; i < n; ++i) o[i] = math::swiglu(g[i], u[i]);
 }
 
 void CpuBackend::attention(const AttentionSpec& spec, const AttentionWeights& weights, const StepBatch& batch, Tensor q,
