@@ -37,13 +37,15 @@ void add_model_options(Args& args) {
               "0");
 }
 
-std::unique_ptr<runtime::Model> load_model_from_args(const Args& args) {
-  // `auto` means cpu until the model has a CUDA backend; `cuda` still goes through
-  // select_device so a build or machine without CUDA says which of the two is missing.
+runtime::Device device_from_args(const Args& args) {
+  // `auto` means cpu until the CUDA backend has passed its first GPU run (docs/cuda-backend.md);
+  // `cuda` goes through select_device, so a build or machine without CUDA says which is missing.
   const std::string requested = args.get("device");
-  const runtime::Device device = requested == "auto" ? runtime::Device::cpu : runtime::select_device(requested);
-  if (device == runtime::Device::cuda)
-    throw std::runtime_error("--device cuda: the model forward has no CUDA backend yet; use --device cpu");
+  return requested == "auto" ? runtime::Device::cpu : runtime::select_device(requested);
+}
+
+std::unique_ptr<runtime::Model> load_model_from_args(const Args& args) {
+  const runtime::Device device = device_from_args(args);
   runtime::LoadOptions options;
   options.device = device;
   options.threads = args.get_int("threads", 0, 1024);

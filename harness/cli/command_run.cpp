@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "datasets/datasets.hpp"
+#include "harness/cli/command_model_common.hpp"
 #include "harness/cli/commands.hpp"
 #include "harness/cli/comparison_output.hpp"
 #include "harness/common/progress.hpp"
@@ -81,7 +82,7 @@ std::vector<const datasets::Problem*> select_tasks(const datasets::Dataset& data
 
 EmbeddedBackend::Options embedded_options_from(const Args& args) {
   EmbeddedBackend::Options options;
-  options.load.device = runtime::select_device(args.get("device"));
+  options.load.device = device_from_args(args);
   options.load.threads = args.get_int("threads", 0, 1024);
   options.max_batch = args.get_int("max-batch", 1, 4096);
   options.load.max_sequences = options.max_batch;  // one recurrent state slot per sequence that may run

@@ -185,7 +185,7 @@ struct OnlineSoftmax {
   QE_HOST_DEVICE float add(float score, float* weight) {
     const float new_max = score > max ? score : max;
     const float rescale = max == -INFINITY ? 0.0f : std::exp(max - new_max);
-    *weight = std::exp(score - new_max);
+    *weight = score == -INFINITY ? 0.0f : std::exp(score - new_max);  // a masked score weighs nothing
     sum = sum * rescale + *weight;
     max = new_max;
     return rescale;

@@ -11,6 +11,7 @@
 #include "runtime/checkpoint/checkpoint.hpp"
 #include "runtime/checkpoint/tensor_table.hpp"
 #include "runtime/kernels/cpu/backend.hpp"
+#include "runtime/kernels/cuda/backend.hpp"
 #include "runtime/model/attention.hpp"
 #include "runtime/model/qwen3_5/gated_deltanet.hpp"
 #include "runtime/platform/host_memory.hpp"
@@ -20,8 +21,7 @@ namespace quanteval::runtime {
 namespace {
 
 std::unique_ptr<Backend> make_backend(const LoadOptions& options) {
-  if (options.device != Device::cpu)
-    throw std::runtime_error("the model forward runs on the CPU only in this build (use --device cpu)");
+  if (options.device == Device::cuda) return make_cuda_backend({.linears = options.linears});
   return std::make_unique<CpuBackend>(options.threads, options.linears);
 }
 
@@ -189,8 +189,6 @@ bool StepBatch::one_row_each() const {
 Model::~Model() = default;
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options) {
-  if (options.device != Device::cpu)
-    throw std::runtime_error("the model forward runs on the CPU only in this build (use --device cpu)");
   const Checkpoint checkpoint = Checkpoint::open(dir);
   checkpoint.validate();
   auto model = build(CheckpointWeights(checkpoint), options);
