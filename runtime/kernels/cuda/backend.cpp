@@ -328,12 +328,18 @@ class CudaBackend final : public Backend {
     QE_CHECK(q.rows == batch.rows() && q.cols == spec.heads * spec.head_dim * (spec.gated ? 2 : 1) &&
                  k.cols == spec.kv_heads * spec.head_dim && v.cols == k.cols && out.cols == spec.heads * spec.head_dim,
              "attention shapes");
-    const int splits = kernels::attention_splits(rows, spec.heads, multiprocessors_);
+    std::vector<std::int64_t> split_offsets(static_cast<std::size_t>(q.rows));
+    int max_splits = 1;
+    const std::int64_t total_splits = kernels::attention_split_offsets(batch.positions.data(), static_cast<int>(q.rows),
+                                                                       spec.window, split_offsets.data(), &max_splits);
+    auto* device_offsets =
+        static_cast<std::int64_t*>(to_device(split_offsets.data(), split_offsets.size() * sizeof(std::int64_t)));
     auto* query = static_cast<float*>(arena_.allocate(static_cast<std::size_t>(q.rows) * out.cols * sizeof(float)));
     auto* partial = static_cast<float*>(arena_.allocate(
-        static_cast<std::size_t>(kernels::attention_partial_floats(rows.rows, spec.heads, splits, spec.head_dim)) *
+        static_cast<std::size_t>(kernels::attention_partial_floats(total_splits, spec.heads, spec.head_dim)) *
         sizeof(float)));
-    kernels::attention(layer, rows, f32(q), f32(k), f32(v), query, partial, splits, f32(out), stream_);
+    kernels::attention(layer, rows, f32(q), f32(k), f32(v), query, device_offsets, max_splits, partial, f32(out),
+                       stream_);
     after("attention");
   }
 
@@ -411,16 +417,14 @@ class CudaBackend final : public Backend {
       offsets.push_back(static_cast<std::int64_t>(blocks.size()));
       blocks.insert(blocks.end(), s.state->blocks().begin(), s.state->blocks().end());
     }
-    std::int64_t max_position = 0;
     for (std::int64_t r = 0; r < m; ++r) {
       meta[static_cast<std::size_t>(r)] = batch.positions[static_cast<std::size_t>(r)];
       meta[static_cast<std::size_t>(m + r)] =
           offsets[static_cast<std::size_t>(batch.row_sequence[static_cast<std::size_t>(r)])];
-      max_position = std::max(max_position, batch.positions[static_cast<std::size_t>(r)]);
     }
     auto* device_meta = static_cast<std::int64_t*>(to_device(meta.data(), meta.size() * sizeof(std::int64_t)));
     auto* device_blocks = static_cast<std::int32_t*>(to_device(blocks.data(), blocks.size() * sizeof(std::int32_t)));
-    step_rows_ = {static_cast<int>(m), device_meta, device_meta + m, device_blocks, max_position};
+    step_rows_ = {static_cast<int>(m), device_meta, device_meta + m, device_blocks};
     uploaded_for_ = &batch;
     return step_rows_;
   }

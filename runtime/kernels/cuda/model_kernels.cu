@@ -187,8 +187,8 @@ __global__ void attention_prepare_kernel(AttentionLayer layer, StepRows step, co
 // Block (row, head, split): the split's positions of the row's causal range, one warp
 // per position at a time, each warp with its own OnlineSoftmax; the warps' states are
 // merged in warp order and written as the split's partial result.
-__global__ void attention_partial_kernel(AttentionLayer layer, StepRows step, const float* query, int splits,
-                                         float scale, float* partial) {
+__global__ void attention_partial_kernel(AttentionLayer layer, StepRows step, const float* query,
+                                         const std::int64_t* split_offsets, float scale, float* partial) {
   __shared__ math::OnlineSoftmax warp_states[kAttentionWarps];
   __shared__ float warp_values[kAttentionWarps][kMaxHeadDim];
   const int r = blockIdx.x, h = blockIdx.y, split = blockIdx.z, hd = layer.head_dim;
@@ -196,9 +196,9 @@ __global__ void attention_partial_kernel(AttentionLayer layer, StepRows step, co
   const std::int64_t position = step.positions[r];
   const std::int64_t first = math::attention_first_position(position, layer.window);
   const std::int64_t count = position - first + 1;
-  const std::int64_t chunk = (count + splits - 1) / splits;
-  const std::int64_t begin = first + split * chunk;
-  const std::int64_t end = begin + chunk < position + 1 ? begin + chunk : position + 1;
+  if (split * static_cast<std::int64_t>(kSplitPositions) >= count) return;  // this row has fewer splits
+  const std::int64_t begin = first + split * static_cast<std::int64_t>(kSplitPositions);
+  const std::int64_t end = begin + kSplitPositions < position + 1 ? begin + kSplitPositions : position + 1;
   const int kv_head = h / (layer.heads / layer.kv_heads);
 
   float q_lane[kMaxDimsPerLane], acc[kMaxDimsPerLane];
@@ -231,7 +231,7 @@ __global__ void attention_partial_kernel(AttentionLayer layer, StepRows step, co
     if (d < hd) warp_values[warp][d] = acc[i];
   }
   __syncthreads();
-  float* target = partial + ((static_cast<std::int64_t>(r) * layer.heads + h) * splits + split) * (2 + hd);
+  float* target = partial + ((split_offsets[r] + split) * layer.heads + h) * (2 + hd);
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
     math::OnlineSoftmax merged;
     float total = 0.0f;
@@ -249,17 +249,20 @@ __global__ void attention_partial_kernel(AttentionLayer layer, StepRows step, co
 }
 
 // Block (row, head): the splits merged in split order, normalized, gated.
-__global__ void attention_combine_kernel(AttentionLayer layer, const float* q, const float* partial, int splits,
-                                         float* out) {
+__global__ void attention_combine_kernel(AttentionLayer layer, StepRows step, const float* q,
+                                         const std::int64_t* split_offsets, const float* partial, float* out) {
   const int r = blockIdx.x, h = blockIdx.y, hd = layer.head_dim;
-  const float* parts = partial + (static_cast<std::int64_t>(r) * layer.heads + h) * splits * (2 + hd);
+  const std::int64_t position = step.positions[r];
+  const std::int64_t count = position - math::attention_first_position(position, layer.window) + 1;
+  const int splits = static_cast<int>((count + kSplitPositions - 1) / kSplitPositions);
+  const float* parts = partial + (split_offsets[r] * layer.heads + h) * (2 + hd);
   const int q_head_stride = hd * (layer.gated ? 2 : 1);
   const float* gate = q + static_cast<std::int64_t>(r) * layer.heads * q_head_stride + h * q_head_stride + hd;
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
     math::OnlineSoftmax merged;
     float total = 0.0f;
     for (int s = 0; s < splits; ++s) {
-      const float* part = parts + static_cast<std::int64_t>(s) * (2 + hd);
+      const float* part = parts + static_cast<std::int64_t>(s) * layer.heads * (2 + hd);
       math::OnlineSoftmax state;
       state.max = part[0];
       state.sum = part[1];
@@ -425,22 +428,27 @@ void gather_rows(const float* x, const std::int64_t* rows, int count, int cols, 
   check_launch("gather_rows");
 }
 
-std::int64_t attention_partial_floats(int rows, int heads, int splits, int head_dim) {
-  return static_cast<std::int64_t>(rows) * heads * splits * (2 + head_dim);
+std::int64_t attention_split_offsets(const std::int64_t* positions, int rows, std::int64_t window,
+                                     std::int64_t* split_offsets, int* max_splits) {
+  std::int64_t total = 0;
+  *max_splits = 1;
+  for (int r = 0; r < rows; ++r) {
+    split_offsets[r] = total;
+    const std::int64_t count = positions[r] - math::attention_first_position(positions[r], window) + 1;
+    const std::int64_t splits = (count + kSplitPositions - 1) / kSplitPositions;
+    total += splits;
+    *max_splits = static_cast<int>(std::max<std::int64_t>(*max_splits, splits));
+  }
+  return total;
 }
 
-int attention_splits(const StepRows& step, int heads, int multiprocessors) {
-  // Enough blocks to fill the GPU twice over, but never a split under 64 positions:
-  // a prefill step has blocks to spare, a long decode of few sequences does not.
-  const std::int64_t blocks = static_cast<std::int64_t>(step.rows) * heads;
-  const std::int64_t wanted =
-      (2 * static_cast<std::int64_t>(multiprocessors) + blocks - 1) / std::max<std::int64_t>(blocks, 1);
-  const std::int64_t by_length = (step.max_position + 1 + 63) / 64;
-  return static_cast<int>(std::clamp<std::int64_t>(std::min(wanted, by_length), 1, 64));
+std::int64_t attention_partial_floats(std::int64_t total_splits, int heads, int head_dim) {
+  return total_splits * heads * (2 + head_dim);
 }
 
 void attention(const AttentionLayer& layer, const StepRows& step, const float* q, float* k, const float* v,
-               float* query, float* partial, int splits, float* out, cudaStream_t stream) {
+               float* query, const std::int64_t* split_offsets, int max_splits, float* partial, float* out,
+               cudaStream_t stream) {
   if (step.rows == 0) return;
   if (layer.head_dim > kMaxHeadDim || layer.head_dim <= 0 || layer.heads % layer.kv_heads != 0 ||
       layer.rotary_dim > layer.head_dim)
@@ -451,10 +459,11 @@ void attention(const AttentionLayer& layer, const StepRows& step, const float* q
                                                                                               query);
   check_launch("attention_prepare");
   const float scale = 1.0f / std::sqrt(static_cast<float>(layer.head_dim));
-  attention_partial_kernel<<<dim3(step.rows, layer.heads, splits), 32 * kAttentionWarps, 0, stream>>>(
-      layer, step, query, splits, scale, partial);
+  attention_partial_kernel<<<dim3(step.rows, layer.heads, max_splits), 32 * kAttentionWarps, 0, stream>>>(
+      layer, step, query, split_offsets, scale, partial);
   check_launch("attention_partial");
-  attention_combine_kernel<<<dim3(step.rows, layer.heads), 128, 0, stream>>>(layer, q, partial, splits, out);
+  attention_combine_kernel<<<dim3(step.rows, layer.heads), 128, 0, stream>>>(layer, step, q, split_offsets, partial,
+                                                                             out);
   check_launch("attention_combine");
 }
 

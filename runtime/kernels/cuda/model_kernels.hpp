@@ -44,7 +44,6 @@ struct StepRows {
   const std::int64_t* positions = nullptr;
   const std::int64_t* row_blocks = nullptr;
   const std::int32_t* blocks = nullptr;
-  std::int64_t max_position = 0;  // largest position in the step (host value: sizes the split)
 };
 
 // One attention layer's shapes and K/V storage ([blocks][block_tokens][kv_heads][head_dim] fp32).
@@ -61,17 +60,26 @@ struct AttentionLayer {
   int block_tokens = 16;
 };
 
-// Partial results of split-K attention: per (row, head, split) the softmax state and
-// the unnormalised value sum, [M][heads][splits][2 + head_dim] floats.
-std::int64_t attention_partial_floats(int rows, int heads, int splits, int head_dim);
-// How many context splits a step uses (1 for short contexts; more for long decode).
-int attention_splits(const StepRows& step, int heads, int multiprocessors);
+// Split-K attention: a row's causal range is cut into splits of kSplitPositions
+// positions (the last shorter), each computed by its own block, then merged. The split
+// length is fixed, so a row's result depends only on its own context, never on the
+// other rows of the step: attention is bitwise batch-invariant.
+inline constexpr int kSplitPositions = 512;
+// How many splits row r has, and where its partial results start: split_offsets (host,
+// [M]) gets each row's first split index; returns the total number of splits.
+std::int64_t attention_split_offsets(const std::int64_t* positions, int rows, std::int64_t window,
+                                     std::int64_t* split_offsets, int* max_splits);
+// Floats of partial results: per (split, head) the softmax state and the unnormalised
+// value sum, [total splits][heads][2 + head_dim].
+std::int64_t attention_partial_floats(std::int64_t total_splits, int heads, int head_dim);
 
 // q: [M, heads * head_dim (x2 gated)], k and v [M, kv_heads * head_dim] (k is
 // normalized and rotated in place, as on the CPU); query: scratch [M, heads, head_dim];
-// partial: attention_partial_floats(...); out: [M, heads * head_dim].
+// split_offsets: device int64 [M] from attention_split_offsets; partial:
+// attention_partial_floats(...); out: [M, heads * head_dim].
 void attention(const AttentionLayer& layer, const StepRows& step, const float* q, float* k, const float* v,
-               float* query, float* partial, int splits, float* out, cudaStream_t stream);
+               float* query, const std::int64_t* split_offsets, int max_splits, float* partial, float* out,
+               cudaStream_t stream);
 
 // One sequence's rows and state slot, as the DeltaNet kernels see it (device array of these).
 struct DeltaNetSequence {
