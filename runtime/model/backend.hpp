@@ -1,8 +1,8 @@
 #pragma once
 // What a compute backend provides to the one decoder stack (model.hpp). The
 // stack -- embed, norms, token mixers, MLP, lm_head, for every architecture -- is
-// written once against these ops; a backend (kernels/cpu/backend.hpp today, the
-// CUDA one next) implements the ops, never a copy of an architecture. Every op
+// written once against these ops; a backend (kernels/cpu/backend.hpp, kernels/cuda/
+// backend.hpp) implements the ops, never a copy of an architecture. Every op
 // of a new backend is checked against the CPU backend on the same inputs.
 //
 // Tensors are the backend's own buffers, passed around by the stack as opaque

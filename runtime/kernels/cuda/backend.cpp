@@ -241,7 +241,7 @@ class CudaBackend final : public Backend {
   }
   void end_step() override {
     arena_.reset();
-    uploaded_for_ = nullptr;
+    uploaded_for_ = sequences_for_ = splits_for_ = nullptr;
   }
 
   void embed(const TableWeight& table, std::span<const TokenId> tokens, Tensor out) override {
@@ -328,17 +328,12 @@ class CudaBackend final : public Backend {
     QE_CHECK(q.rows == batch.rows() && q.cols == spec.heads * spec.head_dim * (spec.gated ? 2 : 1) &&
                  k.cols == spec.kv_heads * spec.head_dim && v.cols == k.cols && out.cols == spec.heads * spec.head_dim,
              "attention shapes");
-    std::vector<std::int64_t> split_offsets(static_cast<std::size_t>(q.rows));
-    int max_splits = 1;
-    const std::int64_t total_splits = kernels::attention_split_offsets(batch.positions.data(), static_cast<int>(q.rows),
-                                                                       spec.window, split_offsets.data(), &max_splits);
-    auto* device_offsets =
-        static_cast<std::int64_t*>(to_device(split_offsets.data(), split_offsets.size() * sizeof(std::int64_t)));
+    const Splits splits = step_splits(batch, spec.window);
     auto* query = static_cast<float*>(arena_.allocate(static_cast<std::size_t>(q.rows) * out.cols * sizeof(float)));
     auto* partial = static_cast<float*>(arena_.allocate(
-        static_cast<std::size_t>(kernels::attention_partial_floats(total_splits, spec.heads, spec.head_dim)) *
+        static_cast<std::size_t>(kernels::attention_partial_floats(splits.total, spec.heads, spec.head_dim)) *
         sizeof(float)));
-    kernels::attention(layer, rows, f32(q), f32(k), f32(v), query, device_offsets, max_splits, partial, f32(out),
+    kernels::attention(layer, rows, f32(q), f32(k), f32(v), query, splits.offsets, splits.max, partial, f32(out),
                        stream_);
     after("attention");
   }
@@ -360,18 +355,15 @@ class CudaBackend final : public Backend {
     QE_CHECK(qkv.cols == spec.conv_dim() && z.cols == spec.value_dim() && b.cols == spec.value_heads &&
                  a.cols == spec.value_heads && out.cols == spec.value_dim(),
              "gated_deltanet shapes");
-    std::vector<kernels::DeltaNetSequence> sequences;
-    for (const auto& s : batch.sequences) {
-      float* base = slot_base(spec.state_layer, s.state->slot());
-      sequences.push_back({s.first_row, s.rows, base, base + plan_.shape.conv_floats});
-    }
-    auto* device_sequences = static_cast<kernels::DeltaNetSequence*>(
-        to_device(sequences.data(), sequences.size() * sizeof(kernels::DeltaNetSequence)));
+    layer.states = states_.at(static_cast<std::size_t>(spec.state_layer)).as<float>();
+    layer.slot_floats = slot_floats();
+    layer.conv_floats = plan_.shape.conv_floats;
+    const kernels::DeltaNetSequence* device_sequences = step_sequences(batch);
     const int m = static_cast<int>(batch.rows());
     auto* scratch =
         static_cast<float*>(arena_.allocate(static_cast<std::size_t>(kernels::deltanet_scratch_floats(layer, m)) * 4));
-    kernels::gated_deltanet(layer, device_sequences, static_cast<int>(sequences.size()), m, f32(qkv), f32(z), f32(b),
-                            f32(a), scratch, f32(out), stream_);
+    kernels::gated_deltanet(layer, device_sequences, static_cast<int>(batch.sequences.size()), m, f32(qkv), f32(z),
+                            f32(b), f32(a), scratch, f32(out), stream_);
     after("gated_deltanet");
   }
 
@@ -429,6 +421,37 @@ class CudaBackend final : public Backend {
     return step_rows_;
   }
 
+  // The step's sequences (rows and state slots) on the device, uploaded once per step.
+  const kernels::DeltaNetSequence* step_sequences(const StepBatch& batch) {
+    if (sequences_for_ == &batch) return step_sequences_;
+    std::vector<kernels::DeltaNetSequence> sequences;
+    for (const auto& s : batch.sequences) sequences.push_back({s.first_row, s.rows, s.state->slot()});
+    step_sequences_ = static_cast<kernels::DeltaNetSequence*>(
+        to_device(sequences.data(), sequences.size() * sizeof(kernels::DeltaNetSequence)));
+    sequences_for_ = &batch;
+    return step_sequences_;
+  }
+
+  // Each row's first attention split for a window (0 = full), uploaded once per step and window.
+  struct Splits {
+    const std::int64_t* offsets = nullptr;  // device [M]
+    std::int64_t total = 0;
+    int max = 1;
+  };
+  Splits step_splits(const StepBatch& batch, std::int64_t window) {
+    if (splits_for_ != &batch) {
+      splits_.clear();
+      splits_for_ = &batch;
+    }
+    if (const auto found = splits_.find(window); found != splits_.end()) return found->second;
+    std::vector<std::int64_t> offsets(static_cast<std::size_t>(batch.rows()));
+    Splits splits;
+    splits.total = kernels::attention_split_offsets(batch.positions.data(), static_cast<int>(batch.rows()), window,
+                                                    offsets.data(), &splits.max);
+    splits.offsets = static_cast<std::int64_t*>(to_device(offsets.data(), offsets.size() * sizeof(std::int64_t)));
+    return splits_[window] = splits;
+  }
+
   const float* inverse_frequencies(const AttentionSpec& spec) {
     auto found = inv_freq_.find(&spec);
     if (found == inv_freq_.end())
@@ -456,6 +479,10 @@ class CudaBackend final : public Backend {
   Arena arena_;
   const StepBatch* uploaded_for_ = nullptr;
   kernels::StepRows step_rows_;
+  const StepBatch* sequences_for_ = nullptr;
+  const kernels::DeltaNetSequence* step_sequences_ = nullptr;
+  const StepBatch* splits_for_ = nullptr;
+  std::map<std::int64_t, Splits> splits_;
   std::map<const AttentionSpec*, DeviceBuffer> inv_freq_;
 };
 

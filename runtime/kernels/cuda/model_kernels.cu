@@ -288,7 +288,7 @@ __global__ void deltanet_conv_kernel(DeltaNetLayer layer, const DeltaNetSequence
   if (c >= conv_dim || sequence.rows == 0) return;
   const int kernel = layer.conv_kernel, history = kernel - 1;
   const float* input = qkv + sequence.first_row * conv_dim;
-  float* state = sequence.conv_state;
+  float* state = layer.states + sequence.slot * layer.slot_floats;
   auto window = [&](std::int64_t w) {
     return w < history ? state[w * conv_dim + c] : input[(w - history) * conv_dim + c];
   };
@@ -337,7 +337,8 @@ __global__ void deltanet_recurrence_kernel(DeltaNetLayer layer, const DeltaNetSe
   const int h = blockIdx.y, c = threadIdx.x;
   const int dk = layer.key_head_dim, dv = layer.value_head_dim, Hv = layer.value_heads;
   const int key_dim = layer.key_heads * dk, conv_dim = 2 * key_dim + Hv * dv;
-  float* S = sequence.recurrent_state + static_cast<std::int64_t>(h) * dk * dv;
+  float* S =
+      layer.states + sequence.slot * layer.slot_floats + layer.conv_floats + static_cast<std::int64_t>(h) * dk * dv;
   for (std::int64_t t = sequence.first_row; t < sequence.first_row + sequence.rows; ++t) {
     const std::int64_t th = t * Hv + h;
     for (int i = threadIdx.x; i < dk; i += blockDim.x) {

@@ -81,12 +81,12 @@ void attention(const AttentionLayer& layer, const StepRows& step, const float* q
                float* query, const std::int64_t* split_offsets, int max_splits, float* partial, float* out,
                cudaStream_t stream);
 
-// One sequence's rows and state slot, as the DeltaNet kernels see it (device array of these).
+// One sequence's rows and state slot, as the DeltaNet kernels see it (a device array of
+// these, the same for every layer of a step).
 struct DeltaNetSequence {
   std::int64_t first_row = 0;
   std::int64_t rows = 0;
-  float* conv_state = nullptr;       // [conv_kernel - 1, conv_dim]
-  float* recurrent_state = nullptr;  // [value_heads, d_k, d_v]
+  std::int64_t slot = 0;  // its state slot
 };
 
 struct DeltaNetLayer {
@@ -97,6 +97,11 @@ struct DeltaNetLayer {
   const float* A_log = nullptr;        // [value_heads]
   const float* dt_bias = nullptr;      // [value_heads]
   const float* norm = nullptr;         // [value_head_dim]
+  // The layer's state slots: slot s at states + s * slot_floats, [conv (kernel-1) x conv_dim |
+  // delta-rule state Hv x d_k x d_v] (CpuMemory's layout).
+  float* states = nullptr;
+  std::int64_t slot_floats = 0;
+  std::int64_t conv_floats = 0;
 };
 
 // Scratch floats the op needs for M rows: conv output [M, conv_dim], q and k
