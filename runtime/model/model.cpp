@@ -189,18 +189,28 @@ bool StepBatch::one_row_each() const {
 Model::~Model() = default;
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options) {
+  return load(dir, options, nullptr);
+}
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options,
+                                   std::unique_ptr<Backend> backend) {
   const Checkpoint checkpoint = Checkpoint::open(dir);
   checkpoint.validate();
-  auto model = build(CheckpointWeights(checkpoint), options);
+  auto model = build(CheckpointWeights(checkpoint), options, std::move(backend));
   model->directory_ = dir;
   return model;
 }
 
 std::unique_ptr<Model> Model::build(const WeightSource& source, const LoadOptions& options) {
+  return build(source, options, nullptr);
+}
+
+std::unique_ptr<Model> Model::build(const WeightSource& source, const LoadOptions& options,
+                                    std::unique_ptr<Backend> backend) {
   check_supported(source.config(), source.describe());
   std::unique_ptr<Model> model(new Model());
   model->config_ = source.config();
-  model->backend_ = make_backend(options);
+  model->backend_ = backend ? std::move(backend) : make_backend(options);
   model->weights_ = WeightBuilder(source, *model->backend_).build();
   const MemoryPlan plan =
       plan_memory(memory_shape(model->config_, options.kv_block_tokens),

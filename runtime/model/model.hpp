@@ -105,6 +105,12 @@ class Model {
   // A model from any weight source (SyntheticWeights for benchmarks and tests),
   // built by the same code as load().
   static std::unique_ptr<Model> build(const WeightSource& weights, const LoadOptions& options = {});
+  // The same on a backend the caller made (options.device and options.linears are then
+  // the backend's business): tests run a backend under test, or one with a planted fault.
+  static std::unique_ptr<Model> load(const std::filesystem::path& dir, const LoadOptions& options,
+                                     std::unique_ptr<Backend> backend);
+  static std::unique_ptr<Model> build(const WeightSource& weights, const LoadOptions& options,
+                                      std::unique_ptr<Backend> backend);
   ~Model();
 
   const ModelConfig& config() const { return config_; }

@@ -14,8 +14,9 @@
 //             GPTQ fixtures also with the GPTQ weights dequantized to BF16 + cuBLAS;
 //   sanitize  the small ops and one tiny fixture (what compute-sanitizer runs).
 // `--backend cpu` runs the same checks with the CPU's fast kernels as the backend under
-// test: ctest runs that on every machine (label cpu), so this program's own logic is
-// tested before a GPU ever runs it.
+// test, and `--backend cpu-faulty` with a planted attention bug that they must catch: ctest
+// runs both on every machine (label cpu), so this program's own logic is tested before a
+// GPU ever runs it.
 // Exit: 0 all passed, 1 a check failed, 77 no usable GPU (backend cuda), 2 bad usage.
 #include <algorithm>
 #include <cmath>
@@ -406,8 +407,58 @@ void check_deltanet(OpChecker& c, int key_heads, int value_heads, int dk, int dv
   }
 }
 
+// The CPU backend with one planted bug: attention's last head is scaled by 1.05, as a
+// wrong softmax normaliser would. `--backend cpu-faulty` checks that this program fails,
+// names attention as the first diverging op and the first attention layer of each fixture.
+class FaultyBackend final : public Backend {
+ public:
+  explicit FaultyBackend(LinearKernels linears) : inner_(2, linears) {}
+  std::string name() const override { return inner_.name() + " with a planted attention fault"; }
+  std::unique_ptr<LinearWeight> linear(const LinearSource& source) override { return inner_.linear(source); }
+  std::unique_ptr<VectorWeight> vector(std::vector<float> values) override { return inner_.vector(std::move(values)); }
+  std::unique_ptr<TableWeight> table(const DenseSource& source) override { return inner_.table(source); }
+  std::unique_ptr<LinearWeight> linear_from_table(const TableWeight& t) override { return inner_.linear_from_table(t); }
+  void allocate_memory(const MemoryPlan& plan) override { inner_.allocate_memory(plan); }
+  void clear_slot(int slot) override { inner_.clear_slot(slot); }
+  Tensor scratch(std::int64_t rows, std::int64_t cols) override { return inner_.scratch(rows, cols); }
+  void end_step() override { inner_.end_step(); }
+  void embed(const TableWeight& t, std::span<const TokenId> tokens, Tensor out) override {
+    inner_.embed(t, tokens, out);
+  }
+  void rms_norm(Tensor x, const VectorWeight& w, float eps, Tensor out) override { inner_.rms_norm(x, w, eps, out); }
+  void add_rms_norm(Tensor r, Tensor a, const VectorWeight& w, float eps, Tensor n) override {
+    inner_.add_rms_norm(r, a, w, eps, n);
+  }
+  void add(Tensor r, Tensor a) override { inner_.add(r, a); }
+  void matmul(const LinearWeight& w, Tensor x, Tensor y) override { inner_.matmul(w, x, y); }
+  void swiglu(Tensor g, Tensor u, Tensor out) override { inner_.swiglu(g, u, out); }
+  void attention(const AttentionSpec& spec, const AttentionWeights& weights, const StepBatch& batch, Tensor q, Tensor k,
+                 Tensor v, Tensor out) override {
+    inner_.attention(spec, weights, batch, q, k, v, out);
+    std::vector<float> values(static_cast<std::size_t>(out.rows * out.cols));
+    inner_.read(out, values.data());
+    for (std::int64_t r = 0; r < out.rows; ++r)
+      for (std::int64_t d = out.cols - spec.head_dim; d < out.cols; ++d)
+        values[static_cast<std::size_t>(r * out.cols + d)] *= 1.05f;
+    inner_.write(out, values.data());
+  }
+  void gated_deltanet(const DeltaNetSpec& spec, const DeltaNetWeights& w, const StepBatch& batch, Tensor qkv, Tensor z,
+                      Tensor b, Tensor a, Tensor out) override {
+    inner_.gated_deltanet(spec, w, batch, qkv, z, b, a, out);
+  }
+  void gather_rows(Tensor x, std::span<const std::int64_t> rows, Tensor out) override {
+    inner_.gather_rows(x, rows, out);
+  }
+  void read(Tensor x, float* host) override { inner_.read(x, host); }
+  void write(Tensor x, const float* host) override { inner_.write(x, host); }
+
+ private:
+  CpuBackend inner_;
+};
+
 std::unique_ptr<Backend> backend_under_test(const Options& options, LinearKernels linears) {
   if (options.backend == "cuda") return make_cuda_backend({.linears = linears});
+  if (options.backend == "cpu-faulty") return std::make_unique<FaultyBackend>(linears);
   return std::make_unique<CpuBackend>(2, linears);
 }
 
@@ -520,10 +571,8 @@ FixtureRow check_fixture(const Options& options, const Fixture& f, LinearKernels
   base_options.kv_cache_bytes = std::uint64_t{64} << 20;
   base_options.max_sequences = 4;
   LoadOptions test_options = base_options;
-  test_options.device = options.backend == "cuda" ? Device::cuda : Device::cpu;
-  test_options.linears = linears;
   const auto base = Model::load(f.dir, base_options);
-  const auto test = Model::load(f.dir, test_options);
+  const auto test = Model::load(f.dir, test_options, backend_under_test(options, linears));
   const std::int64_t vocab = test->config().vocab_size;
 
   const std::vector<float> logits = test->logits_for(f.input_ids);
@@ -646,13 +695,13 @@ int main(int argc, char** argv) {
       options.seed = std::strtoull(argv[++i], nullptr, 10);
     } else {
       std::fprintf(stderr,
-                   "usage: test_cuda_backend [--backend cuda|cpu] [--groups ops,fixtures,sanitize] "
+                   "usage: test_cuda_backend [--backend cuda|cpu|cpu-faulty] [--groups ops,fixtures,sanitize] "
                    "[--fixtures DIR] [--seed N]\n");
       return 2;
     }
   }
-  if (options.backend != "cuda" && options.backend != "cpu") {
-    std::fprintf(stderr, "test_cuda_backend: --backend is cuda or cpu\n");
+  if (options.backend != "cuda" && options.backend != "cpu" && options.backend != "cpu-faulty") {
+    std::fprintf(stderr, "test_cuda_backend: --backend is cuda, cpu or cpu-faulty\n");
     return 2;
   }
   for (const auto& g : options.groups)
