@@ -87,6 +87,7 @@ EmbeddedBackend::Options embedded_options_from(const Args& args) {
   options.max_batch = args.get_int("max-batch", 1, 4096);
   options.load.max_sequences = options.max_batch;  // one recurrent state slot per sequence that may run
   options.load.kv_cache_bytes = static_cast<std::uint64_t>(args.get_int("kv-cache-mb", 0, 1 << 20)) << 20;
+  options.load.gpu_memory_utilization = args.get_double("gpu-memory-utilization", 0.01, 1.0);
   return options;
 }
 
@@ -160,8 +161,12 @@ int command_run(int argc, char** argv, int first) {
       .option("max-batch", "N", "sequences decoded together (continuous batching)", "16")
       .option("kv-cache-mb", "MB",
               "model memory in MiB: K/V blocks and recurrent state slots together; sequences that do not fit wait "
-              "(0 = 25% of RAM, at most 4 GiB)",
+              "(0 = 25% of RAM, at most 4 GiB; on a GPU what --gpu-memory-utilization leaves)",
               "0")
+      .option("gpu-memory-utilization", "F",
+              "with --device cuda and --kv-cache-mb 0: fraction of the GPU's memory to use (weights, model "
+              "memory, scratch)",
+              "0.9")
       .option("baseline", "RUN_DIR", "compare with this run at the end (as `quanteval compare`)")
       .option("revision", "REV", "hub revision (branch, tag or commit) when --model is a hub id");
   add_dataset_option(args);

@@ -212,9 +212,15 @@ std::unique_ptr<Model> Model::build(const WeightSource& source, const LoadOption
   model->config_ = source.config();
   model->backend_ = backend ? std::move(backend) : make_backend(options);
   model->weights_ = WeightBuilder(source, *model->backend_).build();
+  std::uint64_t budget = options.kv_cache_bytes;
+  if (budget == 0) {
+    const auto device = model->backend_->device_memory();
+    budget = device ? device_memory_budget(device->free_bytes, device->total_bytes, options.gpu_memory_utilization,
+                                           kGpuScratchReserve)
+                    : default_kv_cache_bytes();
+  }
   const MemoryPlan plan =
-      plan_memory(memory_shape(model->config_, options.kv_block_tokens),
-                  options.kv_cache_bytes ? options.kv_cache_bytes : default_kv_cache_bytes(), options.max_sequences);
+      plan_memory(memory_shape(model->config_, options.kv_block_tokens), budget, options.max_sequences);
   model->backend_->allocate_memory(plan);
   model->memory_ = std::make_unique<HybridMemory>(plan);
   return model;

@@ -211,6 +211,12 @@ class CudaBackend final : public Backend {
     return linear;
   }
 
+  std::optional<DeviceMemory> device_memory() const override {
+    std::size_t free = 0, total = 0;
+    check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+    return DeviceMemory{free, total};
+  }
+
   void allocate_memory(const MemoryPlan& plan) override {
     plan_ = plan;
     keys_.clear();
