@@ -655,7 +655,11 @@ std::vector<FixtureRow> run_fixtures(const Options& options, Tally& tally, bool 
     } catch (const std::exception& e) {
       std::printf("  %s: exception: %s  FAIL\n", f.name.c_str(), e.what());
       tally.record(false, "fixture " + f.name + ": " + e.what());
-      rows.push_back({f.name, "-", "FAIL(exception)"});
+      FixtureRow failed;
+      failed.fixture = f.name;
+      failed.mode = "-";
+      failed.status = "FAIL(exception)";
+      rows.push_back(failed);
     }
   }
   return rows;
