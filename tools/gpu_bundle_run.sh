@@ -11,6 +11,7 @@
 #              logits vs transformers, greedy tokens, batch invariance; table printed last)
 #   generate   quanteval generate on two fixtures with --device cuda and --device cpu: same tokens
 #   bmemcheck  compute-sanitizer memcheck over test_cuda_backend's "sanitize" group
+#   bracecheck compute-sanitizer racecheck over the same group
 #   tests:*    test_marlin_gemm_cuda, one process per group (a crash ends only its group),
 #              each case printed before it launches
 #   memcheck   compute-sanitizer --tool memcheck over the small "sanitize" group
@@ -169,13 +170,18 @@ export -f generate_check
 export here bin
 step generate 60 "$out/setup.log" bash -c generate_check
 set_detail "$(grep -c 'DIFFERENT' "$out/setup.log") fixtures with different tokens"
-if [[ -n "$sanitizer" ]]; then
-  step bmemcheck 90 "$out/memcheck.log" "$sanitizer" --tool memcheck --error-exitcode 3 \
+backend_sanitize() {
+  local tool=$1 name=$2 log=$3
+  if [[ -z "$sanitizer" ]]; then
+    names+=("$name"); statuses+=("not run"); times+=("0s"); details+=("compute-sanitizer not found")
+    return
+  fi
+  step "$name" 90 "$log" "$sanitizer" --tool "$tool" --error-exitcode 3 \
     "$bin/test_cuda_backend" --groups sanitize --fixtures "$here/fixtures/models"
-  set_detail "$(grep -m1 'ERROR SUMMARY' "$out/memcheck.log" | sed 's/^========= //')"
-else
-  names+=("bmemcheck"); statuses+=("not run"); times+=("0s"); details+=("compute-sanitizer not found")
-fi
+  set_detail "$(grep 'ERROR SUMMARY\|RACECHECK SUMMARY' "$log" | tail -1 | sed 's/^========= //')"
+}
+backend_sanitize memcheck bmemcheck "$out/memcheck.log"
+backend_sanitize racecheck bracecheck "$out/racecheck.log"
 if [[ "${BACKEND_ONLY:-0}" == 1 ]]; then
   print_summary
   for status in "${statuses[@]}"; do [[ "$status" == pass ]] || exit 1; done
@@ -200,7 +206,7 @@ sanitize() {
   fi
   step "$tool" 60 "$out/$tool.log" "$sanitizer" --tool "$tool" --error-exitcode 3 \
     "$bin/test_marlin_gemm_cuda" --groups sanitize
-  summary_line=$(grep -m1 'ERROR SUMMARY\|RACECHECK SUMMARY' "$out/$tool.log")
+  summary_line=$(grep 'ERROR SUMMARY\|RACECHECK SUMMARY' "$out/$tool.log" | tail -1)  # the backend's run came first
   cases=$(grep '^test_marlin_gemm_cuda: [0-9]* passed' "$out/$tool.log" | tail -1 | cut -d' ' -f2-)
   set_detail "${summary_line#========= } ${cases:+; $cases}"
 }
