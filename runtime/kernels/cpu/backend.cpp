@@ -311,9 +311,9 @@ void CpuBackend::gated_deltanet(const DeltaNetSpec& spec, const DeltaNetWeights&
   for (const auto& s : batch.sequences)
     runs.push_back({s.first_row, s.rows, memory_.conv_state(spec.state_layer, s.state->slot()),
                     memory_.recurrent_state(spec.state_layer, s.state->slot())});
-  // A decode step uses the recurrence; anything longer the chunked form (same result).
-  gated_deltanet_cpu(spec, cpu, runs, f32(qkv), f32(z), f32(b), f32(a), f32(out),
-                     batch.one_row_each() ? 0 : kDeltaNetChunk, &pool_);
+  // One-row runs (decode) take the recurrence, longer ones the chunked form (same result
+  // within rounding), each by its own length: a sequence's bits do not depend on its batch.
+  gated_deltanet_cpu(spec, cpu, runs, f32(qkv), f32(z), f32(b), f32(a), f32(out), kDeltaNetChunk, &pool_);
 }
 
 void CpuBackend::gather_rows(Tensor x, std::span<const std::int64_t> rows, Tensor out) {

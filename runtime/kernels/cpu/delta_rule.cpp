@@ -319,7 +319,9 @@ void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std:
                                  Hv,
                                  dk,
                                  dv};
-    if (chunk_size > 0) {
+    // A one-token run always takes the recurrence, so a decoding sequence gets the same bits
+    // whether or not another sequence in its step is prefilling (batch invariance).
+    if (chunk_size > 0 && rows > 1) {
       delta_rule_chunked_heads(inputs, run.recurrent_state, core + off * dv, chunk_size, h_begin, h_end);
     } else {
       delta_rule_recurrent_heads(inputs, run.recurrent_state, core + off * dv, h_begin, h_end);
