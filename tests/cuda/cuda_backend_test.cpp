@@ -407,6 +407,101 @@ void check_deltanet(OpChecker& c, int key_heads, int value_heads, int dk, int dv
   }
 }
 
+// Batch invariance of the mixers on the backend under test: a sequence's attention and
+// DeltaNet outputs computed alone, and again for a twin sequence with the same history and
+// inputs inside a step with another sequence (placed first, so the twin's rows move), must be
+// bitwise equal -- the kernels' per-row work may not depend on the batch (docs/cuda-backend.md).
+struct HostStep {
+  std::vector<SequenceState*> states;
+  std::vector<std::int64_t> lengths;
+  std::vector<std::vector<float>> inputs;  // per input tensor, rows of all sequences in order
+};
+
+void check_batch_invariance(Backend& b, Tally& tally, std::mt19937_64& rng, bool small) {
+  auto report = [&](const std::string& what, const std::vector<float>& alone, const std::vector<float>& twin) {
+    std::size_t differing = 0;
+    for (std::size_t i = 0; i < alone.size(); ++i) differing += std::memcmp(&alone[i], &twin[i], sizeof(float)) != 0;
+    std::printf("  %-58s %zu of %zu values differ  %s\n", what.c_str(), differing, alone.size(),
+                differing ? "FAIL" : "ok");
+    std::fflush(stdout);
+    tally.record(differing == 0, "batch invariance " + what);
+  };
+  // Runs `op` on a step: writes the inputs (widths[i] columns each), returns out [rows, out_width].
+  auto run = [&](const HostStep& h, const std::vector<std::int64_t>& widths, std::int64_t out_width,
+                 const std::function<void(const StepBatch&, const std::vector<Tensor>&, Tensor)>& op) {
+    const StepBatch batch = make_step(h.states, h.lengths, rng);
+    std::vector<Tensor> tensors;
+    for (std::size_t i = 0; i < widths.size(); ++i) {
+      tensors.push_back(b.scratch(batch.rows(), widths[i]));
+      b.write(tensors.back(), h.inputs[i].data());
+    }
+    Tensor out = b.scratch(batch.rows(), out_width);
+    op(batch, tensors, out);
+    std::vector<float> host(static_cast<std::size_t>(batch.rows() * out_width));
+    b.read(out, host.data());
+    for (std::size_t i = 0; i < h.states.size(); ++i) h.states[i]->advance(h.lengths[i]);
+    b.end_step();
+    return host;
+  };
+  // The phases: a prompt (two attention splits unless small), then two decode tokens.
+  const std::vector<std::int64_t> own = {small ? 40 : 600, 1, 1}, others = {37, 1, 5};
+  auto phases = [&](const std::string& name, MemoryPlan plan, const std::vector<std::int64_t>& widths,
+                    std::int64_t out_width,
+                    const std::function<void(const StepBatch&, const std::vector<Tensor>&, Tensor)>& op) {
+    HybridMemory memory(plan);
+    b.allocate_memory(plan);
+    auto alone = memory.try_admit(700), twin = memory.try_admit(700), other = memory.try_admit(700);
+    for (auto* s : {alone.get(), twin.get(), other.get()})
+      if (s->slot() >= 0) b.clear_slot(s->slot());
+    for (std::size_t phase = 0; phase < own.size(); ++phase) {
+      HostStep first{{alone.get()}, {own[phase]}, {}},
+          second{{other.get(), twin.get()}, {others[phase], own[phase]}, {}};
+      for (const std::int64_t width : widths) {
+        const auto mine = random_values(static_cast<std::size_t>(own[phase] * width), rng, -2.0f, 2.0f);
+        auto theirs = random_values(static_cast<std::size_t>(others[phase] * width), rng, -2.0f, 2.0f);
+        first.inputs.push_back(mine);
+        theirs.insert(theirs.end(), mine.begin(), mine.end());
+        second.inputs.push_back(theirs);
+      }
+      const auto out_alone = run(first, widths, out_width, op);
+      const auto out_batch = run(second, widths, out_width, op);
+      const std::vector<float> twin_rows(out_batch.end() - static_cast<std::ptrdiff_t>(out_alone.size()),
+                                         out_batch.end());
+      report(fmt::format("{} phase {} ({} rows) alone == in a batch", name, phase, own[phase]), out_alone, twin_rows);
+    }
+  };
+
+  {  // Qwen3.5 gated attention with q/k norms
+    AttentionSpec spec;
+    spec.heads = 4, spec.kv_heads = 2, spec.head_dim = 64, spec.rotary_dim = 16, spec.gated = true;
+    spec.inv_freq = rope_inverse_frequencies(1e7, 16, "bfloat16");
+    const auto qn = b.vector(random_values(64, rng, 0.5f, 1.5f)), kn = b.vector(random_values(64, rng, 0.5f, 1.5f));
+    const AttentionWeights weights{qn.get(), kn.get()};
+    MemoryShape shape;
+    shape.kv_layers = 1, shape.kv_heads = 2, shape.head_dim = 64;
+    phases("attention", plan_memory(shape, std::uint64_t{1} << 26, 3), {4 * 128, 2 * 64, 2 * 64}, 4 * 64,
+           [&](const StepBatch& batch, const std::vector<Tensor>& t, Tensor out) {
+             b.attention(spec, weights, batch, t[0], t[1], t[2], out);
+           });
+  }
+  {  // Gated DeltaNet
+    DeltaNetSpec spec;
+    spec.key_heads = 2, spec.value_heads = 4, spec.key_head_dim = 32, spec.value_head_dim = 32, spec.conv_kernel = 4;
+    const auto conv = b.vector(random_values(static_cast<std::size_t>(spec.conv_dim()) * 4, rng, -0.5f, 0.5f));
+    const auto A_log = b.vector(random_values(4, rng)), dt_bias = b.vector(random_values(4, rng));
+    const auto norm = b.vector(random_values(32, rng, 0.5f, 1.5f));
+    const DeltaNetWeights weights{conv.get(), nullptr, A_log.get(), dt_bias.get(), norm.get()};
+    MemoryShape shape;
+    shape.state_layers = 1;
+    shape.conv_floats = 3 * spec.conv_dim();
+    shape.recurrent_floats = 4 * 32 * 32;
+    phases("gated_deltanet", plan_memory(shape, std::uint64_t{1} << 24, 3), {spec.conv_dim(), 128, 4, 4}, 128,
+           [&](const StepBatch& batch, const std::vector<Tensor>& t, Tensor out) {
+             b.gated_deltanet(spec, weights, batch, t[0], t[1], t[2], t[3], out);
+           });
+  }
+}
+
 // The CPU backend with one planted bug: attention's last head is scaled by 1.05, as a
 // wrong softmax normaliser would. `--backend cpu-faulty` checks that this program fails,
 // names attention as the first diverging op and the first attention layer of each fixture.
@@ -493,6 +588,8 @@ void run_ops(const Options& options, Tally& tally, bool small) {
     check_deltanet(c, 2, 4, 32, 32, true, small);
     check_deltanet(c, 1, 3, 128, 128, false, small);  // the 27B's head dims and value/key ratio
   }
+  std::printf("ops: batch invariance of %s\n", test->name().c_str());
+  check_batch_invariance(*test, tally, c.rng(), small);
 }
 
 // ---- fixtures -------------------------------------------------------------------------------
