@@ -158,8 +158,8 @@ generate_check() {
   local model ids cpu gpu status=0
   for model in qwen3-tiny-gptq-g64-actorder qwen3_5-tiny-bf16; do
     ids=$(tr -d ' \n' <"$here/fixtures/models/$model/reference.json" | sed 's/.*"input_ids":\[\([0-9,]*\)\].*/\1/')
-    cpu=$("$bin/quanteval" generate --model "$here/fixtures/models/$model" --ids "$ids" --max-new-tokens 16 --device cpu) || return 1
-    gpu=$("$bin/quanteval" generate --model "$here/fixtures/models/$model" --ids "$ids" --max-new-tokens 16 --device cuda) || return 1
+    cpu=$("$bin/quanteval" generate --model "$here/fixtures/models/$model" --ids "$ids" --max-new-tokens 16 --kv-cache-mb 256 --device cpu) || return 1
+    gpu=$("$bin/quanteval" generate --model "$here/fixtures/models/$model" --ids "$ids" --max-new-tokens 16 --kv-cache-mb 256 --device cuda) || return 1
     echo "$model cpu: ${cpu%%\"text\"*}"
     echo "$model gpu: ${gpu%%\"text\"*}"
     [[ "${cpu%%\"text\"*}" == "${gpu%%\"text\"*}" ]] || { echo "$model: DIFFERENT tokens"; status=1; }
