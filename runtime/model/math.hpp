@@ -215,6 +215,23 @@ QE_HOST_DEVICE inline long long attention_first_position(long long position, lon
   return window > 0 && position - window + 1 > 0 ? position - window + 1 : 0;
 }
 
+// Split-K attention: a row's causal range [first, position] is cut into splits of a fixed
+// number of positions (the last one shorter), so the cut depends on the row alone, never on
+// the other rows of its step. Split s covers [attention_split_begin(s), that + kAttentionSplit).
+inline constexpr long long kAttentionSplitPositions = 512;
+QE_HOST_DEVICE inline long long attention_split_count(long long position, long long window) {
+  const long long count = position - attention_first_position(position, window) + 1;
+  return (count + kAttentionSplitPositions - 1) / kAttentionSplitPositions;
+}
+QE_HOST_DEVICE inline long long attention_split_begin(long long position, long long window, long long split) {
+  return attention_first_position(position, window) + split * kAttentionSplitPositions;
+}
+// One past the last position of split s.
+QE_HOST_DEVICE inline long long attention_split_end(long long position, long long window, long long split) {
+  const long long end = attention_split_begin(position, window, split) + kAttentionSplitPositions;
+  return end < position + 1 ? end : position + 1;
+}
+
 // Qwen3.5's output gate: attention output * sigmoid(gate).
 QE_HOST_DEVICE inline float gated_output(float value, float gate) { return value * sigmoid(gate); }
 

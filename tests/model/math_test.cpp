@@ -189,6 +189,29 @@ TEST_CASE("OnlineSoftmax: one pass, and split ranges merged, equal the two-pass 
   CHECK(math::attention_first_position(2, 4) == 0);
 }
 
+TEST_CASE("attention splits cover a row's causal range once, in fixed 512-position pieces") {
+  for (const long long window : {0LL, 300LL, 512LL, 1500LL}) {
+    for (const long long position : {0LL, 1LL, 299LL, 300LL, 511LL, 512LL, 513LL, 1099LL, 4095LL, 100000LL}) {
+      const long long splits = math::attention_split_count(position, window);
+      REQUIRE(splits >= 1);
+      long long expected = math::attention_first_position(position, window);
+      for (long long s = 0; s < splits; ++s) {
+        const long long begin = math::attention_split_begin(position, window, s);
+        const long long end = math::attention_split_end(position, window, s);
+        REQUIRE(begin == expected);  // contiguous, no gap, no overlap
+        REQUIRE(end > begin);
+        REQUIRE(end - begin <= math::kAttentionSplitPositions);
+        if (s + 1 < splits) REQUIRE(end - begin == math::kAttentionSplitPositions);
+        expected = end;
+      }
+      REQUIRE(expected == position + 1);  // ends at the row's own position
+    }
+  }
+  CHECK(math::attention_split_count(1099, 0) == 3);
+  CHECK(math::attention_split_count(4095, 0) == 8);
+  CHECK(math::attention_split_count(100000, 300) == 1);
+}
+
 TEST_CASE("attention_score is the fp32 dot in dim order times the scale") {
   std::mt19937 rng(5);
   const auto q = random_vector(256, rng), k = random_vector(256, rng);

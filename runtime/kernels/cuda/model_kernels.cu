@@ -194,11 +194,9 @@ __global__ void attention_partial_kernel(AttentionLayer layer, StepRows step, co
   const int r = blockIdx.x, h = blockIdx.y, split = blockIdx.z, hd = layer.head_dim;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const std::int64_t position = step.positions[r];
-  const std::int64_t first = math::attention_first_position(position, layer.window);
-  const std::int64_t count = position - first + 1;
-  if (split * static_cast<std::int64_t>(kSplitPositions) >= count) return;  // this row has fewer splits
-  const std::int64_t begin = first + split * static_cast<std::int64_t>(kSplitPositions);
-  const std::int64_t end = begin + kSplitPositions < position + 1 ? begin + kSplitPositions : position + 1;
+  if (split >= math::attention_split_count(position, layer.window)) return;  // this row has fewer splits
+  const std::int64_t begin = math::attention_split_begin(position, layer.window, split);
+  const std::int64_t end = math::attention_split_end(position, layer.window, split);
   const int kv_head = h / (layer.heads / layer.kv_heads);
 
   float q_lane[kMaxDimsPerLane], acc[kMaxDimsPerLane];
@@ -253,8 +251,7 @@ __global__ void attention_combine_kernel(AttentionLayer layer, StepRows step, co
                                          const std::int64_t* split_offsets, const float* partial, float* out) {
   const int r = blockIdx.x, h = blockIdx.y, hd = layer.head_dim;
   const std::int64_t position = step.positions[r];
-  const std::int64_t count = position - math::attention_first_position(position, layer.window) + 1;
-  const int splits = static_cast<int>((count + kSplitPositions - 1) / kSplitPositions);
+  const int splits = static_cast<int>(math::attention_split_count(position, layer.window));
   const float* parts = partial + (split_offsets[r] * layer.heads + h) * (2 + hd);
   const int q_head_stride = hd * (layer.gated ? 2 : 1);
   const float* gate = q + static_cast<std::int64_t>(r) * layer.heads * q_head_stride + h * q_head_stride + hd;
@@ -435,8 +432,7 @@ std::int64_t attention_split_offsets(const std::int64_t* positions, int rows, st
   *max_splits = 1;
   for (int r = 0; r < rows; ++r) {
     split_offsets[r] = total;
-    const std::int64_t count = positions[r] - math::attention_first_position(positions[r], window) + 1;
-    const std::int64_t splits = (count + kSplitPositions - 1) / kSplitPositions;
+    const std::int64_t splits = math::attention_split_count(positions[r], window);
     total += splits;
     *max_splits = static_cast<int>(std::max<std::int64_t>(*max_splits, splits));
   }

@@ -60,11 +60,9 @@ struct AttentionLayer {
   int block_tokens = 16;
 };
 
-// Split-K attention: a row's causal range is cut into splits of kSplitPositions
-// positions (the last shorter), each computed by its own block, then merged. The split
-// length is fixed, so a row's result depends only on its own context, never on the
-// other rows of the step: attention is bitwise batch-invariant.
-inline constexpr int kSplitPositions = 512;
+// Split-K attention: a row's causal range is cut into splits of a fixed length
+// (math::attention_split_count and friends), each computed by its own block, then merged. The
+// cut depends on the row alone, so attention is bitwise batch-invariant.
 // How many splits row r has, and where its partial results start: split_offsets (host,
 // [M]) gets each row's first split index; returns the total number of splits.
 std::int64_t attention_split_offsets(const std::int64_t* positions, int rows, std::int64_t window,
