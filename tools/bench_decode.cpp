@@ -4,6 +4,7 @@
 //
 //   bench_decode [--threads N] [--decode-tokens N] [--prompt-tokens N] [--batch N] [--bf16]
 //                [--shape qwen2.5-0.5b | qwen3.5-0.8b]
+//   bench_decode --device cuda ...   the GPU benchmark (tools/bench_decode_cuda.cpp)
 //
 // qwen3.5-0.8b: the hybrid Qwen3.5 shape (24 layers: 18 Gated DeltaNet + 6
 // gated full attention, hidden 1024, intermediate 3584, 8/2 heads of 256,
@@ -31,6 +32,7 @@
 #include "runtime/checkpoint/synthetic.hpp"
 #include "runtime/kernels/cpu/backend.hpp"
 #include "runtime/model/model.hpp"
+#include "tools/bench_decode_cuda.hpp"
 
 using namespace quanteval::runtime;
 using Clock = std::chrono::steady_clock;
@@ -70,6 +72,9 @@ bool flag(int argc, char** argv, const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--device" && std::string(argv[i + 1]) == "cuda")
+      return quanteval::tools::bench_decode_cuda(argc, argv);
   const int threads = int_arg(argc, argv, "threads", 2);
   const int decode_tokens = int_arg(argc, argv, "decode-tokens", 32);
   const int prompt_tokens =

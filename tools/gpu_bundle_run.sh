@@ -6,12 +6,20 @@
 #   probe      is a GPU usable? If not: CUDA's reason, then exit 77 (nothing else runs)
 #   layout     test_marlin_layout (CPU: the packed layout and the stream-K plan)
 #   quanteval  quanteval --version (the main binary loads here)
+#   backend:*  test_cuda_backend (the model's CUDA backend against the CPU path):
+#              ops (every op, prefill + decode), fixtures (every fixture model: layers,
+#              logits vs transformers, greedy tokens, batch invariance; table printed last)
+#   generate   quanteval generate on two fixtures with --device cuda and --device cpu: same tokens
+#   bmemcheck  compute-sanitizer memcheck over test_cuda_backend's "sanitize" group
+#   bracecheck compute-sanitizer racecheck over the same group
 #   tests:*    test_marlin_gemm_cuda, one process per group (a crash ends only its group),
 #              each case printed before it launches
 #   memcheck   compute-sanitizer --tool memcheck over the small "sanitize" group
 #   racecheck  compute-sanitizer --tool racecheck over the same group
 #   bench      bench_gemm_cuda (results checked, then timed; cuBLAS BF16 in the same run)
 #   initcheck  compute-sanitizer --tool initcheck over the "sanitize" group, if time is left
+#   decode:*   bench_decode --device cuda (the model on the GPU vs its floor): the Qwen2.5-Coder-0.5B
+#              shape, then the Qwen3.5-27B shape (batches 1..164, contexts 1k/4k), if time is left
 #
 # Each step has its own timeout and a crash or failure in one does not stop the others. Logs
 # go to $OUT (default: ./out beside this script), one file per step plus bench.tsv and
@@ -19,6 +27,7 @@
 # benchmark tables).
 #   bash run.sh            # everything
 #   QUICK=1 bash run.sh    # the benchmark on M in {1, 16, 64, 256} only, no hand-over table
+#   BACKEND_ONLY=1 bash run.sh   # probe, layout, the backend steps only (no GEMM groups, no bench)
 # Exit: 0 all steps passed, 1 a step failed, 77 no usable GPU.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -89,6 +98,16 @@ print_summary() {
     for i in "${!names[@]}"; do
       printf '%-16s %-18s %6s  %s\n' "${names[$i]}" "${statuses[$i]}" "${times[$i]}" "${details[$i]}"
     done
+    if grep -q '^fixture  *mode  *logits' "$out/tests.log" 2>/dev/null; then
+      echo
+      echo "CUDA backend, fixtures (test_cuda_backend --groups fixtures):"
+      sed -n '/^fixture  *mode  *logits/,/^$/p' "$out/tests.log"
+    fi
+    if grep -q '^| sequences | context' "$out/bench.log" 2>/dev/null; then
+      echo
+      echo "bench_decode --device cuda:"
+      grep -E '^(copy bandwidth|built |\| |164 )' "$out/bench.log"
+    fi
     if [[ -f "$out/bench.log" ]] && grep -q '^Each change alone' "$out/bench.log"; then
       echo
       sed -n '/^Each change alone/,$p' "$out/bench.log"
@@ -125,6 +144,50 @@ set_detail "$(grep 'test cases:' "$out/setup.log" | tail -1 | sed 's/\[doctest\]
 step quanteval 20 "$out/setup.log" "$bin/quanteval" --version
 set_detail "$(tail -1 "$out/setup.log")"
 
+# The model's CUDA backend first: it is what the next GPU window has to verify.
+# QE_CUDA_SYNC=1: each op synchronizes, so a failing kernel is named at its op.
+for group in ops fixtures; do
+  echo "######## test_cuda_backend group $group" >>"$out/tests.log"
+  step "backend:$group" 120 "$out/tests.log" env QE_CUDA_SYNC=1 "$bin/test_cuda_backend" --groups "$group" \
+    --fixtures "$here/fixtures/models"
+  line=$(grep '^test_cuda_backend: ' "$out/tests.log" | tail -1)
+  set_detail "${line#test_cuda_backend: }"
+done
+# The CLI on the GPU: the same greedy tokens as on the CPU (prompt ids of the fixture).
+generate_check() {
+  local model ids cpu gpu status=0
+  for model in qwen3-tiny-gptq-g64-actorder qwen3_5-tiny-bf16; do
+    ids=$(tr -d ' \n' <"$here/fixtures/models/$model/reference.json" | sed 's/.*"input_ids":\[\([0-9,]*\)\].*/\1/')
+    cpu=$("$bin/quanteval" generate --model "$here/fixtures/models/$model" --ids "$ids" --max-new-tokens 16 --kv-cache-mb 256 --device cpu) || return 1
+    gpu=$("$bin/quanteval" generate --model "$here/fixtures/models/$model" --ids "$ids" --max-new-tokens 16 --kv-cache-mb 256 --device cuda) || return 1
+    echo "$model cpu: ${cpu%%\"text\"*}"
+    echo "$model gpu: ${gpu%%\"text\"*}"
+    [[ "${cpu%%\"text\"*}" == "${gpu%%\"text\"*}" ]] || { echo "$model: DIFFERENT tokens"; status=1; }
+  done
+  return $status
+}
+export -f generate_check
+export here bin
+step generate 60 "$out/setup.log" bash -c generate_check
+set_detail "$(grep -c 'DIFFERENT' "$out/setup.log") fixtures with different tokens"
+backend_sanitize() {
+  local tool=$1 name=$2 log=$3
+  if [[ -z "$sanitizer" ]]; then
+    names+=("$name"); statuses+=("not run"); times+=("0s"); details+=("compute-sanitizer not found")
+    return
+  fi
+  step "$name" 90 "$log" "$sanitizer" --tool "$tool" --error-exitcode 3 \
+    "$bin/test_cuda_backend" --groups sanitize --fixtures "$here/fixtures/models"
+  set_detail "$(grep 'ERROR SUMMARY\|RACECHECK SUMMARY' "$log" | tail -1 | sed 's/^========= //')"
+}
+backend_sanitize memcheck bmemcheck "$out/memcheck.log"
+backend_sanitize racecheck bracecheck "$out/racecheck.log"
+if [[ "${BACKEND_ONLY:-0}" == 1 ]]; then
+  print_summary
+  for status in "${statuses[@]}"; do [[ "$status" == pass ]] || exit 1; done
+  exit 0
+fi
+
 # One process per test group: a crash or hang in one group still lets the others run and report.
 groups=$("$bin/test_marlin_gemm_cuda" --list 2>/dev/null | awk '$1 != "sanitize" {print $1}')
 for group in $groups; do
@@ -143,7 +206,7 @@ sanitize() {
   fi
   step "$tool" 60 "$out/$tool.log" "$sanitizer" --tool "$tool" --error-exitcode 3 \
     "$bin/test_marlin_gemm_cuda" --groups sanitize
-  summary_line=$(grep -m1 'ERROR SUMMARY\|RACECHECK SUMMARY' "$out/$tool.log")
+  summary_line=$(grep 'ERROR SUMMARY\|RACECHECK SUMMARY' "$out/$tool.log" | tail -1)  # the backend's run came first
   cases=$(grep '^test_marlin_gemm_cuda: [0-9]* passed' "$out/$tool.log" | tail -1 | cut -d' ' -f2-)
   set_detail "${summary_line#========= } ${cases:+; $cases}"
 }
@@ -159,6 +222,13 @@ else set_detail "$(grep -m1 '^copy bandwidth' "$out/bench.log")"; fi
 
 # Last, with what is left of the budget: reads of device memory that nothing wrote.
 sanitize initcheck
+
+# The model's decode speed on the GPU against its floor (docs/cuda-backend.md).
+step decode:0.5b 60 "$out/bench.log" "$bin/bench_decode" --device cuda --shape qwen2.5-0.5b --batches 1,16,64 \
+  --contexts 1024 --group-size 128 --no-act-order
+set_detail "$(grep -m1 '^| 1 | 1024' "$out/bench.log")"
+step decode:27b 200 "$out/bench.log" "$bin/bench_decode" --device cuda --shape qwen3.5-27b
+set_detail "$(grep '^| 1 | ' "$out/bench.log" | tail -1)"
 
 print_summary
 for status in "${statuses[@]}"; do [[ "$status" == pass ]] || exit 1; done

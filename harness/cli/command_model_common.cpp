@@ -30,24 +30,31 @@ std::vector<runtime::TokenId> parse_token_ids(const std::string& text, const cha
 
 void add_model_options(Args& args) {
   args.option("model", "DIR", "model directory (config.json, *.safetensors; tokenizer.json for text)")
-      .option("device", "cpu|cuda|auto", "compute device (auto = cuda when built and present, else cpu)", "auto")
+      .option("device", "cpu|cuda|auto",
+              "compute device (auto = cpu until the CUDA backend has run on a GPU: docs/cuda-backend.md)", "auto")
       .option("threads", "N", "CPU threads (0 = all cores)", "0")
       .option("kv-cache-mb", "MB",
-              "model memory in MiB: K/V blocks and recurrent state slots together (0 = 25% of RAM, at most 4 GiB)",
-              "0");
+              "model memory in MiB: K/V blocks and recurrent state slots together (0 = 25% of RAM, at most 4 GiB)", "0")
+      .option("gpu-memory-utilization", "F",
+              "with --device cuda and --kv-cache-mb 0: fraction of the GPU's memory to use (weights, model "
+              "memory, scratch)",
+              "0.9");
+}
+
+runtime::Device device_from_args(const Args& args) {
+  // `auto` means cpu until the CUDA backend has passed its first GPU run (docs/cuda-backend.md);
+  // `cuda` goes through select_device, so a build or machine without CUDA says which is missing.
+  const std::string requested = args.get("device");
+  return requested == "auto" ? runtime::Device::cpu : runtime::select_device(requested);
 }
 
 std::unique_ptr<runtime::Model> load_model_from_args(const Args& args) {
-  // `auto` means cpu until the model has a CUDA backend; `cuda` still goes through
-  // select_device so a build or machine without CUDA says which of the two is missing.
-  const std::string requested = args.get("device");
-  const runtime::Device device = requested == "auto" ? runtime::Device::cpu : runtime::select_device(requested);
-  if (device == runtime::Device::cuda)
-    throw std::runtime_error("--device cuda: the model forward has no CUDA backend yet; use --device cpu");
+  const runtime::Device device = device_from_args(args);
   runtime::LoadOptions options;
   options.device = device;
   options.threads = args.get_int("threads", 0, 1024);
   options.kv_cache_bytes = static_cast<std::uint64_t>(args.get_int("kv-cache-mb", 0, 1 << 20)) << 20;
+  options.gpu_memory_utilization = args.get_double("gpu-memory-utilization", 0.01, 1.0);
   return runtime::Model::load(args.get("model"), options);
 }
 

@@ -15,6 +15,8 @@ std::vector<runtime::TokenId> parse_token_ids(const std::string& text, const cha
 
 // --device / --threads / --kv-cache-mb options and the model they load.
 void add_model_options(Args& args);
+// --device as a runtime device ("auto" is cpu for now; "cuda" fails clearly without a GPU).
+runtime::Device device_from_args(const Args& args);
 std::unique_ptr<runtime::Model> load_model_from_args(const Args& args);
 
 }  // namespace quanteval::harness

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "datasets/datasets.hpp"
+#include "harness/cli/command_model_common.hpp"
 #include "harness/cli/commands.hpp"
 #include "harness/cli/comparison_output.hpp"
 #include "harness/common/progress.hpp"
@@ -83,11 +84,12 @@ std::vector<const datasets::Problem*> select_tasks(const datasets::Dataset& data
 
 EmbeddedBackend::Options embedded_options_from(const Args& args) {
   EmbeddedBackend::Options options;
-  options.load.device = runtime::select_device(args.get("device"));
+  options.load.device = device_from_args(args);
   options.load.threads = args.get_int("threads", 0, 1024);
   options.max_batch = args.get_int("max-batch", 1, 4096);
   options.load.max_sequences = options.max_batch;  // one recurrent state slot per sequence that may run
   options.load.kv_cache_bytes = static_cast<std::uint64_t>(args.get_int("kv-cache-mb", 0, 1 << 20)) << 20;
+  options.load.gpu_memory_utilization = args.get_double("gpu-memory-utilization", 0.01, 1.0);
   return options;
 }
 
@@ -96,7 +98,7 @@ std::unique_ptr<GenerationBackend> make_backend(const Args& args, const Evaluate
   const std::vector<std::string> endpoints = args.all("endpoint");
   if (endpoints.empty())
     return std::make_unique<EmbeddedBackend>(model.resolved.directory, model.tokenizer, embedded_options_from(args));
-  for (const char* name : {"device", "threads", "max-batch", "kv-cache-mb"})
+  for (const char* name : {"device", "threads", "max-batch", "kv-cache-mb", "gpu-memory-utilization"})
     if (args.is_set(name))
       fmt::print(stderr, "quanteval: note: --{} configures the embedded runtime; ignored with --endpoint\n", name);
   OpenAIBackend::Options options;
@@ -193,7 +195,7 @@ int command_run(int argc, char** argv, int first) {
       .option("max-batch", "N", "sequences decoded together (continuous batching)", "16")
       .option("kv-cache-mb", "MB",
               "model memory in MiB: K/V blocks and recurrent state slots together; sequences that do not fit wait "
-              "(0 = 25% of RAM, at most 4 GiB)",
+              "(0 = 25% of RAM, at most 4 GiB; on a GPU what --gpu-memory-utilization leaves)",
               "0")
       .repeated("endpoint", "URL",
                 "generate through this OpenAI-compatible server (vLLM, SGLang, quanteval serve) instead of the "
@@ -204,6 +206,10 @@ int command_run(int argc, char** argv, int first) {
       .option("concurrency", "N", "requests in flight per endpoint", "8")
       .option("request-timeout", "S", "seconds one request may take before it is retried", "1800")
       .option("retries", "N", "retries of a request on 429/5xx/timeouts/connection errors/garbage", "6")
+      .option("gpu-memory-utilization", "F",
+              "with --device cuda and --kv-cache-mb 0: fraction of the GPU's memory to use (weights, model "
+              "memory, scratch)",
+              "0.9")
       .option("baseline", "RUN_DIR", "compare with this run at the end (as `quanteval compare`)")
       .option("revision", "REV", "hub revision (branch, tag or commit) when --model is a hub id");
   add_dataset_option(args);

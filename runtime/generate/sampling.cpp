@@ -6,12 +6,14 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "runtime/model/math.hpp"
+
 namespace quanteval::runtime {
 
 namespace {
 
 bool more_likely(const Candidate& a, const Candidate& b) {
-  return a.probability > b.probability || (a.probability == b.probability && a.id < b.id);
+  return math::more_likely(a.probability, a.id, b.probability, b.id);
 }
 
 void renormalize(std::vector<Candidate>& candidates) {
@@ -64,7 +66,7 @@ TokenId argmax_token(std::span<const float> logits) {
   if (logits.empty()) throw std::invalid_argument("argmax of an empty logits row");
   std::size_t best = 0;
   for (std::size_t i = 1; i < logits.size(); ++i)
-    if (logits[i] > logits[best]) best = i;
+    if (math::argmax_prefers(logits[i], static_cast<int>(i), logits[best], static_cast<int>(best))) best = i;
   return static_cast<TokenId>(best);
 }
 
@@ -75,7 +77,7 @@ std::vector<Candidate> sampling_distribution(std::span<const float> logits, cons
   for (float l : logits) max_logit = std::max(max_logit, l);
   std::vector<Candidate> candidates(logits.size());
   for (std::size_t i = 0; i < logits.size(); ++i)
-    candidates[i] = {static_cast<TokenId>(i), std::exp((logits[i] - max_logit) / params.temperature)};
+    candidates[i] = {static_cast<TokenId>(i), math::tempered_weight(logits[i], max_logit, params.temperature)};
   // Tokens whose probability is exactly 0 (masked with -inf, or underflowed) can
   // never be drawn; dropping them keeps them out of top-k and of the draw's
   // rounding fallback below.
@@ -95,8 +97,8 @@ std::vector<Candidate> sampling_distribution(std::span<const float> logits, cons
   if (params.min_p > 0) {
     float max_probability = 0;
     for (const auto& c : candidates) max_probability = std::max(max_probability, c.probability);
-    const float threshold = params.min_p * max_probability;
-    std::erase_if(candidates, [&](const Candidate& c) { return c.probability < threshold; });
+    std::erase_if(candidates,
+                  [&](const Candidate& c) { return !math::min_p_keeps(c.probability, max_probability, params.min_p); });
     renormalize(candidates);
   }
   return candidates;

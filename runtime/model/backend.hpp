@@ -1,8 +1,8 @@
 #pragma once
 // What a compute backend provides to the one decoder stack (model.hpp). The
 // stack -- embed, norms, token mixers, MLP, lm_head, for every architecture -- is
-// written once against these ops; a backend (kernels/cpu/backend.hpp today, the
-// CUDA one next) implements the ops, never a copy of an architecture. Every op
+// written once against these ops; a backend (kernels/cpu/backend.hpp, kernels/cuda/
+// backend.hpp) implements the ops, never a copy of an architecture. Every op
 // of a new backend is checked against the CPU backend on the same inputs.
 //
 // Tensors are the backend's own buffers, passed around by the stack as opaque
@@ -12,6 +12,7 @@
 // Marlin layout in device memory).
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -126,6 +127,12 @@ class Backend {
   virtual std::unique_ptr<LinearWeight> linear_from_table(const TableWeight& table) = 0;
 
   // --- memory: storage for the plan's K/V blocks and state slots ---
+  // A device with its own memory reports it (free, total bytes) so the model memory can be
+  // sized from it (device_memory_budget); host backends return nothing.
+  struct DeviceMemory {
+    std::uint64_t free_bytes = 0, total_bytes = 0;
+  };
+  virtual std::optional<DeviceMemory> device_memory() const { return std::nullopt; }
   virtual void allocate_memory(const MemoryPlan& plan) = 0;
   // Zeroes the recurrent state of a slot (a newly admitted sequence).
   virtual void clear_slot(int slot) = 0;

@@ -22,6 +22,23 @@ std::uint64_t MemoryPlan::bytes() const {
          static_cast<std::uint64_t>(slots) * shape.slot_bytes();
 }
 
+std::uint64_t device_memory_budget(std::uint64_t free_bytes, std::uint64_t total_bytes, double utilization,
+                                   std::uint64_t reserve_bytes) {
+  if (!(utilization > 0 && utilization <= 1))
+    throw std::invalid_argument(fmt::format("GPU memory utilization must be in (0, 1] (got {})", utilization));
+  if (free_bytes > total_bytes)
+    throw std::invalid_argument(fmt::format("device reports {} bytes free of {}", free_bytes, total_bytes));
+  const double allowed = utilization * static_cast<double>(total_bytes);
+  const double used = static_cast<double>(total_bytes - free_bytes) + static_cast<double>(reserve_bytes);
+  if (allowed <= used)
+    throw std::invalid_argument(fmt::format(
+        "no GPU memory left for the model memory: {:.0f}% of {} MiB allowed, {} MiB already in use (weights, "
+        "context, other processes) and {} MiB kept for step scratch; raise --gpu-memory-utilization or use a "
+        "smaller --kv-cache-mb",
+        100 * utilization, total_bytes >> 20, (total_bytes - free_bytes) >> 20, reserve_bytes >> 20));
+  return static_cast<std::uint64_t>(allowed - used);
+}
+
 MemoryPlan plan_memory(const MemoryShape& shape, std::uint64_t budget_bytes, int max_sequences) {
   if (shape.block_tokens <= 0 || shape.kv_layers < 0 || shape.kv_heads < 0 || shape.head_dim < 0 ||
       shape.state_layers < 0 || max_sequences < 1)

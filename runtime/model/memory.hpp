@@ -53,6 +53,14 @@ struct MemoryPlan {
 // naming the sizes when the budget cannot hold one slot and one block.
 MemoryPlan plan_memory(const MemoryShape& shape, std::uint64_t budget_bytes, int max_sequences);
 
+// The model memory's budget on a device (vLLM's --gpu-memory-utilization rule): the process
+// may use `utilization` of the device's `total_bytes`; what is in use already (total - free,
+// measured after the weights are loaded: weights, the CUDA context, other processes) and a
+// `reserve` for one step's scratch are taken off, the rest is the budget. Throws
+// std::invalid_argument naming the numbers when utilization is outside (0, 1] or nothing is left.
+std::uint64_t device_memory_budget(std::uint64_t free_bytes, std::uint64_t total_bytes, double utilization,
+                                   std::uint64_t reserve_bytes);
+
 class HybridMemory;
 
 // Everything the model remembers about one sequence between steps: its K/V

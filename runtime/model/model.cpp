@@ -11,6 +11,7 @@
 #include "runtime/checkpoint/checkpoint.hpp"
 #include "runtime/checkpoint/tensor_table.hpp"
 #include "runtime/kernels/cpu/backend.hpp"
+#include "runtime/kernels/cuda/backend.hpp"
 #include "runtime/model/attention.hpp"
 #include "runtime/model/qwen3_5/gated_deltanet.hpp"
 #include "runtime/platform/host_memory.hpp"
@@ -20,8 +21,7 @@ namespace quanteval::runtime {
 namespace {
 
 std::unique_ptr<Backend> make_backend(const LoadOptions& options) {
-  if (options.device != Device::cpu)
-    throw std::runtime_error("the model forward runs on the CPU only in this build (use --device cpu)");
+  if (options.device == Device::cuda) return make_cuda_backend({.linears = options.linears});
   return std::make_unique<CpuBackend>(options.threads, options.linears);
 }
 
@@ -189,24 +189,38 @@ bool StepBatch::one_row_each() const {
 Model::~Model() = default;
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options) {
-  if (options.device != Device::cpu)
-    throw std::runtime_error("the model forward runs on the CPU only in this build (use --device cpu)");
+  return load(dir, options, nullptr);
+}
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options,
+                                   std::unique_ptr<Backend> backend) {
   const Checkpoint checkpoint = Checkpoint::open(dir);
   checkpoint.validate();
-  auto model = build(CheckpointWeights(checkpoint), options);
+  auto model = build(CheckpointWeights(checkpoint), options, std::move(backend));
   model->directory_ = dir;
   return model;
 }
 
 std::unique_ptr<Model> Model::build(const WeightSource& source, const LoadOptions& options) {
+  return build(source, options, nullptr);
+}
+
+std::unique_ptr<Model> Model::build(const WeightSource& source, const LoadOptions& options,
+                                    std::unique_ptr<Backend> backend) {
   check_supported(source.config(), source.describe());
   std::unique_ptr<Model> model(new Model());
   model->config_ = source.config();
-  model->backend_ = make_backend(options);
+  model->backend_ = backend ? std::move(backend) : make_backend(options);
   model->weights_ = WeightBuilder(source, *model->backend_).build();
+  std::uint64_t budget = options.kv_cache_bytes;
+  if (budget == 0) {
+    const auto device = model->backend_->device_memory();
+    budget = device ? device_memory_budget(device->free_bytes, device->total_bytes, options.gpu_memory_utilization,
+                                           kGpuScratchReserve)
+                    : default_kv_cache_bytes();
+  }
   const MemoryPlan plan =
-      plan_memory(memory_shape(model->config_, options.kv_block_tokens),
-                  options.kv_cache_bytes ? options.kv_cache_bytes : default_kv_cache_bytes(), options.max_sequences);
+      plan_memory(memory_shape(model->config_, options.kv_block_tokens), budget, options.max_sequences);
   model->backend_->allocate_memory(plan);
   model->memory_ = std::make_unique<HybridMemory>(plan);
   return model;

@@ -52,6 +52,9 @@ struct LoadOptions {
   std::uint64_t kv_cache_bytes = 0;
   int kv_block_tokens = 16;  // positions per K/V block
   int max_sequences = 16;    // sequences that may run at once: one recurrent state slot each
+  // On a GPU with kv_cache_bytes = 0: the fraction of the device's memory the process may use;
+  // the model memory gets what the weights, the context and kGpuScratchReserve leave of it.
+  double gpu_memory_utilization = 0.9;
   LinearKernels linears = LinearKernels::fast;
 };
 
@@ -105,6 +108,12 @@ class Model {
   // A model from any weight source (SyntheticWeights for benchmarks and tests),
   // built by the same code as load().
   static std::unique_ptr<Model> build(const WeightSource& weights, const LoadOptions& options = {});
+  // The same on a backend the caller made (options.device and options.linears are then
+  // the backend's business): tests run a backend under test, or one with a planted fault.
+  static std::unique_ptr<Model> load(const std::filesystem::path& dir, const LoadOptions& options,
+                                     std::unique_ptr<Backend> backend);
+  static std::unique_ptr<Model> build(const WeightSource& weights, const LoadOptions& options,
+                                      std::unique_ptr<Backend> backend);
   ~Model();
 
   const ModelConfig& config() const { return config_; }
@@ -173,5 +182,8 @@ class Model {
 std::vector<float> rope_inverse_frequencies(double theta, int rotary_dim, std::string_view model_dtype);
 // The auto memory budget: 25% of physical RAM, at most 4 GiB (256 MiB when RAM is unknown).
 std::uint64_t default_kv_cache_bytes();
+// GPU memory kept out of the model memory's budget for one step's scratch tensors (activations
+// of a 4096-row prefill of the 27B shape take about 1 GiB, attention partials and logits the rest).
+inline constexpr std::uint64_t kGpuScratchReserve = std::uint64_t{2} << 30;
 
 }  // namespace quanteval::runtime

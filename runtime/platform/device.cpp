@@ -40,7 +40,7 @@ Device select_device(std::string_view requested) {
   if (requested == "cuda") {
     if (!cuda_built())
       throw std::runtime_error("--device cuda: this build has no CUDA backend (nvcc was not found at build time)");
-    if (!cuda_available()) throw std::runtime_error("--device cuda: no usable CUDA GPU: " + cuda_unavailable_reason());
+    if (!cuda_available()) throw std::runtime_error("--device cuda: no CUDA device: " + cuda_unavailable_reason());
     return Device::cuda;
   }
   throw std::invalid_argument("--device: expected cpu, cuda or auto, got '" + std::string(requested) + "'");

@@ -72,3 +72,19 @@ TEST_CASE("HybridMemory: admission needs blocks and a slot; release gives both b
   REQUIRE(c);
   CHECK(c->blocks().size() == 2);
 }
+
+TEST_CASE("device_memory_budget: utilization of the total, minus what is in use and the scratch reserve") {
+  using quanteval::runtime::device_memory_budget;
+  constexpr std::uint64_t GiB = std::uint64_t{1} << 30;
+  // An H200-sized device with a 16 GiB model loaded: 90% of 140 GiB = 126, minus 16 + 1 (context) used, minus 2.
+  CHECK(device_memory_budget(123 * GiB, 140 * GiB, 0.9, 2 * GiB) == 107 * GiB);
+  CHECK(device_memory_budget(140 * GiB, 140 * GiB, 1.0, 0) == 140 * GiB);
+  // Another process holding memory counts as used.
+  CHECK(device_memory_budget(60 * GiB, 140 * GiB, 0.9, 2 * GiB) == 44 * GiB);
+  // Nothing left: a clear error naming the numbers.
+  CHECK_THROWS_WITH_AS(device_memory_budget(10 * GiB, 140 * GiB, 0.9, 2 * GiB),
+                       doctest::Contains("--gpu-memory-utilization"), std::invalid_argument);
+  CHECK_THROWS_AS(device_memory_budget(10 * GiB, 140 * GiB, 0.0, 0), std::invalid_argument);
+  CHECK_THROWS_AS(device_memory_budget(10 * GiB, 140 * GiB, 1.5, 0), std::invalid_argument);
+  CHECK_THROWS_AS(device_memory_budget(150 * GiB, 140 * GiB, 0.9, 0), std::invalid_argument);
+}

@@ -9,22 +9,6 @@
 
 namespace quanteval::runtime {
 
-void rms_norm_row(const float* x, const float* weight, std::int64_t width, float eps, float* y) {
-  double sum_squares = 0;
-  for (std::int64_t i = 0; i < width; ++i) sum_squares += static_cast<double>(x[i]) * x[i];
-  const float inverse_rms = math::inverse_rms(sum_squares, static_cast<int>(width), eps);
-  for (std::int64_t i = 0; i < width; ++i) y[i] = x[i] * inverse_rms * weight[i];
-}
-
-namespace {
-
-void rope_head(float* head, std::int64_t position, const std::vector<float>& inv_freq) {
-  const std::size_t half = inv_freq.size();
-  for (std::size_t i = 0; i < half; ++i) math::rotate_pair(head[i], head[i + half], position, inv_freq[i]);
-}
-
-}  // namespace
-
 void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* k_norm, const StepBatch& batch,
                    const float* q, float* k, const float* v, float* out, const CpuMemory& memory, ThreadPool& pool) {
   const std::int64_t m = batch.rows();
@@ -33,6 +17,10 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
   const int q_head_stride = head_dim * (spec.gated ? 2 : 1);
   const int kv_width = kv_heads * head_dim;
   const int block_tokens = memory.plan().shape.block_tokens;
+  const int rotary_dim = static_cast<int>(spec.inv_freq.size()) * 2;
+  auto rope_head = [&](float* head, std::int64_t position) {
+    math::rotate_head(head, rotary_dim, position, spec.inv_freq.data());
+  };
   std::vector<float> query(static_cast<std::size_t>(m) * heads * head_dim);  // [M, heads * head_dim] normed, rotated
 
   // Per row: q/k head norms, RoPE at the row's position, then K/V into the memory.
@@ -44,10 +32,10 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
         const float* src = q + r * q_stride + static_cast<std::int64_t>(h) * q_head_stride;
         float* head = query.data() + (r * heads + h) * head_dim;
         if (q_norm)
-          rms_norm_row(src, q_norm, head_dim, spec.norm_eps, head);
+          math::rms_norm_row(src, q_norm, head_dim, spec.norm_eps, head);
         else
           std::memcpy(head, src, sizeof(float) * head_dim);
-        rope_head(head, position, spec.inv_freq);
+        rope_head(head, position);
       }
       const SequenceState& state =
           *batch.sequences[static_cast<std::size_t>(batch.row_sequence[static_cast<std::size_t>(r)])].state;
@@ -55,8 +43,8 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       const int offset = static_cast<int>(position % block_tokens);
       for (int h = 0; h < kv_heads; ++h) {
         float* head = k + r * kv_width + h * head_dim;
-        if (k_norm) rms_norm_row(head, k_norm, head_dim, spec.norm_eps, head);
-        rope_head(head, position, spec.inv_freq);
+        if (k_norm) math::rms_norm_row(head, k_norm, head_dim, spec.norm_eps, head);
+        rope_head(head, position);
         std::memcpy(memory.key(spec.kv_layer, block, offset, h), head, sizeof(float) * head_dim);
         std::memcpy(memory.value(spec.kv_layer, block, offset, h), v + r * kv_width + h * head_dim,
                     sizeof(float) * head_dim);
@@ -83,16 +71,14 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       const std::int64_t position = batch.positions[static_cast<std::size_t>(r)];
       const SequenceState& state =
           *batch.sequences[static_cast<std::size_t>(batch.row_sequence[static_cast<std::size_t>(r)])].state;
-      const std::int64_t first = spec.window > 0 ? std::max<std::int64_t>(0, position - spec.window + 1) : 0;
+      const std::int64_t first = math::attention_first_position(position, spec.window);
       const float* qh = query.data() + (r * heads + h) * head_dim;
       scores.resize(static_cast<std::size_t>(position - first + 1));
       float max_score = -INFINITY;
       for (std::int64_t p = first; p <= position; ++p) {
         const float* key = memory.key(spec.kv_layer, state.blocks()[static_cast<std::size_t>(p / block_tokens)],
                                       static_cast<int>(p % block_tokens), kv_head);
-        float dot = 0;
-        for (int d = 0; d < head_dim; ++d) dot += qh[d] * key[d];
-        dot *= scale;
+        const float dot = math::attention_score(qh, key, head_dim, scale);
         scores[static_cast<std::size_t>(p - first)] = dot;
         max_score = std::max(max_score, dot);
       }
@@ -111,7 +97,7 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       }
       if (spec.gated) {
         const float* gate = q + r * q_stride + static_cast<std::int64_t>(h) * q_head_stride + head_dim;
-        for (int d = 0; d < head_dim; ++d) result[d] *= math::sigmoid(gate[d]);
+        for (int d = 0; d < head_dim; ++d) result[d] = math::gated_output(result[d], gate[d]);
       }
     }
   };

@@ -15,8 +15,4 @@ namespace quanteval::runtime {
 void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* k_norm, const StepBatch& batch,
                    const float* q, float* k, const float* v, float* out, const CpuMemory& memory, ThreadPool& pool);
 
-// y = x / sqrt(mean(x^2) + eps) * weight over `width` floats, the sum of
-// squares in double (math.hpp's rule). x and y may alias.
-void rms_norm_row(const float* x, const float* weight, std::int64_t width, float eps, float* y);
-
 }  // namespace quanteval::runtime

@@ -260,7 +260,7 @@ void CpuBackend::rms_norm(Tensor x, const VectorWeight& weight, float eps, Tenso
   const auto& w = dynamic_cast<const CpuVector&>(weight);
   QE_CHECK(x.cols == w.size() && out.cols == x.cols && out.rows == x.rows, "rms_norm shapes");
   for (std::int64_t r = 0; r < x.rows; ++r)
-    rms_norm_row(f32(x) + r * x.cols, w.data(), x.cols, eps, f32(out) + r * x.cols);
+    math::rms_norm_row(f32(x) + r * x.cols, w.data(), x.cols, eps, f32(out) + r * x.cols);
 }
 
 void CpuBackend::add_rms_norm(Tensor residual, Tensor addend, const VectorWeight& weight, float eps, Tensor normed) {
@@ -291,7 +291,7 @@ void CpuBackend::swiglu(Tensor gate, Tensor up, Tensor out) {
   const std::int64_t n = gate.rows * gate.cols;
   const float *g = f32(gate), *u = f32(up);
   float* o = f32(out);
-  for (std::int64_t i = 0; i < n; ++i) o[i] = math::silu(g[i]) * u[i];
+  for (std::int64_t i = 0; i < n; ++i) o[i] = math::swiglu(g[i], u[i]);
 }
 
 void CpuBackend::attention(const AttentionSpec& spec, const AttentionWeights& weights, const StepBatch& batch, Tensor q,
@@ -311,9 +311,9 @@ void CpuBackend::gated_deltanet(const DeltaNetSpec& spec, const DeltaNetWeights&
   for (const auto& s : batch.sequences)
     runs.push_back({s.first_row, s.rows, memory_.conv_state(spec.state_layer, s.state->slot()),
                     memory_.recurrent_state(spec.state_layer, s.state->slot())});
-  // A decode step uses the recurrence; anything longer the chunked form (same result).
-  gated_deltanet_cpu(spec, cpu, runs, f32(qkv), f32(z), f32(b), f32(a), f32(out),
-                     batch.one_row_each() ? 0 : kDeltaNetChunk, &pool_);
+  // One-row runs (decode) take the recurrence, longer ones the chunked form (same result
+  // within rounding), each by its own length: a sequence's bits do not depend on its batch.
+  gated_deltanet_cpu(spec, cpu, runs, f32(qkv), f32(z), f32(b), f32(a), f32(out), kDeltaNetChunk, &pool_);
 }
 
 void CpuBackend::gather_rows(Tensor x, std::span<const std::int64_t> rows, Tensor out) {

@@ -16,9 +16,7 @@ namespace {
 
 // x *= 1 / sqrt(sum(x^2) + eps): the fla / HF `l2norm` (eps inside the root, not a clamp).
 void l2_normalize(float* x, int n, float eps) {
-  float sum_sq = 0.0f;
-  for (int i = 0; i < n; ++i) sum_sq += x[i] * x[i];
-  const float inv = 1.0f / std::sqrt(sum_sq + eps);
+  const float inv = math::inverse_l2(x, n, eps);
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 
@@ -47,12 +45,10 @@ void conv1d_silu_channels(const float* input, int rows, int channels, const floa
                        : input[static_cast<size_t>(w - history) * channels + c];
   };
   for (int t = 0; t < rows; ++t) {
-    for (int c = c_begin; c < c_end; ++c) {
-      float acc = bias ? bias[c] : 0.0f;
-      const float* taps = weight + static_cast<size_t>(c) * kernel;
-      for (int j = 0; j < kernel; ++j) acc += taps[j] * window(t + j, c);
-      output[static_cast<size_t>(t) * channels + c] = math::silu(acc);
-    }
+    for (int c = c_begin; c < c_end; ++c)
+      output[static_cast<size_t>(t) * channels + c] =
+          math::conv1d_silu(weight + static_cast<size_t>(c) * kernel, kernel, bias ? bias[c] : 0.0f,
+                            [&](int j) { return window(t + j, c); });
   }
   // The next call needs window rows rows .. rows+history-1. Row r of the new state
   // may come from old state row rows + r > r, which ascending r reads before it
@@ -111,8 +107,10 @@ namespace {
 
 void delta_rule_recurrent_heads(const DeltaRuleInputs& in, float* state, float* out, int h_begin, int h_end) {
   const int H = in.heads, dk = in.key_head_dim, dv = in.value_head_dim;
-  std::vector<float> delta(dv);
-  // Head-major: one head's state stays in cache across the tokens.
+  // Head-major: one head's state stays in cache across the tokens. Column by column
+  // through math::delta_rule_column, the function the CUDA kernel runs per thread:
+  // delta = beta * (v - S^T k) is what the memory should have returned for k, minus
+  // what it returns.
   for (int h = h_begin; h < h_end; ++h) {
     for (int t = 0; t < in.tokens; ++t) {
       const size_t th = static_cast<size_t>(t) * H + h;
@@ -122,19 +120,8 @@ void delta_rule_recurrent_heads(const DeltaRuleInputs& in, float* state, float* 
       const float decay = std::exp(in.g[th]);
       const float beta = in.beta[th];
       float* S = state + static_cast<size_t>(h) * dk * dv;  // [d_k, d_v]
-
-      for (int i = 0; i < dk * dv; ++i) S[i] *= decay;
-      // delta = beta * (v - S^T k): what the memory should have returned for k, minus what it returns.
-      for (int c = 0; c < dv; ++c) delta[c] = 0.0f;
-      for (int a = 0; a < dk; ++a)
-        for (int c = 0; c < dv; ++c) delta[c] += S[a * dv + c] * k[a];
-      for (int c = 0; c < dv; ++c) delta[c] = (v[c] - delta[c]) * beta;
-      for (int a = 0; a < dk; ++a)
-        for (int c = 0; c < dv; ++c) S[a * dv + c] += k[a] * delta[c];
       float* o = out + th * dv;
-      for (int c = 0; c < dv; ++c) o[c] = 0.0f;
-      for (int a = 0; a < dk; ++a)
-        for (int c = 0; c < dv; ++c) o[c] += S[a * dv + c] * q[a];
+      for (int c = 0; c < dv; ++c) o[c] = math::delta_rule_column(S + c, dv, q, k, dk, v[c], decay, beta);
     }
   }
 }
@@ -332,7 +319,9 @@ void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std:
                                  Hv,
                                  dk,
                                  dv};
-    if (chunk_size > 0) {
+    // A one-token run always takes the recurrence, so a decoding sequence gets the same bits
+    // whether or not another sequence in its step is prefilling (batch invariance).
+    if (chunk_size > 0 && rows > 1) {
       delta_rule_chunked_heads(inputs, run.recurrent_state, core + off * dv, chunk_size, h_begin, h_end);
     } else {
       delta_rule_recurrent_heads(inputs, run.recurrent_state, core + off * dv, h_begin, h_end);
@@ -344,10 +333,8 @@ void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std:
         const size_t head_row = static_cast<size_t>(t) * Hv + h;
         float* o = core + head_row * dv;
         const float* zh = z + head_row * dv;  // z is [rows, Hv, dv] like core
-        double sum_squares = 0;
-        for (int c = 0; c < dv; ++c) sum_squares += static_cast<double>(o[c]) * o[c];
-        const float inv = math::inverse_rms(sum_squares, dv, eps);
-        for (int c = 0; c < dv; ++c) o[c] = o[c] * inv * w.norm[c] * math::silu(zh[c]);
+        const float inv = math::inverse_rms(math::sum_of_squares(o, dv), dv, eps);
+        for (int c = 0; c < dv; ++c) o[c] = math::gated_rms_scaled(o[c], inv, w.norm[c], zh[c]);
       }
     }
   };

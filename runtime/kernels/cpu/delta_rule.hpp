@@ -66,12 +66,12 @@ struct DeltaNetCpuWeights {
 inline constexpr int kDeltaNetChunk = 64;  // prefill chunk: a 64 x 64 triangular solve per chunk and head
 
 // Everything between the projections: conv + SiLU, q/k l2norm, gates, the delta
-// rule (chunked with chunk_size > 0, else token by token: same result within
-// fp32 rounding), and the gated RMSNorm. qkv [M, conv_dim], z [M, value_dim],
-// b and a [M, value_heads]; out [M, value_dim]. `pool` (optional) runs the work in
-// parallel over (sequence, key head) pairs, each computed by one thread in the
-// serial order, so the result is bit-identical with or without a pool and for
-// any pool size. The pool must not be running a task already.
+// rule (chunked with chunk_size > 0 for runs of more than one row, else token by token:
+// same result within fp32 rounding; a run's form depends only on its own length, so a
+// sequence's bits never depend on the other sequences of its step), and the gated RMSNorm. qkv [M, conv_dim], z [M,
+// value_dim], b and a [M, value_heads]; out [M, value_dim]. `pool` (optional) runs the work in parallel over (sequence,
+// key head) pairs, each computed by one thread in the serial order, so the result is bit-identical with or without a
+// pool and for any pool size. The pool must not be running a task already.
 void gated_deltanet_cpu(const DeltaNetSpec& spec, const DeltaNetCpuWeights& weights, std::span<const DeltaNetRun> runs,
                         const float* qkv, const float* z, const float* b, const float* a, float* out, int chunk_size,
                         ThreadPool* pool);

@@ -83,14 +83,21 @@ CublasHandle::~CublasHandle() {
 
 void CublasHandle::gemm_row_major(bool bf16, int m, int n, int k, const void* a, int lda, const void* w, int ldw,
                                   void* c, int ldc, cudaStream_t stream) {
+  const Type type = bf16 ? Type::bf16 : Type::f16;
+  gemm_row_major(type, type, m, n, k, a, lda, w, ldw, c, ldc, stream);
+}
+
+void CublasHandle::gemm_row_major(Type ab, Type c_type, int m, int n, int k, const void* a, int lda, const void* w,
+                                  int ldw, void* c, int ldc, cudaStream_t stream) {
+  auto data_type = [](Type t) { return t == Type::bf16 ? CUDA_R_16BF : t == Type::f16 ? CUDA_R_16F : CUDA_R_32F; };
   auto handle = static_cast<cublasHandle_t>(handle_);
   cublasStatus_t status = api_->set_stream(handle, stream);
   if (status != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasSetStream: " + api_->describe(status));
   // Row-major C[m, n] = A W^T is column-major C^T[n, m] = W (column-major [k, n], transposed) x A^T.
   const float alpha = 1.0f, beta = 0.0f;
-  const cudaDataType type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
-  status = api_->gemm_ex(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w, type, ldw, a, type, lda, &beta, c, type,
-                         ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  const cudaDataType type = data_type(ab);
+  status = api_->gemm_ex(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w, type, ldw, a, type, lda, &beta, c,
+                         data_type(c_type), ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   if (status != CUBLAS_STATUS_SUCCESS)
     throw std::runtime_error("cublasGemmEx (m=" + std::to_string(m) + ", n=" + std::to_string(n) +
                              ", k=" + std::to_string(k) + "): " + api_->describe(status));

@@ -29,6 +29,13 @@ class CublasHandle {
   void gemm_row_major(bool bf16, int m, int n, int k, const void* a, int lda, const void* w, int ldw, void* c, int ldc,
                       cudaStream_t stream);
 
+  // Row-major C[m, n] = A[m, k] * W[n, k]^T with any of bf16 / f16 / f32 for A and W (the
+  // same type) and C, FP32 accumulation: the CUDA backend's dense projections (16-bit
+  // weights, fp32 output; fp32 weights for fp32 checkpoints).
+  enum class Type { bf16, f16, f32 };
+  void gemm_row_major(Type ab, Type c_type, int m, int n, int k, const void* a, int lda, const void* w, int ldw,
+                      void* c, int ldc, cudaStream_t stream);
+
   const std::string& library() const { return library_; }  // the path or soname that loaded
 
  private:
