@@ -1,0 +1,179 @@
+// `quanteval divergence` end to end on two tiny checkpoints that carry the real
+// Qwen3 tokenizer (tests/run/make_tiny_model.py): outputs, a model against
+// itself (KL exactly 0), run samples, and the refusals.
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "harness/prompts/prompts.hpp"
+#include "runtime/runtime.hpp"
+#include "tests/support/test_data.hpp"
+
+using namespace quanteval;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const fs::path& tiny_models() {
+  static const test::TempDir dir;
+  static const bool built = [] {
+    for (const char* kind : {"bf16", "gptq"}) {
+      const std::string command =
+          fmt::format("'{}' '{}' --tokenizer '{}' --out '{}' {}", test::python(), QUANTEVAL_MAKE_TINY_MODEL,
+                      test::qwen3_tokenizer_dir().string(), (dir.path() / kind).string(),
+                      std::string(kind) == "gptq" ? "--gptq --seed 2" : "");
+      if (std::system(command.c_str()) != 0) return false;
+    }
+    return true;
+  }();
+  REQUIRE(built);
+  return dir.path();
+}
+
+std::string he() { return test::dataset_file("humaneval").string(); }
+
+json read_json(const fs::path& file) {
+  std::ifstream in(file);
+  return json::parse(in);
+}
+
+}  // namespace
+
+TEST_CASE("divergence of a GPTQ checkpoint from its baseline on canonical solutions; a model against itself is 0") {
+  const fs::path models = tiny_models();
+  test::TempDir out;
+  const auto r = test::run_quanteval({"divergence", "--model", (models / "gptq").string(), "--baseline",
+                                      (models / "bf16").string(), "--out", out.path().string(), "--limit", "2",
+                                      "--dataset", he(), "--threads", "2", "--chunk", "16"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json j = read_json(out.path() / "divergence.json");
+  REQUIRE(j.at("sources").size() == 1);
+  const json& canonical = j.at("sources")[0];
+  CHECK(canonical.at("source") == "canonical");
+  // Every position but the last of prompt + solution, for both tasks.
+  const auto tokenizer = runtime::Tokenizer::from_file(models / "bf16");
+  const auto dataset = datasets::load(he());
+  std::size_t expected = 0;
+  for (int i = 0; i < 2; ++i)
+    expected += tokenizer.encode(dataset.problems[i].prompt + dataset.problems[i].canonical_solution).size() - 1;
+  CHECK(canonical.at("all").at("positions") == expected);
+  CHECK(canonical.at("tasks").size() == 2);
+  CHECK(canonical.at("regions").contains("prompt"));
+  CHECK(canonical.at("regions").contains("answer"));
+  CHECK(canonical.at("all").at("mean_kl").get<double>() > 0.01);  // different random weights
+  CHECK(j.at("info").at("tokenizer").get<std::string>().find("same id -> bytes") != std::string::npos);
+  CHECK(j.at("info").at("memory").at("chunk_logits_bytes") == 2 * 16 * 151936 * 4);
+  CHECK(fs::exists(out.path() / "divergence.md"));
+  CHECK(r.out.find("canonical: mean KL") != std::string::npos);
+
+  // The same checkpoint twice: identical logits, so KL is exactly 0 and top-1 always agrees.
+  test::TempDir self;
+  const auto s = test::run_quanteval({"divergence", "--model", (models / "bf16").string(), "--baseline",
+                                      (models / "bf16").string(), "--out", self.path().string(), "--tasks", "3",
+                                      "--dataset", he(), "--threads", "1", "--quiet"});
+  REQUIRE(s.exit_code == 0);
+  const json self_report = read_json(self.path() / "divergence.json");
+  const json& zero = self_report.at("sources")[0].at("all");
+  CHECK(zero.at("mean_kl") == 0.0);
+  CHECK(zero.at("max_kl") == 0.0);
+  CHECK(zero.at("same_top1") == 1.0);
+}
+
+TEST_CASE("divergence --runs scores the run's samples by mode and region") {
+  const fs::path models = tiny_models();
+  const auto dataset = datasets::load(he());
+  const auto tokenizer = runtime::Tokenizer::from_file(models / "bf16");
+  const auto chat = runtime::ChatTemplate::from_model_dir(models / "bf16");
+  test::TempDir tmp;
+  const fs::path run = tmp.path() / "run";
+  fs::create_directories(run);
+  const std::vector<const datasets::Problem*> tasks = {&dataset.problems[0], &dataset.problems[1]};
+  const std::vector<harness::Mode> modes = {harness::Mode::standard, harness::Mode::thinking};
+  const auto prompts = harness::prepare_prompts(tasks, modes, 1, tokenizer, &chat);
+  json config = {{"modes", {"standard", "thinking"}},
+                 {"prompts",
+                  {{"standard", prompts.sha256_by_mode.at(harness::Mode::standard)},
+                   {"thinking", prompts.sha256_by_mode.at(harness::Mode::thinking)}}},
+                 {"tasks", {"HumanEval/0", "HumanEval/1"}},
+                 {"dataset", dataset.sha256},
+                 {"model", "tiny"},
+                 {"weights", "other"}};
+  std::ofstream(run / "run.json") << json{{"config", config}}.dump();
+  {
+    std::ofstream samples(run / "samples.jsonl");
+    for (const char* task : {"HumanEval/0", "HumanEval/1"}) {
+      samples << json{{"mode", "standard"},
+                      {"task_id", task},
+                      {"sample_index", 0},
+                      {"prompt_tokens", 1},
+                      {"generated_tokens", 1},
+                      {"finish_reason", "stop"},
+                      {"raw_output", "    return True\n"},
+                      {"completion", "    return True\n"},
+                      {"extraction_rule", "prompt_continuation"}}
+                     .dump()
+              << "\n";
+      samples << json{{"mode", "thinking"},
+                      {"task_id", task},
+                      {"sample_index", 0},
+                      {"prompt_tokens", 1},
+                      {"generated_tokens", 1},
+                      {"finish_reason", "eos"},
+                      {"raw_output", "<think>\nEasy.\n</think>\n\n```python\ndef f():\n    return 1\n```"},
+                      {"completion", "def f():\n    return 1\n"},
+                      {"extraction_rule", "fenced_python"},
+                      {"thinking_closed", true}}
+                     .dump()
+              << "\n";
+    }
+  }
+  test::TempDir out;
+  const auto r = test::run_quanteval({"divergence", "--model", (models / "gptq").string(), "--baseline",
+                                      (models / "bf16").string(), "--out", out.path().string(), "--runs", run.string(),
+                                      "--dataset", he(), "--threads", "2", "--limit", "1"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("was not generated by the baseline") != std::string::npos);
+  const json j = read_json(out.path() / "divergence.json");
+  REQUIRE(j.at("sources").size() == 3);
+  CHECK(j.at("sources")[0].at("source") == "canonical");
+  CHECK(j.at("sources")[1].at("source") == "standard");
+  CHECK(j.at("sources")[2].at("source") == "thinking");
+  CHECK_FALSE(j.at("sources")[1].at("regions").contains("thinking"));
+  const json& thinking = j.at("sources")[2].at("regions");
+  CHECK(thinking.at("thinking").at("positions") == tokenizer.encode("<think>\nEasy.\n</think>").size());
+  CHECK(thinking.at("answer").at("positions") == tokenizer.encode("\n\n```python\ndef f():\n    return 1\n```").size());
+  CHECK(j.at("sources")[2].at("tasks").size() == 1);  // --limit 1
+}
+
+TEST_CASE("divergence refuses models whose tokenizers differ, and bad usage") {
+  const fs::path models = tiny_models();
+  test::TempDir tmp;
+  const fs::path other = tmp.path() / "other";
+  fs::copy(models / "bf16", other);
+  {
+    std::ifstream in(other / "tokenizer.json");
+    json t = json::parse(in);
+    auto& vocab = t.at("model").at("vocab");
+    const int a = vocab.at("def").get<int>(), b = vocab.at("return").get<int>();
+    vocab["def"] = b;
+    vocab["return"] = a;
+    std::ofstream(other / "tokenizer.json") << t.dump();
+  }
+  test::TempDir out;
+  const auto r = test::run_quanteval({"divergence", "--model", other.string(), "--baseline", (models / "bf16").string(),
+                                      "--out", out.path().string(), "--limit", "1", "--dataset", he()});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("tokenizers differ") != std::string::npos);
+  CHECK_FALSE(fs::exists(out.path() / "divergence.json"));
+
+  const auto u = test::run_quanteval({"divergence", "--model", (models / "bf16").string(), "--baseline",
+                                      (models / "bf16").string(), "--out", out.path().string(), "--no-canonical",
+                                      "--dataset", he()});
+  CHECK(u.exit_code == 2);
+  CHECK(u.err.find("--no-canonical") != std::string::npos);
+}
