@@ -13,6 +13,7 @@
 //   comparison/comparison.hpp       compare_runs (paired statistics), the model-card table, the gate
 //   comparison/html_comparison.hpp  compare.html
 //   divergence/divergence.hpp       token-level KL of two models on the same sequences (`divergence`)
+//   divergence/association.hpp      KL of regressed vs unchanged tasks, Mann-Whitney U (`compare --divergence`)
 //
 //   const auto a = load_run("runs/int4"), b = load_run("runs/bf16");
 //   const Comparison c = compare_runs({a, b}, {});
@@ -20,6 +21,7 @@
 #include "reports/comparison/comparison.hpp"
 #include "reports/comparison/html_comparison.hpp"
 #include "reports/comparison/run_results.hpp"
+#include "reports/divergence/association.hpp"
 #include "reports/divergence/divergence.hpp"
 #include "reports/records/verdict_record.hpp"
 #include "reports/summary/run_report.hpp"

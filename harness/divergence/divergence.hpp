@@ -71,4 +71,11 @@ std::string require_same_vocabulary(std::int64_t model_vocab, const runtime::Tok
 reports::ScoredSequence score_sequence(runtime::Model& model, runtime::Model& baseline,
                                        const DivergenceSequence& sequence, std::int64_t chunk_tokens);
 
+// `compare --divergence DIR`: joins the comparison's flips with
+// DIR/divergence.json (or DIR itself when it is a file), writes
+// out/divergence_association.md and .json and prints one line per mode. Throws
+// std::runtime_error when the file is missing or not a divergence report.
+void write_divergence_association(const reports::Comparison& comparison, const std::filesystem::path& divergence,
+                                  const std::filesystem::path& out);
+
 }  // namespace quanteval::harness

@@ -9,6 +9,7 @@
 
 #include "harness/prompts/prompts.hpp"
 #include "runtime/runtime.hpp"
+#include "tests/compare/run_fixtures.hpp"
 #include "tests/support/test_data.hpp"
 
 using namespace quanteval;
@@ -176,4 +177,47 @@ TEST_CASE("divergence refuses models whose tokenizers differ, and bad usage") {
                                       "--dataset", he()});
   CHECK(u.exit_code == 2);
   CHECK(u.err.find("--no-canonical") != std::string::npos);
+}
+
+TEST_CASE("compare --divergence: mean KL of regressed vs unchanged tasks with a rank test") {
+  test::TempDir tmp;
+  // Ten thinking tasks: the baseline passes 0..8, the quantized run fails 1 and 3
+  // (regressed) and passes 9 (improved).
+  test::SyntheticRun a{.modes = {"thinking"}, .tasks = 10};
+  a.passes = [](const std::string&, int task, int) { return task != 1 && task != 3; };
+  test::SyntheticRun b{.modes = {"thinking"}, .tasks = 10};
+  b.passes = [](const std::string&, int task, int) { return task != 9; };
+  test::write_run(tmp.path() / "a", a);
+  test::write_run(tmp.path() / "b", b);
+  // The two regressed tasks diverge most.
+  json tasks = json::array();
+  for (int t = 0; t < 10; ++t)
+    tasks.push_back({{"task_id", test::task_name(t)}, {"mean_kl", t == 1 ? 0.9 : t == 3 ? 0.8 : 0.01 * (t + 1)}});
+  fs::create_directories(tmp.path() / "div");
+  std::ofstream(tmp.path() / "div" / "divergence.json")
+      << json{{"sources", {{{"source", "thinking"}, {"tasks", tasks}}}}}.dump();
+
+  const auto r = test::run_quanteval({"compare", (tmp.path() / "a").string(), (tmp.path() / "b").string(), "--out",
+                                      (tmp.path() / "cmp").string(), "--divergence", (tmp.path() / "div").string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(fs::exists(tmp.path() / "cmp" / "compare.md"));
+  const json j = read_json(tmp.path() / "cmp" / "divergence_association.json");
+  REQUIRE(j.size() == 1);
+  CHECK(j[0].at("mode") == "thinking");
+  CHECK(j[0].at("regressed").at("task_ids") == json{"HumanEval/1", "HumanEval/3"});
+  CHECK(j[0].at("unchanged").at("tasks") == 7);
+  CHECK(j[0].at("improved").at("task_ids") == json{"HumanEval/9"});
+  // Both regressed tasks above all 7 unchanged ones: U = 14, and that arrangement
+  // (the top two of nine ranks) has probability 1 / C(9, 2); two-sided p = 2 / 36.
+  CHECK(j[0].at("mann_whitney").at("u") == 14.0);
+  CHECK(j[0].at("mann_whitney").at("p_value_two_sided").get<double>() == doctest::Approx(2.0 / 36.0));
+  CHECK(r.out.find("Mann-Whitney p") != std::string::npos);
+
+  const auto missing =
+      test::run_quanteval({"compare", (tmp.path() / "a").string(), (tmp.path() / "b").string(), "--out",
+                           (tmp.path() / "cmp2").string(), "--divergence", (tmp.path() / "nowhere").string()});
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("--divergence") != std::string::npos);
+  CHECK_FALSE(fs::exists(tmp.path() / "cmp2" / "compare.md"));  // refused before any output
 }
