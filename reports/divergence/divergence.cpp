@@ -48,14 +48,17 @@ double mean(double total, std::int64_t count) { return count == 0 ? 0.0 : total 
 
 }  // namespace
 
-PositionDivergence position_divergence(std::span<const float> logits_a, std::span<const float> logits_b,
-                                       std::int64_t next) {
+namespace {
+
+// One position with caller-owned scratch for the two log-softmax rows, so a
+// chunk reuses two vocab-sized buffers instead of allocating per position.
+PositionDivergence score_row(std::span<const float> logits_a, std::span<const float> logits_b, std::int64_t next,
+                             std::vector<double>& log_a, std::vector<double>& log_b) {
   if (logits_a.empty() || logits_a.size() != logits_b.size())
     throw std::invalid_argument(fmt::format("divergence: logit rows of {} and {} values (need equal, non-empty)",
                                             logits_a.size(), logits_b.size()));
   if (next < 0 || static_cast<std::size_t>(next) >= logits_a.size())
     throw std::invalid_argument(fmt::format("divergence: next token {} outside [0, {})", next, logits_a.size()));
-  thread_local std::vector<double> log_a, log_b;  // scratch reused across rows: no allocation per position
   log_softmax(logits_a, log_a);
   log_softmax(logits_b, log_b);
   double kl = 0;
@@ -72,14 +75,24 @@ PositionDivergence position_divergence(std::span<const float> logits_a, std::spa
   return d;
 }
 
+}  // namespace
+
+PositionDivergence position_divergence(std::span<const float> logits_a, std::span<const float> logits_b,
+                                       std::int64_t next) {
+  std::vector<double> log_a, log_b;
+  return score_row(logits_a, logits_b, next, log_a, log_b);
+}
+
 void append_position_divergences(std::span<const float> logits_a, std::span<const float> logits_b, std::int64_t vocab,
                                  std::span<const std::int64_t> next, std::vector<PositionDivergence>& out) {
   const auto width = static_cast<std::size_t>(vocab);
   if (vocab < 1 || logits_a.size() != logits_b.size() || logits_a.size() != next.size() * width)
     throw std::invalid_argument(fmt::format("divergence: chunks of {} and {} logits for {} rows of {}", logits_a.size(),
                                             logits_b.size(), next.size(), vocab));
+  std::vector<double> log_a, log_b;
   for (std::size_t r = 0; r < next.size(); ++r)
-    out.push_back(position_divergence(logits_a.subspan(r * width, width), logits_b.subspan(r * width, width), next[r]));
+    out.push_back(
+        score_row(logits_a.subspan(r * width, width), logits_b.subspan(r * width, width), next[r], log_a, log_b));
 }
 
 DivergenceStats divergence_stats(std::span<const PositionDivergence> positions, std::span<const std::size_t> task_of,
