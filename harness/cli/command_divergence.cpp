@@ -46,7 +46,8 @@ int command_divergence(int argc, char** argv, int first) {
       .option("threads", "N", "CPU threads of each model (0 = all cores)", "0")
       .option("kv-cache-mb", "MB", "K/V memory of each model in MiB (0 = 25% of RAM, at most 4 GiB)", "0")
       .option("resamples", "N", "bootstrap resamples of tasks", "1000")
-      .option("seed", "S", "bootstrap seed", "0");
+      .option("seed", "S", "bootstrap seed", "0")
+      .option("worst", "N", "largest divergences listed per source, with their text", "20");
   add_dataset_option(args);
   args.flag("no-canonical", "skip the prompt + canonical solution sequences (score --runs samples only)")
       .flag("quiet", "no progress on stderr");
@@ -57,6 +58,7 @@ int command_divergence(int argc, char** argv, int first) {
   reports::DivergenceOptions options;
   options.bootstrap_resamples = args.get_int("resamples", 100, 1 << 20);
   options.seed = static_cast<std::uint64_t>(args.get_int("seed", 0, 1 << 30));
+  options.worst_positions = args.get_int("worst", 0, 1 << 20);
   const bool quiet = args.is_set("quiet");
   const auto runs = args.maybe("runs");
   if (args.is_set("no-canonical") && !runs) throw UsageError("--no-canonical leaves nothing to score without --runs");
@@ -104,6 +106,7 @@ int command_divergence(int argc, char** argv, int first) {
 
   const std::int64_t longest = std::min(model->max_sequence_tokens(), baseline->max_sequence_tokens());
   std::vector<reports::ScoredSequence> scored;
+  std::vector<const DivergenceSequence*> scored_from;  // scored[i] came from *scored_from[i]
   nlohmann::ordered_json skipped = nlohmann::ordered_json::array();
   const auto start = std::chrono::steady_clock::now();
   std::int64_t positions = 0;
@@ -118,6 +121,7 @@ int command_divergence(int argc, char** argv, int first) {
       continue;
     }
     scored.push_back(score_sequence(*model, *baseline, s, chunk));
+    scored_from.push_back(&s);
     positions += static_cast<std::int64_t>(scored.back().positions.size());
     if (!quiet) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -134,6 +138,7 @@ int command_divergence(int argc, char** argv, int first) {
     throw std::runtime_error("divergence: no position to score (every sequence was skipped or empty)");
 
   reports::DivergenceReport report = reports::summarize_divergence(scored, options);
+  describe_worst_positions(report, scored_from, b.tokenizer);
   report.model = args.get("model");
   report.baseline = args.get("baseline");
   report.info = info;

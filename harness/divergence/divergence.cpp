@@ -217,4 +217,25 @@ reports::ScoredSequence score_sequence(runtime::Model& model, runtime::Model& ba
   return scored;
 }
 
+void describe_worst_positions(reports::DivergenceReport& report, const std::vector<const DivergenceSequence*>& scored,
+                              const runtime::Tokenizer& tokenizer) {
+  const auto text = [&](std::span<const runtime::TokenId> ids) {
+    for (const auto id : ids)
+      if (!tokenizer.contains(id)) return fmt::format("<id {}>", id);
+    return tokenizer.decode(ids);
+  };
+  for (auto& source : report.sources)
+    for (auto& w : source.worst) {
+      const DivergenceSequence& s = *scored.at(w.sequence);
+      const auto at = static_cast<std::size_t>(w.position);
+      const std::size_t from = at >= 15 ? at - 15 : 0;
+      w.context = text(std::span<const runtime::TokenId>(s.ids).subspan(from, at + 1 - from));
+      w.next = text(std::span<const runtime::TokenId>(s.ids).subspan(at + 1, 1));
+      const auto top_a = static_cast<runtime::TokenId>(w.divergence.top1_a);
+      const auto top_b = static_cast<runtime::TokenId>(w.divergence.top1_b);
+      w.top1_a = text(std::span<const runtime::TokenId>(&top_a, 1));
+      w.top1_b = text(std::span<const runtime::TokenId>(&top_b, 1));
+    }
+}
+
 }  // namespace quanteval::harness

@@ -71,6 +71,13 @@ std::string require_same_vocabulary(std::int64_t model_vocab, const runtime::Tok
 reports::ScoredSequence score_sequence(runtime::Model& model, runtime::Model& baseline,
                                        const DivergenceSequence& sequence, std::int64_t chunk_tokens);
 
+// Fills the text of each source's worst positions: up to 16 tokens of context
+// before the position, the true next token and both top-1 tokens, decoded with
+// `tokenizer` (an id it does not know is written "<id N>"). scored[i] is the
+// sequence summarize_divergence's input i was scored from.
+void describe_worst_positions(reports::DivergenceReport& report, const std::vector<const DivergenceSequence*>& scored,
+                              const runtime::Tokenizer& tokenizer);
+
 // `compare --divergence DIR`: joins the comparison's flips with
 // DIR/divergence.json (or DIR itself when it is a file), writes
 // out/divergence_association.md and .json and prints one line per mode. Throws

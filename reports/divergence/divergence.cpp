@@ -69,7 +69,9 @@ PositionDivergence score_row(std::span<const float> logits_a, std::span<const fl
   PositionDivergence d;
   // KL >= 0 (Gibbs); rounding of near-identical rows can leave -1e-17.
   d.kl = std::max(0.0, kl);
-  d.same_top1 = argmax(logits_a) == argmax(logits_b);
+  d.top1_a = static_cast<std::int64_t>(argmax(logits_a));
+  d.top1_b = static_cast<std::int64_t>(argmax(logits_b));
+  d.same_top1 = d.top1_a == d.top1_b;
   const auto at = static_cast<std::size_t>(next);
   d.delta_p = std::exp(log_a[at]) - std::exp(log_b[at]);
   return d;
@@ -162,13 +164,14 @@ DivergenceReport summarize_divergence(const std::vector<ScoredSequence>& sequenc
   DivergenceReport report;
   report.options = options;
   std::vector<std::string> source_order;
-  std::map<std::string, std::vector<const ScoredSequence*>> by_source;
-  for (const auto& s : sequences) {
+  std::map<std::string, std::vector<std::size_t>> by_source;  // indices into sequences
+  for (std::size_t index = 0; index < sequences.size(); ++index) {
+    const ScoredSequence& s = sequences[index];
     if (s.positions.size() != s.regions.size())
       throw std::invalid_argument(fmt::format("divergence: {} {} #{}: {} positions but {} region labels", s.source,
                                               s.task_id, s.sample_index, s.positions.size(), s.regions.size()));
     if (!by_source.count(s.source)) source_order.push_back(s.source);
-    by_source[s.source].push_back(&s);
+    by_source[s.source].push_back(index);
   }
   for (const auto& name : source_order) {
     SourceDivergence source;
@@ -179,8 +182,21 @@ DivergenceReport summarize_divergence(const std::vector<ScoredSequence>& sequenc
     std::vector<std::size_t> all_task;
     std::map<Region, std::vector<PositionDivergence>> region_positions;
     std::map<Region, std::vector<std::size_t>> region_task;
-    for (const ScoredSequence* s : by_source.at(name)) {
+    std::vector<WorstPosition> worst;
+    for (const std::size_t index : by_source.at(name)) {
+      const ScoredSequence* s = &sequences[index];
       ++source.sequences;
+      for (std::size_t i = 0; i < s->positions.size(); ++i)
+        worst.push_back({index,
+                         s->task_id,
+                         s->sample_index,
+                         static_cast<std::int64_t>(i),
+                         s->regions[i],
+                         s->positions[i],
+                         {},
+                         {},
+                         {},
+                         {}});
       const auto [it, inserted] = task_index.emplace(s->task_id, task_order.size());
       if (inserted) task_order.push_back(s->task_id);
       for (std::size_t i = 0; i < s->positions.size(); ++i) {
@@ -202,7 +218,13 @@ DivergenceReport summarize_divergence(const std::vector<ScoredSequence>& sequenc
       std::map<Region, std::pair<double, std::int64_t>> region;
     };
     std::vector<Tally> tallies(task_order.size());
-    for (const ScoredSequence* s : by_source.at(name)) {
+    const auto keep = std::min(worst.size(), static_cast<std::size_t>(std::max(0, options.worst_positions)));
+    std::partial_sort(worst.begin(), worst.begin() + static_cast<std::ptrdiff_t>(keep), worst.end(),
+                      [](const WorstPosition& a, const WorstPosition& b) { return a.divergence.kl > b.divergence.kl; });
+    worst.resize(keep);
+    source.worst = std::move(worst);
+    for (const std::size_t index : by_source.at(name)) {
+      const ScoredSequence* s = &sequences[index];
       Tally& t = tallies[task_index.at(s->task_id)];
       for (std::size_t i = 0; i < s->positions.size(); ++i) {
         const PositionDivergence& p = s->positions[i];
@@ -292,6 +314,22 @@ ordered_json to_json(const DivergenceReport& report) {
       tasks.push_back(r);
     }
     o["tasks"] = tasks;
+    ordered_json worst = ordered_json::array();
+    for (const auto& w : s.worst) {
+      worst.push_back({{"task_id", w.task_id},
+                       {"sample_index", w.sample_index},
+                       {"position", w.position},
+                       {"region", std::string(to_string(w.region))},
+                       {"kl", w.divergence.kl},
+                       {"delta_p", w.divergence.delta_p},
+                       {"top1_a_id", w.divergence.top1_a},
+                       {"top1_b_id", w.divergence.top1_b},
+                       {"context", w.context},
+                       {"next", w.next},
+                       {"top1_a", w.top1_a},
+                       {"top1_b", w.top1_b}});
+    }
+    o["worst_positions"] = worst;
     sources.push_back(o);
   }
   j["sources"] = sources;
@@ -299,6 +337,18 @@ ordered_json to_json(const DivergenceReport& report) {
 }
 
 namespace {
+
+// Token text in a Markdown table cell: JSON-quoted (newlines and tabs visible as
+// \n, \t; the string is valid UTF-8, decoded by the tokenizer) with pipes escaped.
+std::string table_text(const std::string& text) {
+  std::string quoted = nlohmann::json(text).dump();
+  std::string out;
+  for (const char c : quoted) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return "`` " + out + " ``";  // a double-backtick span may contain single backticks
+}
 
 std::string stats_row(std::string_view label, const DivergenceStats& s) {
   std::string dp;
@@ -326,6 +376,17 @@ std::string to_markdown(const DivergenceReport& report) {
         "|\n| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |\n";
     md += stats_row("all", s.all);
     for (const auto& [region, stats] : s.by_region) md += stats_row(to_string(region), stats);
+    if (!s.worst.empty()) {
+      md += fmt::format(
+          "\nLargest divergences (of {} positions): the text before the position, the true next token and each "
+          "model's top-1.\n\n| task | region | position | KL | Δp | context | next | top-1 A | top-1 B |\n"
+          "| --- | --- | ---: | ---: | ---: | --- | --- | --- | --- |\n",
+          s.all.positions);
+      for (const auto& w : s.worst)
+        md += fmt::format("| {} #{} | {} | {} | {:.4f} | {:+.4f} | {} | {} | {} | {} |\n", w.task_id, w.sample_index,
+                          to_string(w.region), w.position, w.divergence.kl, w.divergence.delta_p, table_text(w.context),
+                          table_text(w.next), table_text(w.top1_a), table_text(w.top1_b));
+    }
     md +=
         "\n| task | positions | mean KL | max KL | same top-1 | mean Δp |\n| --- | ---: | ---: | ---: | ---: | ---: "
         "|\n";

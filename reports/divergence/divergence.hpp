@@ -39,9 +39,10 @@ inline constexpr Region all_regions[] = {Region::prompt, Region::thinking, Regio
 std::string_view to_string(Region region);
 
 struct PositionDivergence {
-  double kl = 0;           // KL(P_B || P_A) in nats, >= 0
-  bool same_top1 = false;  // argmax (lowest index on ties) agrees
-  double delta_p = 0;      // p_A(next) - p_B(next), in [-1, 1]
+  double kl = 0;                        // KL(P_B || P_A) in nats, >= 0
+  bool same_top1 = false;               // argmax (lowest index on ties) agrees
+  double delta_p = 0;                   // p_A(next) - p_B(next), in [-1, 1]
+  std::int64_t top1_a = 0, top1_b = 0;  // the argmax ids
 };
 
 // One position from two logit rows of equal width (vocab) and the id of the
@@ -67,6 +68,21 @@ struct ScoredSequence {
 struct DivergenceOptions {
   int bootstrap_resamples = 1000;
   std::uint64_t seed = 0;
+  int worst_positions = 20;  // listed per source, largest KL first
+};
+
+// One of the largest divergences of a source, located; the text fields are for
+// the harness to fill (this module has no tokenizer) and empty until then.
+struct WorstPosition {
+  std::size_t sequence = 0;  // index into summarize_divergence's input
+  std::string task_id;
+  int sample_index = 0;
+  std::int64_t position = 0;  // predicts token position + 1 of that sequence
+  Region region = Region::prompt;
+  PositionDivergence divergence;
+  std::string context;         // text just before the predicted token
+  std::string next;            // the predicted (true) token
+  std::string top1_a, top1_b;  // each model's most likely token
 };
 
 // Statistics of a set of positions.
@@ -101,6 +117,7 @@ struct SourceDivergence {
   DivergenceStats all;
   std::map<Region, DivergenceStats> by_region;  // regions with at least one position
   std::vector<TaskDivergence> tasks;            // in first-seen order
+  std::vector<WorstPosition> worst;             // largest KL first, at most options.worst_positions
 };
 
 struct DivergenceReport {

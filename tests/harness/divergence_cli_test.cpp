@@ -69,6 +69,17 @@ TEST_CASE("divergence of a GPTQ checkpoint from its baseline on canonical soluti
   CHECK(j.at("info").at("tokenizer").get<std::string>().find("same id -> bytes") != std::string::npos);
   CHECK(j.at("info").at("memory").at("chunk_logits_bytes") == 2 * 16 * 151936 * 4);
   CHECK(fs::exists(out.path() / "divergence.md"));
+  // The largest divergences, with their text decoded: the true next token is the one after `position`.
+  const json& worst = canonical.at("worst_positions");
+  REQUIRE(worst.size() == 20);
+  CHECK(worst[0].at("kl").get<double>() >= worst[19].at("kl").get<double>());
+  CHECK(worst[0].at("kl").get<double>() == canonical.at("all").at("max_kl").get<double>());
+  const auto& problem = *dataset.find(worst[0].at("task_id").get<std::string>());
+  const auto ids = tokenizer.encode(problem.prompt + problem.canonical_solution);
+  const auto position = worst[0].at("position").get<std::size_t>();
+  CHECK(worst[0].at("next") == tokenizer.decode(std::vector<runtime::TokenId>{ids.at(position + 1)}));
+  CHECK(worst[0].at("top1_b") ==
+        tokenizer.decode(std::vector<runtime::TokenId>{worst[0].at("top1_b_id").get<runtime::TokenId>()}));
   CHECK(r.out.find("canonical: mean KL") != std::string::npos);
 
   // The same checkpoint twice: identical logits, so KL is exactly 0 and top-1 always agrees.

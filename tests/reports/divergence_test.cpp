@@ -49,6 +49,8 @@ TEST_CASE("KL, top-1 and delta p on two-token distributions with closed forms") 
   // Different argmax.
   const std::vector<float> c = {0.0f, 1.0f};
   CHECK_FALSE(at(b, c, 0).same_top1);
+  CHECK(at(b, c, 0).top1_a == 0);
+  CHECK(at(b, c, 0).top1_b == 1);
 }
 
 TEST_CASE("KL is computed stably: shifted and extreme logits") {
@@ -203,7 +205,23 @@ TEST_CASE("summaries split by source, region and task") {
   CHECK(t.by_region.at(Region::thinking).positions == 2);
   CHECK(t.by_region.at(Region::thinking).mean_kl == doctest::Approx(0.5));
 
+  // Largest divergences: every position of the source when there are fewer than 20, largest first.
+  REQUIRE(c.worst.size() == 6);
+  CHECK(c.worst[0].divergence.kl == 2.0);
+  CHECK(c.worst[0].task_id == "HumanEval/0");
+  CHECK(c.worst[0].position == 3);
+  CHECK(c.worst[0].region == Region::answer);
+  CHECK(c.worst[0].sequence == 0);
+  CHECK(c.worst[1].divergence.kl == 1.0);
+  CHECK(c.worst[2].task_id == "HumanEval/1");  // 0.5, from the third input sequence
+  CHECK(c.worst[2].sequence == 2);
+  for (std::size_t i = 1; i < c.worst.size(); ++i) CHECK(c.worst[i - 1].divergence.kl >= c.worst[i].divergence.kl);
+  DivergenceOptions two;
+  two.worst_positions = 2;
+  CHECK(summarize_divergence({canonical, thinking, canonical2}, two).sources[0].worst.size() == 2);
+
   const auto json = to_json(r);
+  CHECK(json.at("sources")[0].at("worst_positions")[0].at("kl") == 2.0);
   CHECK(json.at("sources").size() == 2);
   CHECK(json.at("sources")[0].at("regions").at("answer").at("positions") == 3);
   CHECK(json.at("sources")[0].at("tasks")[1].at("task_id") == "HumanEval/1");
