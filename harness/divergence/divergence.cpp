@@ -192,7 +192,7 @@ std::string require_same_vocabulary(std::int64_t model_vocab, const runtime::Tok
 }
 
 reports::ScoredSequence score_sequence(runtime::Model& model, runtime::Model& baseline,
-                                       const DivergenceSequence& sequence, std::int64_t chunk_tokens) {
+                                       const DivergenceSequence& sequence, std::int64_t chunk_tokens, bool score_last) {
   if (sequence.ids.size() != sequence.regions.size())
     throw std::logic_error(
         fmt::format("divergence: {} ids but {} regions", sequence.ids.size(), sequence.regions.size()));
@@ -200,8 +200,10 @@ reports::ScoredSequence score_sequence(runtime::Model& model, runtime::Model& ba
   scored.source = sequence.source;
   scored.task_id = sequence.task_id;
   scored.sample_index = sequence.sample_index;
-  if (sequence.ids.size() < 2) return scored;  // nothing is predicted
-  const std::span<const runtime::TokenId> inputs(sequence.ids.data(), sequence.ids.size() - 1);
+  const std::size_t scored_rows =
+      score_last ? sequence.ids.size() : sequence.ids.size() - std::min<std::size_t>(1, sequence.ids.size());
+  if (scored_rows == 0) return scored;  // nothing is predicted
+  const std::span<const runtime::TokenId> inputs(sequence.ids.data(), scored_rows);
   const std::int64_t vocab = model.config().vocab_size;
   runtime::TeacherForcedLogits a(model, inputs, chunk_tokens), b(baseline, inputs, chunk_tokens);
   scored.positions.reserve(inputs.size());
@@ -210,10 +212,16 @@ reports::ScoredSequence score_sequence(runtime::Model& model, runtime::Model& ba
     const std::int64_t first = a.next_position();
     const std::vector<float> logits_a = a.next_chunk(), logits_b = b.next_chunk();
     const auto rows = static_cast<std::int64_t>(logits_a.size()) / vocab;
-    next.assign(sequence.ids.begin() + first + 1, sequence.ids.begin() + first + 1 + rows);
+    next.clear();
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const auto at = static_cast<std::size_t>(first + r + 1);
+      next.push_back(at < sequence.ids.size() ? sequence.ids[at] : reports::kNoNextToken);
+    }
     reports::append_position_divergences(logits_a, logits_b, vocab, next, scored.positions);
   }
-  scored.regions.assign(sequence.regions.begin() + 1, sequence.regions.end());
+  // Position t's region is its predicted token's; the last one (no token) keeps its own.
+  for (std::size_t t = 0; t < scored_rows; ++t)
+    scored.regions.push_back(sequence.regions[std::min(t + 1, sequence.regions.size() - 1)]);
   return scored;
 }
 
@@ -230,7 +238,7 @@ void describe_worst_positions(reports::DivergenceReport& report, const std::vect
       const auto at = static_cast<std::size_t>(w.position);
       const std::size_t from = at >= 15 ? at - 15 : 0;
       w.context = text(std::span<const runtime::TokenId>(s.ids).subspan(from, at + 1 - from));
-      w.next = text(std::span<const runtime::TokenId>(s.ids).subspan(at + 1, 1));
+      w.next = at + 1 < s.ids.size() ? text(std::span<const runtime::TokenId>(s.ids).subspan(at + 1, 1)) : "";
       const auto top_a = static_cast<runtime::TokenId>(w.divergence.top1_a);
       const auto top_b = static_cast<runtime::TokenId>(w.divergence.top1_b);
       w.top1_a = text(std::span<const runtime::TokenId>(&top_a, 1));

@@ -68,8 +68,11 @@ std::string require_same_vocabulary(std::int64_t model_vocab, const runtime::Tok
 // of `chunk_tokens` positions (the last token is only predicted), and each pair
 // of rows turned into a position's divergence at once, so at most
 // 2 x chunk x vocab floats of logits exist at a time.
+// With score_last, all T positions are scored (as `logits` returns them), the
+// last one without a next token (reports::kNoNextToken).
 reports::ScoredSequence score_sequence(runtime::Model& model, runtime::Model& baseline,
-                                       const DivergenceSequence& sequence, std::int64_t chunk_tokens);
+                                       const DivergenceSequence& sequence, std::int64_t chunk_tokens,
+                                       bool score_last = false);
 
 // Fills the text of each source's worst positions: up to 16 tokens of context
 // before the position, the true next token and both top-1 tokens, decoded with

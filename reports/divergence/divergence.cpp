@@ -57,7 +57,7 @@ PositionDivergence score_row(std::span<const float> logits_a, std::span<const fl
   if (logits_a.empty() || logits_a.size() != logits_b.size())
     throw std::invalid_argument(fmt::format("divergence: logit rows of {} and {} values (need equal, non-empty)",
                                             logits_a.size(), logits_b.size()));
-  if (next < 0 || static_cast<std::size_t>(next) >= logits_a.size())
+  if ((next < 0 && next != kNoNextToken) || next >= static_cast<std::int64_t>(logits_a.size()))
     throw std::invalid_argument(fmt::format("divergence: next token {} outside [0, {})", next, logits_a.size()));
   log_softmax(logits_a, log_a);
   log_softmax(logits_b, log_b);
@@ -72,8 +72,11 @@ PositionDivergence score_row(std::span<const float> logits_a, std::span<const fl
   d.top1_a = static_cast<std::int64_t>(argmax(logits_a));
   d.top1_b = static_cast<std::int64_t>(argmax(logits_b));
   d.same_top1 = d.top1_a == d.top1_b;
-  const auto at = static_cast<std::size_t>(next);
-  d.delta_p = std::exp(log_a[at]) - std::exp(log_b[at]);
+  d.has_next = next != kNoNextToken;
+  if (d.has_next) {
+    const auto at = static_cast<std::size_t>(next);
+    d.delta_p = std::exp(log_a[at]) - std::exp(log_b[at]);
+  }
   return d;
 }
 
@@ -117,9 +120,9 @@ DivergenceStats divergence_stats(std::span<const PositionDivergence> positions, 
   for (std::size_t i = 0; i < positions.size(); ++i) {
     const PositionDivergence& p = positions[i];
     kl.push_back(p.kl);
-    delta_p.push_back(p.delta_p);
+    if (p.has_next) delta_p.push_back(p.delta_p);
     kl_total += p.kl;
-    delta_p_total += p.delta_p;
+    delta_p_total += p.delta_p;  // 0 without a next token
     same += p.same_top1 ? 1 : 0;
     auto& [task_kl, task_count] = per_task[task_of[i]];
     task_kl += p.kl;
@@ -128,14 +131,15 @@ DivergenceStats divergence_stats(std::span<const PositionDivergence> positions, 
   s.tasks = static_cast<std::int64_t>(per_task.size());
   s.mean_kl = mean(kl_total, s.positions);
   s.same_top1 = mean(static_cast<double>(same), s.positions);
-  s.mean_delta_p = mean(delta_p_total, s.positions);
+  s.mean_delta_p = mean(delta_p_total, static_cast<std::int64_t>(delta_p.size()));
   std::sort(kl.begin(), kl.end());
   std::sort(delta_p.begin(), delta_p.end());
   s.median_kl = quantile_of_sorted(kl, 0.5);
   s.p90_kl = quantile_of_sorted(kl, 0.9);
   s.p99_kl = quantile_of_sorted(kl, 0.99);
   s.max_kl = kl.back();
-  for (const double q : kDeltaPQuantiles) s.delta_p_quantiles.push_back(quantile_of_sorted(delta_p, q));
+  if (!delta_p.empty())
+    for (const double q : kDeltaPQuantiles) s.delta_p_quantiles.push_back(quantile_of_sorted(delta_p, q));
 
   std::vector<std::pair<double, std::int64_t>> units;
   for (const auto& [task, unit] : per_task) units.push_back(unit);
@@ -213,7 +217,7 @@ DivergenceReport summarize_divergence(const std::vector<ScoredSequence>& sequenc
 
     // Per task: sums over every sample of the task in this source.
     struct Tally {
-      std::int64_t n = 0, same = 0;
+      std::int64_t n = 0, same = 0, with_next = 0;
       double kl = 0, max_kl = 0, delta_p = 0;
       std::map<Region, std::pair<double, std::int64_t>> region;
     };
@@ -233,6 +237,7 @@ DivergenceReport summarize_divergence(const std::vector<ScoredSequence>& sequenc
         t.kl += p.kl;
         t.max_kl = std::max(t.max_kl, p.kl);
         t.delta_p += p.delta_p;
+        t.with_next += p.has_next ? 1 : 0;
         auto& [region_kl, region_n] = t.region[s->regions[i]];
         region_kl += p.kl;
         ++region_n;
@@ -246,7 +251,7 @@ DivergenceReport summarize_divergence(const std::vector<ScoredSequence>& sequenc
       task.mean_kl = mean(t.kl, t.n);
       task.max_kl = t.max_kl;
       task.same_top1 = mean(static_cast<double>(t.same), t.n);
-      task.mean_delta_p = mean(t.delta_p, t.n);
+      task.mean_delta_p = mean(t.delta_p, t.with_next);
       for (const auto& [region, unit] : t.region) task.mean_kl_by_region[region] = mean(unit.first, unit.second);
       source.tasks.push_back(std::move(task));
     }
@@ -336,6 +341,31 @@ ordered_json to_json(const DivergenceReport& report) {
   return j;
 }
 
+ordered_json positions_json(const ScoredSequence& sequence) {
+  ordered_json j;
+  j["source"] = sequence.source;
+  j["task_id"] = sequence.task_id;
+  j["sample_index"] = sequence.sample_index;
+  ordered_json region = ordered_json::array(), kl = ordered_json::array(), same = ordered_json::array(),
+               delta_p = ordered_json::array(), top1_a = ordered_json::array(), top1_b = ordered_json::array();
+  for (std::size_t i = 0; i < sequence.positions.size(); ++i) {
+    const PositionDivergence& p = sequence.positions[i];
+    region.push_back(std::string(to_string(sequence.regions[i])));
+    kl.push_back(p.kl);
+    same.push_back(p.same_top1);
+    delta_p.push_back(p.has_next ? ordered_json(p.delta_p) : ordered_json(nullptr));
+    top1_a.push_back(p.top1_a);
+    top1_b.push_back(p.top1_b);
+  }
+  j["region"] = region;
+  j["kl"] = kl;
+  j["same_top1"] = same;
+  j["delta_p"] = delta_p;
+  j["top1_a"] = top1_a;
+  j["top1_b"] = top1_b;
+  return j;
+}
+
 namespace {
 
 // Token text in a Markdown table cell: JSON-quoted (newlines and tabs visible as
@@ -351,10 +381,11 @@ std::string table_text(const std::string& text) {
 }
 
 std::string stats_row(std::string_view label, const DivergenceStats& s) {
-  std::string dp;
   // Δp p1 / p50 / p99: the tails say whether A loses the true token's mass.
-  dp = fmt::format("{:+.4f} / {:+.4f} / {:+.4f}", s.delta_p_quantiles.at(0), s.delta_p_quantiles.at(3),
-                   s.delta_p_quantiles.at(6));
+  const std::string dp = s.delta_p_quantiles.empty()
+                             ? std::string("—")
+                             : fmt::format("{:+.4f} / {:+.4f} / {:+.4f}", s.delta_p_quantiles.at(0),
+                                           s.delta_p_quantiles.at(3), s.delta_p_quantiles.at(6));
   return fmt::format("| {} | {} | {} | {:.5f} [{:.5f}, {:.5f}] | {:.5f} | {:.5f} | {:.5f} | {:.4f} | {:.2f}% | {} |\n",
                      label, s.positions, s.tasks, s.mean_kl, s.mean_kl_ci.low, s.mean_kl_ci.high, s.median_kl, s.p90_kl,
                      s.p99_kl, s.max_kl, 100 * s.same_top1, dp);

@@ -43,10 +43,16 @@ struct PositionDivergence {
   bool same_top1 = false;               // argmax (lowest index on ties) agrees
   double delta_p = 0;                   // p_A(next) - p_B(next), in [-1, 1]
   std::int64_t top1_a = 0, top1_b = 0;  // the argmax ids
+  // false for a last position scored without a following token (`--ids` scores
+  // every row, as `logits` returns them): its delta_p is 0 and left out of the Δp statistics.
+  bool has_next = true;
 };
 
+// `next` of a position that has no following token.
+inline constexpr std::int64_t kNoNextToken = -1;
+
 // One position from two logit rows of equal width (vocab) and the id of the
-// token that follows. Throws std::invalid_argument for empty or unequal rows,
+// token that follows (or kNoNextToken). Throws std::invalid_argument for empty or unequal rows,
 // `next` outside [0, vocab) or a non-finite logit.
 PositionDivergence position_divergence(std::span<const float> logits_a, std::span<const float> logits_b,
                                        std::int64_t next);
@@ -95,9 +101,10 @@ struct DivergenceStats {
   // (the same token-weighted mean as mean_kl). {mean, mean} for one task.
   Interval mean_kl_ci;
   double median_kl = 0, p90_kl = 0, p99_kl = 0, max_kl = 0;
-  double same_top1 = 0;  // fraction of positions, in [0, 1]
-  double mean_delta_p = 0;
-  // Δp quantiles at kDeltaPQuantiles (negative: A gives the true token less mass).
+  double same_top1 = 0;     // fraction of positions, in [0, 1]
+  double mean_delta_p = 0;  // over the positions with a next token
+  // Δp quantiles at kDeltaPQuantiles (negative: A gives the true token less mass);
+  // empty when no position has a next token.
   std::vector<double> delta_p_quantiles;
 };
 inline constexpr double kDeltaPQuantiles[] = {0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99};
@@ -135,6 +142,9 @@ DivergenceStats divergence_stats(std::span<const PositionDivergence> positions, 
 DivergenceReport summarize_divergence(const std::vector<ScoredSequence>& sequences, const DivergenceOptions& options);
 
 nlohmann::ordered_json to_json(const DivergenceReport& report);
+// Every position of one sequence as parallel arrays (positions.jsonl's line):
+// source, task_id, sample_index, region, kl, same_top1, delta_p, top1_a, top1_b.
+nlohmann::ordered_json positions_json(const ScoredSequence& sequence);
 std::string to_markdown(const DivergenceReport& report);
 
 }  // namespace quanteval::reports

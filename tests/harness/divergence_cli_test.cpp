@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "harness/divergence/divergence.hpp"
 #include "harness/prompts/prompts.hpp"
 #include "runtime/runtime.hpp"
 #include "tests/compare/run_fixtures.hpp"
@@ -231,4 +232,57 @@ TEST_CASE("compare --divergence: mean KL of regressed vs unchanged tasks with a 
   CHECK(missing.exit_code == 2);
   CHECK(missing.err.find("--divergence") != std::string::npos);
   CHECK_FALSE(fs::exists(tmp.path() / "cmp2" / "compare.md"));  // refused before any output
+}
+
+TEST_CASE("divergence --ids-file scores every row of a fixture's input_ids, as `logits` returns them") {
+  const fs::path gptq = test::fixture("models/qwen3-tiny-gptq-g64-actorder"),
+                 bf16 = test::fixture("models/qwen3-tiny-bf16");
+  const auto ids = read_json(bf16 / "reference.json").at("input_ids").get<std::vector<runtime::TokenId>>();
+  test::TempDir out;
+  const auto r = test::run_quanteval({"divergence", "--model", gptq.string(), "--baseline", bf16.string(), "--ids-file",
+                                      (bf16 / "reference.json").string(), "--out", out.path().string(), "--threads",
+                                      "2", "--chunk", "5", "--quiet"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  std::ifstream in(out.path() / "positions.jsonl");
+  const json line = json::parse(in);
+  REQUIRE(line.at("kl").size() == ids.size());  // T rows, the last without a next token
+  CHECK(line.at("delta_p").back().is_null());
+  CHECK(read_json(out.path() / "divergence.json")
+            .at("info")
+            .at("tokenizer")
+            .get<std::string>()
+            .find("only the vocabulary size") != std::string::npos);
+
+  // The same numbers as the library on the same models, ids and chunking.
+  auto a = runtime::Model::load(gptq, {.threads = 2, .kv_cache_bytes = 64ull << 20});
+  auto b = runtime::Model::load(bf16, {.threads = 2, .kv_cache_bytes = 64ull << 20});
+  harness::DivergenceSequence s;
+  s.ids = ids;
+  s.regions.assign(ids.size(), reports::Region::prompt);
+  const reports::ScoredSequence expected = harness::score_sequence(*a, *b, s, 5, true);
+  REQUIRE(expected.positions.size() == ids.size());
+  for (std::size_t t = 0; t < ids.size(); ++t) {
+    CHECK(line.at("kl")[t].get<double>() == doctest::Approx(expected.positions[t].kl).epsilon(1e-12));
+    CHECK(line.at("kl")[t].get<double>() > 0.05);
+  }
+
+  // A model against itself: exactly 0 at every row.
+  test::TempDir self;
+  REQUIRE(test::run_quanteval({"divergence", "--model", bf16.string(), "--baseline", bf16.string(), "--ids",
+                               "5,17,300,2,9", "--out", self.path().string(), "--quiet"})
+              .exit_code == 0);
+  std::ifstream self_in(self.path() / "positions.jsonl");
+  const json zero = json::parse(self_in);
+  REQUIRE(zero.at("kl").size() == 5);
+  for (const auto& v : zero.at("kl")) CHECK(v.get<double>() == 0.0);
+
+  // Bad combinations and ids outside the vocabulary: exit 2.
+  CHECK(test::run_quanteval({"divergence", "--model", bf16.string(), "--baseline", bf16.string(), "--ids", "1,2",
+                             "--limit", "3", "--out", self.path().string()})
+            .exit_code == 2);
+  const auto outside = test::run_quanteval({"divergence", "--model", bf16.string(), "--baseline", bf16.string(),
+                                            "--ids", "1,5000", "--out", self.path().string()});
+  CHECK(outside.exit_code == 2);
+  CHECK(outside.err.find("vocabulary") != std::string::npos);
 }

@@ -72,11 +72,36 @@ TEST_CASE("KL is computed stably: shifted and extreme logits") {
   CHECK(d.delta_p == doctest::Approx(-0.5));
 }
 
+TEST_CASE("a last position without a next token has KL and top-1 but no delta p") {
+  const std::vector<float> a = {0.0f, 0.0f}, b = {static_cast<float>(std::log(3.0)), 0.0f};
+  const PositionDivergence d = at(a, b, kNoNextToken);
+  CHECK_FALSE(d.has_next);
+  CHECK(d.kl == doctest::Approx(at(a, b, 0).kl));
+  CHECK(d.delta_p == 0.0);
+  CHECK(at(a, b, 1).has_next);
+  // Statistics: Δp over the positions that have a next token only.
+  const std::vector<PositionDivergence> p = {{0.1, true, -0.5}, {0.3, true, 0.5}, d};
+  const std::vector<std::size_t> task = {0, 0, 0};
+  const DivergenceStats s = divergence_stats(p, task, {});
+  CHECK(s.positions == 3);
+  CHECK(s.mean_delta_p == doctest::Approx(0.0));
+  CHECK(s.delta_p_quantiles.front() == doctest::Approx(-0.49));  // p1 of {-0.5, 0.5}
+  const DivergenceStats none = divergence_stats(std::vector<PositionDivergence>{d}, std::vector<std::size_t>{0}, {});
+  CHECK(none.delta_p_quantiles.empty());
+  ScoredSequence only_last;
+  only_last.source = "ids";
+  only_last.task_id = "x";
+  only_last.positions = {d};
+  only_last.regions = {Region::prompt};
+  CHECK(to_markdown(summarize_divergence({only_last}, {})).find("| —") != std::string::npos);
+  CHECK(positions_json(only_last).at("delta_p")[0].is_null());
+}
+
 TEST_CASE("position divergence refuses malformed input") {
   const std::vector<float> a = {0.0f, 1.0f}, b3 = {0.0f, 1.0f, 2.0f}, nan = {0.0f, NAN};
   CHECK_THROWS_AS(at(a, b3, 0), std::invalid_argument);
   CHECK_THROWS_AS(at(a, a, 2), std::invalid_argument);
-  CHECK_THROWS_AS(at(a, a, -1), std::invalid_argument);
+  CHECK_THROWS_AS(at(a, a, -2), std::invalid_argument);
   CHECK_THROWS_AS(at(a, nan, 0), std::invalid_argument);
   std::vector<PositionDivergence> out;
   const std::vector<std::int64_t> next = {0, 1};
