@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config git ca-certificates
   nlohmann-json3-dev libfmt-dev zlib1g-dev libssl-dev libcurl4-openssl-dev
-  libboost-dev doctest-dev libseccomp-dev libpcre2-dev libutf8proc-dev
+  libboost-dev libcpp-httplib-dev doctest-dev libseccomp-dev libpcre2-dev libutf8proc-dev
   python3 python3-numpy
 )
 # The test suite also renders HTML reports in a real browser.

@@ -20,6 +20,8 @@ struct Verb {
 // One row per verb: dispatch and the top-level help come from this table.
 constexpr Verb kVerbs[] = {
     {"run", command_run, "generate + execute + score one checkpoint (standard and/or thinking mode)"},
+    {"serve", command_serve,
+     "the embedded runtime behind OpenAI-compatible HTTP routes (/v1/completions, /v1/chat/completions, ...)"},
     {"score", command_score, "execute and score a samples file (openai/human-eval format); no model needed"},
     {"selftest", command_selftest, "canonical solutions must all pass, known-bad and hostile programs must all fail"},
     {"compare", command_compare,

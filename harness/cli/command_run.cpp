@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -19,6 +20,7 @@
 #include "harness/execution/scoring.hpp"
 #include "harness/generation/decoding.hpp"
 #include "harness/generation/embedded_backend.hpp"
+#include "harness/generation/openai_backend.hpp"
 #include "harness/prompts/prompts.hpp"
 #include "harness/run/pipeline.hpp"
 #include "reports/reports.hpp"
@@ -67,6 +69,37 @@ EmbeddedBackend::Options embedded_options_from(const Args& args) {
   return options;
 }
 
+// The backend of a run: the embedded runtime, or the OpenAI-compatible servers of --endpoint.
+std::unique_ptr<GenerationBackend> make_backend(const Args& args, const EvaluatedModel& model) {
+  const std::vector<std::string> endpoints = args.all("endpoint");
+  if (endpoints.empty())
+    return std::make_unique<EmbeddedBackend>(model.resolved.directory, model.tokenizer, embedded_options_from(args));
+  for (const char* name : {"device", "threads", "max-batch", "kv-cache-mb"})
+    if (args.is_set(name))
+      fmt::print(stderr, "quanteval: note: --{} configures the embedded runtime; ignored with --endpoint\n", name);
+  OpenAIBackend::Options options;
+  options.endpoints = endpoints;
+  if (auto key = args.maybe("api-key")) {
+    options.api_key = *key;
+  } else if (const char* env = std::getenv("OPENAI_API_KEY")) {
+    options.api_key = env;
+  }
+  options.served_model = args.maybe("served-model");
+  options.model_names = {model.spec, model.resolved.directory.string()};
+  options.concurrency = args.get_int("concurrency", 1, 4096);
+  options.request_timeout_s = args.get_double("request-timeout", 0.1, 7 * 24 * 3600.0);
+  options.retries = args.get_int("retries", 0, 100);
+  return std::make_unique<OpenAIBackend>(std::move(options), model.tokenizer);
+}
+
+// What a server did differently from what was asked, once per kind, on stderr (the report has them too).
+void print_backend_warnings(const BackendInfo& info) {
+  if (!info.details.is_object() || !info.details.contains("warnings")) return;
+  for (const auto& [kind, w] : info.details["warnings"].items())
+    fmt::print(stderr, "quanteval: warning: {} ({} requests){}\n", kind, w.value("count", 0),
+               w.value("first", "").empty() ? "" : ", e.g. " + w.value("first", ""));
+}
+
 // The progress line of a run: verdicts counted as they are recorded, with the
 // backend's generation numbers beside them.
 class RunProgress {
@@ -113,11 +146,12 @@ void print_summary(const reports::RunReport& report, const fs::path& out) {
 
 int command_run(int argc, char** argv, int first) {
   Args args("quanteval run --model DIR|OWNER/NAME[@REV] --out DIR [options]",
-            "Generates completions for HumanEval with the embedded runtime, executes each in the sandbox as soon as\n"
-            "it is ready, and scores the checkpoint. Modes: standard (raw prompt, lm-evaluation-harness stop\n"
-            "sequences, program = prompt + completion) and thinking (the model's chat template with enable_thinking,\n"
-            "code = last fenced Python block after </think>). Every sample is flushed to DIR as it finishes;\n"
-            "--resume continues a killed run without redoing or duplicating samples.");
+            "Generates completions for HumanEval with the embedded runtime (or OpenAI-compatible servers,\n"
+            "--endpoint), executes each in the sandbox as soon as it is ready, and scores the checkpoint.\n"
+            "Modes: standard (raw prompt, lm-evaluation-harness stop sequences, program = prompt + completion)\n"
+            "and thinking (the model's chat template with enable_thinking, code = last fenced Python block after\n"
+            "</think>). Every sample is flushed to DIR as it finishes; --resume continues a killed run without\n"
+            "redoing or duplicating samples.");
   args.option("model", "DIR|OWNER/NAME[@REV]", "checkpoint folder or Hugging Face Hub id")
       .option("out", "DIR", "run directory (samples.jsonl, results.jsonl, report.json/md/html)")
       .option("mode", "standard|thinking|both", "evaluation mode(s)", "both")
@@ -139,6 +173,15 @@ int command_run(int argc, char** argv, int first) {
               "model memory in MiB: K/V blocks and recurrent state slots together; sequences that do not fit wait "
               "(0 = 25% of RAM, at most 4 GiB)",
               "0")
+      .repeated("endpoint", "URL",
+                "generate through this OpenAI-compatible server (vLLM, SGLang, quanteval serve) instead of the "
+                "embedded runtime; repeat for several servers (prompts still rendered and tokenized here)")
+      .option("served-model", "NAME",
+              "the model name the endpoints serve, when it differs from --model's folder/hub name")
+      .option("api-key", "KEY", "bearer token for the endpoints (default: $OPENAI_API_KEY); never written anywhere")
+      .option("concurrency", "N", "requests in flight per endpoint", "8")
+      .option("request-timeout", "S", "seconds one request may take before it is retried", "1800")
+      .option("retries", "N", "retries of a request on 429/5xx/timeouts/connection errors/garbage", "6")
       .option("baseline", "RUN_DIR", "compare with this run at the end (as `quanteval compare`)")
       .option("revision", "REV", "hub revision (branch, tag or commit) when --model is a hub id");
   add_dataset_option(args);
@@ -149,7 +192,6 @@ int command_run(int argc, char** argv, int first) {
   const auto wall_start = std::chrono::steady_clock::now();
   const std::vector<Mode> modes = modes_from(args);
   const Decoding decoding = decoding_from(args);
-  const EmbeddedBackend::Options backend_options = embedded_options_from(args);
   const datasets::Dataset dataset = datasets::load(args.get("dataset"));
   const auto tasks = select_tasks(dataset, args);
   const bool thinking = std::find(modes.begin(), modes.end(), Mode::thinking) != modes.end();
@@ -170,17 +212,18 @@ int command_run(int argc, char** argv, int first) {
 
   // 3 + 4. Generate and execute, overlapped. The model is loaded only when something is left to generate.
   std::unique_ptr<GenerationBackend> backend;
-  if (!plan.to_generate.empty())
-    backend = std::make_unique<EmbeddedBackend>(model.resolved.directory, model.tokenizer, backend_options);
+  if (!plan.to_generate.empty()) backend = make_backend(args, model);
   RunProgress progress(plan, !args.is_set("quiet"));
   RunExecution execution(dataset, pool, limits, run, [&](const reports::SampleVerdict& v) { progress.verdict(v); });
   const GenerationOutcome generated = generate_and_execute(
       plan, backend.get(), decoding, run, execution, [&](const GenerationProgress& p) { progress.generation(p); });
   progress.finish();
+  const BackendInfo backend_info = backend ? backend->info() : BackendInfo{};
+  print_backend_warnings(backend_info);
   if (generated.failures > 0)
     throw std::runtime_error(
-        fmt::format("{} of {} samples could not be generated (first: {}); nothing was recorded "
-                    "for them: run again with --resume to generate them",
+        fmt::format("{} of {} samples could not be generated (an infrastructure failure, not a model "
+                    "outcome; first: {}); nothing was recorded for them: run again with --resume to generate them",
                     generated.failures, plan.to_generate.size(), generated.first_failure));
 
   // 5. Report: every sample of every mode, read back from what is on disk.
@@ -192,7 +235,8 @@ int command_run(int argc, char** argv, int first) {
       .run = run,
       .sandbox = describe_sandbox(pool, limits, python.notes),
       .speed = generated.progress,
-      .device = backend ? backend->info().device : "none this session (every sample was already generated)",
+      .device = backend ? backend_info.device : "none this session (every sample was already generated)",
+      .backend = backend_info.details,
       .wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count(),
   });
   write_run_report(run.path(), report);

@@ -27,6 +27,7 @@ int command_logits(int argc, char** argv, int first);
 int command_divergence(int argc, char** argv, int first);
 int command_run(int argc, char** argv, int first);
 int command_bench(int argc, char** argv, int first);
+int command_serve(int argc, char** argv, int first);
 
 // Options every verb that executes code shares: --python, --workers,
 // --timeout, --memory-mb.

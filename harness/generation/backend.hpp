@@ -20,6 +20,7 @@
 //     (the requests not delivered yet are dropped).
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,6 +68,9 @@ struct BackendInfo {
   std::string kind;          // "embedded", ...
   std::string device;        // "cpu (2 threads)", "cuda", or what serves the requests
   std::string served_model;  // the model name a server reports (empty for the embedded runtime)
+  // The report's "backend" object: kind, and for servers their URLs (no
+  // credentials), served model, versions, retries, failures, warnings, throughput.
+  nlohmann::ordered_json details;
 };
 
 class GenerationBackend {

@@ -133,6 +133,7 @@ struct RunReportSources {
   reports::SandboxInfo sandbox;
   GenerationProgress speed;
   std::string device;
+  nlohmann::ordered_json backend;  // BackendInfo::details of this session's backend (null: none ran)
   double wall_seconds = 0;
 };
 

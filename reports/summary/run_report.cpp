@@ -53,6 +53,7 @@ ordered_json to_json(const RunReport& r) {
   j["speed"] = {{"prefill_tok_s", round_to(r.prefill_tokens_per_second, 0.1)},
                 {"decode_tok_s", round_to(r.decode_tokens_per_second, 0.1)}};
   j["device"] = r.device;
+  if (!r.backend.is_null()) j["backend"] = r.backend;
   j["wall_s"] = round_to(r.wall_seconds, 0.001);
   j["sandbox"] = to_json(r.sandbox);
   return j;
@@ -80,9 +81,24 @@ std::string to_markdown(const RunReport& r) {
     for (const auto& [k, value] : s.pass_at_k)
       if (k != 1) md += fmt::format("\n{} pass@{}: {}", m.name, k, percent(value));
   }
-  md += fmt::format("\n\nSpeed on {}: prefill {:.1f} tok/s, decode {:.1f} tok/s; wall time {:.1f} s{}.\n", r.device,
-                    r.prefill_tokens_per_second, r.decode_tokens_per_second, r.wall_seconds,
-                    r.resumed ? " (resumed run: speed covers the last part only)" : "");
+  const bool remote = r.backend.is_object() && r.backend.value("kind", "") == "openai";
+  // A server's prefill and decode are not visible from outside: its rates are tokens over wall time.
+  md += fmt::format("\n\n{} on {}: {} {:.1f} tok/s, {} {:.1f} tok/s; wall time {:.1f} s{}.\n",
+                    remote ? "Throughput" : "Speed", r.device, remote ? "prompt" : "prefill",
+                    r.prefill_tokens_per_second, remote ? "generated" : "decode", r.decode_tokens_per_second,
+                    r.wall_seconds, r.resumed ? " (resumed run: speed covers the last part only)" : "");
+  if (remote) {
+    md += fmt::format("\nGenerated through {} OpenAI-compatible endpoint(s):", r.backend["endpoints"].size());
+    for (const auto& e : r.backend["endpoints"])
+      md += fmt::format(" {} (model `{}`, server {}, {} attempts, {} retried, {} failed);", e.value("url", ""),
+                        e.value("served_model", ""), e.value("server_version", ""), e.value("attempts", 0),
+                        e.value("retried", 0), e.value("failed", 0));
+    md.back() = '.';
+    for (const auto& [kind, w] : r.backend["warnings"].items())
+      md += fmt::format("\n\n**Server warning** ({} x): {}{}", w.value("count", 0), kind,
+                        w.value("first", "").empty() ? "" : " -- e.g. " + w.value("first", ""));
+    md += "\n";
+  }
   md += fmt::format("\nDecoding: `{}`\n", r.decoding.dump());
   md += fmt::format("\nDataset {} (SHA-256 `{}`), configuration hash `{}`.\n", r.dataset.name,
                     r.dataset.sha256.substr(0, 16), r.config_hash.substr(0, 16));

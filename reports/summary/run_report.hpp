@@ -49,6 +49,10 @@ struct RunReport {
   double decode_tokens_per_second = 0;
   double wall_seconds = 0;
   std::string device;  // "cpu (2 threads)", "cuda:0 NVIDIA H100 ..."
+  // Where this session generated: {"kind": "embedded"} or, for OpenAI-compatible
+  // servers, their URLs, served model, versions, retries, failures, warnings and
+  // throughput (harness/generation/openai_backend.hpp). Null when nothing was generated.
+  nlohmann::ordered_json backend;
   bool resumed = false;
 };
 
