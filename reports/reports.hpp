@@ -12,6 +12,8 @@
 //   comparison/run_results.hpp      load_run: a finished run directory read back; published baselines
 //   comparison/comparison.hpp       compare_runs (paired statistics), the model-card table, the gate
 //   comparison/html_comparison.hpp  compare.html
+//   divergence/divergence.hpp       token-level KL of two models on the same sequences (`divergence`)
+//   divergence/association.hpp      KL of regressed vs unchanged tasks, Mann-Whitney U (`compare --divergence`)
 //
 //   const auto a = load_run("runs/int4"), b = load_run("runs/bf16");
 //   const Comparison c = compare_runs({a, b}, {});
@@ -19,6 +21,8 @@
 #include "reports/comparison/comparison.hpp"
 #include "reports/comparison/html_comparison.hpp"
 #include "reports/comparison/run_results.hpp"
+#include "reports/divergence/association.hpp"
+#include "reports/divergence/divergence.hpp"
 #include "reports/records/verdict_record.hpp"
 #include "reports/summary/run_report.hpp"
 #include "reports/summary/score_report.hpp"

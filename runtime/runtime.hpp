@@ -29,6 +29,7 @@
 #include "runtime/generate/sampling.hpp"
 #include "runtime/model/model.hpp"
 #include "runtime/model/reference.hpp"
+#include "runtime/model/teacher_forcing.hpp"
 #include "runtime/platform/device.hpp"
 #include "runtime/platform/host_memory.hpp"
 #include "runtime/text/chat_template.hpp"

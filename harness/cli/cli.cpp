@@ -34,6 +34,8 @@ constexpr Verb kVerbs[] = {
     {"render-chat", command_render_chat, "a conversation rendered with the model's chat template (JSON)"},
     {"generate", command_generate, "a continuation of one prompt with a model (JSON)"},
     {"logits", command_logits, "the logits of every prompt position (safetensors)"},
+    {"divergence", command_divergence,
+     "token-level KL of a model from its baseline, teacher-forced on HumanEval solutions and run samples"},
     {"bench", command_bench, "runtime speed: GEMM micro-benchmarks, prefill/decode tokens/s, sandbox, tokenizer"},
 };
 

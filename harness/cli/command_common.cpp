@@ -1,4 +1,7 @@
+#include <fmt/format.h>
+
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "harness/cli/commands.hpp"
@@ -51,6 +54,28 @@ sandbox::Config sandbox_config(const Args& args, const datasets::Dataset& datase
     config.hidden_paths.push_back(std::filesystem::absolute(dataset.path).parent_path().string());
   }
   return config;
+}
+
+std::vector<const datasets::Problem*> select_tasks(const datasets::Dataset& dataset, const Args& args) {
+  std::vector<const datasets::Problem*> tasks;
+  if (auto list = args.maybe("tasks")) {
+    std::stringstream items(*list);
+    std::string item;
+    while (std::getline(items, item, ',')) {
+      // "3" means HumanEval/3; a full id is taken as is.
+      const std::string id = item.find('/') == std::string::npos ? "HumanEval/" + item : item;
+      const auto* p = dataset.find(id);
+      if (!p) throw UsageError(fmt::format("--tasks: '{}' is not a task of dataset {}", item, dataset.name));
+      tasks.push_back(p);
+    }
+  } else {
+    for (const auto& p : dataset.problems) tasks.push_back(&p);
+  }
+  if (args.maybe("limit")) {
+    const auto n = static_cast<std::size_t>(args.get_int("limit", 1, 1 << 20));
+    if (tasks.size() > n) tasks.resize(n);
+  }
+  return tasks;
 }
 
 }  // namespace quanteval::harness

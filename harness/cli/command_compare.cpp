@@ -8,6 +8,8 @@
 
 namespace quanteval::harness {
 
+namespace fs = std::filesystem;
+
 int command_compare(int argc, char** argv, int first) {
   Args args(
       "quanteval compare RUN_A RUN_B [RUN_C ...] [options]",
@@ -18,6 +20,9 @@ int command_compare(int argc, char** argv, int first) {
       "With --baseline-value, RUN_B is replaced by published numbers: give RUN_A [RUN_C ...] only.");
   args.option("out", "DIR", "output folder (default: beside RUN_A, <RUN_A>-vs-<RUN_B>)", "")
       .repeated("mode", "M", "compare only this mode (default: every mode RUN_A and the baseline share)")
+      .option("divergence", "DIR",
+              "output of `quanteval divergence` for these checkpoints: adds mean KL of regressed vs unchanged "
+              "tasks with a Mann-Whitney U test (DIR_OUT/divergence_association.md, .json)")
       .option(
           "baseline-value", "MODE=PCT,...",
           "published baseline pass@1 in percent per mode, e.g. thinking=97.56,standard=55.0 (unpaired statistics only)")
@@ -47,6 +52,10 @@ int command_compare(int argc, char** argv, int first) {
   }
   request.label_a = args.maybe("label-a");
   request.label_b = args.maybe("label-b");
+  if (const auto divergence = args.maybe("divergence")) {
+    if (!fs::exists(*divergence)) throw UsageError(fmt::format("--divergence: {} does not exist", *divergence));
+    request.divergence = fs::path(*divergence);
+  }
   request.options = comparison_options(args);
   if (!args.get("out").empty()) request.out = args.get("out");
   compare_and_write(request);

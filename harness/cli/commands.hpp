@@ -3,6 +3,7 @@
 // returns the process exit code. Input errors are thrown with context and
 // become exit code 2 at the CLI boundary.
 #include <string>
+#include <vector>
 
 #include "datasets/datasets.hpp"
 #include "harness/cli/args.hpp"
@@ -23,6 +24,7 @@ int command_compare(int argc, char** argv, int first);
 int command_gate(int argc, char** argv, int first);
 int command_generate(int argc, char** argv, int first);
 int command_logits(int argc, char** argv, int first);
+int command_divergence(int argc, char** argv, int first);
 int command_run(int argc, char** argv, int first);
 int command_bench(int argc, char** argv, int first);
 int command_serve(int argc, char** argv, int first);
@@ -37,5 +39,8 @@ TimeLimits time_limits_from_args(const Args& args, const datasets::Dataset& data
 
 // --dataset, shared by every verb that reads problems.
 void add_dataset_option(Args& args);
+// The problems --tasks (ids or numbers) and --limit select, in dataset order
+// unless --tasks gives one; UsageError for an unknown task.
+std::vector<const datasets::Problem*> select_tasks(const datasets::Dataset& dataset, const Args& args);
 
 }  // namespace quanteval::harness

@@ -5,6 +5,7 @@
 #include <climits>
 
 #include "harness/common/files.hpp"
+#include "harness/divergence/divergence.hpp"
 #include "runtime/runtime.hpp"  // QE_CHECK
 
 namespace quanteval::harness {
@@ -63,6 +64,7 @@ void compare_and_write(const CompareRequest& request) {
             100 * m.paired_delta, 100 * m.bootstrap_ci.low, 100 * m.bootstrap_ci.high, m.mcnemar_p);
   for (const auto& note : comparison.notes) fmt::print(stderr, "note: {}\n", note);
   fmt::print("wrote {}/compare.md, compare.json, compare.html\n", out.string());
+  if (request.divergence) write_divergence_association(comparison, *request.divergence, out);
 }
 
 }  // namespace quanteval::harness

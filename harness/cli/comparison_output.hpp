@@ -15,6 +15,7 @@ struct CompareRequest {
   std::vector<std::filesystem::path> runs;                // RUN_A, RUN_B (unless published), further runs
   std::optional<reports::RunResults> published_baseline;  // replaces RUN_B (--baseline-value)
   std::optional<std::string> label_a, label_b;            // names in tables (default: the model ids)
+  std::optional<std::filesystem::path> divergence;        // a `divergence` output folder: flips vs KL
   reports::ComparisonOptions options;
   std::filesystem::path out;  // empty: beside RUN_A, <RUN_A>-vs-<RUN_B>
 };

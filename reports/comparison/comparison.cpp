@@ -1,5 +1,7 @@
 #include "reports/comparison/comparison.hpp"
 
+#include "reports/summary/statistics.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -40,26 +42,6 @@ double mean_of(const std::vector<double>& values) {
   double total = 0.0;
   for (double v : values) total += v;
   return total / static_cast<double>(values.size());
-}
-
-// Uniform integer in [0, n) by rejection: unbiased, and unlike
-// std::uniform_int_distribution the same on every standard library, so a seed
-// reproduces an interval anywhere.
-std::uint64_t uniform_index(std::mt19937_64& rng, std::uint64_t n) {
-  const std::uint64_t bucket = std::numeric_limits<std::uint64_t>::max() / n;
-  const std::uint64_t accept_below = bucket * n;
-  std::uint64_t draw;
-  do draw = rng();
-  while (draw >= accept_below);
-  return draw / bucket;
-}
-
-// Linear interpolation between order statistics (Hyndman & Fan type 7).
-double quantile_of_sorted(const std::vector<double>& sorted, double q) {
-  const double h = (static_cast<double>(sorted.size()) - 1.0) * q;
-  const auto below = static_cast<std::size_t>(std::floor(h));
-  const std::size_t above = std::min(below + 1, sorted.size() - 1);
-  return sorted[below] + (h - static_cast<double>(below)) * (sorted[above] - sorted[below]);
 }
 
 // Standard normal quantile by bisection on Phi(x) = erfc(-x/sqrt2)/2: slow but

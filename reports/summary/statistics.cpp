@@ -1,5 +1,8 @@
 #include "reports/summary/statistics.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -23,6 +26,24 @@ double mean_pass_at_k(const std::vector<std::int64_t>& samples, const std::vecto
   double total = 0.0;
   for (std::size_t i = 0; i < samples.size(); ++i) total += pass_at_k(samples[i], correct[i], k);
   return total / static_cast<double>(samples.size());
+}
+
+std::uint64_t uniform_index(std::mt19937_64& rng, std::uint64_t n) {
+  if (n == 0) throw std::invalid_argument("uniform_index: empty range");
+  const std::uint64_t bucket = std::numeric_limits<std::uint64_t>::max() / n;
+  const std::uint64_t accept_below = bucket * n;
+  std::uint64_t draw;
+  do draw = rng();
+  while (draw >= accept_below);
+  return draw / bucket;
+}
+
+double quantile_of_sorted(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) throw std::invalid_argument("quantile_of_sorted: no values");
+  const double h = (static_cast<double>(sorted.size()) - 1.0) * q;
+  const auto below = static_cast<std::size_t>(std::floor(h));
+  const std::size_t above = std::min(below + 1, sorted.size() - 1);
+  return sorted[below] + (h - static_cast<double>(below)) * (sorted[above] - sorted[below]);
 }
 
 }  // namespace quanteval::reports
