@@ -10,6 +10,7 @@
 //   summary/score_report.hpp        summarize (pass@k, Wilson interval, status counts); `score`'s report
 //   summary/run_report.hpp          `run`'s report.json / report.md / report.html
 //   comparison/run_results.hpp      load_run: a finished run directory read back; published baselines
+//   comparison/guarantees.hpp       what pairing assumes (same prompts, template, decoding, dataset), checked
 //   comparison/comparison.hpp       compare_runs (paired statistics), the model-card table, the gate
 //   comparison/html_comparison.hpp  compare.html
 //
@@ -17,6 +18,7 @@
 //   const Comparison c = compare_runs({a, b}, {});
 //   std::string md = to_markdown(c);
 #include "reports/comparison/comparison.hpp"
+#include "reports/comparison/guarantees.hpp"
 #include "reports/comparison/html_comparison.hpp"
 #include "reports/comparison/run_results.hpp"
 #include "reports/records/verdict_record.hpp"

@@ -215,6 +215,7 @@ int command_run(int argc, char** argv, int first) {
       .sandbox = describe_sandbox(pool, limits, python.notes),
       .speed = generated.progress,
       .device = backend ? backend->info().device : "none this session (every sample was already generated)",
+      .batch_invariant = backend ? std::optional<bool>(backend->info().batch_invariant) : std::nullopt,
       .wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count(),
   });
   write_run_report(run.path(), report);

@@ -31,6 +31,7 @@ reports::ComparisonOptions comparison_options(const Args& args) {
   options.modes = args.all("mode");
   options.seed = static_cast<std::uint64_t>(args.get_int("seed", 0, INT_MAX));
   options.bootstrap_resamples = args.get_int("bootstrap", 100, 10'000'000);
+  options.allow_mismatch = args.is_set("allow-mismatch");
   return options;
 }
 
@@ -52,6 +53,7 @@ void compare_and_write(const CompareRequest& request) {
   write_file_atomically(out / "compare.json", reports::to_json(comparison).dump(2) + "\n");
   write_file_atomically(out / "compare.html", reports::comparison_html(comparison));
 
+  if (const std::string warning = reports::mismatch_warning(comparison); !warning.empty()) fmt::print("{}\n", warning);
   fmt::print("{}", reports::to_markdown(reports::model_card_table(comparison)));
   for (const auto& contender : comparison.contenders)
     for (const auto& m : contender.modes)

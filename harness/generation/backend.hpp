@@ -67,6 +67,9 @@ struct BackendInfo {
   std::string kind;          // "embedded", ...
   std::string device;        // "cpu (2 threads)", "cuda", or what serves the requests
   std::string served_model;  // the model name a server reports (empty for the embedded runtime)
+  // Whether a completion depends only on its request (not on the batch it ran in,
+  // the thread count or --max-batch); false when the backend cannot promise it.
+  bool batch_invariant = false;
 };
 
 class GenerationBackend {

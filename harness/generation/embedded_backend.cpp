@@ -16,7 +16,9 @@ EmbeddedBackend::EmbeddedBackend(const std::filesystem::path& model_dir, const r
                                  Options options)
     : model_(runtime::Model::load(model_dir, options.load)), tokenizer_(tokenizer), options_(std::move(options)) {}
 
-BackendInfo EmbeddedBackend::info() const { return {"embedded", model_->backend().name(), ""}; }
+BackendInfo EmbeddedBackend::info() const {
+  return {"embedded", model_->backend().name(), "", model_->backend().batch_invariant()};
+}
 
 GenerationProgress EmbeddedBackend::complete(std::vector<CompletionRequest> requests, const OnCompletion& on_completion,
                                              const OnProgress& on_progress) {

@@ -133,6 +133,7 @@ struct RunReportSources {
   reports::SandboxInfo sandbox;
   GenerationProgress speed;
   std::string device;
+  std::optional<bool> batch_invariant;  // BackendInfo::batch_invariant of this session's backend, if one ran
   double wall_seconds = 0;
 };
 

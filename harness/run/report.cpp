@@ -37,6 +37,7 @@ reports::RunReport build_run_report(const RunReportSources& s) {
   report.prefill_tokens_per_second = s.speed.prefill_tok_s;
   report.decode_tokens_per_second = s.speed.decode_tok_s;
   report.device = s.device;
+  report.batch_invariant = s.batch_invariant;
   report.wall_seconds = s.wall_seconds;
   return report;
 }

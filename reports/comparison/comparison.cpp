@@ -326,12 +326,20 @@ Comparison compare_runs(std::vector<RunResults> runs, const ComparisonOptions& o
     }
     c.contenders.push_back(std::move(contender));
   }
-  if (!c.baseline().dataset_sha256.empty())
-    for (const auto& run : c.runs)
-      if (!run.dataset_sha256.empty() && run.dataset_sha256 != c.baseline().dataset_sha256)
-        c.notes.push_back(fmt::format("{} was scored on a different dataset file (SHA-256 {}) than the baseline ({})",
-                                      run.label, run.dataset_sha256.substr(0, 16),
-                                      c.baseline().dataset_sha256.substr(0, 16)));
+  // Pairing is only meaningful under the same conditions: refuse what differs.
+  std::vector<std::string> differing;
+  for (auto& contender : c.contenders) {
+    contender.guarantees = check_guarantees(c.runs[contender.run_index], baseline, c.modes);
+    for (const auto& g : contender.guarantees)
+      if (g.required && g.state == GuaranteeState::differs)
+        differing.push_back(fmt::format("{}: {} ({})", c.runs[contender.run_index].label, g.field, g.detail));
+  }
+  if (!differing.empty() && !options.allow_mismatch)
+    throw RunInputError(fmt::format(
+        "the runs were not made under the same conditions, so their flips would not be quantization effects; "
+        "differing fields against the baseline ({}): {}. Pass --allow-mismatch to compare them anyway",
+        baseline.label, fmt::join(differing, "; ")));
+  c.mismatches = std::move(differing);
   return c;
 }
 
@@ -541,10 +549,46 @@ std::string mode_statistics_markdown(const Comparison& c, const Contender& conte
 
 }  // namespace
 
+Table guarantees_table(const Contender& contender) {
+  Table table;
+  table.header = {"guarantee", "state", "field", "detail"};
+  for (const auto& g : contender.guarantees)
+    table.rows.push_back(
+        {g.name, std::string(to_string(g.state)) + (g.required ? "" : " (informative)"), g.field, g.detail});
+  return table;
+}
+
+std::string mismatch_warning(const Comparison& c) {
+  if (c.mismatches.empty()) return {};
+  return fmt::format(
+      "MISMATCH ALLOWED (--allow-mismatch): these runs differ in conditions that pairing assumes, so flips may "
+      "come from the difference rather than from quantization: {}.",
+      fmt::join(c.mismatches, "; "));
+}
+
+namespace {
+
+std::string guarantees_markdown(const Comparison& c) {
+  std::string md = "## Guarantees\n\n";
+  md +=
+      "What lets a flip be read as a quantization effect, checked from both runs' report.json. A required one "
+      "that differs refuses the comparison unless --allow-mismatch is given.\n\n";
+  for (const auto& contender : c.contenders) {
+    if (c.contenders.size() > 1)
+      md += fmt::format("{} vs {}:\n\n", c.runs[contender.run_index].label, c.baseline().label);
+    md += to_markdown(guarantees_table(contender)) + "\n";
+  }
+  return md;
+}
+
+}  // namespace
+
 std::string to_markdown(const Comparison& c) {
   std::string md = fmt::format("# quanteval compare: {} vs {}\n\n", c.runs[0].label, c.baseline().label);
+  if (const std::string warning = mismatch_warning(c); !warning.empty()) md += "> **" + warning + "**\n\n";
   md += to_markdown(model_card_table(c));
   md += "\npass@1 cells: value [Wilson 95% interval over tasks]. Delta: A − baseline in percentage points.\n\n";
+  md += guarantees_markdown(c);
   md += "## Paired statistics\n\n";
   for (const auto& contender : c.contenders)
     for (const auto& m : contender.modes) md += mode_statistics_markdown(c, contender, m);
@@ -662,6 +706,7 @@ ordered_json mode_json(const ModeComparison& m) {
 
 ordered_json to_json(const Comparison& c) {
   ordered_json j;
+  if (!c.mismatches.empty()) j["mismatch_allowed"] = {{"warning", mismatch_warning(c)}, {"fields", c.mismatches}};
   j["baseline"] = c.baseline().label;
   j["modes"] = c.modes;
   ordered_json runs = ordered_json::array();
@@ -673,6 +718,14 @@ ordered_json to_json(const Comparison& c) {
     entry["run"] = c.runs[contender.run_index].label;
     entry["baseline"] = c.baseline().label;
     ordered_json modes = ordered_json::object();
+    ordered_json guarantees = ordered_json::array();
+    for (const auto& g : contender.guarantees)
+      guarantees.push_back({{"name", g.name},
+                            {"field", g.field},
+                            {"state", std::string(to_string(g.state))},
+                            {"required", g.required},
+                            {"detail", g.detail}});
+    entry["guarantees"] = guarantees;
     for (const auto& m : contender.modes) modes[m.mode] = mode_json(m);
     entry["modes"] = modes;
     comparisons.push_back(entry);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "reports/comparison/guarantees.hpp"
 #include "reports/comparison/run_results.hpp"
 #include "reports/summary/score_report.hpp"
 
@@ -102,12 +103,16 @@ struct ComparisonOptions {
   std::vector<std::string> modes;  // empty: every mode both runs have
   int bootstrap_resamples = 10000;
   std::uint64_t seed = 1;
+  // Compare runs whose prompts, chat template, decoding or dataset differ
+  // (otherwise refused); every output then says so at the top.
+  bool allow_mismatch = false;
 };
 
 // One non-baseline run against the baseline.
 struct Contender {
   std::size_t run_index = 0;
   std::vector<ModeComparison> modes;
+  std::vector<Guarantee> guarantees;  // against the baseline (guarantees.hpp)
 };
 
 struct Comparison {
@@ -117,12 +122,17 @@ struct Comparison {
   std::vector<Contender> contenders;  // runs other than the baseline, in input order
   ComparisonOptions options;
   std::vector<std::string> notes;  // alignments made, warnings from the runs
+  // With --allow-mismatch: one line per required guarantee that differs
+  // ("<run>: decoding differs (decoding.temperature: 0.6 vs 0)"); empty otherwise.
+  std::vector<std::string> mismatches;
 
   const RunResults& baseline() const { return runs[baseline_index]; }
 };
 
 // runs[1] is the baseline; needs at least two runs. Throws RunInputError when
-// the runs share no mode, a requested mode is missing, or a mode has no shared task.
+// the runs share no mode, a requested mode is missing, a mode has no shared task,
+// or (unless options.allow_mismatch) a run's prompts, chat template, decoding or
+// dataset differ from the baseline's, naming every differing field.
 Comparison compare_runs(std::vector<RunResults> runs, const ComparisonOptions& options);
 
 // The model-card table as rows (shared by the Markdown and HTML writers).
@@ -132,6 +142,13 @@ struct Table {
 };
 Table model_card_table(const Comparison& comparison);
 std::string to_markdown(const Table& table);
+
+// The guarantees of one contender as rows: guarantee, state, field, detail.
+Table guarantees_table(const Contender& contender);
+
+// The sentence every output starts with when --allow-mismatch let differing runs
+// through (naming the fields); "" when nothing differs.
+std::string mismatch_warning(const Comparison& comparison);
 
 std::string to_markdown(const Comparison& comparison);  // table + paired statistics + notes
 nlohmann::ordered_json to_json(const Comparison& comparison);

@@ -22,6 +22,7 @@ tbody tr:nth-child(even) { background: #f7f7f7; }
 .note { color: #444; font-size: 0.92em; }
 .charts svg { display: block; margin: 12px 0; max-width: 100%; height: auto; }
 code { background: #f1f1f1; padding: 0 3px; }
+.mismatch { border: 2px solid #D55E00; background: #fff1e8; padding: 8px 12px; }
 )";
 
 // Outcome colours: Okabe-Ito vermillion and blue for the two directions that
@@ -174,6 +175,19 @@ std::string statistics_html(const Comparison& c, const Contender& contender, con
   return html;
 }
 
+std::string guarantees_html(const Comparison& c) {
+  std::string html =
+      "<h2>Guarantees</h2>\n<p class=\"note\">What lets a flip be read as a quantization effect, checked from "
+      "both runs' report.json. A required one that differs refuses the comparison unless --allow-mismatch is "
+      "given.</p>\n";
+  for (const auto& contender : c.contenders) {
+    if (c.contenders.size() > 1)
+      html += "<h3>" + escape(c.runs[contender.run_index].label + " vs " + c.baseline().label) + "</h3>\n";
+    html += table_html(guarantees_table(contender));
+  }
+  return html;
+}
+
 }  // namespace
 
 std::string comparison_html(const Comparison& c) {
@@ -183,6 +197,8 @@ std::string comparison_html(const Comparison& c) {
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<style>{}</style>\n</head>\n<body>\n"
       "<h1>{}</h1>\n",
       escape(title), kStyle, escape(title));
+  if (const std::string warning = mismatch_warning(c); !warning.empty())
+    html += "<p class=\"mismatch\" role=\"alert\"><strong>" + escape(warning) + "</strong></p>\n";
   html += "<h2>Model card</h2>\n" + table_html(model_card_table(c));
   html +=
       "<p class=\"note\">pass@1 cells: value [Wilson 95% interval over problems]. Delta: run − baseline in "
@@ -192,6 +208,7 @@ std::string comparison_html(const Comparison& c) {
     for (const auto& m : contender.modes)
       if (m.paired) html += grid_chart(c, contender, m);
   html += size_chart(c) + "</div>\n";
+  html += guarantees_html(c);
   html += "<h2>Paired statistics</h2>\n";
   for (const auto& contender : c.contenders)
     for (const auto& m : contender.modes) html += statistics_html(c, contender, m);

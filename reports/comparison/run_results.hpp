@@ -11,6 +11,7 @@
 // kept rather than an error: the numbers compared are the recomputed ones.
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,6 +43,7 @@ struct ModeResults {
   Summary summary;                      // summarize(verdicts)
   // Only for a published run: the reported pass@1 as a fraction; it has no verdicts.
   std::optional<double> published_pass_at_1;
+  std::string prompt_sha256;  // report.json modes.M.prompt_sha256 ("" when not recorded)
 
   bool has_verdicts() const { return !verdicts.empty(); }
   double pass_at_1() const;  // recomputed from verdicts, else the published value
@@ -55,6 +57,10 @@ struct RunResults {
   SpeedInfo speed;
   std::string device;
   std::string dataset_name, dataset_sha256;
+  // What decides whether two runs may be paired (report.json of `quanteval run`):
+  std::optional<std::string> chat_template_sha256;  // "" = recorded as unused; absent = not recorded
+  std::optional<nlohmann::json> decoding;           // the "decoding" object
+  std::optional<bool> batch_invariant;              // generation.batch_invariant
   std::map<std::string, ModeResults> modes;
   std::vector<std::string> warnings;  // inconsistencies worth a line in the report
 };

@@ -53,6 +53,7 @@ ordered_json to_json(const RunReport& r) {
   j["speed"] = {{"prefill_tok_s", round_to(r.prefill_tokens_per_second, 0.1)},
                 {"decode_tok_s", round_to(r.decode_tokens_per_second, 0.1)}};
   j["device"] = r.device;
+  j["generation"] = {{"batch_invariant", r.batch_invariant ? ordered_json(*r.batch_invariant) : ordered_json(nullptr)}};
   j["wall_s"] = round_to(r.wall_seconds, 0.001);
   j["sandbox"] = to_json(r.sandbox);
   return j;
@@ -83,7 +84,10 @@ std::string to_markdown(const RunReport& r) {
   md += fmt::format("\n\nSpeed on {}: prefill {:.1f} tok/s, decode {:.1f} tok/s; wall time {:.1f} s{}.\n", r.device,
                     r.prefill_tokens_per_second, r.decode_tokens_per_second, r.wall_seconds,
                     r.resumed ? " (resumed run: speed covers the last part only)" : "");
-  md += fmt::format("\nDecoding: `{}`\n", r.decoding.dump());
+  md += fmt::format("\nDecoding: `{}`; batch-invariant generation: {}.\n", r.decoding.dump(),
+                    !r.batch_invariant   ? "not recorded"
+                    : *r.batch_invariant ? "yes"
+                                         : "not promised");
   md += fmt::format("\nDataset {} (SHA-256 `{}`), configuration hash `{}`.\n", r.dataset.name,
                     r.dataset.sha256.substr(0, 16), r.config_hash.substr(0, 16));
   for (const auto& m : r.modes) {

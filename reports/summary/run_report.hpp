@@ -49,6 +49,10 @@ struct RunReport {
   double decode_tokens_per_second = 0;
   double wall_seconds = 0;
   std::string device;  // "cpu (2 threads)", "cuda:0 NVIDIA H100 ..."
+  // The generator's promise that a sample does not depend on the batch it ran in
+  // or the thread count (GenerationBackend's BackendInfo); absent when nothing was
+  // generated this session (a resume that only scored).
+  std::optional<bool> batch_invariant;
   bool resumed = false;
 };
 
