@@ -12,7 +12,10 @@
 //   comparison/run_results.hpp      load_run: a finished run directory read back; published baselines
 //   comparison/guarantees.hpp       what pairing assumes (same prompts, template, decoding, dataset), checked
 //   comparison/comparison.hpp       compare_runs (paired statistics), the model-card table, the gate
+//   comparison/line_diff.hpp        an LCS line diff (the extracted code of a flip, both sides)
 //   comparison/html_comparison.hpp  compare.html
+//   records/sample_generation.hpp   what samples.jsonl says of a sample (filled by the harness)
+//   summary/budget_curve.hpp        pass@1 as a function of the token budget, from one run
 //
 //   const auto a = load_run("runs/int4"), b = load_run("runs/bf16");
 //   const Comparison c = compare_runs({a, b}, {});
@@ -20,8 +23,11 @@
 #include "reports/comparison/comparison.hpp"
 #include "reports/comparison/guarantees.hpp"
 #include "reports/comparison/html_comparison.hpp"
+#include "reports/comparison/line_diff.hpp"
 #include "reports/comparison/run_results.hpp"
+#include "reports/records/sample_generation.hpp"
 #include "reports/records/verdict_record.hpp"
+#include "reports/summary/budget_curve.hpp"
 #include "reports/summary/run_report.hpp"
 #include "reports/summary/score_report.hpp"
 #include "reports/summary/statistics.hpp"

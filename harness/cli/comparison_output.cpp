@@ -5,6 +5,7 @@
 #include <climits>
 
 #include "harness/common/files.hpp"
+#include "harness/run/generation_record.hpp"
 #include "runtime/runtime.hpp"  // QE_CHECK
 
 namespace quanteval::harness {
@@ -38,7 +39,10 @@ reports::ComparisonOptions comparison_options(const Args& args) {
 void compare_and_write(const CompareRequest& request) {
   QE_CHECK(request.runs.size() >= (request.published_baseline ? 1u : 2u), "compare needs a run and a baseline");
   std::vector<reports::RunResults> runs;
-  for (const auto& directory : request.runs) runs.push_back(reports::load_run(directory));
+  for (const auto& directory : request.runs) {
+    runs.push_back(reports::load_run(directory));
+    attach_generations(runs.back());
+  }
   if (request.published_baseline) runs.insert(runs.begin() + 1, *request.published_baseline);
   if (request.label_a) runs[0].label = *request.label_a;
   if (request.label_b) runs[1].label = *request.label_b;

@@ -240,6 +240,13 @@ std::string scatter_chart(const std::string& title, const std::string& descripti
       "<text transform=\"translate(16 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\" "
       "fill=\"{}\">{}</text>\n",
       top + plot_height / 2, kAxisColour, escape(y_label));
+  for (const ScatterSeries& s : series) {
+    if (!s.connect || s.points.size() < 2) continue;
+    std::string points;
+    for (const auto& p : s.points) points += fmt::format("{:.1f},{:.1f} ", x_of(p.x), y_of(p.y));
+    out += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", points, s.colour,
+                       s.dash.empty() ? "" : fmt::format(" stroke-dasharray=\"{}\"", s.dash));
+  }
   for (std::size_t index = 0; index < series.size(); ++index) {
     const ScatterSeries& s = series[index];
     for (const auto& p : s.points) {

@@ -118,6 +118,13 @@ double ModeResults::pass_at_1() const {
   return it == summary.pass_at_k.end() ? 0.0 : it->second;
 }
 
+std::optional<int> RunResults::max_new_tokens(const std::string& mode) const {
+  if (!decoding) return std::nullopt;
+  const auto it = decoding->find("max_new_tokens_" + mode);
+  if (it == decoding->end() || !it->is_number_integer() || it->get<long long>() <= 0) return std::nullopt;
+  return static_cast<int>(it->get<long long>());
+}
+
 RunResults load_run(const fs::path& directory) {
   if (!fs::is_directory(directory))
     throw RunInputError(

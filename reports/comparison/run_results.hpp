@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reports/records/sample_generation.hpp"
 #include "reports/records/verdict_record.hpp"  // SampleVerdict, RunInputError
 #include "reports/summary/score_report.hpp"
 
@@ -44,6 +45,8 @@ struct ModeResults {
   // Only for a published run: the reported pass@1 as a fraction; it has no verdicts.
   std::optional<double> published_pass_at_1;
   std::string prompt_sha256;  // report.json modes.M.prompt_sha256 ("" when not recorded)
+  // samples.jsonl's lines of this mode, filled by the harness (empty without that file).
+  Generations generations;
 
   bool has_verdicts() const { return !verdicts.empty(); }
   double pass_at_1() const;  // recomputed from verdicts, else the published value
@@ -63,6 +66,9 @@ struct RunResults {
   std::optional<bool> batch_invariant;              // generation.batch_invariant
   std::map<std::string, ModeResults> modes;
   std::vector<std::string> warnings;  // inconsistencies worth a line in the report
+
+  // decoding.max_new_tokens_<mode> from report.json, when recorded.
+  std::optional<int> max_new_tokens(const std::string& mode) const;
 };
 
 // Loads DIR/results.jsonl (required) and DIR/report.json (optional: without it

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "reports/charts/svg.hpp"
+#include "reports/summary/budget_curve.hpp"
 
 namespace quanteval::reports {
 
@@ -15,6 +16,13 @@ namespace {
 double round_to(double value, double unit) { return std::round(value / unit) * unit; }
 
 std::string percent(double fraction) { return fmt::format("{:.2f}%", 100.0 * fraction); }
+
+std::vector<NamedCurve> budget_curves(const RunReport& r) {
+  std::vector<NamedCurve> curves;
+  for (const auto& m : r.modes)
+    if (!m.generations.empty()) curves.push_back({m.name, budget_curve(m.verdicts, m.generations, m.max_new_tokens)});
+  return curves;
+}
 
 }  // namespace
 
@@ -47,6 +55,8 @@ ordered_json to_json(const RunReport& r) {
             : round_to(static_cast<double>(m.generated_tokens) / static_cast<double>(m.verdicts.size()), 0.1);
     if (!m.extraction_rules.empty()) mode["extraction_rules"] = m.extraction_rules;
     mode["prompt_sha256"] = m.prompt_hash;
+    if (!m.generations.empty())
+      mode["budget_curve"] = to_json(budget_curve(m.verdicts, m.generations, m.max_new_tokens));
     modes[m.name] = mode;
   }
   j["modes"] = modes;
@@ -97,6 +107,10 @@ std::string to_markdown(const RunReport& r) {
     md.pop_back();
     md += "\n";
   }
+  const std::vector<NamedCurve> curves = budget_curves(r);
+  if (!curves.empty())
+    md += "\npass@1 by token budget (a sample not finished within the budget counts as failed; docs/compare.md):\n\n" +
+          budget_table_markdown(curves);
   md += fmt::format("\nSandbox: Python {}, {} workers, time limit {}; protections: {}.\n", r.sandbox.python_version,
                     r.sandbox.workers, time_limit_text(r.sandbox), fmt::join(r.sandbox.protections, ", "));
   md += fmt::format("\nquanteval {} · {}\n", r.tool_version, r.created_utc);
@@ -144,6 +158,8 @@ std::string to_html(const RunReport& r) {
     body += svg::category_grid(m.name + ": every sample", "one cell per sample in task order, coloured by verdict",
                                cells, grid_categories);
   }
+  const std::vector<NamedCurve> curves = budget_curves(r);
+  body += budget_chart(curves);
   const std::string table = svg::escape(to_markdown(r));
   return fmt::format(
       "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>quanteval run: {0}</title>\n"
