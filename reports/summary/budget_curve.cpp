@@ -30,24 +30,35 @@ std::vector<BudgetPoint> budget_curve(const std::vector<SampleVerdict>& verdicts
   for (const int budget : budget_grid(max_new_tokens)) {
     // The run at this budget, as the run at max_new_tokens implies it; pass@1 by
     // the one summarize (sandbox_error excluded, per-task rates with n > 1).
-    std::vector<SampleVerdict> at_budget, finished;
+    std::vector<SampleVerdict> at_budget, upper, finished;
+    std::size_t uncertain = 0;
     for (std::size_t i = 0; i < verdicts.size(); ++i) {
       const SampleGeneration& g = *generation_of[i];
       SampleVerdict v = verdicts[i];
       const bool within = g.generated_tokens <= budget;
-      if (!within) {
+      SampleVerdict best = v;
+      // A sandbox_error says nothing about the model at any budget: left as is (excluded).
+      if (!within && v.status != Status::sandbox_error) {
         v.status = Status::truncated;
         v.detail = fmt::format("not finished within {} tokens", budget);
+        // Thinking that never closed in the whole generation was still open at the cut:
+        // certainly truncated. Anything else would have had its partial code run.
+        const bool cut_inside_thinking = g.thinking_closed.has_value() && !*g.thinking_closed;
+        best.status = cut_inside_thinking ? Status::truncated : Status::passed;
+        if (!cut_inside_thinking) ++uncertain;
       }
       if (within && g.finish_reason != "length") finished.push_back(v);
+      upper.push_back(std::move(best));
       at_budget.push_back(std::move(v));
     }
-    const Summary all = summarize(at_budget), done = summarize(finished);
+    const Summary all = summarize(at_budget), done = summarize(finished), most = summarize(upper);
     BudgetPoint point;
     point.budget = budget;
     point.samples = all.scored_samples;
     point.finished = done.scored_samples;
+    point.uncertain = uncertain;
     if (all.pass_at_k.count(1)) point.pass_at_1 = all.pass_at_k.at(1);
+    if (most.pass_at_k.count(1)) point.pass_at_1_upper = most.pass_at_k.at(1);
     if (done.pass_at_k.count(1)) point.pass_at_1_finished = done.pass_at_k.at(1);
     curve.push_back(point);
   }
@@ -59,6 +70,8 @@ nlohmann::ordered_json to_json(const std::vector<BudgetPoint>& curve) {
   for (const auto& p : curve)
     out.push_back({{"budget", p.budget},
                    {"pass@1", p.pass_at_1},
+                   {"pass@1_upper", p.pass_at_1_upper},
+                   {"uncertain", p.uncertain},
                    {"pass@1_finished", p.finished ? nlohmann::ordered_json(p.pass_at_1_finished) : nullptr},
                    {"finished", p.finished},
                    {"samples", p.samples}});
@@ -87,7 +100,10 @@ std::string budget_table_markdown(const std::vector<NamedCurve>& curves) {
         md += " — | — | — |";
         continue;
       }
-      md += fmt::format(" {:.2f}% | {}/{} | {} |", 100 * point->pass_at_1, point->finished, point->samples,
+      const std::string upper = point->uncertain ? fmt::format(" (≤ {:.2f}%, {} cut uncertain)",
+                                                               100 * point->pass_at_1_upper, point->uncertain)
+                                                 : std::string();
+      md += fmt::format(" {:.2f}%{} | {}/{} | {} |", 100 * point->pass_at_1, upper, point->finished, point->samples,
                         point->finished ? fmt::format("{:.2f}%", 100 * point->pass_at_1_finished) : "—");
     }
     md += "\n";

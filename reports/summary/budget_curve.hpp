@@ -4,8 +4,11 @@
 // batch-invariant generator, the run at a budget t < T would produce exactly
 // the first t tokens of each sample: a sample that finished within t tokens
 // keeps its verdict, one that did not is cut at t and counted as failed
-// (`truncated`). When that count is exact and when it is only a lower bound is
-// in docs/compare.md, "Thinking-budget curve".
+// (`truncated`). That is exact for a thinking sample whose thinking never
+// closed (cut inside <think>, the run marks it truncated); a sample cut after
+// its </think> or in standard mode would have its partial code executed, which
+// could pass, so pass_at_1 is a lower bound and pass_at_1_upper (those samples
+// counted as passed) an upper one. docs/compare.md, "Thinking-budget curve".
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -18,6 +21,8 @@ namespace quanteval::reports {
 struct BudgetPoint {
   int budget = 0;
   double pass_at_1 = 0.0;           // every sample; those not finished within `budget` count as truncated
+  double pass_at_1_upper = 0.0;     // the same, with the uncertain cut samples counted as passed
+  std::size_t uncertain = 0;        // cut samples whose verdict at `budget` is not known (see above)
   double pass_at_1_finished = 0.0;  // among the samples that finished within `budget` (0 when none did)
   std::size_t samples = 0;          // scored samples (sandbox_error excluded, as in summarize)
   std::size_t finished = 0;         // of them, finished within `budget`

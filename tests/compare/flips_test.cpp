@@ -99,21 +99,24 @@ SyntheticRun crafted(bool quantized) {
 struct Point {
   double pass, pass_finished;
   int finished;
+  double pass_upper;  // cut samples whose thinking had closed counted as passed
+  int uncertain;
 };
 Point expected_point(bool quantized, int budget) {
-  int passed = 0, finished = 0, passed_finished = 0;
+  int passed = 0, finished = 0, passed_finished = 0, uncertain = 0;
   for (int task = 0; task < kTasks; ++task) {
     const std::string status = quantized ? status_a(task) : status_b(task);
     const Generated g = generated(status, task);
     const bool within = g.tokens <= budget;
     if (within && status == "passed") ++passed;
+    if (!within && g.thinking_closed) ++uncertain;
     if (within && g.finish != "length") {
       ++finished;
       if (status == "passed") ++passed_finished;
     }
   }
   return {static_cast<double>(passed) / kTasks, finished ? static_cast<double>(passed_finished) / finished : 0.0,
-          finished};
+          finished, static_cast<double>(passed + uncertain) / kTasks, uncertain};
 }
 
 }  // namespace
@@ -181,13 +184,17 @@ TEST_CASE("compare and the budget curve: pass@1 by budget recomputed from sample
       CHECK(curve[i]["budget"] == budgets[i]);
       CHECK(std::fabs(curve[i]["pass@1"].get<double>() - expected.pass) < 1e-12);
       CHECK(curve[i]["finished"] == expected.finished);
+      CHECK(curve[i]["uncertain"] == expected.uncertain);
+      CHECK(std::fabs(curve[i]["pass@1_upper"].get<double>() - expected.pass_upper) < 1e-12);
       CHECK(curve[i]["samples"] == kTasks);
       if (expected.finished > 0)
         CHECK(std::fabs(curve[i]["pass@1_finished"].get<double>() - expected.pass_finished) < 1e-12);
       else
         CHECK(curve[i]["pass@1_finished"].is_null());
     }
-    // At the full budget the curve is the run's own pass@1.
+    CHECK(curve[0]["uncertain"].get<int>() > 0);  // the crafted runs do exercise the bound
+    // At the full budget the curve is the run's own pass@1, and exact.
+    CHECK(curve[3]["uncertain"] == 0);
     CHECK(std::fabs(curve[3]["pass@1"].get<double>() - m[quantized ? "pass@1_a" : "pass@1_b"].get<double>()) < 1e-12);
   }
   const std::string html = slurp(tmp.path() / "out" / "compare.html");
