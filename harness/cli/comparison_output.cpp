@@ -67,6 +67,16 @@ void compare_and_write(const CompareRequest& request) {
             "McNemar p = {:.4g}\n",
             comparison.runs[contender.run_index].label, m.mode, m.regressed, m.improved, m.tasks.size(),
             100 * m.paired_delta, 100 * m.bootstrap_ci.low, 100 * m.bootstrap_ci.high, m.mcnemar_p);
+  // Where the regressions come from, in one line per mode: "thinking regressions by cause: truncated 4, failed 2".
+  for (const auto& contender : comparison.contenders)
+    for (const auto& m : contender.modes) {
+      if (m.regressions_by_cause.empty()) continue;
+      std::vector<std::string> parts;
+      for (const auto& [status, n] : m.regressions_by_cause)
+        parts.push_back(fmt::format("{} {}", to_string(status), n));
+      fmt::print("{} {} regressions by cause: {}\n", comparison.runs[contender.run_index].label, m.mode,
+                 fmt::join(parts, ", "));
+    }
   for (const auto& note : comparison.notes) fmt::print(stderr, "note: {}\n", note);
   fmt::print("wrote {}/compare.md, compare.json, compare.html\n", out.string());
 }
