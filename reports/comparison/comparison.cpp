@@ -624,14 +624,12 @@ Table flip_cause_table(const ModeComparison& m) {
 
 namespace {
 
-std::string side_cells_rule(const FlipSide& side) {
-  return side.generation ? side.generation->extraction_rule : kUnknown;
-}
-std::string side_cells_tokens(const FlipSide& side) {
+std::string rule_cell(const FlipSide& side) { return side.generation ? side.generation->extraction_rule : kUnknown; }
+std::string tokens_cell(const FlipSide& side) {
   return side.generation ? fmt::format("{} ({})", side.generation->generated_tokens, side.generation->finish_reason)
                          : kUnknown;
 }
-std::string side_cells_thinking(const FlipSide& side) {
+std::string thinking_cell(const FlipSide& side) {
   if (!side.generation || !side.generation->thinking_closed) return kUnknown;
   return *side.generation->thinking_closed ? "closed" : "not closed";
 }
@@ -648,9 +646,9 @@ Table flip_table(const ModeComparison& m, const std::string& label_a, const std:
     std::vector<std::string> row{flip.task_id, std::string(to_string(flip.flip))};
     for (const FlipSide* side : {&flip.a, &flip.b}) {
       row.push_back(std::string(to_string(side->status)));
-      row.push_back(side_cells_rule(*side));
-      row.push_back(side_cells_tokens(*side));
-      row.push_back(side_cells_thinking(*side));
+      row.push_back(rule_cell(*side));
+      row.push_back(tokens_cell(*side));
+      row.push_back(thinking_cell(*side));
     }
     table.rows.push_back(std::move(row));
   }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 
 namespace quanteval::reports {
@@ -39,10 +40,24 @@ std::optional<std::string> recorded(const std::string& value) {
   return value.empty() ? std::nullopt : std::optional<std::string>(value);
 }
 
+// Whether a decoding key matters to the compared modes: a mode's own budget
+// (max_new_tokens_<mode>) and stop list (<mode>_stop) only when that mode is compared.
+bool concerns(const std::string& key, const std::vector<std::string>& modes) {
+  const auto compared = [&](const std::string& mode) {
+    return std::find(modes.begin(), modes.end(), mode) != modes.end();
+  };
+  const std::string budget = "max_new_tokens_", stop = "_stop";
+  if (key.starts_with(budget)) return compared(key.substr(budget.size()));
+  if (key.ends_with(stop)) return compared(key.substr(0, key.size() - stop.size()));
+  return true;
+}
+
 // The decoding fields that differ, "decoding.temperature: 0.6 vs 0", in the run's key order.
-std::vector<std::string> decoding_differences(const nlohmann::json& a, const nlohmann::json& b) {
+std::vector<std::string> decoding_differences(const nlohmann::json& a, const nlohmann::json& b,
+                                              const std::vector<std::string>& modes) {
   std::vector<std::string> out;
   for (const auto& [key, value] : a.items()) {
+    if (!concerns(key, modes)) continue;
     const auto it = b.find(key);
     if (it == b.end())
       out.push_back(fmt::format("decoding.{}: {} vs (absent)", key, value.dump()));
@@ -50,7 +65,8 @@ std::vector<std::string> decoding_differences(const nlohmann::json& a, const nlo
       out.push_back(fmt::format("decoding.{}: {} vs {}", key, value.dump(), it->dump()));
   }
   for (const auto& [key, value] : b.items())
-    if (!a.contains(key)) out.push_back(fmt::format("decoding.{}: (absent) vs {}", key, value.dump()));
+    if (concerns(key, modes) && !a.contains(key))
+      out.push_back(fmt::format("decoding.{}: (absent) vs {}", key, value.dump()));
   return out;
 }
 
@@ -73,7 +89,7 @@ std::vector<Guarantee> check_guarantees(const RunResults& run, const RunResults&
 
   Guarantee decoding{"same decoding", "decoding"};
   if (run.decoding && baseline.decoding) {
-    const auto differences = decoding_differences(*run.decoding, *baseline.decoding);
+    const auto differences = decoding_differences(*run.decoding, *baseline.decoding, modes);
     decoding.state = differences.empty() ? GuaranteeState::holds : GuaranteeState::differs;
     decoding.detail = differences.empty() ? run.decoding->dump() : fmt::format("{}", fmt::join(differences, "; "));
   } else {

@@ -21,7 +21,7 @@ enum class GuaranteeState {
 std::string_view to_string(GuaranteeState state);
 
 struct Guarantee {
-  std::string name;   // "same prompts (thinking)", "same chat template", ...
+  std::string name;   // "same prompts (thinking)", "same chat template", "same decoding", ...
   std::string field;  // report.json field checked, e.g. "modes.thinking.prompt_sha256"
   GuaranteeState state = GuaranteeState::unknown;
   std::string detail;    // the values, or what differs (e.g. "decoding.temperature: 0.6 vs 0")
@@ -29,7 +29,9 @@ struct Guarantee {
 };
 
 // The guarantees of `run` paired with `baseline` over `modes`, in a fixed order:
-// prompts per mode, chat template, decoding, dataset, batch invariance.
+// prompts per mode, chat template, decoding, dataset, batch invariance. Decoding
+// compares the keys that concern the compared modes: another mode's budget
+// (max_new_tokens_<mode>) or stop list (<mode>_stop) is ignored.
 std::vector<Guarantee> check_guarantees(const RunResults& run, const RunResults& baseline,
                                         const std::vector<std::string>& modes);
 

@@ -151,3 +151,20 @@ TEST_CASE("compare: conditions a run does not record are unknown, not refused") 
   const json j = json::parse(slurp(tmp.path() / "out" / "compare.json"));
   for (const auto& g : j["comparisons"][0]["guarantees"]) CHECK(g["state"] == "unknown");
 }
+
+TEST_CASE("compare: another mode's budget does not matter to the compared mode") {
+  TempDir tmp;
+  json changed = conditions();
+  changed["decoding"]["max_new_tokens_standard"] = 512;
+  json base = conditions();
+  base["decoding"]["max_new_tokens_standard"] = 1024;
+  write_run(tmp.path() / "a", run_with(changed));
+  write_run(tmp.path() / "b", run_with(base));
+  const std::string a = (tmp.path() / "a").string(), b = (tmp.path() / "b").string();
+  const auto both = run_quanteval({"compare", a, b, "--out", (tmp.path() / "out").string()});
+  CHECK(both.exit_code == 2);
+  CHECK(contains(both.err, "decoding.max_new_tokens_standard: 512 vs 1024"));
+  const auto thinking = run_quanteval({"compare", a, b, "--mode", "thinking", "--out", (tmp.path() / "out").string()});
+  INFO(thinking.out << thinking.err);
+  CHECK(thinking.exit_code == 0);
+}
