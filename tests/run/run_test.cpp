@@ -119,6 +119,15 @@ TEST_CASE("run: both modes produce every file, every status is accounted for") {
   CHECK(report["modes"]["standard"]["pass_at_k"]["pass@1"].get<double>() == 0.0);
   CHECK(report["model"]["quantization"].get<std::string>().find("GPTQ 4-bit") != std::string::npos);
   CHECK(report["chat_template_sha256"].get<std::string>().size() == 64);
+  // The CPU runtime promises batch invariance; each mode has its budget curve, ending at the budget.
+  CHECK(report["generation"]["batch_invariant"] == true);
+  for (const char* mode : {"standard", "thinking"}) {
+    const json& curve = report["modes"][mode]["budget_curve"];
+    REQUIRE(curve.size() == 1);  // a budget of 40 is below the first doubling (512)
+    CHECK(curve[0]["budget"] == 40);
+    CHECK(curve[0]["pass@1"] == report["modes"][mode]["pass_at_k"]["pass@1"]);
+    CHECK(curve[0]["samples"] == 4);
+  }
   // The prompts of the thinking mode come from the real chat template.
   std::ifstream run_json(out / "run.json");
   CHECK(json::parse(run_json)["config"]["prompts"].contains("thinking"));
