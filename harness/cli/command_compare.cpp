@@ -29,7 +29,10 @@ int command_compare(int argc, char** argv, int first) {
       .option("label-a", "NAME", "name of RUN_A in tables (default: model id from report.json, else the folder name)")
       .option("label-b", "NAME", "name of the baseline in tables")
       .option("seed", "S", "bootstrap random seed", "1")
-      .option("bootstrap", "N", "bootstrap resamples", "10000");
+      .option("bootstrap", "N", "bootstrap resamples", "10000")
+      .flag("allow-mismatch",
+            "compare runs whose prompts, chat template, decoding or dataset differ (refused otherwise); "
+            "every output then says so at the top");
   std::vector<std::string> positionals = leading_positionals(argc, argv, first);
   if (!args.parse(argc, argv, first)) return 0;
 

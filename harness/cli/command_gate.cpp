@@ -17,7 +17,10 @@ int command_gate(int argc, char** argv, int first) {
       .repeated("mode", "M", "gate only this mode (default: every mode both runs share; any failing mode fails)")
       .flag("require-significant", "fail only when the drop is also significant (McNemar p < alpha)")
       .option("seed", "S", "bootstrap random seed (for the interval in the message)", "1")
-      .option("bootstrap", "N", "bootstrap resamples", "10000");
+      .option("bootstrap", "N", "bootstrap resamples", "10000")
+      .flag("allow-mismatch",
+            "compare runs whose prompts, chat template, decoding or dataset differ (refused otherwise); "
+            "every output then says so at the top");
   const std::vector<std::string> positionals = leading_positionals(argc, argv, first);
   if (!args.parse(argc, argv, first)) return 0;
   if (positionals.size() != 2)
@@ -34,6 +37,7 @@ int command_gate(int argc, char** argv, int first) {
   const reports::Comparison comparison = reports::compare_runs(std::move(runs), options);
   const reports::GateDecision decision = reports::evaluate_gate(comparison, gate);
   for (const auto& note : comparison.notes) fmt::print(stderr, "note: {}\n", note);
+  if (const std::string warning = reports::mismatch_warning(comparison); !warning.empty()) fmt::print("{}\n", warning);
   fmt::print("{}\n", decision.paragraph);
   return decision.failed ? 1 : 0;
 }

@@ -243,6 +243,7 @@ int command_run(int argc, char** argv, int first) {
       .speed = generated.progress,
       .device = backend ? backend_info.device : "none this session (every sample was already generated)",
       .backend = backend_info.details,
+      .batch_invariant = backend ? std::optional<bool>(backend_info.batch_invariant) : std::nullopt,
       .wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count(),
   });
   write_run_report(run.path(), report);

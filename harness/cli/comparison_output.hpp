@@ -28,7 +28,7 @@ void compare_and_write(const CompareRequest& request);
 
 // Pieces `compare` and `gate` share: the run directories that come before the
 // options (Args knows only options; `first` moves past them), and the
-// --mode/--seed/--bootstrap values.
+// --mode/--seed/--bootstrap/--allow-mismatch values.
 std::vector<std::string> leading_positionals(int argc, char** argv, int& first);
 reports::ComparisonOptions comparison_options(const Args& args);
 

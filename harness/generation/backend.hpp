@@ -71,6 +71,9 @@ struct BackendInfo {
   // The report's "backend" object: kind, and for servers their URLs (no
   // credentials), served model, versions, retries, failures, warnings, throughput.
   nlohmann::ordered_json details;
+  // Whether a completion depends only on its request (not on the batch it ran in,
+  // the thread count or --max-batch); false when the backend cannot promise it.
+  bool batch_invariant = false;
 };
 
 class GenerationBackend {

@@ -18,7 +18,7 @@ EmbeddedBackend::EmbeddedBackend(const std::filesystem::path& model_dir, const r
 
 BackendInfo EmbeddedBackend::info() const {
   const std::string device = model_->backend().name();
-  return {"embedded", device, "", {{"kind", "embedded"}, {"device", device}}};
+  return {"embedded", device, "", {{"kind", "embedded"}, {"device", device}}, model_->backend().batch_invariant()};
 }
 
 GenerationProgress EmbeddedBackend::complete(std::vector<CompletionRequest> requests, const OnCompletion& on_completion,

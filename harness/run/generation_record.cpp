@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
 #include <stdexcept>
 
 namespace quanteval::harness {
@@ -71,6 +72,40 @@ GenerationRecord generation_record_from_json(const json& line, const std::string
     r.thinking_closed = it->get<bool>();
   }
   return r;
+}
+
+reports::SampleGeneration to_sample_generation(const GenerationRecord& r) {
+  reports::SampleGeneration g;
+  g.generated_tokens = r.generated_tokens;
+  g.finish_reason = std::string(to_string(r.finish));
+  g.extraction_rule = std::string(to_string(r.extraction_rule));
+  if (r.mode == Mode::thinking) g.thinking_closed = r.thinking_closed;
+  g.completion = r.completion;
+  g.raw_output = r.raw_output;
+  return g;
+}
+
+void attach_generations(reports::RunResults& run) {
+  const auto file = run.directory / "samples.jsonl";
+  if (run.directory.empty() || !std::filesystem::exists(file)) return;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw reports::RunInputError(fmt::format("{}: cannot be read", file.string()));
+  std::string line;
+  for (std::size_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = fmt::format("{}:{}", file.string(), number);
+    GenerationRecord record;
+    try {
+      record = generation_record_from_json(json::parse(line), where);
+    } catch (const json::parse_error& e) {
+      throw reports::RunInputError(fmt::format("{}: not valid JSON ({})", where, e.what()));
+    } catch (const std::runtime_error& e) {
+      throw reports::RunInputError(e.what());
+    }
+    const auto mode = run.modes.find(std::string(to_string(record.mode)));
+    if (mode == run.modes.end()) continue;
+    mode->second.generations[{record.task_id, record.sample_index}] = to_sample_generation(record);
+  }
 }
 
 }  // namespace quanteval::harness

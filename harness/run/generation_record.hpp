@@ -18,6 +18,7 @@
 #include "harness/generation/backend.hpp"
 #include "harness/prompts/mode.hpp"
 #include "harness/run/run_directory.hpp"
+#include "reports/reports.hpp"
 
 namespace quanteval::harness {
 
@@ -41,5 +42,13 @@ nlohmann::ordered_json to_json(const GenerationRecord& record);
 // Reads one samples.jsonl line; `where` starts each error message. Throws
 // std::runtime_error naming the field for anything missing or malformed.
 GenerationRecord generation_record_from_json(const nlohmann::json& line, const std::string& where);
+
+// What reports need of a record (reports never read samples.jsonl themselves).
+reports::SampleGeneration to_sample_generation(const GenerationRecord& record);
+
+// Reads RUN/samples.jsonl, when the run directory has one, into each mode of
+// `run` (compare's flip causes and budget curves). Lines of a mode the run has
+// no verdicts for are ignored. Throws reports::RunInputError naming file:line.
+void attach_generations(reports::RunResults& run);
 
 }  // namespace quanteval::harness

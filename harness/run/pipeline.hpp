@@ -134,6 +134,7 @@ struct RunReportSources {
   GenerationProgress speed;
   std::string device;
   nlohmann::ordered_json backend;  // BackendInfo::details of this session's backend (null: none ran)
+  std::optional<bool> batch_invariant;  // BackendInfo::batch_invariant of this session's backend, if one ran
   double wall_seconds = 0;
 };
 

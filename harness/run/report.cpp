@@ -22,12 +22,14 @@ reports::RunReport build_run_report(const RunReportSources& s) {
     reports::ModeReport m;
     m.name = std::string(to_string(mode));
     m.prompt_hash = s.prompts.sha256_by_mode.at(mode);
+    m.max_new_tokens = s.decoding.max_new_tokens(mode);
     for (const auto& prompt : s.prompts.prompts) {
       if (prompt.mode != mode) continue;
       // Every sample has both records once steps 3 and 4 are done: .at() failing is a bug.
       const SampleKey key = sample_key(prompt);
       const GenerationRecord& generation = records.generations.at(key);
       m.verdicts.push_back(records.verdicts.at(key));
+      m.generations[{key.task_id, key.sample_index}] = to_sample_generation(generation);
       m.prompt_tokens += static_cast<std::uint64_t>(generation.prompt_tokens);
       m.generated_tokens += static_cast<std::uint64_t>(generation.generated_tokens);
       if (mode == Mode::thinking) ++m.extraction_rules[to_string(generation.extraction_rule)];
@@ -38,6 +40,7 @@ reports::RunReport build_run_report(const RunReportSources& s) {
   report.decode_tokens_per_second = s.speed.decode_tok_s;
   report.device = s.device;
   report.backend = s.backend;
+  report.batch_invariant = s.batch_invariant;
   report.wall_seconds = s.wall_seconds;
   return report;
 }

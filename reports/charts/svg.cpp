@@ -213,9 +213,15 @@ std::string category_grid(const std::string& title, const std::string& descripti
 
 std::string scatter_chart(const std::string& title, const std::string& description, const std::string& x_label,
                           const std::string& y_label, const std::vector<ScatterSeries>& series) {
-  const double width = 760, height = 420;
-  const double left = 64, right = 40, top = 64, bottom = 56;
-  const double plot_width = width - left - right, plot_height = height - top - bottom;
+  const double width = 760, left = 64, right = 40, bottom = 56;
+  const double plot_width = width - left - right;
+  // The plot starts below the legend, however many rows it wraps to (curves come in pairs).
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto& s : series) entries.emplace_back(s.name, s.colour);
+  double legend_bottom = 48;
+  legend(left, 48, entries, plot_width, &legend_bottom);
+  const double top = legend_bottom + 16, height = top + 300 + bottom;
+  const double plot_height = height - top - bottom;
   double max_x = 0;
   for (const auto& s : series)
     for (const auto& p : s.points) max_x = std::max(max_x, p.x);
@@ -240,10 +246,20 @@ std::string scatter_chart(const std::string& title, const std::string& descripti
       "<text transform=\"translate(16 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\" "
       "fill=\"{}\">{}</text>\n",
       top + plot_height / 2, kAxisColour, escape(y_label));
+  for (const ScatterSeries& s : series) {
+    if (!s.connect || s.points.size() < 2) continue;
+    std::string points;
+    for (const auto& p : s.points) points += fmt::format("{:.1f},{:.1f} ", x_of(p.x), y_of(p.y));
+    out += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", points, s.colour,
+                       s.dash.empty() ? "" : fmt::format(" stroke-dasharray=\"{}\"", s.dash));
+  }
   for (std::size_t index = 0; index < series.size(); ++index) {
     const ScatterSeries& s = series[index];
-    for (const auto& p : s.points) {
+    for (std::size_t point = 0; point < s.points.size(); ++point) {
+      const ScatterPoint& p = s.points[point];
       const double x = x_of(p.x), y = y_of(p.y);
+      // A curve's value is printed at its last point only (every point has its tooltip).
+      const bool label = !s.connect || point + 1 == s.points.size();
       // Labels sit left of points in the right third (so they stay inside the
       // chart), alternating above and below by series so runs of similar
       // size do not print over one another.
@@ -254,11 +270,14 @@ std::string scatter_chart(const std::string& title, const std::string& descripti
       if (p.y_low && p.y_high)
         out += fmt::format("<path d=\"M{:.1f} {:.1f}V{:.1f}\" stroke=\"{}\" stroke-width=\"1.5\"/>", x, y_of(*p.y_low),
                            y_of(*p.y_high), s.colour);
-      out += fmt::format(
-          "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"6\" fill=\"{}\" stroke=\"#111111\"/>"
-          "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\" font-size=\"12\" fill=\"#111111\" "
-          "stroke=\"#FFFFFF\" stroke-width=\"3\" paint-order=\"stroke\">{} {:.1f}%</text></g>\n",
-          x, y, s.colour, label_x, label_y, label_left ? "end" : "start", escape(p.label), 100 * p.y);
+      out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"{}\" fill=\"{}\" stroke=\"#111111\"/>", x, y,
+                         s.connect ? 4 : 6, s.colour);
+      if (label)
+        out += fmt::format(
+            "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\" font-size=\"12\" fill=\"#111111\" "
+            "stroke=\"#FFFFFF\" stroke-width=\"3\" paint-order=\"stroke\">{}{:.1f}%</text>",
+            label_x, label_y, label_left ? "end" : "start", p.label.empty() ? "" : escape(p.label) + " ", 100 * p.y);
+      out += "</g>\n";
     }
   }
   out += "</svg>\n";

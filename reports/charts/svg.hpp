@@ -64,6 +64,8 @@ struct ScatterSeries {
   std::string name;
   std::string colour;
   std::vector<ScatterPoint> points;
+  bool connect = false;  // a line through the points in order (a curve, e.g. pass@1 by budget)
+  std::string dash;      // stroke-dasharray of that line ("" solid), so curves differ without colour
 };
 
 // x from 0 to a rounded-up maximum (x_label names the unit, e.g. "size (GB)"); y 0–100%.

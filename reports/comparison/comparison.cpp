@@ -157,8 +157,42 @@ Flip classify(double rate_a, double rate_b) {
   return Flip::tied;  // equal partial rates: only with several samples per task
 }
 
+// A task's scored samples in sample order (sandbox_error excluded, as in summarize).
+std::map<std::string, std::vector<const SampleVerdict*>> samples_by_task(const ModeResults& mode) {
+  std::map<std::string, std::vector<const SampleVerdict*>> out;
+  for (const auto& v : mode.verdicts)
+    if (v.status != Status::sandbox_error) out[v.task_id].push_back(&v);
+  for (auto& [task, list] : out)
+    std::sort(list.begin(), list.end(),
+              [](const SampleVerdict* x, const SampleVerdict* y) { return x->sample_index < y->sample_index; });
+  return out;
+}
+
+// The sample that speaks for one side of a flip: its first passing sample when
+// the side won, its first failing one when it lost.
+FlipSide flip_side(const std::vector<const SampleVerdict*>& samples, const ModeResults& mode, bool won) {
+  FlipSide side;
+  for (const SampleVerdict* v : samples)
+    if ((v->status == Status::passed) == won) {
+      side.status = v->status;
+      side.sample_index = v->sample_index;
+      side.detail = v->detail;
+      if (auto it = mode.generations.find({v->task_id, v->sample_index}); it != mode.generations.end())
+        side.generation = it->second;
+      break;
+    }
+  return side;
+}
+
 std::int64_t rounded_successes(double rate, std::size_t tasks) {
   return static_cast<std::int64_t>(std::llround(rate * static_cast<double>(tasks)));
+}
+
+std::vector<BudgetPoint> budget_curve_of(const RunResults& run, const std::string& mode) {
+  const auto it = run.modes.find(mode);
+  const auto budget = run.max_new_tokens(mode);
+  if (it == run.modes.end() || it->second.generations.empty() || !budget) return {};
+  return budget_curve(it->second.verdicts, it->second.generations, *budget);
 }
 
 ModeComparison compare_mode(const std::string& mode, const ModeResults& a, const ModeResults& b,
@@ -219,6 +253,18 @@ ModeComparison compare_mode(const std::string& mode, const ModeResults& a, const
       case Flip::regressed: ++m.regressed; break;
       case Flip::improved: ++m.improved; break;
     }
+  }
+  const auto samples_a = samples_by_task(a), samples_b = samples_by_task(b);
+  for (const auto& task : m.tasks) {
+    if (task.flip != Flip::regressed && task.flip != Flip::improved) continue;
+    const bool a_won = task.flip == Flip::improved;
+    FlipDetail detail{task.task_id, task.flip, flip_side(samples_a.at(task.task_id), a, a_won),
+                      flip_side(samples_b.at(task.task_id), b, !a_won)};
+    if (a_won)
+      ++m.improvements_by_cause[detail.b.status];
+    else
+      ++m.regressions_by_cause[detail.a.status];
+    m.flips.push_back(std::move(detail));
   }
   m.paired_delta = mean_of(differences);
   m.mcnemar_p = mcnemar_exact_p_value(m.regressed, m.improved);
@@ -305,15 +351,25 @@ Comparison compare_runs(std::vector<RunResults> runs, const ComparisonOptions& o
         continue;
       }
       contender.modes.push_back(compare_mode(name, it->second, baseline.modes.at(name), options));
+      contender.modes.back().budget_a = budget_curve_of(c.runs[i], name);
+      contender.modes.back().budget_b = budget_curve_of(baseline, name);
     }
     c.contenders.push_back(std::move(contender));
   }
-  if (!c.baseline().dataset_sha256.empty())
-    for (const auto& run : c.runs)
-      if (!run.dataset_sha256.empty() && run.dataset_sha256 != c.baseline().dataset_sha256)
-        c.notes.push_back(fmt::format("{} was scored on a different dataset file (SHA-256 {}) than the baseline ({})",
-                                      run.label, run.dataset_sha256.substr(0, 16),
-                                      c.baseline().dataset_sha256.substr(0, 16)));
+  // Pairing is only meaningful under the same conditions: refuse what differs.
+  std::vector<std::string> differing;
+  for (auto& contender : c.contenders) {
+    contender.guarantees = check_guarantees(c.runs[contender.run_index], baseline, c.modes);
+    for (const auto& g : contender.guarantees)
+      if (g.required && g.state == GuaranteeState::differs)
+        differing.push_back(fmt::format("{}: {} ({})", c.runs[contender.run_index].label, g.field, g.detail));
+  }
+  if (!differing.empty() && !options.allow_mismatch)
+    throw RunInputError(fmt::format(
+        "the runs were not made under the same conditions, so their flips would not be quantization effects; "
+        "differing fields against the baseline ({}): {}. Pass --allow-mismatch to compare them anyway",
+        baseline.label, fmt::join(differing, "; ")));
+  c.mismatches = std::move(differing);
   return c;
 }
 
@@ -518,6 +574,98 @@ std::string mode_statistics_markdown(const Comparison& c, const Contender& conte
       m.tasks.size(), m.detectable.min_one_way_flips);
   md += fmt::format("- Regressed: {}\n", task_list(m.task_ids(Flip::regressed)));
   md += fmt::format("- Improved: {}\n\n", task_list(m.task_ids(Flip::improved)));
+  if (!m.budget_a.empty() || !m.budget_b.empty())
+    md +=
+        "pass@1 by token budget (a sample not finished within the budget counts as failed; docs/compare.md, "
+        "\"Thinking-budget curve\"):\n\n" +
+        budget_table_markdown({{a, m.budget_a}, {b, m.budget_b}}) + "\n";
+  if (!m.flips.empty()) {
+    md += "Regressions by cause on each side:\n\n" + to_markdown(flip_cause_table(m)) + "\n";
+    md += "Flipped tasks:\n\n" + to_markdown(flip_table(m, a, b)) + "\n";
+  }
+  return md;
+}
+
+}  // namespace
+
+Table flip_cause_table(const ModeComparison& m) {
+  Table table;
+  table.header = {"cause (status of the failing side)", "regressed (A's sample)", "improved (baseline's sample)"};
+  for (Status status : all_statuses) {
+    const auto count = [&](const std::map<Status, std::int64_t>& by) {
+      const auto it = by.find(status);
+      return it == by.end() ? std::int64_t{0} : it->second;
+    };
+    const std::int64_t regressed = count(m.regressions_by_cause), improved = count(m.improvements_by_cause);
+    if (regressed || improved)
+      table.rows.push_back({std::string(to_string(status)), std::to_string(regressed), std::to_string(improved)});
+  }
+  table.rows.push_back({"total", std::to_string(m.regressed), std::to_string(m.improved)});
+  return table;
+}
+
+namespace {
+
+std::string rule_cell(const FlipSide& side) { return side.generation ? side.generation->extraction_rule : kUnknown; }
+std::string tokens_cell(const FlipSide& side) {
+  return side.generation ? fmt::format("{} ({})", side.generation->generated_tokens, side.generation->finish_reason)
+                         : kUnknown;
+}
+std::string thinking_cell(const FlipSide& side) {
+  if (!side.generation || !side.generation->thinking_closed) return kUnknown;
+  return *side.generation->thinking_closed ? "closed" : "not closed";
+}
+
+}  // namespace
+
+Table flip_table(const ModeComparison& m, const std::string& label_a, const std::string& label_b) {
+  Table table;
+  table.header = {"task", "outcome"};
+  for (const std::string* label : {&label_a, &label_b})
+    for (const char* what : {"status", "extraction", "tokens (finish)", "thinking"})
+      table.header.push_back(fmt::format("{} {}", *label, what));
+  for (const auto& flip : m.flips) {
+    std::vector<std::string> row{flip.task_id, std::string(to_string(flip.flip))};
+    for (const FlipSide* side : {&flip.a, &flip.b}) {
+      row.push_back(std::string(to_string(side->status)));
+      row.push_back(rule_cell(*side));
+      row.push_back(tokens_cell(*side));
+      row.push_back(thinking_cell(*side));
+    }
+    table.rows.push_back(std::move(row));
+  }
+  return table;
+}
+
+Table guarantees_table(const Contender& contender) {
+  Table table;
+  table.header = {"guarantee", "state", "field", "detail"};
+  for (const auto& g : contender.guarantees)
+    table.rows.push_back(
+        {g.name, std::string(to_string(g.state)) + (g.required ? "" : " (informative)"), g.field, g.detail});
+  return table;
+}
+
+std::string mismatch_warning(const Comparison& c) {
+  if (c.mismatches.empty()) return {};
+  return fmt::format(
+      "MISMATCH ALLOWED (--allow-mismatch): these runs differ in conditions that pairing assumes, so flips may "
+      "come from the difference rather than from quantization: {}.",
+      fmt::join(c.mismatches, "; "));
+}
+
+namespace {
+
+std::string guarantees_markdown(const Comparison& c) {
+  std::string md = "## Guarantees\n\n";
+  md +=
+      "What lets a flip be read as a quantization effect, checked from both runs' report.json. A required one "
+      "that differs refuses the comparison unless --allow-mismatch is given.\n\n";
+  for (const auto& contender : c.contenders) {
+    if (c.contenders.size() > 1)
+      md += fmt::format("{} vs {}:\n\n", c.runs[contender.run_index].label, c.baseline().label);
+    md += to_markdown(guarantees_table(contender)) + "\n";
+  }
   return md;
 }
 
@@ -525,8 +673,10 @@ std::string mode_statistics_markdown(const Comparison& c, const Contender& conte
 
 std::string to_markdown(const Comparison& c) {
   std::string md = fmt::format("# quanteval compare: {} vs {}\n\n", c.runs[0].label, c.baseline().label);
+  if (const std::string warning = mismatch_warning(c); !warning.empty()) md += "> **" + warning + "**\n\n";
   md += to_markdown(model_card_table(c));
   md += "\npass@1 cells: value [Wilson 95% interval over tasks]. Delta: A − baseline in percentage points.\n\n";
+  md += guarantees_markdown(c);
   md += "## Paired statistics\n\n";
   for (const auto& contender : c.contenders)
     for (const auto& m : contender.modes) md += mode_statistics_markdown(c, contender, m);
@@ -637,6 +787,35 @@ ordered_json mode_json(const ModeComparison& m) {
                      {"b", task.rate_b},
                      {"outcome", std::string(to_string(task.flip))}});
   j["tasks"] = tasks;
+  auto causes = [](const std::map<Status, std::int64_t>& by) {
+    ordered_json out = ordered_json::object();
+    for (const auto& [status, n] : by) out[std::string(to_string(status))] = n;
+    return out;
+  };
+  j["regressions_by_cause"] = causes(m.regressions_by_cause);
+  j["improvements_by_cause"] = causes(m.improvements_by_cause);
+  auto side_json = [](const FlipSide& side) {
+    ordered_json s = {
+        {"status", std::string(to_string(side.status))}, {"sample_index", side.sample_index}, {"detail", side.detail}};
+    if (side.generation) {
+      const SampleGeneration& g = *side.generation;
+      s["generated_tokens"] = g.generated_tokens;
+      s["finish_reason"] = g.finish_reason;
+      s["extraction_rule"] = g.extraction_rule;
+      s["thinking_closed"] = g.thinking_closed ? ordered_json(*g.thinking_closed) : ordered_json(nullptr);
+      s["completion"] = g.completion;
+    }
+    return s;
+  };
+  ordered_json flips = ordered_json::array();
+  for (const auto& flip : m.flips)
+    flips.push_back({{"task_id", flip.task_id},
+                     {"outcome", std::string(to_string(flip.flip))},
+                     {"a", side_json(flip.a)},
+                     {"b", side_json(flip.b)}});
+  j["flips"] = flips;
+  j["budget_curve_a"] = to_json(m.budget_a);
+  j["budget_curve_b"] = to_json(m.budget_b);
   return j;
 }
 
@@ -644,6 +823,7 @@ ordered_json mode_json(const ModeComparison& m) {
 
 ordered_json to_json(const Comparison& c) {
   ordered_json j;
+  if (!c.mismatches.empty()) j["mismatch_allowed"] = {{"warning", mismatch_warning(c)}, {"fields", c.mismatches}};
   j["baseline"] = c.baseline().label;
   j["modes"] = c.modes;
   ordered_json runs = ordered_json::array();
@@ -655,6 +835,14 @@ ordered_json to_json(const Comparison& c) {
     entry["run"] = c.runs[contender.run_index].label;
     entry["baseline"] = c.baseline().label;
     ordered_json modes = ordered_json::object();
+    ordered_json guarantees = ordered_json::array();
+    for (const auto& g : contender.guarantees)
+      guarantees.push_back({{"name", g.name},
+                            {"field", g.field},
+                            {"state", std::string(to_string(g.state))},
+                            {"required", g.required},
+                            {"detail", g.detail}});
+    entry["guarantees"] = guarantees;
     for (const auto& m : contender.modes) modes[m.mode] = mode_json(m);
     entry["modes"] = modes;
     comparisons.push_back(entry);

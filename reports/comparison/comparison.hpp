@@ -18,7 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "reports/comparison/guarantees.hpp"
 #include "reports/comparison/run_results.hpp"
+#include "reports/summary/budget_curve.hpp"
 #include "reports/summary/score_report.hpp"
 
 namespace quanteval::reports {
@@ -74,6 +76,22 @@ struct TaskComparison {
   Flip flip = Flip::both_fail;
 };
 
+// One side of a flipped task: the sample that decided it (the first failing
+// sample on the side that lost, the first passing one on the side that won;
+// with one sample per task, the sample) and what samples.jsonl says about it.
+struct FlipSide {
+  Status status = Status::failed;  // the cause on the losing side: failed, error, timeout, no_code, truncated, ...
+  int sample_index = 0;
+  std::string detail;                          // the verdict's one line
+  std::optional<SampleGeneration> generation;  // absent without samples.jsonl
+};
+
+struct FlipDetail {
+  std::string task_id;
+  Flip flip = Flip::regressed;  // regressed or improved
+  FlipSide a, b;
+};
+
 struct ModeComparison {
   std::string mode;
   double pass_at_1_a = 0.0, pass_at_1_b = 0.0;  // each over its own tasks
@@ -87,6 +105,13 @@ struct ModeComparison {
   std::vector<std::string> only_in_a, only_in_b;
   std::int64_t both_pass = 0, both_fail = 0, tied = 0, regressed = 0, improved = 0;
   double paired_delta = 0.0;  // mean over shared tasks of rate_a - rate_b
+  // Every regressed and improved task, problem order, with both sides' causes;
+  // and the counts: regressions by A's status, improvements by the baseline's.
+  std::vector<FlipDetail> flips;
+  std::map<Status, std::int64_t> regressions_by_cause, improvements_by_cause;
+  // pass@1 by token budget of each side (budget_curve.hpp); empty when a side has
+  // no samples.jsonl or no recorded budget for the mode.
+  std::vector<BudgetPoint> budget_a, budget_b;
   double mcnemar_p = 1.0;
   Interval bootstrap_ci, normal_ci;
   DetectableDelta detectable;
@@ -102,12 +127,16 @@ struct ComparisonOptions {
   std::vector<std::string> modes;  // empty: every mode both runs have
   int bootstrap_resamples = 10000;
   std::uint64_t seed = 1;
+  // Compare runs whose prompts, chat template, decoding or dataset differ
+  // (otherwise refused); every output then says so at the top.
+  bool allow_mismatch = false;
 };
 
 // One non-baseline run against the baseline.
 struct Contender {
   std::size_t run_index = 0;
   std::vector<ModeComparison> modes;
+  std::vector<Guarantee> guarantees;  // against the baseline (guarantees.hpp)
 };
 
 struct Comparison {
@@ -117,12 +146,17 @@ struct Comparison {
   std::vector<Contender> contenders;  // runs other than the baseline, in input order
   ComparisonOptions options;
   std::vector<std::string> notes;  // alignments made, warnings from the runs
+  // With --allow-mismatch: one line per required guarantee that differs
+  // ("<run>: decoding differs (decoding.temperature: 0.6 vs 0)"); empty otherwise.
+  std::vector<std::string> mismatches;
 
   const RunResults& baseline() const { return runs[baseline_index]; }
 };
 
 // runs[1] is the baseline; needs at least two runs. Throws RunInputError when
-// the runs share no mode, a requested mode is missing, or a mode has no shared task.
+// the runs share no mode, a requested mode is missing, a mode has no shared task,
+// or (unless options.allow_mismatch) a run's prompts, chat template, decoding or
+// dataset differ from the baseline's, naming every differing field.
 Comparison compare_runs(std::vector<RunResults> runs, const ComparisonOptions& options);
 
 // The model-card table as rows (shared by the Markdown and HTML writers).
@@ -132,6 +166,19 @@ struct Table {
 };
 Table model_card_table(const Comparison& comparison);
 std::string to_markdown(const Table& table);
+
+// A mode's flips as rows: "regressions by cause on each side" (status, regressions
+// by A's status, improvements by the baseline's) and one row per flipped task
+// (both sides' status, extraction rule, generated tokens / finish, thinking closed).
+Table flip_cause_table(const ModeComparison& mode);
+Table flip_table(const ModeComparison& mode, const std::string& label_a, const std::string& label_b);
+
+// The guarantees of one contender as rows: guarantee, state, field, detail.
+Table guarantees_table(const Contender& contender);
+
+// The sentence every output starts with when --allow-mismatch let differing runs
+// through (naming the fields); "" when nothing differs.
+std::string mismatch_warning(const Comparison& comparison);
 
 std::string to_markdown(const Comparison& comparison);  // table + paired statistics + notes
 nlohmann::ordered_json to_json(const Comparison& comparison);

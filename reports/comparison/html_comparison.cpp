@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "reports/charts/svg.hpp"
+#include "reports/comparison/line_diff.hpp"
+#include "reports/summary/budget_curve.hpp"
 
 namespace quanteval::reports {
 
@@ -22,6 +24,12 @@ tbody tr:nth-child(even) { background: #f7f7f7; }
 .note { color: #444; font-size: 0.92em; }
 .charts svg { display: block; margin: 12px 0; max-width: 100%; height: auto; }
 code { background: #f1f1f1; padding: 0 3px; }
+.sides { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
+.diff { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 0.85em; white-space: pre-wrap;
+        overflow-wrap: anywhere; background: #f7f7f7; padding: 6px; margin: 0; }
+.diff .del { background: #fde2d4; } .diff .add { background: #d6e9f8; }
+pre.trace { white-space: pre-wrap; overflow-wrap: anywhere; background: #f7f7f7; padding: 6px; font-size: 0.85em; }
+.mismatch { border: 2px solid #D55E00; background: #fff1e8; padding: 8px 12px; }
 )";
 
 // Outcome colours: Okabe-Ito vermillion and blue for the two directions that
@@ -174,6 +182,79 @@ std::string statistics_html(const Comparison& c, const Contender& contender, con
   return html;
 }
 
+// The thinking trace of a raw output: the text before </think> (all of it when it never closed).
+std::string thinking_trace(const SampleGeneration& g) {
+  const auto end = g.raw_output.find("</think>");
+  return end == std::string::npos ? g.raw_output : g.raw_output.substr(0, end);
+}
+
+std::string side_html(const std::string& label, const FlipSide& side) {
+  std::string html = "<div><h5>" + escape(label) + "</h5><ul>";
+  html += fmt::format("<li>status <strong>{}</strong> (sample {}){}</li>", to_string(side.status), side.sample_index,
+                      side.detail.empty() ? "" : ": " + escape(side.detail));
+  if (side.generation) {
+    const SampleGeneration& g = *side.generation;
+    html += fmt::format("<li>extraction: {}</li><li>generated tokens: {} (finish: {})</li>", escape(g.extraction_rule),
+                        g.generated_tokens, escape(g.finish_reason));
+    if (g.thinking_closed) html += fmt::format("<li>thinking {}</li>", *g.thinking_closed ? "closed" : "not closed");
+  } else {
+    html += "<li>no samples.jsonl: generation unknown</li>";
+  }
+  html += "</ul>";
+  if (side.generation && side.generation->thinking_closed) {
+    const std::string trace = thinking_trace(*side.generation);
+    html +=
+        fmt::format("<details><summary>thinking trace ({} characters)</summary><pre class=\"trace\">{}</pre></details>",
+                    trace.size(), escape(trace));
+  }
+  return html + "</div>";
+}
+
+// Each flip: both sides' facts side by side, the diff of the extracted code
+// (baseline -> A), the thinking traces collapsed.
+std::string flips_html(const Comparison& c, const Contender& contender, const ModeComparison& m) {
+  if (m.flips.empty()) return {};
+  const std::string& a = c.runs[contender.run_index].label;
+  const std::string& b = c.baseline().label;
+  std::string html = fmt::format("<h4>{}: regressions by cause on each side</h4>\n", escape(m.mode));
+  html += table_html(flip_cause_table(m));
+  html += fmt::format("<h4>{}: flipped tasks</h4>\n", escape(m.mode)) + table_html(flip_table(m, a, b));
+  for (const auto& flip : m.flips) {
+    html += fmt::format("<details class=\"flip\"><summary>{} — {} ({} {}, {} {})</summary>\n", escape(flip.task_id),
+                        to_string(flip.flip), escape(a), to_string(flip.a.status), escape(b), to_string(flip.b.status));
+    html += "<div class=\"sides\">" + side_html(a, flip.a) + side_html(b, flip.b) + "</div>\n";
+    if (flip.a.generation && flip.b.generation) {
+      html += fmt::format("<p class=\"note\">Extracted code, {} (−) → {} (+):</p>\n<pre class=\"diff\">", escape(b),
+                          escape(a));
+      for (const auto& line : line_diff(flip.b.generation->completion, flip.a.generation->completion)) {
+        const char* cls = line.kind == DiffLine::Kind::removed ? "del"
+                          : line.kind == DiffLine::Kind::added ? "add"
+                                                               : "";
+        const char* mark = line.kind == DiffLine::Kind::removed ? "− "
+                           : line.kind == DiffLine::Kind::added ? "+ "
+                                                                : "  ";
+        html += fmt::format("<span class=\"{}\">{}{}</span>\n", cls, mark, escape(line.text));
+      }
+      html += "</pre>\n";
+    }
+    html += "</details>\n";
+  }
+  return html;
+}
+
+std::string guarantees_html(const Comparison& c) {
+  std::string html =
+      "<h2>Guarantees</h2>\n<p class=\"note\">What lets a flip be read as a quantization effect, checked from "
+      "both runs' report.json. A required one that differs refuses the comparison unless --allow-mismatch is "
+      "given.</p>\n";
+  for (const auto& contender : c.contenders) {
+    if (c.contenders.size() > 1)
+      html += "<h3>" + escape(c.runs[contender.run_index].label + " vs " + c.baseline().label) + "</h3>\n";
+    html += table_html(guarantees_table(contender));
+  }
+  return html;
+}
+
 }  // namespace
 
 std::string comparison_html(const Comparison& c) {
@@ -183,6 +264,8 @@ std::string comparison_html(const Comparison& c) {
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<style>{}</style>\n</head>\n<body>\n"
       "<h1>{}</h1>\n",
       escape(title), kStyle, escape(title));
+  if (const std::string warning = mismatch_warning(c); !warning.empty())
+    html += "<p class=\"mismatch\" role=\"alert\"><strong>" + escape(warning) + "</strong></p>\n";
   html += "<h2>Model card</h2>\n" + table_html(model_card_table(c));
   html +=
       "<p class=\"note\">pass@1 cells: value [Wilson 95% interval over problems]. Delta: run − baseline in "
@@ -191,10 +274,16 @@ std::string comparison_html(const Comparison& c) {
   for (const auto& contender : c.contenders)
     for (const auto& m : contender.modes)
       if (m.paired) html += grid_chart(c, contender, m);
+  for (const auto& contender : c.contenders)
+    for (const auto& m : contender.modes)
+      if (!m.budget_a.empty() || !m.budget_b.empty())
+        html += budget_chart({{c.runs[contender.run_index].label + " " + m.mode, m.budget_a},
+                              {c.baseline().label + " " + m.mode, m.budget_b}});
   html += size_chart(c) + "</div>\n";
+  html += guarantees_html(c);
   html += "<h2>Paired statistics</h2>\n";
   for (const auto& contender : c.contenders)
-    for (const auto& m : contender.modes) html += statistics_html(c, contender, m);
+    for (const auto& m : contender.modes) html += statistics_html(c, contender, m) + flips_html(c, contender, m);
   if (!c.notes.empty()) {
     html += "<h2>Notes</h2>\n<ul>\n";
     for (const auto& note : c.notes) html += "<li>" + escape(note) + "</li>\n";

@@ -50,6 +50,13 @@ class FieldReader {
     if (!std::isfinite(result)) throw RunInputError(fmt::format("{}: not a finite number", where(name)));
     return result;
   }
+  std::optional<bool> boolean(const std::string& name) const {
+    const json* value = find(name);
+    if (!value) return std::nullopt;
+    if (!value->is_boolean())
+      throw RunInputError(fmt::format("{}: expected true or false, got {}", where(name), type_name(*value)));
+    return value->get<bool>();
+  }
   FieldReader object(const std::string& name) const {
     const json* value = find(name);
     if (value && !value->is_object())
@@ -111,6 +118,13 @@ double ModeResults::pass_at_1() const {
   return it == summary.pass_at_k.end() ? 0.0 : it->second;
 }
 
+std::optional<int> RunResults::max_new_tokens(const std::string& mode) const {
+  if (!decoding) return std::nullopt;
+  const auto it = decoding->find("max_new_tokens_" + mode);
+  if (it == decoding->end() || !it->is_number_integer() || it->get<long long>() <= 0) return std::nullopt;
+  return static_cast<int>(it->get<long long>());
+}
+
 RunResults load_run(const fs::path& directory) {
   if (!fs::is_directory(directory))
     throw RunInputError(
@@ -144,6 +158,13 @@ RunResults load_run(const fs::path& directory) {
     run.device = device->is_string() ? device->get<std::string>() : device->dump();
   run.dataset_name = top.object("dataset").text("name");
   run.dataset_sha256 = top.object("dataset").text("sha256");
+  if (top.find("chat_template_sha256")) run.chat_template_sha256 = top.text("chat_template_sha256");
+  if (const json* decoding = top.find("decoding")) {
+    if (!decoding->is_object())
+      throw RunInputError(fmt::format("{}: expected an object, got {}", top.where("decoding"), type_name(*decoding)));
+    run.decoding = *decoding;
+  }
+  run.batch_invariant = top.object("generation").boolean("batch_invariant");
   std::string unnamed_mode(kUnnamedMode);
   if (const json* mode = top.find("mode");
       mode && mode->is_string() && !mode->get<std::string>().empty() && mode->get<std::string>() != "both")
@@ -176,6 +197,7 @@ RunResults load_run(const fs::path& directory) {
 
   for (auto& [name, mode] : run.modes) {
     mode.summary = summarize(mode.verdicts);
+    mode.prompt_sha256 = top.object("modes").object(name).text("prompt_sha256");
     if (mode.summary.tasks.empty())
       run.warnings.push_back(fmt::format("mode {}: every sample is a sandbox_error; nothing was scored", name));
     // Cross-check the stated pass@1 (the writer rounds nothing, so any gap is real).

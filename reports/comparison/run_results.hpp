@@ -11,11 +11,13 @@
 // kept rather than an error: the numbers compared are the recomputed ones.
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "reports/records/sample_generation.hpp"
 #include "reports/records/verdict_record.hpp"  // SampleVerdict, RunInputError
 #include "reports/summary/score_report.hpp"
 
@@ -42,6 +44,9 @@ struct ModeResults {
   Summary summary;                      // summarize(verdicts)
   // Only for a published run: the reported pass@1 as a fraction; it has no verdicts.
   std::optional<double> published_pass_at_1;
+  std::string prompt_sha256;  // report.json modes.M.prompt_sha256 ("" when not recorded)
+  // samples.jsonl's lines of this mode, filled by the harness (empty without that file).
+  Generations generations;
 
   bool has_verdicts() const { return !verdicts.empty(); }
   double pass_at_1() const;  // recomputed from verdicts, else the published value
@@ -55,8 +60,15 @@ struct RunResults {
   SpeedInfo speed;
   std::string device;
   std::string dataset_name, dataset_sha256;
+  // What decides whether two runs may be paired (report.json of `quanteval run`):
+  std::optional<std::string> chat_template_sha256;  // "" = recorded as unused; absent = not recorded
+  std::optional<nlohmann::json> decoding;           // the "decoding" object
+  std::optional<bool> batch_invariant;              // generation.batch_invariant
   std::map<std::string, ModeResults> modes;
   std::vector<std::string> warnings;  // inconsistencies worth a line in the report
+
+  // decoding.max_new_tokens_<mode> from report.json, when recorded.
+  std::optional<int> max_new_tokens(const std::string& mode) const;
 };
 
 // Loads DIR/results.jsonl (required) and DIR/report.json (optional: without it

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "reports/charts/svg.hpp"
+#include "reports/summary/budget_curve.hpp"
 
 namespace quanteval::reports {
 
@@ -15,6 +16,13 @@ namespace {
 double round_to(double value, double unit) { return std::round(value / unit) * unit; }
 
 std::string percent(double fraction) { return fmt::format("{:.2f}%", 100.0 * fraction); }
+
+std::vector<NamedCurve> budget_curves(const RunReport& r) {
+  std::vector<NamedCurve> curves;
+  for (const auto& m : r.modes)
+    if (!m.generations.empty()) curves.push_back({m.name, budget_curve(m.verdicts, m.generations, m.max_new_tokens)});
+  return curves;
+}
 
 }  // namespace
 
@@ -47,6 +55,8 @@ ordered_json to_json(const RunReport& r) {
             : round_to(static_cast<double>(m.generated_tokens) / static_cast<double>(m.verdicts.size()), 0.1);
     if (!m.extraction_rules.empty()) mode["extraction_rules"] = m.extraction_rules;
     mode["prompt_sha256"] = m.prompt_hash;
+    if (!m.generations.empty())
+      mode["budget_curve"] = to_json(budget_curve(m.verdicts, m.generations, m.max_new_tokens));
     modes[m.name] = mode;
   }
   j["modes"] = modes;
@@ -54,6 +64,7 @@ ordered_json to_json(const RunReport& r) {
                 {"decode_tok_s", round_to(r.decode_tokens_per_second, 0.1)}};
   j["device"] = r.device;
   if (!r.backend.is_null()) j["backend"] = r.backend;
+  j["generation"] = {{"batch_invariant", r.batch_invariant ? ordered_json(*r.batch_invariant) : ordered_json(nullptr)}};
   j["wall_s"] = round_to(r.wall_seconds, 0.001);
   j["sandbox"] = to_json(r.sandbox);
   return j;
@@ -99,7 +110,10 @@ std::string to_markdown(const RunReport& r) {
                         w.value("first", "").empty() ? "" : " -- e.g. " + w.value("first", ""));
     md += "\n";
   }
-  md += fmt::format("\nDecoding: `{}`\n", r.decoding.dump());
+  md += fmt::format("\nDecoding: `{}`; batch-invariant generation: {}.\n", r.decoding.dump(),
+                    !r.batch_invariant   ? "not recorded"
+                    : *r.batch_invariant ? "yes"
+                                         : "not promised");
   md += fmt::format("\nDataset {} (SHA-256 `{}`), configuration hash `{}`.\n", r.dataset.name,
                     r.dataset.sha256.substr(0, 16), r.config_hash.substr(0, 16));
   for (const auto& m : r.modes) {
@@ -109,6 +123,10 @@ std::string to_markdown(const RunReport& r) {
     md.pop_back();
     md += "\n";
   }
+  const std::vector<NamedCurve> curves = budget_curves(r);
+  if (!curves.empty())
+    md += "\npass@1 by token budget (a sample not finished within the budget counts as failed; docs/compare.md):\n\n" +
+          budget_table_markdown(curves);
   md += fmt::format("\nSandbox: Python {}, {} workers, time limit {}; protections: {}.\n", r.sandbox.python_version,
                     r.sandbox.workers, time_limit_text(r.sandbox), fmt::join(r.sandbox.protections, ", "));
   md += fmt::format("\nquanteval {} · {}\n", r.tool_version, r.created_utc);
@@ -156,6 +174,8 @@ std::string to_html(const RunReport& r) {
     body += svg::category_grid(m.name + ": every sample", "one cell per sample in task order, coloured by verdict",
                                cells, grid_categories);
   }
+  const std::vector<NamedCurve> curves = budget_curves(r);
+  body += budget_chart(curves);
   const std::string table = svg::escape(to_markdown(r));
   return fmt::format(
       "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>quanteval run: {0}</title>\n"

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "reports/records/sample_generation.hpp"
 #include "reports/summary/score_report.hpp"
 
 namespace quanteval::reports {
@@ -33,6 +34,8 @@ struct ModeReport {
   std::uint64_t generated_tokens = 0;
   std::map<std::string, std::size_t> extraction_rules;  // thinking: how the code was found, counted
   std::string prompt_hash;                              // SHA-256 over every prompt text of the mode
+  Generations generations;                              // every sample's generation (budget curve)
+  int max_new_tokens = 0;                               // the mode's token budget
 };
 
 struct RunReport {
@@ -53,6 +56,10 @@ struct RunReport {
   // servers, their URLs, served model, versions, retries, failures, warnings and
   // throughput (harness/generation/openai_backend.hpp). Null when nothing was generated.
   nlohmann::ordered_json backend;
+  // The generator's promise that a sample does not depend on the batch it ran in
+  // or the thread count (GenerationBackend's BackendInfo); absent when nothing was
+  // generated this session (a resume that only scored).
+  std::optional<bool> batch_invariant;
   bool resumed = false;
 };
 

@@ -118,6 +118,11 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;  // "cpu (2 threads)", "cuda (NVIDIA H200)"
+  // True when a sequence's logits are the same bits whatever else shares its
+  // forward step and whatever the thread count (tests/model/batch_invariance_test):
+  // then `run` gives the same samples at any --max-batch and --threads, and a
+  // report can say so (docs/compare.md, "Noise floor").
+  virtual bool batch_invariant() const = 0;
 
   // --- weights, built once ---
   virtual std::unique_ptr<LinearWeight> linear(const LinearSource& source) = 0;

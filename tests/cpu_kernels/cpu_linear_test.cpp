@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <numeric>
@@ -442,4 +443,56 @@ TEST_CASE("invalid shapes and arguments are rejected with a message") {
   CHECK_THROWS_AS(DenseLinear::from_f32(x.data(), 0, 32), std::invalid_argument);
   CHECK_THROWS_AS(DenseLinear::from_f32(x.data(), 1, 32, wrong_bias), std::invalid_argument);
   CHECK_THROWS_AS(quantize_reference(x, 1, 32, QuantizeOptions{32}), std::invalid_argument);
+}
+
+// Batch invariance: a row's output is the same bits whether it is computed
+// alone (m = 1, decode at --max-batch 1) or as row i of a batch of m rows
+// (decode at --max-batch 16, or prefill). This is what lets `quanteval run`
+// give identical samples at any batch size (docs/cpu-kernels.md). Checked for
+// every path the runtime uses; the INT4 fp32-activation path (tests and
+// benchmarks only) picks its accumulator chains by tile size and is not
+// batch-invariant, as documented.
+TEST_CASE("a row's output does not depend on the other rows of the batch (bitwise)") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 70);
+  ThreadPool pool(2);
+  const int k = 320, n = 152, max_m = 19;
+  const auto dense = random_floats(rng, static_cast<size_t>(n) * k);
+  const auto owned =
+      quantize_reference(dense, n, k, QuantizeOptions{64, true, true, GptqFormat::v1, ScaleFormat::f16, rng()});
+  const auto int4 = Int4Linear::from_gptq(owned.weight);
+  std::vector<uint16_t> bf16_bits(dense.size()), f16_bits(dense.size());
+  for (size_t i = 0; i < dense.size(); ++i) {
+    bf16_bits[i] = float_to_bf16(dense[i]);
+    f16_bits[i] = float_to_f16(dense[i]);
+  }
+  const auto bf16 = DenseLinear::from_bf16(bf16_bits.data(), n, k);
+  const auto f16 = DenseLinear::from_f16(f16_bits.data(), n, k);
+  const auto f32 = DenseLinear::from_f32(dense.data(), n, k);
+  const auto x = random_floats(rng, static_cast<size_t>(max_m) * k);
+
+  using Forward = std::function<void(const float*, int, float*)>;
+  auto check_invariant = [&](const std::string& what, const Forward& forward) {
+    CAPTURE(what);
+    std::vector<float> alone(static_cast<size_t>(max_m) * n);
+    for (int row = 0; row < max_m; ++row) {
+      auto y = poisoned(n);
+      forward(x.data() + static_cast<size_t>(row) * k, 1, y.data());
+      std::copy(y.begin(), y.end(), alone.begin() + static_cast<std::ptrdiff_t>(row) * n);
+    }
+    int differing = 0;
+    for (int m = 2; m <= max_m; ++m) {
+      auto y = poisoned(static_cast<size_t>(m) * n);
+      forward(x.data(), m, y.data());
+      if (std::memcmp(y.data(), alone.data(), y.size() * sizeof(float)) != 0) ++differing;
+    }
+    CHECK_MESSAGE(differing == 0, differing << " of " << max_m - 1 << " batch sizes differ from rows computed alone");
+  };
+  for (CpuIsa isa : runnable_isas()) {
+    const std::string level(to_string(isa));
+    check_invariant("int4 int16 " + level,
+                    [&](const float* a, int m, float* y) { int4.forward(a, m, y, pool, isa, Int4Activations::int16); });
+    check_invariant("bf16 " + level, [&](const float* a, int m, float* y) { bf16.forward(a, m, y, pool, isa); });
+    check_invariant("f16 " + level, [&](const float* a, int m, float* y) { f16.forward(a, m, y, pool, isa); });
+    check_invariant("f32 " + level, [&](const float* a, int m, float* y) { f32.forward(a, m, y, pool, isa); });
+  }
 }

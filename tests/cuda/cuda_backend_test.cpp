@@ -509,6 +509,7 @@ class FaultyBackend final : public Backend {
  public:
   explicit FaultyBackend(LinearKernels linears) : inner_(2, linears) {}
   std::string name() const override { return inner_.name() + " with a planted attention fault"; }
+  bool batch_invariant() const override { return inner_.batch_invariant(); }
   std::unique_ptr<LinearWeight> linear(const LinearSource& source) override { return inner_.linear(source); }
   std::unique_ptr<VectorWeight> vector(std::vector<float> values) override { return inner_.vector(std::move(values)); }
   std::unique_ptr<TableWeight> table(const DenseSource& source) override { return inner_.table(source); }

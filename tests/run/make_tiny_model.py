@@ -48,6 +48,9 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--gptq", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
+    # A small embedding scale keeps the (tied) lm_head from repeating the last token, so
+    # the outputs vary from token to token: what a batch-invariance test needs.
+    parser.add_argument("--embed-scale", type=float, default=1.0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     os.makedirs(args.out, exist_ok=True)
@@ -58,7 +61,7 @@ def main():
     def ones(n):
         return ("BF16", [n], bf16_bytes([1.0] * n))
 
-    tensors = {"model.embed_tokens.weight": dense(VOCAB, HIDDEN, 1.0), "model.norm.weight": ones(HIDDEN)}
+    tensors = {"model.embed_tokens.weight": dense(VOCAB, HIDDEN, args.embed_scale), "model.norm.weight": ones(HIDDEN)}
     linears = {}
     for layer in range(LAYERS):
         p = f"model.layers.{layer}."

@@ -1,6 +1,8 @@
 // `quanteval run`: both modes end to end, resume after SIGKILL at a random
-// point equals an uninterrupted run, refusal of a changed configuration, and
-// compare/gate on the two checkpoints' runs.
+// point equals an uninterrupted run, refusal of a changed configuration,
+// compare/gate on the two checkpoints' runs, and the noise floor: one
+// checkpoint run at --max-batch 1 --threads 1 and at --max-batch 16 --threads 2
+// gives identical samples, and compare of the two flips nothing.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <signal.h>
@@ -12,6 +14,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "tests/support/test_data.hpp"
@@ -27,11 +30,15 @@ namespace {
 const fs::path& models_dir() {
   static quanteval::test::TempDir dir;
   static const bool built = [] {
-    for (const char* kind : {"bf16", "gptq"}) {
+    // "varied": GPTQ with a small embedding scale, so its outputs change from token to
+    // token (the others mostly repeat one token): the batch-invariance test needs that.
+    for (const char* kind : {"bf16", "gptq", "varied"}) {
+      const std::string flags = std::string(kind) == "gptq"     ? "--gptq"
+                                : std::string(kind) == "varied" ? "--gptq --embed-scale 0.05"
+                                                                : "";
       const std::string command =
           fmt::format("'{}' '{}' --tokenizer '{}' --out '{}' {}", quanteval::test::python(), QUANTEVAL_MAKE_TINY_MODEL,
-                      quanteval::test::qwen3_tokenizer_dir().string(), (dir.path() / kind).string(),
-                      std::string(kind) == "gptq" ? "--gptq" : "");
+                      quanteval::test::qwen3_tokenizer_dir().string(), (dir.path() / kind).string(), flags);
       if (std::system(command.c_str()) != 0) return false;
     }
     return true;
@@ -112,6 +119,15 @@ TEST_CASE("run: both modes produce every file, every status is accounted for") {
   CHECK(report["modes"]["standard"]["pass_at_k"]["pass@1"].get<double>() == 0.0);
   CHECK(report["model"]["quantization"].get<std::string>().find("GPTQ 4-bit") != std::string::npos);
   CHECK(report["chat_template_sha256"].get<std::string>().size() == 64);
+  // The CPU runtime promises batch invariance; each mode has its budget curve, ending at the budget.
+  CHECK(report["generation"]["batch_invariant"] == true);
+  for (const char* mode : {"standard", "thinking"}) {
+    const json& curve = report["modes"][mode]["budget_curve"];
+    REQUIRE(curve.size() == 1);  // a budget of 40 is below the first doubling (512)
+    CHECK(curve[0]["budget"] == 40);
+    CHECK(curve[0]["pass@1"] == report["modes"][mode]["pass_at_k"]["pass@1"]);
+    CHECK(curve[0]["samples"] == 4);
+  }
   // The prompts of the thinking mode come from the real chat template.
   std::ifstream run_json(out / "run.json");
   CHECK(json::parse(run_json)["config"]["prompts"].contains("thinking"));
@@ -194,4 +210,46 @@ TEST_CASE("run --baseline compares; gate and compare read run directories") {
   const auto gate = run_quanteval({"gate", quant.string(), base.string(), "--max-drop", "1"});
   INFO(gate.out << gate.err);
   CHECK(gate.exit_code == 0);
+}
+
+TEST_CASE("run: --max-batch 1 --threads 1 and --max-batch 16 --threads 2 give identical samples") {
+  quanteval::test::TempDir tmp;
+  const fs::path model = models_dir() / "varied";
+  // Every field of a sample but the timing-free ones must match: text, code, token counts, finish.
+  auto samples = [](const fs::path& run) {
+    std::map<std::string, json> out;
+    for (auto s : read_jsonl(run / "samples.jsonl")) out[key(s)] = s;
+    return out;
+  };
+  for (const char* preset : {"greedy", "qwen-thinking"}) {
+    CAPTURE(preset);
+    const fs::path one = tmp.path() / (std::string(preset) + "-b1"),
+                   sixteen = tmp.path() / (std::string(preset) + "-b16");
+    auto args_one = run_args(model, one, "10");
+    auto args_sixteen = run_args(model, sixteen, "10");
+    for (auto* args : {&args_one, &args_sixteen}) args->insert(args->end(), {"--preset", preset});
+    args_one.insert(args_one.end(), {"--max-batch", "1", "--threads", "1"});
+    args_sixteen.insert(args_sixteen.end(), {"--max-batch", "16", "--threads", "2"});
+    REQUIRE(run_quanteval(args_one).exit_code == 0);
+    REQUIRE(run_quanteval(args_sixteen).exit_code == 0);
+    const auto a = samples(one), b = samples(sixteen);
+    REQUIRE(a.size() == 20);
+    std::set<std::string> distinct;
+    for (const auto& [k, s] : a) distinct.insert(s.at("raw_output").get<std::string>());
+    CHECK(distinct.size() > 10);  // the fixture is not degenerate: a changed logit could show
+    CHECK(a == b);
+    CHECK(outcome(one) == outcome(sixteen));
+
+    // compare: zero flips, every guarantee holds (batch invariance as the runs record it).
+    const auto r = run_quanteval({"compare", one.string(), sixteen.string(), "--out", (tmp.path() / "cmp").string()});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    std::ifstream in(tmp.path() / "cmp" / "compare.json");
+    const json c = json::parse(in);
+    for (const char* mode : {"standard", "thinking"}) {
+      CHECK(c["comparisons"][0]["modes"][mode]["counts"]["regressed"] == 0);
+      CHECK(c["comparisons"][0]["modes"][mode]["counts"]["improved"] == 0);
+    }
+    for (const auto& g : c["comparisons"][0]["guarantees"]) CHECK_MESSAGE(g["state"] == "holds", g.dump());
+  }
 }

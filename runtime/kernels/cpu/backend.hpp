@@ -54,6 +54,9 @@ class CpuBackend final : public Backend {
   ~CpuBackend() override;
 
   std::string name() const override;
+  // Every op computes a row from that row alone, in an order fixed by the shapes
+  // (docs/cpu-kernels.md, "Batch invariance").
+  bool batch_invariant() const override { return true; }
   ThreadPool& pool() { return pool_; }
 
   std::unique_ptr<LinearWeight> linear(const LinearSource& source) override;

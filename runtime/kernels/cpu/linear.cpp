@@ -310,10 +310,13 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   problem.y = y;
   problem.bias = bias_.empty() ? nullptr : bias_.data();
   std::unique_ptr<float[], AlignedFree> split;
-  if (type_ == detail::DenseType::bf16 && isa == CpuIsa::avx512 && m >= 2) {
-    // The AVX-512 bf16 kernel for several X rows takes x split by k parity (see
-    // dense_bf16_split_tile); m * K floats, small next to the weights. M = 1 (decode's
-    // lm_head, already at ~85-90% of memory bandwidth) keeps the plain kernel.
+  if (type_ == detail::DenseType::bf16 && isa == CpuIsa::avx512) {
+    // The AVX-512 bf16 kernel takes x split by k parity (see dense_bf16_split_tile);
+    // m * K floats, small next to the weights. It runs for every m, M = 1 included,
+    // although the plain kernel was as fast there: an output's FMA sequence in the
+    // split kernel does not depend on m, so a row gives the same bits alone (decode at
+    // --max-batch 1) and inside a batch (batch invariance, docs/cpu-kernels.md). With
+    // the plain kernel at M = 1 and the split one at M >= 2 the orders differed.
     // 64-byte aligned (half is a multiple of 16 floats, so every X vector load is one
     // cache line; misaligned, each would split two lines: ~30% slower, measured).
     const int64_t half = ((static_cast<int64_t>(in_features_) + 1) / 2 + 15) / 16 * 16;

@@ -161,6 +161,10 @@ class CudaBackend final : public Backend {
     workspace_.emplace();
   }
 
+  // Not promised: Marlin's tile and stream-K split and cuBLAS's algorithm choice depend
+  // on the number of rows, so a row's projections may round differently alone and in
+  // a batch (attention and DeltaNet are per row with fixed 512-position splits).
+  bool batch_invariant() const override { return false; }
   std::string name() const override {
     return fmt::format("cuda ({}{})", device_name_,
                        options_.linears == LinearKernels::reference ? ", GPTQ dequantized to BF16 + cuBLAS" : "");
