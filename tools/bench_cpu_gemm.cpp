@@ -1,7 +1,10 @@
 // CPU GEMM micro-benchmark: the INT4 GPTQ kernel (default int16-activation path, and
 // the exact fp32 path) against two baselines measured in the same run on the same
-// shape: memcpy of a buffer the size of the packed INT4 stream (the bandwidth floor)
-// and the dense BF16 kernel.
+// shape: memcpy of a buffer the size of the packed INT4 stream and the dense BF16
+// kernel (all hot in cache), plus at M = 1 the DRAM-resident case: the GEMV over a
+// rotation of copies of the weight totalling >= 256 MB (far beyond the LLC), compared
+// with the memory floor (measure_read_bandwidth); a cold GEMV above the floor is
+// flagged and the program exits with 1.
 //
 //   bench_cpu_gemm [--threads N] [--isa scalar|avx2|avx512] [--quick]
 //
@@ -22,6 +25,7 @@
 #include <fmt/format.h>
 
 #include "runtime/base/numeric.hpp"
+#include "runtime/kernels/cpu/bandwidth.hpp"
 #include "runtime/kernels/cpu/linear.hpp"
 
 using namespace quanteval::runtime;
@@ -110,10 +114,16 @@ int main(int argc, char** argv) try {
   const int batch_sizes[] = {1, 4, 16};
   constexpr int kGroupSize = 64;
 
+  const ReadBandwidth floor_bw = measure_read_bandwidth(pool, std::size_t{1} << 30, 5);
+  fmt::print("CPU: {}; default ISA: {}; threads {}\n", cpu_model_name(), describe_cpu_isa(), pool.size());
+  fmt::print("read floor: {:.1f} GB/s ({} loads, {} threads, 1 GiB, best of {} passes, worst {:.1f})\n",
+             floor_bw.gb_per_s, to_string(floor_bw.isa), floor_bw.threads, floor_bw.passes, floor_bw.worst_gb_per_s);
   fmt::print(
       "bench_cpu_gemm: isa={} threads={} group_size={} act-order; int4 = int16 activations (the default), "
       "fp32 = the exact fp32 path\n",
       to_string(isa), pool.size(), kGroupSize);
+  int over_floor = 0;
+  std::vector<std::string> cold_rows;
   fmt::print(
       "| shape | K | N | M | int4 ms | int4 GB/s | int4 fp32 ms | fp32 / int16 time | memcpy ms | int4 vs memcpy | "
       "bf16 ms | bf16 GB/s | int4 speed-up vs bf16 |\n");
@@ -133,6 +143,24 @@ int main(int argc, char** argv) try {
       std::memcpy(copy_dst.data(), copy_src.data(), int4_bytes);
       asm volatile("" : : "r"(copy_dst.data()) : "memory");  // keep the copy
     });
+    {
+      // DRAM-resident GEMV: enough copies that each call finds its weight out of cache.
+      const int copies = static_cast<int>(std::max<size_t>(2, (size_t{256} << 20) / int4_bytes + 1));
+      std::vector<Int4Linear> rotation(static_cast<size_t>(copies), int4);
+      std::vector<float> x(static_cast<size_t>(shape.k), 0.5f), y(static_cast<size_t>(shape.n));
+      for (auto& copy : rotation) copy.forward(x.data(), 1, y.data(), pool, isa, Int4Activations::int16);
+      double best = 1e30;
+      for (int pass = 0; pass < 3; ++pass) {
+        const auto start = std::chrono::steady_clock::now();
+        for (auto& copy : rotation) copy.forward(x.data(), 1, y.data(), pool, isa, Int4Activations::int16);
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
+      const double gbs = static_cast<double>(int4_bytes) * copies / best / 1e9;
+      const bool over = gbs > floor_bw.gb_per_s;
+      over_floor += over;
+      cold_rows.push_back(fmt::format("| {} | {} | {} | {:.1f} | {:.0f}%{} |", shape.label, shape.k, shape.n, gbs,
+                                      100 * gbs / floor_bw.gb_per_s, over ? " **ABOVE THE FLOOR**" : ""));
+    }
     for (int m : batch_sizes) {
       std::vector<float> x(static_cast<size_t>(m) * shape.k), y(static_cast<size_t>(m) * shape.n);
       std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -153,6 +181,14 @@ int main(int argc, char** argv) try {
   fmt::print(
       "int4 GB/s = packed INT4 stream (nibbles + 16-bit scale/zero headers) / time; memcpy copies a buffer of\n"
       "that size (reads and writes it); 'int4 vs memcpy' = memcpy time / int4 time.\n");
+  fmt::print("\nDRAM-resident INT4 GEMV, M = 1 (rotation of copies >= 256 MB), vs the read floor {:.1f} GB/s:\n",
+             floor_bw.gb_per_s);
+  fmt::print("| shape | K | N | GB/s | of floor |\n| --- | ---: | ---: | ---: | ---: |\n");
+  for (const auto& row : cold_rows) fmt::print("{}\n", row);
+  if (over_floor > 0) {
+    std::fprintf(stderr, "bench_cpu_gemm: %d GEMV(s) read faster than the measured floor\n", over_floor);
+    return 1;
+  }
   return 0;
 } catch (const std::exception& error) {
   std::fprintf(stderr, "bench_cpu_gemm: %s\n", error.what());

@@ -277,6 +277,28 @@ void dense_rows_avx2(const DenseProblem& p, int64_t row_begin, int64_t row_end) 
   }
 }
 
+// Unaligned loads (the buffer need not be 32-byte aligned); 4 ymm = 2 cache lines per step.
+uint64_t read_stream_avx2(const void* data, size_t bytes) {
+  const char* p = static_cast<const char*>(data);
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 128 <= bytes; i += 128) {
+    a0 = _mm256_xor_si256(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_xor_si256(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_xor_si256(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_xor_si256(a3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  const __m256i all = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+  const __m128i half = _mm_xor_si128(_mm256_castsi256_si128(all), _mm256_extracti128_si256(all, 1));
+  uint64_t out = static_cast<uint64_t>(_mm_cvtsi128_si64(half)) ^ static_cast<uint64_t>(_mm_extract_epi64(half, 1));
+  for (; i + 8 <= bytes; i += 8) {
+    uint64_t word;
+    __builtin_memcpy(&word, p + i, sizeof word);
+    out ^= word;
+  }
+  return out;
+}
+
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count) {
   size_t i = 0;
   for (; i + 8 <= count; i += 8) {
@@ -298,6 +320,7 @@ void dense_rows_avx2(const DenseProblem&, int64_t, int64_t) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 void f16_to_float_avx2(const uint16_t*, float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
+uint64_t read_stream_avx2(const void*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 }  // namespace quanteval::runtime::detail
 
 #endif
