@@ -67,7 +67,7 @@ std::string describe_cpu_isa() {
     hardware = CpuIsa::avx512;
   else if (hardware_supports(CpuIsa::avx2))
     hardware = CpuIsa::avx2;
-  if (hardware != best) out += " (capped by QUANTEVAL_CPU_ISA; hardware: " + std::string(to_string(hardware)) + ")";
+  if (hardware != best) out += " (capped by QUANTEVAL_CPU_ISA, hardware: " + std::string(to_string(hardware)) + ")";
   return out;
 }
 

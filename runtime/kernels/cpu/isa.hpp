@@ -26,7 +26,7 @@ bool cpu_supports(CpuIsa isa);
 // process; an unknown value throws std::invalid_argument naming it.
 CpuIsa isa_cap();
 
-// The name as printed by the benchmarks: the level plus "(capped by QUANTEVAL_CPU_ISA)"
+// The name as printed by the benchmarks: the level plus "(capped by QUANTEVAL_CPU_ISA, hardware: ...)"
 // when the cap lowered it, and "+vnni" when the AVX-512 int16 kernels use VNNI.
 std::string describe_cpu_isa();
 
