@@ -144,8 +144,7 @@ int main(int argc, char** argv) {
   // --- memory floor ---------------------------------------------------------------------
   // Widest loads of the active ISA, all threads, 1 GiB (>> LLC), best of 5 passes: no
   // kernel that reads its weights from DRAM can beat it (checked in the report).
-  const ReadBandwidth floor_bw = peer ? ReadBandwidth{} : measure_read_bandwidth(pool, std::size_t{1} << 30, 5);
-  const double read_gbs = floor_bw.gb_per_s;
+  ReadBandwidth floor_bw = peer ? ReadBandwidth{} : measure_read_bandwidth(pool, std::size_t{1} << 30, 5);
 
   // --- kernels alone ----------------------------------------------------------------------
   const ModelWeights& w = model->weights();
@@ -204,6 +203,19 @@ int main(int argc, char** argv) {
   };
   const double single_step_s = decode(1);
   const double batch_step_s = decode(batch);
+
+  // The floor again after the rows (other jobs on a shared machine come and go): the
+  // better of the two is the floor.
+  if (!peer) {
+    ReadBandwidth again = measure_read_bandwidth(pool, std::size_t{1} << 30, 5);
+    if (again.gb_per_s > floor_bw.gb_per_s) {
+      again.worst_gb_per_s = std::min(again.worst_gb_per_s, floor_bw.worst_gb_per_s);
+      floor_bw = again;
+    } else {
+      floor_bw.worst_gb_per_s = std::min(again.worst_gb_per_s, floor_bw.worst_gb_per_s);
+    }
+  }
+  const double read_gbs = floor_bw.gb_per_s;
 
   // --- report -----------------------------------------------------------------------------
   const std::uint64_t token_bytes = model->weight_bytes();

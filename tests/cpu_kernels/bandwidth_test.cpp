@@ -31,6 +31,7 @@ TEST_CASE("read_stream XORs every word once at every ISA, at odd sizes and offse
         CAPTURE(offset_words);
         CAPTURE(to_string(isa));
         CHECK(read_stream(bytes + 8 * offset_words, 8 * count, isa) == expected);
+        CHECK(read_stream(bytes + 8 * offset_words, 8 * count, isa, 2048) == expected);
       }
     }
   }

@@ -16,12 +16,12 @@
 
 namespace quanteval::runtime {
 
-std::uint64_t read_stream(const void* data, std::size_t bytes, CpuIsa isa) {
+std::uint64_t read_stream(const void* data, std::size_t bytes, CpuIsa isa, std::size_t prefetch_bytes) {
   if (bytes % 8 != 0) throw std::invalid_argument(fmt::format("read_stream: {} bytes is not a multiple of 8", bytes));
   if (!cpu_supports(isa))
     throw std::runtime_error(fmt::format("read_stream: this CPU or build cannot run the {} kernels", to_string(isa)));
-  if (isa == CpuIsa::avx512) return detail::read_stream_avx512(data, bytes);
-  if (isa == CpuIsa::avx2) return detail::read_stream_avx2(data, bytes);
+  if (isa == CpuIsa::avx512) return detail::read_stream_avx512(data, bytes, prefetch_bytes);
+  if (isa == CpuIsa::avx2) return detail::read_stream_avx2(data, bytes, prefetch_bytes);
   const char* p = static_cast<const char*>(data);
   std::uint64_t out = 0;
   for (std::size_t i = 0; i < bytes; i += 8) {

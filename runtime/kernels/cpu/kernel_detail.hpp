@@ -105,9 +105,10 @@ bool avx2_kernels_compiled();
 bool avx512_kernels_compiled();
 
 // XOR of the 64-bit words of data[0, bytes) (bytes a multiple of 8; see read_stream in
-// bandwidth.hpp): 4 x 64 bytes per step into 4 independent registers.
-uint64_t read_stream_avx2(const void* data, size_t bytes);
-uint64_t read_stream_avx512(const void* data, size_t bytes);
+// bandwidth.hpp): 4 registers per step into 4 independent accumulators, each line
+// software-prefetched `prefetch_bytes` ahead (0: none).
+uint64_t read_stream_avx2(const void* data, size_t bytes, size_t prefetch_bytes);
+uint64_t read_stream_avx512(const void* data, size_t bytes, size_t prefetch_bytes);
 
 // Bulk f16 -> float with F16C (exactness tested against numeric.hpp on all 65536 values).
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count);

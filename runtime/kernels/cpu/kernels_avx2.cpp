@@ -278,11 +278,15 @@ void dense_rows_avx2(const DenseProblem& p, int64_t row_begin, int64_t row_end) 
 }
 
 // Unaligned loads (the buffer need not be 32-byte aligned); 4 ymm = 2 cache lines per step.
-uint64_t read_stream_avx2(const void* data, size_t bytes) {
+uint64_t read_stream_avx2(const void* data, size_t bytes, size_t prefetch_bytes) {
   const char* p = static_cast<const char*>(data);
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
   size_t i = 0;
   for (; i + 128 <= bytes; i += 128) {
+    if (prefetch_bytes != 0) {  // never faults, even past the end
+      _mm_prefetch(p + i + prefetch_bytes, _MM_HINT_T0);
+      _mm_prefetch(p + i + prefetch_bytes + 64, _MM_HINT_T0);
+    }
     a0 = _mm256_xor_si256(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
     a1 = _mm256_xor_si256(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
     a2 = _mm256_xor_si256(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
@@ -320,7 +324,7 @@ void dense_rows_avx2(const DenseProblem&, int64_t, int64_t) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 void f16_to_float_avx2(const uint16_t*, float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
-uint64_t read_stream_avx2(const void*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
+uint64_t read_stream_avx2(const void*, size_t, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 }  // namespace quanteval::runtime::detail
 
 #endif

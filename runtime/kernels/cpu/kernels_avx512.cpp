@@ -429,11 +429,14 @@ void int4_blocks_avx512_vnni(const Int4Problem& p, int64_t block_begin, int64_t 
 }
 
 // 4 zmm = 4 cache lines per step, into 4 independent registers.
-uint64_t read_stream_avx512(const void* data, size_t bytes) {
+uint64_t read_stream_avx512(const void* data, size_t bytes, size_t prefetch_bytes) {
   const char* p = static_cast<const char*>(data);
   __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
   size_t i = 0;
   for (; i + 256 <= bytes; i += 256) {
+    if (prefetch_bytes != 0) {  // never faults, even past the end
+      for (int line = 0; line < 4; ++line) _mm_prefetch(p + i + prefetch_bytes + 64 * line, _MM_HINT_T0);
+    }
     a0 = _mm512_xor_si512(a0, _mm512_loadu_si512(p + i));
     a1 = _mm512_xor_si512(a1, _mm512_loadu_si512(p + i + 64));
     a2 = _mm512_xor_si512(a2, _mm512_loadu_si512(p + i + 128));
@@ -479,7 +482,9 @@ void int4_blocks_avx512(const Int4Problem&, int64_t, int64_t) {
 void dense_rows_avx512(const DenseProblem&, int64_t, int64_t) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
-uint64_t read_stream_avx512(const void*, size_t) { QE_FAIL("AVX-512 kernels were not compiled into this build"); }
+uint64_t read_stream_avx512(const void*, size_t, size_t) {
+  QE_FAIL("AVX-512 kernels were not compiled into this build");
+}
 }  // namespace quanteval::runtime::detail
 
 #endif
