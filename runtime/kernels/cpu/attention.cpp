@@ -18,6 +18,19 @@ void rms_norm_row(const float* x, const float* weight, std::int64_t width, float
 
 namespace {
 
+// a . b in 8 interleaved fp32 partial sums (lane l takes the d with d % 8 == l), then a
+// fixed pairwise reduction. One serial sum made every score a chain of head_dim dependent
+// adds (~4 cycles each: 21% of a 512-token prefill); 8 independent lanes vectorize. The
+// order depends only on n, so a score never depends on the batch or the thread.
+float dot_lanes(const float* a, const float* b, int n) {
+  float lane[8] = {};
+  int d = 0;
+  for (; d + 8 <= n; d += 8)
+    for (int l = 0; l < 8; ++l) lane[l] += a[d + l] * b[d + l];
+  for (int l = 0; d < n; ++d, ++l) lane[l] += a[d] * b[d];
+  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
 void rope_head(float* head, std::int64_t position, const std::vector<float>& inv_freq) {
   const std::size_t half = inv_freq.size();
   for (std::size_t i = 0; i < half; ++i) math::rotate_pair(head[i], head[i + half], position, inv_freq[i]);
@@ -90,9 +103,7 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       for (std::int64_t p = first; p <= position; ++p) {
         const float* key = memory.key(spec.kv_layer, state.blocks()[static_cast<std::size_t>(p / block_tokens)],
                                       static_cast<int>(p % block_tokens), kv_head);
-        float dot = 0;
-        for (int d = 0; d < head_dim; ++d) dot += qh[d] * key[d];
-        dot *= scale;
+        const float dot = dot_lanes(qh, key, head_dim) * scale;
         scores[static_cast<std::size_t>(p - first)] = dot;
         max_score = std::max(max_score, dot);
       }
