@@ -90,7 +90,7 @@ struct DenseProblem {
   int m = 0;
   float* y = nullptr;  // [m, n]
   const float* bias = nullptr;
-  // Only for bf16 weights, m >= 2, AVX-512 (else null): each row of x split by k parity,
+  // Only for bf16 weights on AVX2 / AVX-512 (else null): each row of x split by k parity,
   // [even k's | odd k's], each half x_split_half floats, zero-padded to a multiple of 16.
   const float* x_split = nullptr;
   int64_t x_split_half = 0;

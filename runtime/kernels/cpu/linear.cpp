@@ -310,10 +310,12 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   problem.y = y;
   problem.bias = bias_.empty() ? nullptr : bias_.data();
   std::unique_ptr<float[], AlignedFree> split;
-  if (type_ == detail::DenseType::bf16 && isa == CpuIsa::avx512 && m >= 2) {
-    // The AVX-512 bf16 kernel for several X rows takes x split by k parity (see
-    // dense_bf16_split_tile); m * K floats, small next to the weights. M = 1 (decode's
-    // lm_head, already at ~85-90% of memory bandwidth) keeps the plain kernel.
+  if (type_ == detail::DenseType::bf16 && (isa == CpuIsa::avx512 || isa == CpuIsa::avx2)) {
+    // The AVX-512 and AVX2 bf16 kernels take x split by k parity (see dense_bf16_split_tile); m * K
+    // floats, small next to the weights. Every M uses it, M = 1 too: it sums each output in
+    // its own order, so a plain kernel at M = 1 gave a sequence decoded alone other logit
+    // bits than the same sequence in a batch (batch invariance, tested). At M = 1 it stays
+    // memory-bound (4 weight rows = 4 independent FMA chains per pass).
     // 64-byte aligned (half is a multiple of 16 floats, so every X vector load is one
     // cache line; misaligned, each would split two lines: ~30% slower, measured).
     const int64_t half = ((static_cast<int64_t>(in_features_) + 1) / 2 + 15) / 16 * 16;
