@@ -359,7 +359,7 @@ TEST_CASE("Int4Linear int16 activations: bitwise identical on every ISA; outlier
   }
 }
 
-TEST_CASE("int16 activation quantization: scalar and AVX-512 give identical bits, and the documented values") {
+TEST_CASE("int16 activation quantization: scalar, AVX2 and AVX-512 give identical bits, and the documented values") {
   std::mt19937_64 rng(quanteval::test::test_seed() + 70);
   const float specials[] = {0.0f,
                             -0.0f,
@@ -405,6 +405,13 @@ TEST_CASE("int16 activation quantization: scalar and AVX-512 give identical bits
         sum += q;
       }
       CHECK(block_a.sum == sum);
+    }
+    if (cpu_supports(CpuIsa::avx2)) {
+      std::vector<int16_t> c(a.size(), 0x5555);
+      detail::QuantBlockScale block_c{};
+      detail::quantize_block_avx2(values.data(), rows, c.data(), stride, &block_c);
+      CHECK(a == c);
+      CHECK(std::memcmp(&block_a, &block_c, sizeof block_a) == 0);
     }
     if (!cpu_supports(CpuIsa::avx512)) continue;
     detail::quantize_block_avx512(values.data(), rows, b.data(), stride, &block_b);

@@ -35,8 +35,9 @@ struct QuantBlockScale {
 // order; writes line l's 8 int16 at out + l * line_stride in the order rows
 // 0,4,1,5,2,6,3,7, and *block. scale = max|x| / 32767 in fp32 (NaN if any value is inf or
 // NaN, then x_q = 0), x_q = round-half-even(double(x) * (1.0 / double(scale))) clamped to
-// +-32767. Both versions give identical bits (tested).
+// +-32767. All versions give identical bits (tested).
 void quantize_block_scalar(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block);
+void quantize_block_avx2(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block);
 void quantize_block_avx512(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block);
 
 // Repacked INT4 weight (built by Int4Linear::from_gptq). Columns are cut into

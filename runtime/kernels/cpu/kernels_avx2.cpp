@@ -377,6 +377,48 @@ void dense_rows_avx2(const DenseProblem& p, int64_t row_begin, int64_t row_end) 
   }
 }
 
+// quantize_block_scalar, 8 values (one line) per step as two 4-double halves; the same
+// rounding as the AVX-512 version (one double product, then round to nearest even).
+// Replaced the scalar quantizer on AVX2 CPUs: ~4% of a prefill's samples at AVX2.
+void quantize_block_avx2(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block) {
+  __m256i amax_bits = _mm256_setzero_si256();
+  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
+  for (int j = 0; j < rows; j += 8)
+    amax_bits =
+        _mm256_max_epu32(amax_bits, _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(values + j)), abs_mask));
+  __m128i m4 = _mm_max_epu32(_mm256_castsi256_si128(amax_bits), _mm256_extracti128_si256(amax_bits, 1));
+  m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, 0x4e));
+  m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, 0xb1));
+  const uint32_t bits = static_cast<uint32_t>(_mm_cvtsi128_si32(m4));
+  if (bits >= 0x7f800000u) {  // inf or NaN somewhere
+    for (int l = 0; l < rows / 8; ++l)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + l * line_stride), _mm_setzero_si128());
+    *block = {__builtin_nanf(""), 0};
+    return;
+  }
+  float amax;
+  __builtin_memcpy(&amax, &bits, sizeof amax);
+  const float scale = amax / 32767.0f;
+  const double inverse = scale > 0.0f ? 1.0 / static_cast<double>(scale) : 0.0;
+  const __m256d inv = _mm256_set1_pd(inverse), hi = _mm256_set1_pd(32767.0), lo = _mm256_set1_pd(-32767.0);
+  __m128i sum = _mm_setzero_si128();
+  for (int l = 0; l < rows / 8; ++l) {
+    __m128i q[2];
+    for (int h = 0; h < 2; ++h) {
+      const __m256d scaled = _mm256_round_pd(_mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(values + 8 * l + 4 * h)), inv),
+                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(scaled, lo), hi));  // integral: exact
+    }
+    sum = _mm_add_epi32(sum, _mm_add_epi32(q[0], q[1]));
+    // Rows 0..3 and 4..7 interleaved: 0,4,1,5 | 2,6,3,7, then to int16 (in range: exact).
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + l * line_stride),
+                     _mm_packs_epi32(_mm_unpacklo_epi32(q[0], q[1]), _mm_unpackhi_epi32(q[0], q[1])));
+  }
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4e));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xb1));
+  *block = {scale, _mm_cvtsi128_si32(sum)};
+}
+
 // Unaligned loads (the buffer need not be 32-byte aligned); 4 ymm = 2 cache lines per step.
 uint64_t read_stream_avx2(const void* data, size_t bytes, size_t prefetch_bytes) {
   const char* p = static_cast<const char*>(data);
@@ -424,6 +466,9 @@ void dense_rows_avx2(const DenseProblem&, int64_t, int64_t) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 void f16_to_float_avx2(const uint16_t*, float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
+void quantize_block_avx2(const float*, int, int16_t*, int64_t, QuantBlockScale*) {
+  QE_FAIL("AVX2 kernels were not compiled into this build");
+}
 uint64_t read_stream_avx2(const void*, size_t, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 }  // namespace quanteval::runtime::detail
 

@@ -174,7 +174,9 @@ void Int4Linear::quantize_activations(const float* x, int row_begin, int row_end
                                       detail::QuantBlockScale* blocks) const {
   constexpr int kMaxRows = detail::kQuantBlockLines * 8;
   // Same results either way (tested): the choice follows the CPU, not the forced ISA.
-  auto* quantize = cpu_supports(CpuIsa::avx512) ? &detail::quantize_block_avx512 : &detail::quantize_block_scalar;
+  auto* quantize = cpu_supports(CpuIsa::avx512) ? &detail::quantize_block_avx512
+                   : cpu_supports(CpuIsa::avx2) ? &detail::quantize_block_avx2
+                                                : &detail::quantize_block_scalar;
   float values[kMaxRows];
   for (int i = row_begin; i < row_end; ++i) {
     const float* row = x + static_cast<size_t>(i) * in_features_;
