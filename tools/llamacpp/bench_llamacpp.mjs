@@ -8,6 +8,8 @@
 //
 //   node bench_llamacpp.mjs MODEL.gguf --threads T [--prefill 128,512] [--decode-tokens N] [--batch B]
 //
+// Everything else is node-llama-cpp's / llama.cpp's default (flash attention "auto", the
+// repacked CPU weight layouts, its own threadpool).
 // Prints one JSON object (tok/s per measurement, the CPU backend variant loaded).
 // Run from a directory whose node_modules holds node-llama-cpp (tools/bench_llamacpp.sh).
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
@@ -36,7 +38,7 @@ const result = { threads };
 const maxPrefill = Math.max(16, ...prefills);
 {
   const context = await model.createContext({
-    contextSize: maxPrefill + 64, batchSize: maxPrefill, sequences: 1, threads, flashAttention: false,
+    contextSize: maxPrefill + 64, batchSize: maxPrefill, sequences: 1, threads,
   });
   const sequence = context.getSequence();
   // Warm-up: the first evaluation pays graph allocation and weight repacking.
@@ -64,7 +66,6 @@ const maxPrefill = Math.max(16, ...prefills);
 if (batch > 1) {
   const context = await model.createContext({
     contextSize: batch * (16 + decodeTokens + 32), batchSize: Math.max(512, batch * 16), sequences: batch, threads,
-    flashAttention: false,
   });
   const sequences = Array.from({ length: batch }, () => context.getSequence());
   await Promise.all(sequences.map((s) => s.evaluateWithoutGeneratingNewTokens(prompt(16))));
