@@ -111,7 +111,7 @@ int main(int argc, char** argv) try {
       {"27b mlp down, 1/4 of rows", 17408, 1280},
   };
   if (quick) shapes.resize(1);
-  const int batch_sizes[] = {1, 4, 16};
+  const std::vector<int> batch_sizes = quick ? std::vector<int>{1, 4, 16, 128, 512} : std::vector<int>{1, 4, 16, 128};
   constexpr int kGroupSize = 64;
 
   // The floor is measured before and after the rows (a shared machine's load changes);

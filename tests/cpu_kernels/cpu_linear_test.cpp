@@ -32,7 +32,7 @@ using quanteval::test::reference_matmul_int16;
 namespace {
 
 constexpr CpuIsa kAllIsas[] = {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512};
-constexpr int kBatchSizes[] = {1, 3, 7, 16, 17};
+constexpr int kBatchSizes[] = {1, 3, 7, 16, 17, 70};  // 70: three activation row chunks (32 + 32 + 6)
 
 // The levels this CPU can run; says which are skipped and why.
 std::vector<CpuIsa> runnable_isas() {
@@ -227,7 +227,7 @@ TEST_CASE("batch invariance: a row's output does not depend on the other rows in
     const auto owned =
         quantize_reference(dense8, n, k8, QuantizeOptions{-1, false, true, GptqFormat::v1, ScaleFormat::f16, rng()});
     const auto int4 = Int4Linear::from_gptq(owned.weight);
-    for (int m : {2, 3, 5, 16, 17}) {
+    for (int m : {2, 3, 5, 16, 17, 70}) {
       const auto x = random_floats(rng, static_cast<size_t>(m) * k8);
       for (CpuIsa isa : runnable_isas()) {
         CAPTURE(to_string(isa));
