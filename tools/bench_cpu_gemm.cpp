@@ -6,11 +6,16 @@
 // with the memory floor (measure_read_bandwidth); a cold GEMV above the floor is
 // flagged and the program exits with 1.
 //
-//   bench_cpu_gemm [--threads N] [--isa scalar|avx2|avx512] [--quick]
+//   bench_cpu_gemm [--threads N] [--isa scalar|avx2|avx512] [--quick] [--cpu-time]
+//
+// --quick: the first shape only, with M up to 512 (prefill); --cpu-time (with --threads 1):
+// kernel rows timed in thread CPU time instead of wall time (see thread_cpu_seconds).
 //
 // Weights are random GPTQ v1 words with act-order g_idx and group 64 (the
 // target checkpoint's settings); values do not affect speed. Times are the
 // minimum over repetitions (robust to other load on a shared machine).
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,12 +43,27 @@ struct Shape {
   int n;
 };
 
+// Seconds of the calling thread's CPU time (--cpu-time, with --threads 1): on a machine
+// shared with other jobs a call longer than a scheduler slice cannot dodge them, so its
+// wall time measures the load; its thread CPU time does not (cache sharing aside).
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 // Seconds for the fastest of `reps` calls, after one warm-up call.
 template <typename F>
-double min_seconds(int reps, F&& f) {
+double min_seconds(int reps, F&& f, bool cpu_time = false) {
   f();
   double best = 1e30;
   for (int r = 0; r < reps; ++r) {
+    if (cpu_time) {
+      const double start = thread_cpu_seconds();
+      f();
+      best = std::min(best, thread_cpu_seconds() - start);
+      continue;
+    }
     const auto start = std::chrono::steady_clock::now();
     f();
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -85,6 +105,7 @@ int main(int argc, char** argv) try {
   int threads = 0;
   CpuIsa isa = best_cpu_isa();
   bool quick = false;
+  bool cpu_time = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--threads" && i + 1 < argc) {
@@ -95,14 +116,18 @@ int main(int argc, char** argv) try {
       if (!cpu_supports(isa)) throw std::runtime_error(fmt::format("--isa {}: not supported on this CPU", name));
     } else if (arg == "--quick") {
       quick = true;
+    } else if (arg == "--cpu-time") {
+      cpu_time = true;
     } else {
       throw std::invalid_argument(
           fmt::format("unknown argument '{}' (usage: bench_cpu_gemm [--threads N] "
-                      "[--isa scalar|avx2|avx512] [--quick])",
+                      "[--isa scalar|avx2|avx512] [--quick] [--cpu-time])",
                       arg));
     }
   }
   ThreadPool pool(threads);
+  if (cpu_time && pool.size() != 1)
+    throw std::invalid_argument("--cpu-time needs --threads 1 (it times the calling thread)");
   std::vector<Shape> shapes = {
       {"qwen2.5-0.5b mlp up/gate", 896, 4864},
       {"qwen2.5-0.5b mlp down", 4864, 896},
@@ -120,8 +145,8 @@ int main(int argc, char** argv) try {
   fmt::print("CPU: {}; default ISA: {}; threads {}\n", cpu_model_name(), describe_cpu_isa(), pool.size());
   fmt::print(
       "bench_cpu_gemm: isa={} threads={} group_size={} act-order; int4 = int16 activations (the default), "
-      "fp32 = the exact fp32 path\n",
-      to_string(isa), pool.size(), kGroupSize);
+      "fp32 = the exact fp32 path; times = {}\n",
+      to_string(isa), pool.size(), kGroupSize, cpu_time ? "thread CPU time" : "wall time");
   struct ColdRow {
     const char* label;
     int k, n;
@@ -166,11 +191,13 @@ int main(int argc, char** argv) try {
       std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
       for (auto& v : x) v = dist(rng);
       const double int4_s = min_seconds(
-          reps_for(int4_bytes), [&] { int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::int16); });
-      const double fp32_s = min_seconds(reps_for(int4_bytes),
-                                        [&] { int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::fp32); });
-      const double bf16_s =
-          min_seconds(reps_for(bf16.weight_bytes()), [&] { bf16.forward(x.data(), m, y.data(), pool, isa); });
+          reps_for(int4_bytes), [&] { int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::int16); },
+          cpu_time);
+      const double fp32_s = min_seconds(
+          reps_for(int4_bytes), [&] { int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::fp32); },
+          cpu_time);
+      const double bf16_s = min_seconds(
+          reps_for(bf16.weight_bytes()), [&] { bf16.forward(x.data(), m, y.data(), pool, isa); }, cpu_time);
       fmt::print(
           "| {} | {} | {} | {} | {:.3f} | {:.1f} | {:.3f} | {:.2f}x | {:.3f} | {:.2f} | {:.3f} | {:.1f} | {:.2f}x |\n",
           shape.label, shape.k, shape.n, m, int4_s * 1e3, int4_bytes / int4_s / 1e9, fp32_s * 1e3, fp32_s / int4_s,
