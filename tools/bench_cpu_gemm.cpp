@@ -1,13 +1,21 @@
 // CPU GEMM micro-benchmark: the INT4 GPTQ kernel (default int16-activation path, and
 // the exact fp32 path) against two baselines measured in the same run on the same
-// shape: memcpy of a buffer the size of the packed INT4 stream (the bandwidth floor)
-// and the dense BF16 kernel.
+// shape: memcpy of a buffer the size of the packed INT4 stream and the dense BF16
+// kernel (all hot in cache), plus at M = 1 the DRAM-resident case: the GEMV over a
+// rotation of copies of the weight totalling >= 256 MB (far beyond the LLC), compared
+// with the memory floor (measure_read_bandwidth); a cold GEMV above the floor is
+// flagged and the program exits with 1.
 //
-//   bench_cpu_gemm [--threads N] [--isa scalar|avx2|avx512] [--quick]
+//   bench_cpu_gemm [--threads N] [--isa scalar|avx2|avx512] [--quick] [--cpu-time]
+//
+// --quick: the first shape only, with M up to 512 (prefill); --cpu-time (with --threads 1):
+// kernel rows timed in thread CPU time instead of wall time (see thread_cpu_seconds).
 //
 // Weights are random GPTQ v1 words with act-order g_idx and group 64 (the
 // target checkpoint's settings); values do not affect speed. Times are the
 // minimum over repetitions (robust to other load on a shared machine).
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +30,7 @@
 #include <fmt/format.h>
 
 #include "runtime/base/numeric.hpp"
+#include "runtime/kernels/cpu/bandwidth.hpp"
 #include "runtime/kernels/cpu/linear.hpp"
 
 using namespace quanteval::runtime;
@@ -34,12 +43,27 @@ struct Shape {
   int n;
 };
 
+// Seconds of the calling thread's CPU time (--cpu-time, with --threads 1): on a machine
+// shared with other jobs a call longer than a scheduler slice cannot dodge them, so its
+// wall time measures the load; its thread CPU time does not (cache sharing aside).
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 // Seconds for the fastest of `reps` calls, after one warm-up call.
 template <typename F>
-double min_seconds(int reps, F&& f) {
+double min_seconds(int reps, F&& f, bool cpu_time = false) {
   f();
   double best = 1e30;
   for (int r = 0; r < reps; ++r) {
+    if (cpu_time) {
+      const double start = thread_cpu_seconds();
+      f();
+      best = std::min(best, thread_cpu_seconds() - start);
+      continue;
+    }
     const auto start = std::chrono::steady_clock::now();
     f();
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -81,6 +105,7 @@ int main(int argc, char** argv) try {
   int threads = 0;
   CpuIsa isa = best_cpu_isa();
   bool quick = false;
+  bool cpu_time = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--threads" && i + 1 < argc) {
@@ -91,14 +116,18 @@ int main(int argc, char** argv) try {
       if (!cpu_supports(isa)) throw std::runtime_error(fmt::format("--isa {}: not supported on this CPU", name));
     } else if (arg == "--quick") {
       quick = true;
+    } else if (arg == "--cpu-time") {
+      cpu_time = true;
     } else {
       throw std::invalid_argument(
           fmt::format("unknown argument '{}' (usage: bench_cpu_gemm [--threads N] "
-                      "[--isa scalar|avx2|avx512] [--quick])",
+                      "[--isa scalar|avx2|avx512] [--quick] [--cpu-time])",
                       arg));
     }
   }
   ThreadPool pool(threads);
+  if (cpu_time && pool.size() != 1)
+    throw std::invalid_argument("--cpu-time needs --threads 1 (it times the calling thread)");
   std::vector<Shape> shapes = {
       {"qwen2.5-0.5b mlp up/gate", 896, 4864},
       {"qwen2.5-0.5b mlp down", 4864, 896},
@@ -107,13 +136,23 @@ int main(int argc, char** argv) try {
       {"27b mlp down, 1/4 of rows", 17408, 1280},
   };
   if (quick) shapes.resize(1);
-  const int batch_sizes[] = {1, 4, 16};
+  const std::vector<int> batch_sizes = quick ? std::vector<int>{1, 4, 16, 128, 512} : std::vector<int>{1, 4, 16, 128};
   constexpr int kGroupSize = 64;
 
+  // The floor is measured before and after the rows (a shared machine's load changes);
+  // the better of the two counts.
+  ReadBandwidth floor_bw = measure_read_bandwidth(pool, std::size_t{1} << 30, 5);
+  fmt::print("CPU: {}; default ISA: {}; threads {}\n", cpu_model_name(), describe_cpu_isa(), pool.size());
   fmt::print(
       "bench_cpu_gemm: isa={} threads={} group_size={} act-order; int4 = int16 activations (the default), "
-      "fp32 = the exact fp32 path\n",
-      to_string(isa), pool.size(), kGroupSize);
+      "fp32 = the exact fp32 path; times = {}\n",
+      to_string(isa), pool.size(), kGroupSize, cpu_time ? "thread CPU time" : "wall time");
+  struct ColdRow {
+    const char* label;
+    int k, n;
+    double gbs;
+  };
+  std::vector<ColdRow> cold_rows;
   fmt::print(
       "| shape | K | N | M | int4 ms | int4 GB/s | int4 fp32 ms | fp32 / int16 time | memcpy ms | int4 vs memcpy | "
       "bf16 ms | bf16 GB/s | int4 speed-up vs bf16 |\n");
@@ -133,16 +172,32 @@ int main(int argc, char** argv) try {
       std::memcpy(copy_dst.data(), copy_src.data(), int4_bytes);
       asm volatile("" : : "r"(copy_dst.data()) : "memory");  // keep the copy
     });
+    {
+      // DRAM-resident GEMV: enough copies that each call finds its weight out of cache.
+      const int copies = static_cast<int>(std::max<size_t>(2, (size_t{256} << 20) / int4_bytes + 1));
+      std::vector<Int4Linear> rotation(static_cast<size_t>(copies), int4);
+      std::vector<float> x(static_cast<size_t>(shape.k), 0.5f), y(static_cast<size_t>(shape.n));
+      for (auto& copy : rotation) copy.forward(x.data(), 1, y.data(), pool, isa, Int4Activations::int16);
+      double best = 1e30;
+      for (int pass = 0; pass < 3; ++pass) {
+        const auto start = std::chrono::steady_clock::now();
+        for (auto& copy : rotation) copy.forward(x.data(), 1, y.data(), pool, isa, Int4Activations::int16);
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
+      cold_rows.push_back({shape.label, shape.k, shape.n, static_cast<double>(int4_bytes) * copies / best / 1e9});
+    }
     for (int m : batch_sizes) {
       std::vector<float> x(static_cast<size_t>(m) * shape.k), y(static_cast<size_t>(m) * shape.n);
       std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
       for (auto& v : x) v = dist(rng);
       const double int4_s = min_seconds(
-          reps_for(int4_bytes), [&] { int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::int16); });
-      const double fp32_s = min_seconds(reps_for(int4_bytes),
-                                        [&] { int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::fp32); });
-      const double bf16_s =
-          min_seconds(reps_for(bf16.weight_bytes()), [&] { bf16.forward(x.data(), m, y.data(), pool, isa); });
+          reps_for(int4_bytes), [&] { int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::int16); },
+          cpu_time);
+      const double fp32_s = min_seconds(
+          reps_for(int4_bytes), [&] { int4.forward(x.data(), m, y.data(), pool, isa, Int4Activations::fp32); },
+          cpu_time);
+      const double bf16_s = min_seconds(
+          reps_for(bf16.weight_bytes()), [&] { bf16.forward(x.data(), m, y.data(), pool, isa); }, cpu_time);
       fmt::print(
           "| {} | {} | {} | {} | {:.3f} | {:.1f} | {:.3f} | {:.2f}x | {:.3f} | {:.2f} | {:.3f} | {:.1f} | {:.2f}x |\n",
           shape.label, shape.k, shape.n, m, int4_s * 1e3, int4_bytes / int4_s / 1e9, fp32_s * 1e3, fp32_s / int4_s,
@@ -153,6 +208,25 @@ int main(int argc, char** argv) try {
   fmt::print(
       "int4 GB/s = packed INT4 stream (nibbles + 16-bit scale/zero headers) / time; memcpy copies a buffer of\n"
       "that size (reads and writes it); 'int4 vs memcpy' = memcpy time / int4 time.\n");
+  const ReadBandwidth again = measure_read_bandwidth(pool, std::size_t{1} << 30, 5);
+  if (again.gb_per_s > floor_bw.gb_per_s) floor_bw = again;
+  fmt::print(
+      "\nread floor: {:.1f} GB/s ({} loads, {} threads, 1 GiB, best of 2 x {} passes x 3 prefetch distances; best "
+      "prefetch {} B)\n",
+      floor_bw.gb_per_s, to_string(floor_bw.isa), floor_bw.threads, floor_bw.passes, floor_bw.prefetch_bytes);
+  fmt::print("DRAM-resident INT4 GEMV, M = 1 (rotation of copies >= 256 MB), vs that floor:\n");
+  fmt::print("| shape | K | N | GB/s | of floor |\n| --- | ---: | ---: | ---: | ---: |\n");
+  int over_floor = 0;
+  for (const auto& row : cold_rows) {
+    const bool over = row.gbs > floor_bw.gb_per_s;
+    over_floor += over;
+    fmt::print("| {} | {} | {} | {:.1f} | {:.0f}%{} |\n", row.label, row.k, row.n, row.gbs,
+               100 * row.gbs / floor_bw.gb_per_s, over ? " **ABOVE THE FLOOR**" : "");
+  }
+  if (over_floor > 0) {
+    std::fprintf(stderr, "bench_cpu_gemm: %d GEMV(s) read faster than the measured floor\n", over_floor);
+    return 1;
+  }
   return 0;
 } catch (const std::exception& error) {
   std::fprintf(stderr, "bench_cpu_gemm: %s\n", error.what());

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything quanteval needs to build and run on Debian 12 (as root or via sudo);
-# with --tests, also what the test suite needs.
+# with --tests, also what the test suite needs; with --bench, what tools/bench_llamacpp.sh
+# needs (node + npm, to install the llama.cpp peer from npm into a cache).
 set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config git ca-certificates
@@ -9,7 +10,10 @@ packages=(
   python3 python3-numpy
 )
 # The test suite also renders HTML reports in a real browser.
-[ "${1:-}" = "--tests" ] && packages+=(chromium)
+for arg in "$@"; do
+  [ "$arg" = "--tests" ] && packages+=(chromium)
+  [ "$arg" = "--bench" ] && packages+=(nodejs npm)
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -203,10 +203,18 @@ struct OnlineSoftmax {
   QE_HOST_DEVICE float normalizer() const { return 1.0f / sum; }
 };
 
-// The scaled score of one query-key pair: (q . k) * scale, the dot in fp32 in dim order.
+// The scaled score of one query-key pair: (q . k) * scale, the dot in fp32 over 8
+// interleaved partial sums (lane l takes every d with d % 8 == l) and a fixed pairwise
+// reduction. One serial sum made every score a chain of head_dim dependent adds (~4 cycles
+// each: 21% of a 512-token CPU prefill); 8 independent lanes vectorize. The order depends
+// only on head_dim, so a score never depends on the batch, the thread or the backend.
 QE_HOST_DEVICE inline float attention_score(const float* q, const float* k, int head_dim, float scale) {
-  float dot = 0.0f;
-  for (int d = 0; d < head_dim; ++d) dot += q[d] * k[d];
+  float lane[8] = {};
+  int d = 0;
+  for (; d + 8 <= head_dim; d += 8)
+    for (int l = 0; l < 8; ++l) lane[l] += q[d + l] * k[d + l];
+  for (int l = 0; d < head_dim; ++d, ++l) lane[l] += q[d] * k[d];
+  const float dot = ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
   return dot * scale;
 }
 

@@ -33,7 +33,7 @@ using quanteval::test::reference_matmul_int16;
 namespace {
 
 constexpr CpuIsa kAllIsas[] = {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512};
-constexpr int kBatchSizes[] = {1, 3, 7, 16, 17};
+constexpr int kBatchSizes[] = {1, 3, 7, 16, 17, 70};  // 70: three activation row chunks (32 + 32 + 6)
 
 // The levels this CPU can run; says which are skipped and why.
 std::vector<CpuIsa> runnable_isas() {
@@ -208,6 +208,61 @@ TEST_CASE("DenseLinear: bf16 / f16 / f32 at every SIMD level match the reference
   }
 }
 
+TEST_CASE("batch invariance: a row's output does not depend on the other rows in the call (bitwise)") {
+  // Batched decode runs 16 sequences' rows in one call; a sequence must get the same bits
+  // as when it runs alone (batch 1), or sampling could differ with the batch size.
+  std::mt19937_64 rng(quanteval::test::test_seed() + 45);
+  ThreadPool pool(2);
+  for (int k : {17, 64, 896}) {
+    const int n = 40;
+    const auto dense = random_floats(rng, static_cast<size_t>(n) * k);
+    std::vector<uint16_t> bf16_bits(dense.size()), f16_bits(dense.size());
+    for (size_t i = 0; i < dense.size(); ++i)
+      bf16_bits[i] = float_to_bf16(dense[i]), f16_bits[i] = float_to_f16(dense[i]);
+    const auto bias = random_floats(rng, n);
+    const DenseLinear linears[] = {DenseLinear::from_bf16(bf16_bits.data(), n, k, bias),
+                                   DenseLinear::from_f16(f16_bits.data(), n, k),
+                                   DenseLinear::from_f32(dense.data(), n, k)};
+    const int k8 = (k + 7) / 8 * 8;
+    const auto dense8 = random_floats(rng, static_cast<size_t>(n) * k8);
+    const auto owned =
+        quantize_reference(dense8, n, k8, QuantizeOptions{-1, false, true, GptqFormat::v1, ScaleFormat::f16, rng()});
+    const auto int4 = Int4Linear::from_gptq(owned.weight);
+    for (int m : {2, 3, 5, 16, 17, 70}) {
+      const auto x = random_floats(rng, static_cast<size_t>(m) * k8);
+      for (CpuIsa isa : runnable_isas()) {
+        CAPTURE(to_string(isa));
+        CAPTURE(k);
+        CAPTURE(m);
+        for (int type = 0; type < 3; ++type) {
+          CAPTURE(type);
+          std::vector<float> xk(static_cast<size_t>(m) * k);  // rows of K values
+          for (int i = 0; i < m; ++i) std::copy_n(x.begin() + i * k8, k, xk.begin() + i * k);
+          auto all = poisoned(static_cast<size_t>(m) * n);
+          linears[type].forward(xk.data(), m, all.data(), pool, isa);
+          for (int i = 0; i < m; ++i) {
+            auto one = poisoned(n);
+            linears[type].forward(xk.data() + i * k, 1, one.data(), pool, isa);
+            CHECK(std::memcmp(one.data(), all.data() + i * n, n * sizeof(float)) == 0);
+          }
+        }
+        // The int16 path (the default) only: its sums are exact integers and its float steps
+        // per block are the same for every tile. The exact fp32 path picks its number of
+        // accumulator chains by tile size (docs/cpu-kernels.md), so it is not batch invariant.
+        for (Int4Activations activations : {Int4Activations::int16}) {
+          auto all = poisoned(static_cast<size_t>(m) * n);
+          int4.forward(x.data(), m, all.data(), pool, isa, activations);
+          for (int i = 0; i < m; ++i) {
+            auto one = poisoned(n);
+            int4.forward(x.data() + i * k8, 1, one.data(), pool, isa, activations);
+            CHECK(std::memcmp(one.data(), all.data() + i * n, n * sizeof(float)) == 0);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("thread count does not change results (bitwise)") {
   std::mt19937_64 rng(quanteval::test::test_seed() + 50);
   ThreadPool one(1), two(2), five(5);
@@ -305,7 +360,7 @@ TEST_CASE("Int4Linear int16 activations: bitwise identical on every ISA; outlier
   }
 }
 
-TEST_CASE("int16 activation quantization: scalar and AVX-512 give identical bits, and the documented values") {
+TEST_CASE("int16 activation quantization: scalar, AVX2 and AVX-512 give identical bits, and the documented values") {
   std::mt19937_64 rng(quanteval::test::test_seed() + 70);
   const float specials[] = {0.0f,
                             -0.0f,
@@ -351,6 +406,13 @@ TEST_CASE("int16 activation quantization: scalar and AVX-512 give identical bits
         sum += q;
       }
       CHECK(block_a.sum == sum);
+    }
+    if (cpu_supports(CpuIsa::avx2)) {
+      std::vector<int16_t> c(a.size(), 0x5555);
+      detail::QuantBlockScale block_c{};
+      detail::quantize_block_avx2(values.data(), rows, c.data(), stride, &block_c);
+      CHECK(a == c);
+      CHECK(std::memcmp(&block_a, &block_c, sizeof block_a) == 0);
     }
     if (!cpu_supports(CpuIsa::avx512)) continue;
     detail::quantize_block_avx512(values.data(), rows, b.data(), stride, &block_b);

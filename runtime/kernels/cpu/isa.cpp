@@ -1,5 +1,9 @@
 #include "runtime/kernels/cpu/isa.hpp"
 
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
 #include "runtime/kernels/cpu/kernel_detail.hpp"
 
 namespace quanteval::runtime {
@@ -13,7 +17,20 @@ std::string_view to_string(CpuIsa isa) {
   return "unknown";
 }
 
-bool cpu_supports(CpuIsa isa) {
+namespace {
+
+CpuIsa read_isa_cap() {
+  const char* value = std::getenv("QUANTEVAL_CPU_ISA");
+  if (value == nullptr || *value == '\0') return CpuIsa::avx512;
+  const std::string_view name = value;
+  if (name == "scalar") return CpuIsa::scalar;
+  if (name == "avx2") return CpuIsa::avx2;
+  if (name == "avx512") return CpuIsa::avx512;
+  throw std::invalid_argument("QUANTEVAL_CPU_ISA='" + std::string(name) + "': expected scalar, avx2 or avx512");
+}
+
+// What the hardware and this build can run, ignoring the cap.
+bool hardware_supports(CpuIsa isa) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   // libgcc's cpu model also checks XCR0, i.e. that the OS saves the wide registers.
   __builtin_cpu_init();
@@ -29,6 +46,29 @@ bool cpu_supports(CpuIsa isa) {
 #else
   return isa == CpuIsa::scalar;
 #endif
+}
+
+}  // namespace
+
+CpuIsa isa_cap() {
+  // Computed once (the environment is read at first use) and never changed after.
+  static const CpuIsa cap = read_isa_cap();
+  return cap;
+}
+
+bool cpu_supports(CpuIsa isa) { return static_cast<int>(isa) <= static_cast<int>(isa_cap()) && hardware_supports(isa); }
+
+std::string describe_cpu_isa() {
+  const CpuIsa best = best_cpu_isa();
+  std::string out(to_string(best));
+  if (best == CpuIsa::avx512 && detail::avx512_vnni_supported()) out += "+vnni";
+  CpuIsa hardware = CpuIsa::scalar;
+  if (hardware_supports(CpuIsa::avx512))
+    hardware = CpuIsa::avx512;
+  else if (hardware_supports(CpuIsa::avx2))
+    hardware = CpuIsa::avx2;
+  if (hardware != best) out += " (capped by QUANTEVAL_CPU_ISA, hardware: " + std::string(to_string(hardware)) + ")";
+  return out;
 }
 
 CpuIsa best_cpu_isa() {

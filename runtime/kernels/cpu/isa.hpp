@@ -1,6 +1,7 @@
 #pragma once
 // Which SIMD level the CPU kernels use. Chosen at run time from what this CPU
 // reports, so one binary runs everywhere; tests force each level explicitly.
+#include <string>
 #include <string_view>
 
 namespace quanteval::runtime {
@@ -13,8 +14,21 @@ enum class CpuIsa {
 
 std::string_view to_string(CpuIsa isa);
 
-// True when this CPU (and OS) can run the kernels of that level and this build has them.
+// True when this CPU (and OS) can run the kernels of that level, this build has them,
+// and the level is not above the cap QUANTEVAL_CPU_ISA sets (see isa_cap()).
 bool cpu_supports(CpuIsa isa);
+
+// The highest level the kernels may use: the environment variable QUANTEVAL_CPU_ISA
+// (scalar | avx2 | avx512) when set, else avx512 (no cap). It lets an AVX-512 machine
+// run, test and measure exactly the kernels an AVX2-only one runs (the CI machine):
+// QUANTEVAL_CPU_ISA=avx2 makes cpu_supports(avx512) false, so the default dispatch,
+// the activation quantizer and forced-ISA tests all take the AVX2 paths. Read once per
+// process; an unknown value throws std::invalid_argument naming it.
+CpuIsa isa_cap();
+
+// The name as printed by the benchmarks: the level plus "(capped by QUANTEVAL_CPU_ISA, hardware: ...)"
+// when the cap lowered it, and "+vnni" when the AVX-512 int16 kernels use VNNI.
+std::string describe_cpu_isa();
 
 // The widest supported level.
 CpuIsa best_cpu_isa();

@@ -35,8 +35,9 @@ struct QuantBlockScale {
 // order; writes line l's 8 int16 at out + l * line_stride in the order rows
 // 0,4,1,5,2,6,3,7, and *block. scale = max|x| / 32767 in fp32 (NaN if any value is inf or
 // NaN, then x_q = 0), x_q = round-half-even(double(x) * (1.0 / double(scale))) clamped to
-// +-32767. Both versions give identical bits (tested).
+// +-32767. All versions give identical bits (tested).
 void quantize_block_scalar(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block);
+void quantize_block_avx2(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block);
 void quantize_block_avx512(const float* values, int rows, int16_t* out, int64_t line_stride, QuantBlockScale* block);
 
 // Repacked INT4 weight (built by Int4Linear::from_gptq). Columns are cut into
@@ -90,7 +91,7 @@ struct DenseProblem {
   int m = 0;
   float* y = nullptr;  // [m, n]
   const float* bias = nullptr;
-  // Only for bf16 weights, m >= 2, AVX-512 (else null): each row of x split by k parity,
+  // Only for bf16 weights on AVX2 / AVX-512 (else null): each row of x split by k parity,
   // [even k's | odd k's], each half x_split_half floats, zero-padded to a multiple of 16.
   const float* x_split = nullptr;
   int64_t x_split_half = 0;
@@ -103,6 +104,12 @@ void dense_rows_avx512(const DenseProblem& problem, int64_t row_begin, int64_t r
 // Whether the ISA-specific translation units were built with their SIMD flags.
 bool avx2_kernels_compiled();
 bool avx512_kernels_compiled();
+
+// XOR of the 64-bit words of data[0, bytes) (bytes a multiple of 8; see read_stream in
+// bandwidth.hpp): 4 registers per step into 4 independent accumulators, each line
+// software-prefetched `prefetch_bytes` ahead (0: none).
+uint64_t read_stream_avx2(const void* data, size_t bytes, size_t prefetch_bytes);
+uint64_t read_stream_avx512(const void* data, size_t bytes, size_t prefetch_bytes);
 
 // Bulk f16 -> float with F16C (exactness tested against numeric.hpp on all 65536 values).
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count);

@@ -174,7 +174,9 @@ void Int4Linear::quantize_activations(const float* x, int row_begin, int row_end
                                       detail::QuantBlockScale* blocks) const {
   constexpr int kMaxRows = detail::kQuantBlockLines * 8;
   // Same results either way (tested): the choice follows the CPU, not the forced ISA.
-  auto* quantize = cpu_supports(CpuIsa::avx512) ? &detail::quantize_block_avx512 : &detail::quantize_block_scalar;
+  auto* quantize = cpu_supports(CpuIsa::avx512) ? &detail::quantize_block_avx512
+                   : cpu_supports(CpuIsa::avx2) ? &detail::quantize_block_avx2
+                                                : &detail::quantize_block_scalar;
   float values[kMaxRows];
   for (int i = row_begin; i < row_end; ++i) {
     const float* row = x + static_cast<size_t>(i) * in_features_;
@@ -214,23 +216,46 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
                                        : &detail::int4_blocks_scalar;
 
   if (activations == Int4Activations::int16) {
+    // Rows go in chunks of kInt16RowChunk, each with its own x_q layout ([line][chunk rows]
+    // [8]) and its own pass over the weights. One layout over all M rows made every tile of
+    // a long prompt read its activations 16 * M bytes apart (8 KB at M = 512: a page per
+    // line, and the whole x_q -- 0.9-5 MB -- re-streamed from L3 for every column block);
+    // a chunk's x_q stays in L2 and the weights are re-read once per chunk instead. Each
+    // row's result does not depend on the chunking (batch invariance, tested).
+    constexpr int kInt16RowChunk = 32;
     std::vector<int16_t> x_q(static_cast<size_t>(m) * packed_k_);
     std::vector<detail::QuantBlockScale> blocks(static_cast<size_t>(m) * quant_blocks_);
+    auto quantize_rows = [&](int begin, int end) {
+      while (begin < end) {
+        const int m0 = begin / kInt16RowChunk * kInt16RowChunk;
+        const int rows = std::min(kInt16RowChunk, m - m0);
+        const int stop = std::min(end, m0 + rows);
+        quantize_activations(x + static_cast<size_t>(m0) * in_features_, begin - m0, stop - m0, rows,
+                             x_q.data() + static_cast<size_t>(m0) * packed_k_,
+                             blocks.data() + static_cast<size_t>(m0) * quant_blocks_);
+        begin = stop;
+      }
+    };
     // Rows quantize independently: spread them over the pool when there are several
     // (batched decode: 16 rows of up to 4864 values would otherwise run on one thread).
     if (m == 1) {
-      quantize_activations(x, 0, 1, 1, x_q.data(), blocks.data());
+      quantize_rows(0, 1);
     } else {
-      pool.parallel_for(m, [&](int64_t begin, int64_t end) {
-        quantize_activations(x, static_cast<int>(begin), static_cast<int>(end), m, x_q.data(), blocks.data());
-      });
+      pool.parallel_for(
+          m, [&](int64_t begin, int64_t end) { quantize_rows(static_cast<int>(begin), static_cast<int>(end)); });
     }
-    problem.x_q = x_q.data();
-    problem.x_q_line_stride = 8 * static_cast<int64_t>(m);
-    problem.x_blocks = blocks.data();
-    problem.x_blocks_stride = quant_blocks_;
     if (isa == CpuIsa::avx512 && detail::avx512_vnni_supported()) kernel = &detail::int4_blocks_avx512_vnni;
-    run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+    problem.x_blocks_stride = quant_blocks_;
+    for (int m0 = 0; m0 < m; m0 += kInt16RowChunk) {
+      const int rows = std::min(kInt16RowChunk, m - m0);
+      detail::Int4Problem chunk = problem;
+      chunk.m = rows;
+      chunk.y = y + static_cast<size_t>(m0) * out_features_;
+      chunk.x_q = x_q.data() + static_cast<size_t>(m0) * packed_k_;
+      chunk.x_q_line_stride = 8 * static_cast<int64_t>(rows);
+      chunk.x_blocks = blocks.data() + static_cast<size_t>(m0) * quant_blocks_;
+      run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { kernel(chunk, begin, end); });
+    }
     return;
   }
 
@@ -310,13 +335,12 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   problem.y = y;
   problem.bias = bias_.empty() ? nullptr : bias_.data();
   std::unique_ptr<float[], AlignedFree> split;
-  if (type_ == detail::DenseType::bf16 && isa == CpuIsa::avx512) {
-    // The AVX-512 bf16 kernel takes x split by k parity (see dense_bf16_split_tile);
-    // m * K floats, small next to the weights. It runs for every m, M = 1 included,
-    // although the plain kernel was as fast there: an output's FMA sequence in the
-    // split kernel does not depend on m, so a row gives the same bits alone (decode at
-    // --max-batch 1) and inside a batch (batch invariance, docs/cpu-kernels.md). With
-    // the plain kernel at M = 1 and the split one at M >= 2 the orders differed.
+  if (type_ == detail::DenseType::bf16 && (isa == CpuIsa::avx512 || isa == CpuIsa::avx2)) {
+    // The AVX-512 and AVX2 bf16 kernels take x split by k parity (see dense_bf16_split_tile); m * K
+    // floats, small next to the weights. Every M uses it, M = 1 too: it sums each output in
+    // its own order, so a plain kernel at M = 1 gave a sequence decoded alone other logit
+    // bits than the same sequence in a batch (batch invariance, tested). At M = 1 it stays
+    // memory-bound (4 weight rows = 4 independent FMA chains per pass).
     // 64-byte aligned (half is a multiple of 16 floats, so every X vector load is one
     // cache line; misaligned, each would split two lines: ~30% slower, measured).
     const int64_t half = ((static_cast<int64_t>(in_features_) + 1) / 2 + 15) / 16 * 16;

@@ -1,0 +1,98 @@
+#include "runtime/kernels/cpu/bandwidth.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "runtime/kernels/cpu/kernel_detail.hpp"
+
+namespace quanteval::runtime {
+
+std::uint64_t read_stream(const void* data, std::size_t bytes, CpuIsa isa, std::size_t prefetch_bytes) {
+  if (bytes % 8 != 0) throw std::invalid_argument(fmt::format("read_stream: {} bytes is not a multiple of 8", bytes));
+  if (!cpu_supports(isa))
+    throw std::runtime_error(fmt::format("read_stream: this CPU or build cannot run the {} kernels", to_string(isa)));
+  if (isa == CpuIsa::avx512) return detail::read_stream_avx512(data, bytes, prefetch_bytes);
+  if (isa == CpuIsa::avx2) return detail::read_stream_avx2(data, bytes, prefetch_bytes);
+  const char* p = static_cast<const char*>(data);
+  std::uint64_t out = 0;
+  for (std::size_t i = 0; i < bytes; i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p + i, sizeof word);
+    out ^= word;
+  }
+  return out;
+}
+
+ReadBandwidth measure_read_bandwidth(ThreadPool& pool, std::size_t bytes, int passes) {
+  constexpr std::size_t kPage = 4096;
+  bytes = (std::max<std::size_t>(bytes, kPage) + kPage - 1) / kPage * kPage;
+  passes = std::max(passes, 1);
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::unique_ptr<void, Free> buffer(std::aligned_alloc(kPage, bytes));
+  if (!buffer) throw std::bad_alloc();
+  const std::int64_t pages = static_cast<std::int64_t>(bytes / kPage);
+  auto* base = static_cast<unsigned char*>(buffer.get());
+  // Touch every page (from the threads that will read it) so no pass pays page faults.
+  pool.parallel_for(pages, [&](std::int64_t begin, std::int64_t end) {
+    std::memset(base + begin * kPage, 0x5a, static_cast<std::size_t>(end - begin) * kPage);
+  });
+  ReadBandwidth out;
+  out.isa = best_cpu_isa();
+  out.threads = pool.size();
+  out.bytes = bytes;
+  out.passes = passes;
+  out.worst_gb_per_s = 1e300;
+  std::vector<std::uint64_t> sinks(static_cast<std::size_t>(pool.size()) + 1, 0);
+  for (int pass = 0; pass < passes; ++pass) {
+    const auto start = std::chrono::steady_clock::now();
+    // Whole pages per thread: each thread streams one contiguous share.
+    pool.parallel_for(pages, [&](std::int64_t begin, std::int64_t end) {
+      const std::uint64_t x = read_stream(base + begin * kPage, static_cast<std::size_t>(end - begin) * kPage, out.isa);
+      sinks[static_cast<std::size_t>(begin * pool.size() / pages)] ^= x;
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double gbs = static_cast<double>(bytes) / s / 1e9;
+    out.gb_per_s = std::max(out.gb_per_s, gbs);
+    out.worst_gb_per_s = std::min(out.worst_gb_per_s, gbs);
+  }
+  // Every page (512 equal words) XORs to 0; reading the sinks keeps the loads observable.
+  std::uint64_t all = 0;
+  for (std::uint64_t s : sinks) all ^= s;
+  if (all != 0) throw std::logic_error(fmt::format("measure_read_bandwidth: checksum {:#x} is impossible", all));
+  return out;
+}
+
+std::string cpu_model_name() {
+  // The first processor's fields; "cpu family" / "model" tell CPUs apart whose
+  // model name a VM shortens (e.g. "AMD EPYC").
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, name, family, model;
+  auto value = [&line] {
+    const auto colon = line.find(':');
+    const auto first = colon == std::string::npos ? colon : line.find_first_not_of(" \t", colon + 1);
+    return first == std::string::npos ? std::string() : line.substr(first);
+  };
+  while (std::getline(in, line) && !line.empty()) {
+    if (line.rfind("model name", 0) == 0)
+      name = value();
+    else if (line.rfind("cpu family", 0) == 0)
+      family = value();
+    else if (line.rfind("model", 0) == 0 && line.find("model\t") == 0)
+      model = value();
+  }
+  if (name.empty()) return "unknown CPU";
+  return family.empty() ? name : fmt::format("{} (family {}, model {})", name, family, model);
+}
+
+}  // namespace quanteval::runtime

@@ -1,0 +1,189 @@
+// The CPU attention op against a plain double-precision causal softmax attention, over
+// odd head sizes and uneven sequences, and batch invariance: a sequence's outputs are
+// bit-identical whether it runs alone or in a batch with others (prefill and decode).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "runtime/kernels/cpu/attention.hpp"
+#include "runtime/kernels/cpu/thread_pool.hpp"
+#include "runtime/model/model.hpp"
+#include "tests/cpu_kernels/test_helpers.hpp"
+
+namespace {
+
+using namespace quanteval::runtime;
+
+struct Rows {
+  std::vector<float> q, k, v;  // [rows, heads * head_dim] and [rows, kv_heads * head_dim]
+};
+
+// One sequence's rows for every step (prefill of `prompt` rows, then single-row steps).
+struct Script {
+  std::vector<Rows> steps;
+};
+
+Rows random_rows(std::mt19937_64& rng, int rows, const AttentionSpec& spec) {
+  Rows out;
+  out.q = quanteval::test::random_floats(rng, static_cast<size_t>(rows) * spec.heads * spec.head_dim);
+  out.k = quanteval::test::random_floats(rng, static_cast<size_t>(rows) * spec.kv_heads * spec.head_dim);
+  out.v = quanteval::test::random_floats(rng, static_cast<size_t>(rows) * spec.kv_heads * spec.head_dim);
+  return out;
+}
+
+// Runs the scripts of `which` sequences together, step by step, on fresh memory;
+// returns per sequence the outputs of each step ([rows, heads * head_dim] each).
+std::vector<std::vector<std::vector<float>>> run(const AttentionSpec& spec, const std::vector<Script>& scripts,
+                                                 const std::vector<int>& which, ThreadPool& pool) {
+  MemoryShape shape;
+  shape.block_tokens = 16;
+  shape.kv_layers = 1;
+  shape.kv_heads = spec.kv_heads;
+  shape.head_dim = spec.head_dim;
+  const MemoryPlan plan = plan_memory(shape, 64 * shape.kv_bytes_per_block(), 8);
+  HybridMemory memory(plan);
+  CpuMemory storage;
+  storage.allocate(plan);
+  std::vector<std::unique_ptr<SequenceState>> states;
+  for (int s : which) {
+    int total = 0;
+    for (const Rows& r : scripts[s].steps) total += static_cast<int>(r.v.size() / (spec.kv_heads * spec.head_dim));
+    states.push_back(memory.try_admit(total));
+  }
+  std::vector<std::vector<std::vector<float>>> outputs(which.size());
+  const int q_width = spec.heads * spec.head_dim, kv_width = spec.kv_heads * spec.head_dim;
+  for (size_t step = 0; step < scripts[which[0]].steps.size(); ++step) {
+    StepBatch batch;
+    std::vector<float> q, k, v;
+    std::vector<int> rows;
+    for (size_t i = 0; i < which.size(); ++i) {
+      const Rows& r = scripts[which[i]].steps[step];
+      const int n = static_cast<int>(r.v.size() / kv_width);
+      rows.push_back(n);
+      batch.sequences.push_back({states[i].get(), batch.rows(), n, states[i]->length()});
+      for (int t = 0; t < n; ++t) {
+        batch.tokens.push_back(0);
+        batch.positions.push_back(states[i]->length() + t);
+        batch.row_sequence.push_back(static_cast<int>(i));
+      }
+      q.insert(q.end(), r.q.begin(), r.q.end());
+      k.insert(k.end(), r.k.begin(), r.k.end());
+      v.insert(v.end(), r.v.begin(), r.v.end());
+    }
+    std::vector<float> out(static_cast<size_t>(batch.rows()) * q_width, NAN);
+    attention_cpu(spec, nullptr, nullptr, batch, q.data(), k.data(), v.data(), out.data(), storage, pool);
+    size_t row = 0;
+    for (size_t i = 0; i < which.size(); ++i) {
+      outputs[i].emplace_back(out.begin() + static_cast<std::ptrdiff_t>(row * q_width),
+                              out.begin() + static_cast<std::ptrdiff_t>((row + rows[i]) * q_width));
+      row += static_cast<size_t>(rows[i]);
+      states[i]->advance(rows[i]);
+    }
+  }
+  return outputs;
+}
+
+}  // namespace
+
+TEST_CASE("attention matches a double-precision causal softmax over odd head sizes") {
+  std::mt19937_64 rng(quanteval::test::test_seed());
+  ThreadPool pool(2);
+  for (int head_dim : {1, 7, 8, 13, 64, 72}) {
+    AttentionSpec spec;
+    spec.heads = 6;
+    spec.kv_heads = 2;
+    spec.head_dim = head_dim;  // no rotary dims and no q/k norm: plain attention
+    std::vector<Script> scripts(3);
+    const int prompts[] = {1, 9, 37};
+    for (int s = 0; s < 3; ++s) {
+      scripts[s].steps.push_back(random_rows(rng, prompts[s], spec));
+      for (int t = 0; t < 3; ++t) scripts[s].steps.push_back(random_rows(rng, 1, spec));
+    }
+    const auto got = run(spec, scripts, {0, 1, 2}, pool);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+    int mismatches = 0;
+    for (int s = 0; s < 3; ++s) {
+      // The sequence's K/V rows in position order.
+      std::vector<const float*> keys, values, queries;
+      std::vector<const float*> out_rows;
+      for (size_t step = 0; step < scripts[s].steps.size(); ++step) {
+        const Rows& r = scripts[s].steps[step];
+        const size_t n = r.v.size() / (spec.kv_heads * head_dim);
+        for (size_t t = 0; t < n; ++t) {
+          keys.push_back(r.k.data() + t * spec.kv_heads * head_dim);
+          values.push_back(r.v.data() + t * spec.kv_heads * head_dim);
+          queries.push_back(r.q.data() + t * spec.heads * head_dim);
+          out_rows.push_back(got[s][step].data() + t * spec.heads * head_dim);
+        }
+      }
+      for (size_t p = 0; p < queries.size(); ++p) {
+        for (int h = 0; h < spec.heads; ++h) {
+          const int kv = h / (spec.heads / spec.kv_heads);
+          std::vector<double> score(p + 1);
+          double max_score = -INFINITY, max_abs_dot = 0;
+          for (size_t j = 0; j <= p; ++j) {
+            double dot = 0, abs_dot = 0;
+            for (int d = 0; d < head_dim; ++d) {
+              dot += static_cast<double>(queries[p][h * head_dim + d]) * keys[j][kv * head_dim + d];
+              abs_dot += std::fabs(static_cast<double>(queries[p][h * head_dim + d]) * keys[j][kv * head_dim + d]);
+            }
+            score[j] = dot * scale;
+            max_score = std::max(max_score, score[j]);
+            max_abs_dot = std::max(max_abs_dot, abs_dot * scale);
+          }
+          double total = 0;
+          for (double& x : score) total += (x = std::exp(x - max_score));
+          // fp32 bound: each score off by <= (head_dim + 2) u sum|q k| (u = 2^-24), which
+          // moves each softmax weight by <= 2x that (relative) plus exp/division rounding
+          // (~4u); the weighted sum of p + 1 values (|v| <= 1) adds (p + 2) u.
+          const double u = std::ldexp(1.0, -24);
+          const double tolerance = 2 * ((head_dim + 2) * u * max_abs_dot + 4 * u) + (p + 2) * u + 1e-7;
+          for (int d = 0; d < head_dim; ++d) {
+            double expected = 0;
+            for (size_t j = 0; j <= p; ++j) expected += score[j] / total * values[j][kv * head_dim + d];
+            const double error = std::fabs(out_rows[p][h * head_dim + d] - expected);
+            if (!(error <= tolerance)) {
+              if (++mismatches < 5)
+                MESSAGE("head_dim " << head_dim << " seq " << s << " pos " << p << " head " << h << " d " << d
+                                    << ": got " << out_rows[p][h * head_dim + d] << " expected " << expected);
+            }
+          }
+        }
+      }
+    }
+    CHECK(mismatches == 0);
+  }
+}
+
+TEST_CASE("attention is batch invariant: a sequence alone or among others gives the same bits") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 1);
+  ThreadPool pool(2);
+  for (int head_dim : {13, 64}) {
+    AttentionSpec spec;
+    spec.heads = 4;
+    spec.kv_heads = 2;
+    spec.head_dim = head_dim;
+    spec.rotary_dim = head_dim / 2 * 2;
+    spec.inv_freq = rope_inverse_frequencies(10000.0, spec.rotary_dim, "float32");
+    std::vector<Script> scripts(4);
+    const int prompts[] = {21, 3, 40, 1};
+    for (int s = 0; s < 4; ++s) {
+      scripts[s].steps.push_back(random_rows(rng, prompts[s], spec));
+      for (int t = 0; t < 4; ++t) scripts[s].steps.push_back(random_rows(rng, 1, spec));
+    }
+    const auto together = run(spec, scripts, {0, 1, 2, 3}, pool);
+    for (int s = 0; s < 4; ++s) {
+      CAPTURE(s);
+      const auto alone = run(spec, scripts, {s}, pool);
+      for (size_t step = 0; step < alone[0].size(); ++step) {
+        CAPTURE(step);
+        REQUIRE(alone[0][step].size() == together[s][step].size());
+        CHECK(std::memcmp(alone[0][step].data(), together[s][step].data(), alone[0][step].size() * sizeof(float)) == 0);
+      }
+    }
+  }
+}

@@ -1,0 +1,67 @@
+// read_stream (the loads behind the benchmarks' memory floor) reads every byte once at
+// every SIMD level; the ISA cap (QUANTEVAL_CPU_ISA) bounds what cpu_supports reports.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string_view>
+#include <vector>
+
+#include "runtime/kernels/cpu/bandwidth.hpp"
+#include "runtime/kernels/cpu/isa.hpp"
+#include "tests/cpu_kernels/test_helpers.hpp"
+
+using namespace quanteval::runtime;
+
+TEST_CASE("read_stream XORs every word once at every ISA, at odd sizes and offsets") {
+  std::mt19937_64 rng(quanteval::test::test_seed());
+  std::vector<std::uint64_t> words(5000);
+  for (auto& w : words) w = rng();
+  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(words.data());
+  for (std::size_t count : {0, 1, 3, 15, 16, 31, 32, 33, 63, 64, 65, 127, 1000, 4999}) {
+    for (std::size_t offset_words : {0, 1, 3}) {
+      if (offset_words + count > words.size()) continue;
+      std::uint64_t expected = 0;
+      for (std::size_t i = 0; i < count; ++i) expected ^= words[offset_words + i];
+      for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
+        if (!cpu_supports(isa)) continue;
+        CAPTURE(count);
+        CAPTURE(offset_words);
+        CAPTURE(to_string(isa));
+        CHECK(read_stream(bytes + 8 * offset_words, 8 * count, isa) == expected);
+        CHECK(read_stream(bytes + 8 * offset_words, 8 * count, isa, 2048) == expected);
+      }
+    }
+  }
+  CHECK_THROWS_AS(read_stream(bytes, 12, CpuIsa::scalar), std::invalid_argument);
+}
+
+TEST_CASE("measure_read_bandwidth reports its setup and a positive rate") {
+  ThreadPool pool(2);
+  const ReadBandwidth bw = measure_read_bandwidth(pool, std::size_t{1} << 20, 2);
+  CHECK(bw.gb_per_s > 0);
+  CHECK(bw.worst_gb_per_s <= bw.gb_per_s);
+  CHECK(bw.threads == 2);
+  CHECK(bw.bytes == std::size_t{1} << 20);
+  CHECK(bw.isa == best_cpu_isa());
+  CHECK(!cpu_model_name().empty());
+}
+
+TEST_CASE("QUANTEVAL_CPU_ISA caps the levels cpu_supports reports") {
+  const char* env = std::getenv("QUANTEVAL_CPU_ISA");
+  const std::string_view cap = env ? env : "";
+  MESSAGE("QUANTEVAL_CPU_ISA=" << cap << ", running " << describe_cpu_isa());
+  if (cap == "avx2") {
+    CHECK(isa_cap() == CpuIsa::avx2);
+    CHECK_FALSE(cpu_supports(CpuIsa::avx512));
+    CHECK(best_cpu_isa() != CpuIsa::avx512);
+  } else if (cap == "scalar") {
+    CHECK(isa_cap() == CpuIsa::scalar);
+    CHECK(best_cpu_isa() == CpuIsa::scalar);
+  } else {
+    CHECK(isa_cap() == CpuIsa::avx512);
+  }
+  CHECK(cpu_supports(CpuIsa::scalar));
+}
