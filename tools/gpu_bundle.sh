@@ -12,7 +12,8 @@
 #     (runtime/kernels/cuda/cublas_library.hpp) and never carried: run.sh points LD_LIBRARY_PATH at
 #     the machine's CUDA folders;
 #   * libstdc++ and libgcc are linked statically and fmt is compiled in (header-only), so no
-#     C++ runtime is carried;
+#     C++ runtime is carried; `serve` is left out (-DQUANTEVAL_SERVE=OFF): Debian's cpp-httplib
+#     is a shared library linked to the shared libstdc++;
 #   * every other library the binaries need beyond glibc (libcurl and its closure, pcre2,
 #     utf8proc, seccomp, zlib, OpenSSL ...) is copied into lib/, and the binaries find it
 #     through DT_RPATH $ORIGIN/../lib (RPATH, not RUNPATH, so it also covers the libraries'
@@ -39,7 +40,7 @@ command -v nvcc >/dev/null || { echo "gpu_bundle: nvcc not found (install the CU
 echo "== configure ($build)"
 mkdir -p "$build"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DQUANTEVAL_FMT_HEADER_ONLY=ON -DQUANTEVAL_TESTS=ON \
+  -DQUANTEVAL_FMT_HEADER_ONLY=ON -DQUANTEVAL_SERVE=OFF -DQUANTEVAL_TESTS=ON \
   -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc -Wl,--disable-new-dtags" \
   -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN/../lib' >"$build/configure.log" 2>&1 \
   || { tail -30 "$build/configure.log"; exit 1; }

@@ -15,11 +15,14 @@
 #include <thread>
 
 #include "harness/cli/commands.hpp"
+#if QUANTEVAL_HAVE_SERVE
 #include "harness/serve/server.hpp"
+#endif
 #include "runtime/runtime.hpp"
 
 namespace quanteval::harness {
 
+#if QUANTEVAL_HAVE_SERVE
 int command_serve(int argc, char** argv, int first) {
   Args args("quanteval serve --model DIR|OWNER/NAME[@REV] [options]",
             "Serves the checkpoint with the embedded runtime over HTTP: /v1/completions (text or token-id prompts),\n"
@@ -105,5 +108,14 @@ int command_serve(int argc, char** argv, int first) {
   fmt::print(stderr, "quanteval serve: stopped\n");
   return 0;
 }
+
+#else
+// Built with -DQUANTEVAL_SERVE=OFF (the GPU bundle): the verb exists but says why it cannot run.
+int command_serve(int, char**, int) {
+  throw UsageError(
+      "quanteval serve is not in this build (configured with -DQUANTEVAL_SERVE=OFF, as the GPU bundle "
+      "is); use a regular build");
+}
+#endif
 
 }  // namespace quanteval::harness
