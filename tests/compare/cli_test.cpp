@@ -9,6 +9,8 @@
 #include "tests/compare/run_fixtures.hpp"
 #include "tests/support/test_data.hpp"
 
+using quanteval::test::contains;
+using quanteval::test::read_text;
 using quanteval::test::run_quanteval;
 using quanteval::test::SyntheticRun;
 using quanteval::test::TempDir;
@@ -17,15 +19,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string slurp(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // Baseline (BF16): thinking passes all but every 10th task; standard passes the even ones.
 bool baseline_passes(const std::string& mode, int task, int) {
@@ -80,14 +73,14 @@ TEST_CASE("compare writes the model-card table, JSON and HTML") {
   CHECK(contains(r.out, "| size (GB) | 16.50 (-69.4% vs baseline) | 54.00 |"));
   CHECK(contains(r.out, "| bits per weight | 4.25 | 16.00 |"));
   CHECK(contains(r.out, "| decode tok/s | 85.0 (2.83x baseline) | 30.0 |"));
-  const std::string md = slurp(out / "compare.md");
+  const std::string md = read_text(out / "compare.md");
   CHECK(contains(md, "| Metric | demo-gptq-int4 | demo-bf16 | Delta (pp) |"));
   CHECK(contains(md, "| pass@1 standard | 49.39% ["));
   CHECK(contains(md, "regressed 10 (A fails, B passes), improved 2"));
   CHECK(contains(md, "McNemar exact two-sided p = 0.0386"));  // b=10, c=2
   CHECK(contains(md, "- Regressed: HumanEval/1, HumanEval/2, HumanEval/3"));
 
-  const json j = json::parse(slurp(out / "compare.json"));
+  const json j = json::parse(read_text(out / "compare.json"));
   const json& thinking = j["comparisons"][0]["modes"]["thinking"];
   CHECK(thinking["counts"]["regressed"] == 10);
   CHECK(thinking["counts"]["improved"] == 2);
@@ -102,7 +95,7 @@ TEST_CASE("compare writes the model-card table, JSON and HTML") {
   CHECK(standard["mcnemar_exact_p"].get<double>() == doctest::Approx(1.0));  // b=2, c=1
   CHECK(standard["delta"].get<double>() == doctest::Approx(-1.0 / 164));
 
-  const std::string html = slurp(out / "compare.html");
+  const std::string html = read_text(out / "compare.html");
   CHECK(html.starts_with("<!DOCTYPE html>"));
   CHECK(contains(html, "<svg"));
   CHECK(contains(html, "<title>HumanEval/1: regressed"));
@@ -115,7 +108,7 @@ TEST_CASE("compare writes the model-card table, JSON and HTML") {
   REQUIRE(
       run_quanteval({"compare", runs.a.string(), runs.b.string(), "--out", again.string(), "--seed", "7"}).exit_code ==
       0);
-  CHECK(slurp(again / "compare.json") == slurp(out / "compare.json"));
+  CHECK(read_text(again / "compare.json") == read_text(out / "compare.json"));
 }
 
 TEST_CASE("compare with labels, a chosen mode, more than two runs, default output folder") {
@@ -130,7 +123,7 @@ TEST_CASE("compare with labels, a chosen mode, more than two runs, default outpu
   CHECK_FALSE(contains(r.out, "pass@1 standard"));
   const fs::path default_out = runs.dir.path() / "gptq-vs-bf16";
   CHECK(fs::exists(default_out / "compare.md"));
-  CHECK(contains(slurp(default_out / "compare.html"), "demo-int8"));
+  CHECK(contains(read_text(default_out / "compare.html"), "demo-int8"));
 }
 
 TEST_CASE("compare against published baseline values") {
@@ -142,10 +135,10 @@ TEST_CASE("compare against published baseline values") {
   REQUIRE(r.exit_code == 0);
   CHECK(contains(r.out, "| Metric | demo-gptq-int4 | BF16 (model card) (published) | Delta (pp) |"));
   CHECK(contains(r.out, "| 97.56% |"));
-  const json j = json::parse(slurp(out / "compare.json"));
+  const json j = json::parse(read_text(out / "compare.json"));
   CHECK(j["comparisons"][0]["modes"]["thinking"]["paired"] == false);
   CHECK(j["comparisons"][0]["modes"]["thinking"]["delta_ci95_method"] == "Newcombe hybrid score (unpaired)");
-  CHECK(contains(slurp(out / "compare.md"), "no McNemar test"));
+  CHECK(contains(read_text(out / "compare.md"), "no McNemar test"));
 
   CHECK(run_quanteval({"compare", runs.a.string(), "--baseline-value", "thinking"}).exit_code == 2);
   CHECK(run_quanteval({"compare", runs.a.string(), "--baseline-value", "thinking=140"}).exit_code == 2);

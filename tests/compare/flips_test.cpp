@@ -14,6 +14,8 @@
 #include "tests/compare/run_fixtures.hpp"
 #include "tests/support/test_data.hpp"
 
+using quanteval::test::contains;
+using quanteval::test::read_text;
 using quanteval::test::run_quanteval;
 using quanteval::test::SyntheticRun;
 using quanteval::test::TempDir;
@@ -25,15 +27,6 @@ namespace {
 
 constexpr int kTasks = 30;
 constexpr int kBudget = 4096;
-
-std::string slurp(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // The quantized run (A): regressions 0-3 truncated (budget spent thinking), 4-5
 // failed, 6 no_code, 7 error, 8 timeout; improvements on 25 and 26.
@@ -129,7 +122,7 @@ TEST_CASE("compare: every flip carries both sides' causes; the cause table count
                                 (tmp.path() / "out").string()});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  const json j = json::parse(slurp(tmp.path() / "out" / "compare.json"));
+  const json j = json::parse(read_text(tmp.path() / "out" / "compare.json"));
   const json& m = j["comparisons"][0]["modes"]["thinking"];
   CHECK(m["regressions_by_cause"] ==
         json{{"truncated", 4}, {"failed", 2}, {"no_code", 1}, {"error", 1}, {"timeout", 1}});
@@ -150,12 +143,12 @@ TEST_CASE("compare: every flip carries both sides' causes; the cause table count
       CHECK(side["extraction_rule"] == (status == "no_code" || status == "truncated" ? "none" : "fenced_python"));
     }
   }
-  const std::string md = slurp(tmp.path() / "out" / "compare.md");
+  const std::string md = read_text(tmp.path() / "out" / "compare.md");
   CHECK(contains(md, "Regressions by cause on each side"));
   CHECK(contains(md, "| truncated | 4 | 1 |"));
   CHECK(contains(md, "| total | 9 | 2 |"));
   CHECK(contains(md, "| HumanEval/0 | regressed | truncated | none | 4096 (length) | not closed | passed |"));
-  const std::string html = slurp(tmp.path() / "out" / "compare.html");
+  const std::string html = read_text(tmp.path() / "out" / "compare.html");
   CHECK(contains(html, "regressions by cause on each side"));
   CHECK(contains(html, "<summary>thinking trace"));
   // The extracted code's diff, baseline (−) to A (+), on a task both sides have code for.
@@ -172,7 +165,7 @@ TEST_CASE("compare and the budget curve: pass@1 by budget recomputed from sample
                                 (tmp.path() / "out").string()});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  const json m = json::parse(slurp(tmp.path() / "out" / "compare.json"))["comparisons"][0]["modes"]["thinking"];
+  const json m = json::parse(read_text(tmp.path() / "out" / "compare.json"))["comparisons"][0]["modes"]["thinking"];
   for (const bool quantized : {true, false}) {
     CAPTURE(quantized);
     const json& curve = m[quantized ? "budget_curve_a" : "budget_curve_b"];
@@ -197,7 +190,7 @@ TEST_CASE("compare and the budget curve: pass@1 by budget recomputed from sample
     CHECK(curve[3]["uncertain"] == 0);
     CHECK(std::fabs(curve[3]["pass@1"].get<double>() - m[quantized ? "pass@1_a" : "pass@1_b"].get<double>()) < 1e-12);
   }
-  const std::string html = slurp(tmp.path() / "out" / "compare.html");
+  const std::string html = read_text(tmp.path() / "out" / "compare.html");
   CHECK(contains(html, "pass@1 by token budget"));
   CHECK(contains(html, "<polyline"));
 }

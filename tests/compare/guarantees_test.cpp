@@ -11,6 +11,8 @@
 #include "tests/compare/run_fixtures.hpp"
 #include "tests/support/test_data.hpp"
 
+using quanteval::test::contains;
+using quanteval::test::read_text;
 using quanteval::test::run_quanteval;
 using quanteval::test::SyntheticRun;
 using quanteval::test::TempDir;
@@ -19,15 +21,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string slurp(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // What `quanteval run` records about the conditions of a run.
 json conditions() {
@@ -59,7 +52,7 @@ TEST_CASE("compare: two runs of one checkpoint flip nothing and state every guar
       {"compare", (tmp.path() / "a").string(), (tmp.path() / "b").string(), "--out", (tmp.path() / "out").string()});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  const json j = json::parse(slurp(tmp.path() / "out" / "compare.json"));
+  const json j = json::parse(read_text(tmp.path() / "out" / "compare.json"));
   CHECK_FALSE(j.contains("mismatch_allowed"));
   const json& comparison = j["comparisons"][0];
   for (const char* mode : {"standard", "thinking"}) {
@@ -74,11 +67,11 @@ TEST_CASE("compare: two runs of one checkpoint flip nothing and state every guar
                                                      {"decoding", "holds"},
                                                      {"dataset.sha256", "holds"},
                                                      {"generation.batch_invariant", "holds"}});
-  const std::string md = slurp(tmp.path() / "out" / "compare.md");
+  const std::string md = read_text(tmp.path() / "out" / "compare.md");
   CHECK(contains(md, "## Guarantees"));
   CHECK(contains(md, "| same decoding | holds | decoding |"));
   CHECK_FALSE(contains(md, "MISMATCH"));
-  const std::string html = slurp(tmp.path() / "out" / "compare.html");
+  const std::string html = read_text(tmp.path() / "out" / "compare.html");
   CHECK(contains(html, "<h2>Guarantees</h2>"));
   CHECK(contains(html, "<td>generation.batch_invariant</td>"));
 }
@@ -112,12 +105,13 @@ TEST_CASE("compare: differing conditions are refused naming each field, or allow
   INFO(allowed.out << allowed.err);
   REQUIRE(allowed.exit_code == 0);
   CHECK(allowed.out.starts_with("MISMATCH ALLOWED"));
-  const std::string md = slurp(tmp.path() / "out" / "compare.md");
+  const std::string md = read_text(tmp.path() / "out" / "compare.md");
   const std::string first_lines = md.substr(0, md.find("| Metric"));
   CHECK(contains(first_lines, "MISMATCH ALLOWED"));
   CHECK(contains(first_lines, "decoding.temperature"));
-  const json j = json::parse(slurp(tmp.path() / "out" / "compare.json"));
-  CHECK(nlohmann::ordered_json::parse(slurp(tmp.path() / "out" / "compare.json")).begin().key() == "mismatch_allowed");
+  const json j = json::parse(read_text(tmp.path() / "out" / "compare.json"));
+  CHECK(nlohmann::ordered_json::parse(read_text(tmp.path() / "out" / "compare.json")).begin().key() ==
+        "mismatch_allowed");
   CHECK(j["mismatch_allowed"]["fields"].size() == 4);
   std::map<std::string, std::string> states;
   for (const auto& g : j["comparisons"][0]["guarantees"]) states[g["field"]] = g["state"];
@@ -125,7 +119,7 @@ TEST_CASE("compare: differing conditions are refused naming each field, or allow
   CHECK(states["modes.thinking.prompt_sha256"] == "differs");
   CHECK(states["decoding"] == "differs");
   CHECK(states["generation.batch_invariant"] == "differs");
-  const std::string html = slurp(tmp.path() / "out" / "compare.html");
+  const std::string html = read_text(tmp.path() / "out" / "compare.html");
   const auto banner = html.find("MISMATCH ALLOWED");
   REQUIRE(banner != std::string::npos);
   CHECK(banner < html.find("<h2>Model card</h2>"));
@@ -148,7 +142,7 @@ TEST_CASE("compare: conditions a run does not record are unknown, not refused") 
       {"compare", (tmp.path() / "a").string(), (tmp.path() / "b").string(), "--out", (tmp.path() / "out").string()});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  const json j = json::parse(slurp(tmp.path() / "out" / "compare.json"));
+  const json j = json::parse(read_text(tmp.path() / "out" / "compare.json"));
   for (const auto& g : j["comparisons"][0]["guarantees"]) CHECK(g["state"] == "unknown");
 }
 

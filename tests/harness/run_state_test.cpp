@@ -8,6 +8,8 @@
 #include "harness/run/run_directory.hpp"
 #include "tests/support/test_data.hpp"
 
+using quanteval::test::read_text;
+
 namespace fs = std::filesystem;
 using nlohmann::ordered_json;
 using quanteval::harness::RunDirectory;
@@ -17,13 +19,6 @@ namespace {
 
 ordered_json line(const char* mode, const char* task, int index) {
   return {{"mode", mode}, {"task_id", task}, {"sample_index", index}, {"x", 1}};
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -67,7 +62,7 @@ TEST_CASE("a run is appended line by line and resumed after a kill") {
   CHECK(resumed.results().count(SampleKey{"standard", "HumanEval/0", 0}) == 1);
   // The partial line was cut off, so the next append starts on a clean line.
   resumed.append_result(line("standard", "HumanEval/1", 0));
-  const std::string text = slurp(dir / "results.jsonl");
+  const std::string text = read_text(dir / "results.jsonl");
   CHECK(text.find("\"sam{") == std::string::npos);
   std::istringstream lines(text);
   std::string one;

@@ -13,6 +13,8 @@
 #include "runtime/checkpoint/hub.hpp"
 #include "tests/support/test_data.hpp"
 
+using quanteval::test::read_text;
+
 namespace fs = std::filesystem;
 namespace hub = quanteval::runtime::hub;
 
@@ -71,13 +73,6 @@ class LocalHub {
   fs::path folder_;
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string error_of(const std::string& model, const hub::Options& o) {
   try {
     hub::resolve(model, o);
@@ -109,7 +104,7 @@ TEST_CASE("download once, verify, then serve from the cache") {
   CHECK(first.downloaded);
   CHECK(first.commit == "0123456789abcdef0123456789abcdef01234567");
   for (const char* name : {"config.json", "model.safetensors", "quantize_config.json"})
-    CHECK(slurp(first.directory / name) == slurp(server.folder() / name));
+    CHECK(read_text(first.directory / name) == read_text(server.folder() / name));
   CHECK_FALSE(fs::exists(first.directory / "pytorch_model.bin"));
   const auto second = hub::resolve("test/tiny@main", o);
   CHECK_FALSE(second.downloaded);
@@ -130,7 +125,7 @@ TEST_CASE("an interrupted download resumes with a Range request") {
   o.endpoint = server.endpoint();
   o.cache_dir = cache.path();
   const auto r = hub::resolve("test/tiny", o);
-  CHECK(slurp(r.directory / "model.safetensors") == slurp(server.folder() / "model.safetensors"));
+  CHECK(read_text(r.directory / "model.safetensors") == read_text(server.folder() / "model.safetensors"));
   CHECK(server.stats()["range_requests"].get<int>() >= 1);
 }
 

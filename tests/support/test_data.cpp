@@ -104,6 +104,13 @@ TempDir::~TempDir() {
 
 namespace quanteval::test {
 
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 CommandResult run_quanteval(const std::vector<std::string>& args) {
   TempDir capture;
   const fs::path out_path = capture.path() / "out", err_path = capture.path() / "err";
@@ -126,16 +133,10 @@ CommandResult run_quanteval(const std::vector<std::string>& args) {
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
-  auto slurp = [](const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
+  r.out = read_text(out_path);
+  r.err = read_text(err_path);
   return r;
 }
 

@@ -36,6 +36,11 @@ std::string python();
 // The quanteval binary under test ($QUANTEVAL_BINARY, set by ctest).
 std::filesystem::path quanteval_binary();
 
+// A file's whole content, bytes as stored ("" when it cannot be read: the caller's
+// assertions on the text then fail and say what was expected).
+std::string read_text(const std::filesystem::path& file);
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 // A fresh, empty temporary directory removed when the object dies.
 class TempDir {
  public:
