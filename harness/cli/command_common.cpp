@@ -56,6 +56,11 @@ sandbox::Config sandbox_config(const Args& args, const datasets::Dataset& datase
   return config;
 }
 
+Args& add_task_options(Args& args) {
+  return args.option("limit", "N", "only the first N tasks")
+      .option("tasks", "LIST", "only these tasks: ids or numbers, comma-separated (e.g. 0,5,HumanEval/7)");
+}
+
 std::vector<const datasets::Problem*> select_tasks(const datasets::Dataset& dataset, const Args& args) {
   std::vector<const datasets::Problem*> tasks;
   if (auto list = args.maybe("tasks")) {

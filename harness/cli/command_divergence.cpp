@@ -60,9 +60,8 @@ int command_divergence(int argc, char** argv, int first) {
   args.option("model", "DIR|OWNER/NAME", "the checkpoint under test (A), e.g. the INT4 one")
       .option("baseline", "DIR|OWNER/NAME", "the reference checkpoint (B), e.g. BF16; its tokenizer encodes the text")
       .option("out", "DIR", "output folder (divergence.json, divergence.md)")
-      .option("runs", "RUN_DIR", "also score the samples of this run directory (a run of the baseline)")
-      .option("limit", "N", "only the first N tasks")
-      .option("tasks", "LIST", "only these tasks: ids or numbers, comma-separated (e.g. 0,5,HumanEval/7)")
+      .option("runs", "RUN_DIR", "also score the samples of this run directory (a run of the baseline)");
+  add_task_options(args)
       .option("chunk", "N", "positions scored per forward step of each model", "64")
       .option("threads", "N", "CPU threads of each model (0 = all cores)", "0")
       .option("kv-cache-mb", "MB", "K/V memory of each model in MiB (0 = 25% of RAM, at most 4 GiB)", "0")

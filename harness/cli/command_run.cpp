@@ -156,9 +156,8 @@ int command_run(int argc, char** argv, int first) {
             "redoing or duplicating samples.");
   args.option("model", "DIR|OWNER/NAME[@REV]", "checkpoint folder or Hugging Face Hub id")
       .option("out", "DIR", "run directory (samples.jsonl, results.jsonl, report.json/md/html)")
-      .option("mode", "standard|thinking|both", "evaluation mode(s)", "both")
-      .option("limit", "N", "only the first N tasks")
-      .option("tasks", "LIST", "only these tasks: ids or numbers, comma-separated (e.g. 0,5,HumanEval/7)")
+      .option("mode", "standard|thinking|both", "evaluation mode(s)", "both");
+  add_task_options(args)
       .option("max-new-tokens", "N", "token budget per sample (default: 1024 standard, 4096 thinking)")
       .option("preset", "greedy|qwen-thinking", "decoding preset; qwen-thinking = T 0.6, top-p 0.95, top-k 20",
               "greedy")

@@ -39,6 +39,8 @@ TimeLimits time_limits_from_args(const Args& args, const datasets::Dataset& data
 
 // --dataset, shared by every verb that reads problems.
 void add_dataset_option(Args& args);
+// --limit and --tasks, the options select_tasks reads; returns args to go on chaining.
+Args& add_task_options(Args& args);
 // The problems --tasks (ids or numbers) and --limit select, in dataset order
 // unless --tasks gives one; UsageError for an unknown task.
 std::vector<const datasets::Problem*> select_tasks(const datasets::Dataset& dataset, const Args& args);
