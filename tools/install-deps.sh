@@ -12,7 +12,9 @@ packages=(
 # The test suite also renders HTML reports in a real browser.
 for arg in "$@"; do
   [ "$arg" = "--tests" ] && packages+=(chromium)
-  [ "$arg" = "--bench" ] && packages+=(nodejs npm)
+  # A machine whose Node.js came from elsewhere (nodesource's nodejs conflicts with Debian's npm)
+  # already has what the bench needs.
+  if [ "$arg" = "--bench" ] && ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 done
 missing=()
 for p in "${packages[@]}"; do
