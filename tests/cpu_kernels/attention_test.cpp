@@ -1,6 +1,7 @@
 // The CPU attention op against a plain double-precision causal softmax attention, over
 // odd head sizes and uneven sequences, and batch invariance: a sequence's outputs are
-// bit-identical whether it runs alone or in a batch with others (prefill and decode).
+// bit-identical whether it runs alone or in a batch with others (prefill and decode), and
+// the AVX2 inner loops against the portable ones, bit for bit.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -10,7 +11,10 @@
 #include <vector>
 
 #include "runtime/kernels/cpu/attention.hpp"
+#include "runtime/kernels/cpu/isa.hpp"
+#include "runtime/kernels/cpu/kernel_detail.hpp"
 #include "runtime/kernels/cpu/thread_pool.hpp"
+#include "runtime/model/math.hpp"
 #include "runtime/model/model.hpp"
 #include "tests/cpu_kernels/test_helpers.hpp"
 
@@ -184,6 +188,42 @@ TEST_CASE("attention is batch invariant: a sequence alone or among others gives 
         REQUIRE(alone[0][step].size() == together[s][step].size());
         CHECK(std::memcmp(alone[0][step].data(), together[s][step].data(), alone[0][step].size() * sizeof(float)) == 0);
       }
+    }
+  }
+}
+
+TEST_CASE("the AVX2 attention loops give the same bits as the portable ones") {
+  if (!cpu_supports(CpuIsa::avx2)) {
+    MESSAGE("no AVX2 on this CPU (or capped by QUANTEVAL_CPU_ISA): nothing to compare");
+    return;
+  }
+  std::mt19937_64 rng(quanteval::test::test_seed() + 2);
+  for (int head_dim : {8, 64, 128, 256}) {
+    for (int heads : {1, 4, 7}) {
+      CAPTURE(head_dim);
+      CAPTURE(heads);
+      // Magnitudes spread over many binades, so a different summation order or a fused
+      // multiply-add would change low bits somewhere.
+      auto values = [&](size_t n) {
+        std::vector<float> out = quanteval::test::random_floats(rng, n);
+        for (size_t i = 0; i < n; ++i) out[i] = std::ldexp(out[i], static_cast<int>(i % 17) - 8);
+        return out;
+      };
+      const std::vector<float> queries = values(static_cast<size_t>(heads) * head_dim), key = values(head_dim),
+                               value = values(head_dim), weights = values(heads);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+      const int stride = 3;
+      std::vector<float> fast(static_cast<size_t>(heads) * stride, -1.0f), portable(fast);
+      detail::attention_scores_avx2(queries.data(), heads, head_dim, key.data(), scale, fast.data(), stride);
+      for (int h = 0; h < heads; ++h)
+        portable[h * stride] = math::attention_score(queries.data() + h * head_dim, key.data(), head_dim, scale);
+      CHECK(std::memcmp(fast.data(), portable.data(), fast.size() * sizeof(float)) == 0);
+
+      std::vector<float> fast_out = values(static_cast<size_t>(heads) * head_dim), portable_out = fast_out;
+      detail::attention_accumulate_avx2(fast_out.data(), heads, head_dim, weights.data(), value.data());
+      for (int h = 0; h < heads; ++h)
+        for (int d = 0; d < head_dim; ++d) portable_out[h * head_dim + d] += weights[h] * value[d];
+      CHECK(std::memcmp(fast_out.data(), portable_out.data(), fast_out.size() * sizeof(float)) == 0);
     }
   }
 }

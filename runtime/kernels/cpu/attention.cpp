@@ -5,9 +5,17 @@
 #include <cstring>
 #include <vector>
 
+#include "runtime/kernels/cpu/isa.hpp"
+#include "runtime/kernels/cpu/kernel_detail.hpp"
 #include "runtime/model/math.hpp"
 
 namespace quanteval::runtime {
+
+namespace {
+// At most this many query heads per task (the per-task softmax state lives on the stack);
+// larger GQA groups are split into runs of a divisor of the group.
+constexpr int kMaxHeadsPerTask = 16;
+}  // namespace
 
 void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* k_norm, const StepBatch& batch,
                    const float* q, float* k, const float* v, float* out, const CpuMemory& memory, ThreadPool& pool) {
@@ -59,55 +67,91 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
   else
     pool.parallel_for(m, prepare_rows);
 
-  // Causal attention, one (row, query head) pair per task; scores are softmaxed in fp32.
+  // Causal attention. A task is one row and a run of query heads that share one K/V head
+  // (GQA): each key and value vector is fetched once (one block lookup, one L2 -> L1
+  // transfer) for all of them instead of once per head (7 heads per K/V head on
+  // Qwen2.5-0.5B). With the AVX2 loops below this took attention from ~15% to ~10% of a
+  // 512-token prefill's samples, and the prefill from 143 to 173 tok/s (Zen 3). Every score
+  // and output element is still computed by the same expression in the same position
+  // order, so the bits do not depend on how heads are grouped (or on the batch). Runs are
+  // cut to single heads when whole groups would leave threads idle (decode of one sequence).
   const int group = heads / kv_heads;  // query heads sharing one K/V head
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  int heads_per_task = 1;
+  if (m * kv_heads >= 4 * pool.size())
+    for (int d = std::min(group, kMaxHeadsPerTask); d >= 1 && heads_per_task == 1; --d)
+      if (group % d == 0) heads_per_task = d;
+  const int tasks_per_row = heads / heads_per_task;
+  // This file is compiled for baseline x86-64 (SSE2): its loops run 4 lanes at a time. The
+  // AVX2 versions (same bits) run 8.
+  const bool vector_loops = head_dim % 8 == 0 && cpu_supports(CpuIsa::avx2);
   auto attend = [&](std::int64_t begin, std::int64_t end) {
-    std::vector<float> scores;
+    std::vector<float> scores;  // [heads_per_task][positions]
     for (std::int64_t task = begin; task < end; ++task) {
-      const std::int64_t r = task / heads;
-      const int h = static_cast<int>(task % heads);
-      const int kv_head = h / group;
+      const std::int64_t r = task / tasks_per_row;
+      const int h0 = static_cast<int>(task % tasks_per_row) * heads_per_task;
+      const int kv_head = h0 / group;
       const std::int64_t position = batch.positions[static_cast<std::size_t>(r)];
       const SequenceState& state =
           *batch.sequences[static_cast<std::size_t>(batch.row_sequence[static_cast<std::size_t>(r)])].state;
       const std::int64_t first = math::attention_first_position(position, spec.window);
-      const float* qh = query.data() + (r * heads + h) * head_dim;
-      scores.resize(static_cast<std::size_t>(position - first + 1));
-      float max_score = -INFINITY;
+      const auto count = static_cast<std::size_t>(position - first + 1);
+      scores.resize(count * heads_per_task);
+      float max_score[kMaxHeadsPerTask], total[kMaxHeadsPerTask];
+      const float* query_heads = query.data() + (r * heads + h0) * head_dim;
+      std::fill_n(max_score, heads_per_task, -INFINITY);
       for (std::int64_t p = first; p <= position; ++p) {
         const float* key = memory.key(spec.kv_layer, state.blocks()[static_cast<std::size_t>(p / block_tokens)],
                                       static_cast<int>(p % block_tokens), kv_head);
-        const float dot = math::attention_score(qh, key, head_dim, scale);
-        scores[static_cast<std::size_t>(p - first)] = dot;
-        max_score = std::max(max_score, dot);
+        float* position_scores = scores.data() + (p - first);
+        if (vector_loops)
+          detail::attention_scores_avx2(query_heads, heads_per_task, head_dim, key, scale, position_scores,
+                                        static_cast<std::int64_t>(count));
+        else
+          for (int h = 0; h < heads_per_task; ++h)
+            position_scores[h * count] = math::attention_score(query_heads + h * head_dim, key, head_dim, scale);
+        for (int h = 0; h < heads_per_task; ++h) max_score[h] = std::max(max_score[h], position_scores[h * count]);
       }
-      float total = 0;
-      for (float& s : scores) {
-        s = std::exp(s - max_score);
-        total += s;
+      for (int h = 0; h < heads_per_task; ++h) {
+        total[h] = 0;
+        for (std::size_t i = 0; i < count; ++i) {
+          float& s = scores[h * count + i];
+          s = std::exp(s - max_score[h]);
+          total[h] += s;
+        }
       }
-      float* result = out + (r * heads + h) * head_dim;
-      std::fill(result, result + head_dim, 0.0f);
+      float* results = out + (r * heads + h0) * head_dim;
+      std::fill(results, results + heads_per_task * head_dim, 0.0f);
       for (std::int64_t p = first; p <= position; ++p) {
         const float* value = memory.value(spec.kv_layer, state.blocks()[static_cast<std::size_t>(p / block_tokens)],
                                           static_cast<int>(p % block_tokens), kv_head);
-        const float weight = scores[static_cast<std::size_t>(p - first)] / total;
-        for (int d = 0; d < head_dim; ++d) result[d] += weight * value[d];
+        float weight[kMaxHeadsPerTask];
+        for (int h = 0; h < heads_per_task; ++h)
+          weight[h] = scores[h * count + static_cast<std::size_t>(p - first)] / total[h];
+        if (vector_loops) {
+          detail::attention_accumulate_avx2(results, heads_per_task, head_dim, weight, value);
+        } else {
+          for (int h = 0; h < heads_per_task; ++h) {
+            float* result = results + h * head_dim;
+            for (int d = 0; d < head_dim; ++d) result[d] += weight[h] * value[d];
+          }
+        }
       }
       if (spec.gated) {
-        const float* gate = q + r * q_stride + static_cast<std::int64_t>(h) * q_head_stride + head_dim;
-        for (int d = 0; d < head_dim; ++d) result[d] = math::gated_output(result[d], gate[d]);
+        for (int h = 0; h < heads_per_task; ++h) {
+          const float* gate = q + r * q_stride + static_cast<std::int64_t>(h0 + h) * q_head_stride + head_dim;
+          float* result = results + h * head_dim;
+          for (int d = 0; d < head_dim; ++d) result[d] = math::gated_output(result[d], gate[d]);
+        }
       }
     }
   };
-  // Same trade-off: below ~256k multiply-adds (a few tens of microseconds) stay on
-  // this thread. Tasks are claimed in small runs: rows late in a prompt attend
-  // over more positions than early ones.
+  // Below ~256k multiply-adds (a few tens of microseconds) stay on this thread. Tasks are
+  // claimed in small runs: rows late in a prompt attend over more positions than early ones.
   std::int64_t multiply_adds = 0;
   for (std::int64_t r = 0; r < m; ++r)
     multiply_adds += 2 * (batch.positions[static_cast<std::size_t>(r)] + 1) * heads * head_dim;
-  const std::int64_t tasks = m * heads;
+  const std::int64_t tasks = m * tasks_per_row;
   if (multiply_adds < (1 << 18))
     attend(0, tasks);
   else

@@ -33,8 +33,8 @@ class CpuLinear final : public LinearWeight {
   const Int4Linear* int4() const { return std::get_if<Int4Linear>(&kernel_); }
 
   static std::unique_ptr<CpuLinear> build(const LinearSource& source, LinearKernels kernels);
-  static std::unique_ptr<CpuLinear> share_table(std::shared_ptr<const std::vector<std::uint16_t>> bits, bool bf16,
-                                                std::int64_t rows, std::int64_t cols, std::string name);
+  static std::unique_ptr<CpuLinear> share_table(std::shared_ptr<const Bits16> bits, bool bf16, std::int64_t rows,
+                                                std::int64_t cols, std::string name);
 
  private:
   // fp32 weights and plain loops (LinearKernels::reference).

@@ -292,17 +292,17 @@ DenseLinear DenseLinear::make(detail::DenseType type, int n, int k, std::span<co
 
 DenseLinear DenseLinear::from_bf16(const uint16_t* w, int n, int k, std::span<const float> bias) {
   DenseLinear out = make(detail::DenseType::bf16, n, k, bias);
-  out.bits16_ = std::make_shared<const std::vector<uint16_t>>(w, w + static_cast<size_t>(n) * k);
+  out.bits16_ = std::make_shared<const Bits16>(w, w + static_cast<size_t>(n) * k);
   return out;
 }
 
 DenseLinear DenseLinear::from_f16(const uint16_t* w, int n, int k, std::span<const float> bias) {
   DenseLinear out = make(detail::DenseType::f16, n, k, bias);
-  out.bits16_ = std::make_shared<const std::vector<uint16_t>>(w, w + static_cast<size_t>(n) * k);
+  out.bits16_ = std::make_shared<const Bits16>(w, w + static_cast<size_t>(n) * k);
   return out;
 }
 
-DenseLinear DenseLinear::from_shared_16bit(std::shared_ptr<const std::vector<uint16_t>> w, bool bf16, int n, int k,
+DenseLinear DenseLinear::from_shared_16bit(std::shared_ptr<const Bits16> w, bool bf16, int n, int k,
                                            std::span<const float> bias) {
   DenseLinear out = make(bf16 ? detail::DenseType::bf16 : detail::DenseType::f16, n, k, bias);
   if (!w || w->size() != static_cast<size_t>(n) * static_cast<size_t>(k))

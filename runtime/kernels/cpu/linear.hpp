@@ -14,8 +14,12 @@
 #include "runtime/kernels/cpu/isa.hpp"
 #include "runtime/kernels/cpu/kernel_detail.hpp"
 #include "runtime/kernels/cpu/thread_pool.hpp"
+#include "runtime/platform/streamed_memory.hpp"
 
 namespace quanteval::runtime {
+
+// 16-bit weights (bf16 or fp16 bits) as the dense kernels stream them; see streamed_memory.hpp.
+using Bits16 = StreamedVector<uint16_t>;
 
 // How Int4Linear treats the activations.
 //  int16: each row of X is quantized per block of 64 packed rows to int16 with a float
@@ -71,10 +75,10 @@ class Int4Linear {
   bool scales_bf16_ = false;
   bool gather_ = false;
   Int4Activations activations_ = Int4Activations::int16;
-  int64_t quant_blocks_ = 0;               // activation blocks per row (kQuantBlockLines lines each, per group)
-  std::vector<int32_t> source_row_;        // [packed_k]: original k of each packed row, -1 for padding
-  std::vector<int> group_rows_;            // [groups present] lines (of 8 rows) per group
-  std::vector<detail::PackedLine> lines_;  // [blocks * lines_per_block]
+  int64_t quant_blocks_ = 0;                  // activation blocks per row (kQuantBlockLines lines each, per group)
+  std::vector<int32_t> source_row_;           // [packed_k]: original k of each packed row, -1 for padding
+  std::vector<int> group_rows_;               // [groups present] lines (of 8 rows) per group
+  StreamedVector<detail::PackedLine> lines_;  // [blocks * lines_per_block]
   int64_t lines_per_block_ = 0;
   int64_t num_blocks_ = 0;
   std::vector<float> bias_;  // [N] or empty
@@ -92,7 +96,7 @@ class DenseLinear {
   static DenseLinear from_f32(const float* w, int n, int k, std::span<const float> bias = {});
   // Shares 16-bit weights [n, k] held elsewhere (a tied lm_head reads the
   // embedding table itself instead of a second copy of it).
-  static DenseLinear from_shared_16bit(std::shared_ptr<const std::vector<uint16_t>> w, bool bf16, int n, int k,
+  static DenseLinear from_shared_16bit(std::shared_ptr<const Bits16> w, bool bf16, int n, int k,
                                        std::span<const float> bias = {});
 
   void forward(const float* x, int m, float* y, ThreadPool& pool) const;
@@ -108,8 +112,8 @@ class DenseLinear {
   detail::DenseType type_ = detail::DenseType::f32;
   int in_features_ = 0;
   int out_features_ = 0;
-  std::shared_ptr<const std::vector<uint16_t>> bits16_;  // [n, k] for bf16 / f16 (possibly shared)
-  std::vector<float> floats_;                            // [n, k] for f32
+  std::shared_ptr<const Bits16> bits16_;  // [n, k] for bf16 / f16 (possibly shared)
+  std::vector<float> floats_;             // [n, k] for f32
   std::vector<float> bias_;
 };
 
