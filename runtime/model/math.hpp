@@ -151,18 +151,34 @@ QE_HOST_DEVICE inline float gated_rms_scaled(float o, float inverse_rms_value, f
 
 // --- RoPE ------------------------------------------------------------------------------------
 
-// One NeoX ("rotate half") RoPE pair: dims i and i + rotary_dim / 2 of a head.
-QE_HOST_DEVICE inline void rotate_pair(float& x1, float& x2, long long position, float inv_freq) {
+// cos and sin of one RoPE pair's angle position * inv_freq (in double, rounded to float).
+// Every head of a row shares them: a caller rotating many heads computes them once.
+struct RotaryAngle {
+  float cos, sin;
+};
+QE_HOST_DEVICE inline RotaryAngle rotary_angle(long long position, float inv_freq) {
   const float angle = static_cast<float>(position) * inv_freq;
-  const float c = static_cast<float>(std::cos(static_cast<double>(angle)));
-  const float s = static_cast<float>(std::sin(static_cast<double>(angle)));
+  return {static_cast<float>(std::cos(static_cast<double>(angle))),
+          static_cast<float>(std::sin(static_cast<double>(angle)))};
+}
+
+// One NeoX ("rotate half") RoPE pair: dims i and i + rotary_dim / 2 of a head.
+QE_HOST_DEVICE inline void rotate_pair(float& x1, float& x2, RotaryAngle angle) {
   const float a = x1, b = x2;
-  x1 = a * c - b * s;
-  x2 = b * c + a * s;
+  x1 = a * angle.cos - b * angle.sin;
+  x2 = b * angle.cos + a * angle.sin;
+}
+QE_HOST_DEVICE inline void rotate_pair(float& x1, float& x2, long long position, float inv_freq) {
+  rotate_pair(x1, x2, rotary_angle(position, inv_freq));
 }
 
 // RoPE of one head in place: the first rotary_dim dims rotated (partial rotary leaves
-// the rest), pairs (i, i + rotary_dim / 2) with inv_freq[i].
+// the rest), pairs (i, i + rotary_dim / 2) with inv_freq[i] -- or with angles[i] =
+// rotary_angle(position, inv_freq[i]) computed beforehand (the same bits).
+QE_HOST_DEVICE inline void rotate_head(float* head, int rotary_dim, const RotaryAngle* angles) {
+  const int half = rotary_dim / 2;
+  for (int i = 0; i < half; ++i) rotate_pair(head[i], head[i + half], angles[i]);
+}
 QE_HOST_DEVICE inline void rotate_head(float* head, int rotary_dim, long long position, const float* inv_freq) {
   const int half = rotary_dim / 2;
   for (int i = 0; i < half; ++i) rotate_pair(head[i], head[i + half], position, inv_freq[i]);

@@ -115,6 +115,12 @@ TEST_CASE("RoPE: rotate_head rotates each pair by position * inv_freq, partial r
         REQUIRE(std::abs(before - after) <= 1e-6);
       }
       for (int i = rotary_dim; i < head_dim; ++i) REQUIRE(same_bits(rotated[i], head[i]));
+      // The row-shared form (angles computed once for all heads) gives the same bits.
+      std::vector<math::RotaryAngle> angles(half);
+      for (int i = 0; i < half; ++i) angles[i] = math::rotary_angle(position, inv_freq[i]);
+      std::vector<float> shared = head;
+      math::rotate_head(shared.data(), rotary_dim, angles.data());
+      for (int i = 0; i < head_dim; ++i) REQUIRE(same_bits(shared[i], rotated[i]));
     }
   }
 }

@@ -26,16 +26,17 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
   const int kv_width = kv_heads * head_dim;
   const int block_tokens = memory.plan().shape.block_tokens;
   const int rotary_dim = static_cast<int>(spec.inv_freq.size()) * 2;
-  auto rope_head = [&](float* head, std::int64_t position) {
-    math::rotate_head(head, rotary_dim, position, spec.inv_freq.data());
-  };
   std::vector<float> query(static_cast<std::size_t>(m) * heads * head_dim);  // [M, heads * head_dim] normed, rotated
 
   // Per row: q/k head norms, RoPE at the row's position, then K/V into the memory.
   // Every row is stored before any row attends, so a prompt's rows see each other.
   auto prepare_rows = [&](std::int64_t begin, std::int64_t end) {
+    // One row's RoPE angles serve all its q and k heads (16 per row on Qwen2.5-0.5B).
+    std::vector<math::RotaryAngle> angles(static_cast<std::size_t>(rotary_dim / 2));
     for (std::int64_t r = begin; r < end; ++r) {
       const std::int64_t position = batch.positions[static_cast<std::size_t>(r)];
+      for (std::size_t i = 0; i < angles.size(); ++i) angles[i] = math::rotary_angle(position, spec.inv_freq[i]);
+      auto rope_head = [&](float* head) { math::rotate_head(head, rotary_dim, angles.data()); };
       for (int h = 0; h < heads; ++h) {
         const float* src = q + r * q_stride + static_cast<std::int64_t>(h) * q_head_stride;
         float* head = query.data() + (r * heads + h) * head_dim;
@@ -43,7 +44,7 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
           math::rms_norm_row(src, q_norm, head_dim, spec.norm_eps, head);
         else
           std::memcpy(head, src, sizeof(float) * head_dim);
-        rope_head(head, position);
+        rope_head(head);
       }
       const SequenceState& state =
           *batch.sequences[static_cast<std::size_t>(batch.row_sequence[static_cast<std::size_t>(r)])].state;
@@ -52,7 +53,7 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       for (int h = 0; h < kv_heads; ++h) {
         float* head = k + r * kv_width + h * head_dim;
         if (k_norm) math::rms_norm_row(head, k_norm, head_dim, spec.norm_eps, head);
-        rope_head(head, position);
+        rope_head(head);
         std::memcpy(memory.key(spec.kv_layer, block, offset, h), head, sizeof(float) * head_dim);
         std::memcpy(memory.value(spec.kv_layer, block, offset, h), v + r * kv_width + h * head_dim,
                     sizeof(float) * head_dim);
