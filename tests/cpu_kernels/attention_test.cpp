@@ -1,7 +1,7 @@
 // The CPU attention op against a plain double-precision causal softmax attention, over
 // odd head sizes and uneven sequences, and batch invariance: a sequence's outputs are
 // bit-identical whether it runs alone or in a batch with others (prefill and decode), and
-// the AVX2 inner loops against the portable ones, bit for bit.
+// the AVX2 / AVX-512 inner loops against the portable ones, bit for bit.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -192,38 +192,62 @@ TEST_CASE("attention is batch invariant: a sequence alone or among others gives 
   }
 }
 
-TEST_CASE("the AVX2 attention loops give the same bits as the portable ones") {
+TEST_CASE("the AVX2 and AVX-512 attention loops give the same bits as the portable ones") {
   if (!cpu_supports(CpuIsa::avx2)) {
     MESSAGE("no AVX2 on this CPU (or capped by QUANTEVAL_CPU_ISA): nothing to compare");
     return;
   }
+  const bool avx512 = cpu_supports(CpuIsa::avx512);
+  if (!avx512) MESSAGE("no AVX-512 on this CPU (or capped): only the AVX2 loops are compared");
   std::mt19937_64 rng(quanteval::test::test_seed() + 2);
-  for (int head_dim : {8, 64, 128, 256}) {
+  for (int head_dim : {8, 24, 64, 72, 128, 256}) {
     for (int heads : {1, 4, 7}) {
-      CAPTURE(head_dim);
-      CAPTURE(heads);
-      // Magnitudes spread over many binades, so a different summation order or a fused
-      // multiply-add would change low bits somewhere.
-      auto values = [&](size_t n) {
-        std::vector<float> out = quanteval::test::random_floats(rng, n);
-        for (size_t i = 0; i < n; ++i) out[i] = std::ldexp(out[i], static_cast<int>(i % 17) - 8);
-        return out;
-      };
-      const std::vector<float> queries = values(static_cast<size_t>(heads) * head_dim), key = values(head_dim),
-                               value = values(head_dim), weights = values(heads);
-      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-      const int stride = 3;
-      std::vector<float> fast(static_cast<size_t>(heads) * stride, -1.0f), portable(fast);
-      detail::attention_scores_avx2(queries.data(), heads, head_dim, key.data(), scale, fast.data(), stride);
-      for (int h = 0; h < heads; ++h)
-        portable[h * stride] = math::attention_score(queries.data() + h * head_dim, key.data(), head_dim, scale);
-      CHECK(std::memcmp(fast.data(), portable.data(), fast.size() * sizeof(float)) == 0);
+      // Runs shorter than, equal to and past the 8-position score groups.
+      for (int count : {1, 7, 8, 9, 19}) {
+        CAPTURE(head_dim);
+        CAPTURE(heads);
+        CAPTURE(count);
+        // Magnitudes spread over many binades, so a different summation order or a fused
+        // multiply-add would change low bits somewhere.
+        auto values = [&](size_t n) {
+          std::vector<float> out = quanteval::test::random_floats(rng, n);
+          for (size_t i = 0; i < n; ++i) out[i] = std::ldexp(out[i], static_cast<int>(i % 17) - 8);
+          return out;
+        };
+        // K/V rows `stride` floats apart (another K/V head's vectors between them, as in a
+        // block of the KV memory); scores and weights [heads][score_stride].
+        const int64_t stride = head_dim * 2 + 8, score_stride = count + 3;
+        const std::vector<float> queries = values(static_cast<size_t>(heads) * head_dim),
+                                 keys = values(static_cast<size_t>(count) * stride),
+                                 kv_values = values(static_cast<size_t>(count) * stride),
+                                 weights = values(static_cast<size_t>(heads) * score_stride);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+        std::vector<float> fast(static_cast<size_t>(heads) * score_stride, -1.0f), portable(fast);
+        detail::attention_scores_avx2(queries.data(), heads, head_dim, keys.data(), stride, count, scale, fast.data(),
+                                      score_stride);
+        for (int h = 0; h < heads; ++h)
+          for (int j = 0; j < count; ++j)
+            portable[h * score_stride + j] =
+                math::attention_score(queries.data() + h * head_dim, keys.data() + j * stride, head_dim, scale);
+        CHECK(std::memcmp(fast.data(), portable.data(), fast.size() * sizeof(float)) == 0);
 
-      std::vector<float> fast_out = values(static_cast<size_t>(heads) * head_dim), portable_out = fast_out;
-      detail::attention_accumulate_avx2(fast_out.data(), heads, head_dim, weights.data(), value.data());
-      for (int h = 0; h < heads; ++h)
-        for (int d = 0; d < head_dim; ++d) portable_out[h * head_dim + d] += weights[h] * value[d];
-      CHECK(std::memcmp(fast_out.data(), portable_out.data(), fast_out.size() * sizeof(float)) == 0);
+        const std::vector<float> start = values(static_cast<size_t>(heads) * head_dim);
+        std::vector<float> expected = start;
+        for (int h = 0; h < heads; ++h)
+          for (int j = 0; j < count; ++j)
+            for (int d = 0; d < head_dim; ++d)
+              expected[h * head_dim + d] += weights[h * score_stride + j] * kv_values[j * stride + d];
+        std::vector<float> fast_out = start;
+        detail::attention_accumulate_avx2(fast_out.data(), heads, head_dim, weights.data(), score_stride,
+                                          kv_values.data(), stride, count);
+        CHECK(std::memcmp(fast_out.data(), expected.data(), expected.size() * sizeof(float)) == 0);
+        if (avx512 && head_dim % 16 == 0) {
+          std::vector<float> wide_out = start;
+          detail::attention_accumulate_avx512(wide_out.data(), heads, head_dim, weights.data(), score_stride,
+                                              kv_values.data(), stride, count);
+          CHECK(std::memcmp(wide_out.data(), expected.data(), expected.size() * sizeof(float)) == 0);
+        }
+      }
     }
   }
 }

@@ -84,10 +84,24 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       if (group % d == 0) heads_per_task = d;
   const int tasks_per_row = heads / heads_per_task;
   // This file is compiled for baseline x86-64 (SSE2): its loops run 4 lanes at a time. The
-  // AVX2 versions (same bits) run 8.
+  // AVX2 / AVX-512 versions (same bits) run 8 / 16.
   const bool vector_loops = head_dim % 8 == 0 && cpu_supports(CpuIsa::avx2);
+  const bool wide_accumulate = head_dim % 16 == 0 && cpu_supports(CpuIsa::avx512);
+  const std::int64_t kv_stride = static_cast<std::int64_t>(kv_heads) * head_dim;  // floats between positions
+  // Calls f(p, count, keys, values) for the runs of consecutive positions of [first, last]
+  // that lie in one KV block (their rows kv_stride floats apart).
+  auto for_each_run = [&](const SequenceState& state, int kv_head, std::int64_t first, std::int64_t last, auto&& f) {
+    for (std::int64_t p = first; p <= last;) {
+      const std::int32_t block = state.blocks()[static_cast<std::size_t>(p / block_tokens)];
+      const int offset = static_cast<int>(p % block_tokens);
+      const int count = static_cast<int>(std::min<std::int64_t>(last + 1 - p, block_tokens - offset));
+      f(p, count, memory.key(spec.kv_layer, block, offset, kv_head),
+        memory.value(spec.kv_layer, block, offset, kv_head));
+      p += count;
+    }
+  };
   auto attend = [&](std::int64_t begin, std::int64_t end) {
-    std::vector<float> scores;  // [heads_per_task][positions]
+    std::vector<float> scores;  // [heads_per_task][positions]: scores, then softmax weights
     for (std::int64_t task = begin; task < end; ++task) {
       const std::int64_t r = task / tasks_per_row;
       const int h0 = static_cast<int>(task % tasks_per_row) * heads_per_task;
@@ -98,46 +112,44 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       const std::int64_t first = math::attention_first_position(position, spec.window);
       const auto count = static_cast<std::size_t>(position - first + 1);
       scores.resize(count * heads_per_task);
-      float max_score[kMaxHeadsPerTask], total[kMaxHeadsPerTask];
       const float* query_heads = query.data() + (r * heads + h0) * head_dim;
-      std::fill_n(max_score, heads_per_task, -INFINITY);
-      for (std::int64_t p = first; p <= position; ++p) {
-        const float* key = memory.key(spec.kv_layer, state.blocks()[static_cast<std::size_t>(p / block_tokens)],
-                                      static_cast<int>(p % block_tokens), kv_head);
-        float* position_scores = scores.data() + (p - first);
-        if (vector_loops)
-          detail::attention_scores_avx2(query_heads, heads_per_task, head_dim, key, scale, position_scores,
+      for_each_run(state, kv_head, first, position, [&](std::int64_t p, int run, const float* keys, const float*) {
+        float* run_scores = scores.data() + (p - first);
+        if (vector_loops) {
+          detail::attention_scores_avx2(query_heads, heads_per_task, head_dim, keys, kv_stride, run, scale, run_scores,
                                         static_cast<std::int64_t>(count));
-        else
-          for (int h = 0; h < heads_per_task; ++h)
-            position_scores[h * count] = math::attention_score(query_heads + h * head_dim, key, head_dim, scale);
-        for (int h = 0; h < heads_per_task; ++h) max_score[h] = std::max(max_score[h], position_scores[h * count]);
-      }
-      for (int h = 0; h < heads_per_task; ++h) {
-        total[h] = 0;
-        for (std::size_t i = 0; i < count; ++i) {
-          float& s = scores[h * count + i];
-          s = std::exp(s - max_score[h]);
-          total[h] += s;
+        } else {
+          for (int j = 0; j < run; ++j)
+            for (int h = 0; h < heads_per_task; ++h)
+              run_scores[h * count + j] =
+                  math::attention_score(query_heads + h * head_dim, keys + j * kv_stride, head_dim, scale);
         }
+      });
+      for (int h = 0; h < heads_per_task; ++h) {
+        float* head_scores = scores.data() + h * count;
+        const float max_score = *std::max_element(head_scores, head_scores + count);
+        float total = 0;
+        for (std::size_t i = 0; i < count; ++i) total += (head_scores[i] = std::exp(head_scores[i] - max_score));
+        for (std::size_t i = 0; i < count; ++i) head_scores[i] /= total;
       }
       float* results = out + (r * heads + h0) * head_dim;
       std::fill(results, results + heads_per_task * head_dim, 0.0f);
-      for (std::int64_t p = first; p <= position; ++p) {
-        const float* value = memory.value(spec.kv_layer, state.blocks()[static_cast<std::size_t>(p / block_tokens)],
-                                          static_cast<int>(p % block_tokens), kv_head);
-        float weight[kMaxHeadsPerTask];
-        for (int h = 0; h < heads_per_task; ++h)
-          weight[h] = scores[h * count + static_cast<std::size_t>(p - first)] / total[h];
-        if (vector_loops) {
-          detail::attention_accumulate_avx2(results, heads_per_task, head_dim, weight, value);
+      for_each_run(state, kv_head, first, position, [&](std::int64_t p, int run, const float*, const float* values) {
+        const float* weights = scores.data() + (p - first);
+        const auto weight_stride = static_cast<std::int64_t>(count);
+        if (wide_accumulate) {
+          detail::attention_accumulate_avx512(results, heads_per_task, head_dim, weights, weight_stride, values,
+                                              kv_stride, run);
+        } else if (vector_loops) {
+          detail::attention_accumulate_avx2(results, heads_per_task, head_dim, weights, weight_stride, values,
+                                            kv_stride, run);
         } else {
-          for (int h = 0; h < heads_per_task; ++h) {
-            float* result = results + h * head_dim;
-            for (int d = 0; d < head_dim; ++d) result[d] += weight[h] * value[d];
-          }
+          for (int h = 0; h < heads_per_task; ++h)
+            for (int j = 0; j < run; ++j)
+              for (int d = 0; d < head_dim; ++d)
+                results[h * head_dim + d] += weights[h * weight_stride + j] * values[j * kv_stride + d];
         }
-      }
+      });
       if (spec.gated) {
         for (int h = 0; h < heads_per_task; ++h) {
           const float* gate = q + r * q_stride + static_cast<std::int64_t>(h0 + h) * q_head_stride + head_dim;

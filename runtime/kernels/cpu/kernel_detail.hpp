@@ -111,15 +111,21 @@ bool avx512_kernels_compiled();
 uint64_t read_stream_avx2(const void* data, size_t bytes, size_t prefetch_bytes);
 uint64_t read_stream_avx512(const void* data, size_t bytes, size_t prefetch_bytes);
 
-// Attention's inner loops over one cached position, for `heads` query heads that share its
-// K/V head; head_dim a multiple of 8. The same arithmetic as math::attention_score and the
-// scalar accumulation (8 lanes, mul then add -- no FMA -- and the same final pairing), so
-// the AVX2 and portable paths give identical bits (tested):
-//   scores[h * score_stride] = attention_score(queries + h * head_dim, key, head_dim, scale)
-//   results[h * head_dim + d] += weights[h] * value[d]
-void attention_scores_avx2(const float* queries, int heads, int head_dim, const float* key, float scale, float* scores,
-                           int64_t score_stride);
-void attention_accumulate_avx2(float* results, int heads, int head_dim, const float* weights, const float* value);
+// Attention's inner loops over a run of `count` consecutive cached positions of one K/V
+// head (rows key_stride / value_stride floats apart: one block of the KV memory), for
+// `heads` query heads sharing it; head_dim a multiple of 8. The same arithmetic as the
+// portable loops in attention.cpp -- math::attention_score for each score, and for each
+// output element the positions in order, mul then add (no FMA) -- so every path gives
+// identical bits (tested):
+//   scores[h * score_stride + j] = attention_score(queries + h * head_dim, keys + j * key_stride, head_dim, scale)
+//   results[h * head_dim + d] += weights[h * weight_stride + j] * values[j * value_stride + d], j = 0, 1, ...
+void attention_scores_avx2(const float* queries, int heads, int head_dim, const float* keys, int64_t key_stride,
+                           int count, float scale, float* scores, int64_t score_stride);
+void attention_accumulate_avx2(float* results, int heads, int head_dim, const float* weights, int64_t weight_stride,
+                               const float* values, int64_t value_stride, int count);
+// 16 lanes (head_dim a multiple of 16), the same bits.
+void attention_accumulate_avx512(float* results, int heads, int head_dim, const float* weights, int64_t weight_stride,
+                                 const float* values, int64_t value_stride, int count);
 
 // Bulk f16 -> float with F16C (exactness tested against numeric.hpp on all 65536 values).
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count);
