@@ -219,19 +219,22 @@ struct OnlineSoftmax {
   QE_HOST_DEVICE float normalizer() const { return 1.0f / sum; }
 };
 
-// The scaled score of one query-key pair: (q . k) * scale, the dot in fp32 over 8
-// interleaved partial sums (lane l takes every d with d % 8 == l) and a fixed pairwise
-// reduction. One serial sum made every score a chain of head_dim dependent adds (~4 cycles
-// each: 21% of a 512-token CPU prefill); 8 independent lanes vectorize. The order depends
-// only on head_dim, so a score never depends on the batch, the thread or the backend.
-QE_HOST_DEVICE inline float attention_score(const float* q, const float* k, int head_dim, float scale) {
+// a . b in fp32 over 8 interleaved partial sums (lane l takes every d with d % 8 == l) and a
+// fixed pairwise reduction. One serial sum made every score a chain of n dependent adds (~4
+// cycles each: 21% of a 512-token CPU prefill); 8 independent lanes vectorize. The order
+// depends only on n, so a result never depends on the batch, the thread or the backend.
+QE_HOST_DEVICE inline float lane_dot(const float* a, const float* b, int n) {
   float lane[8] = {};
   int d = 0;
-  for (; d + 8 <= head_dim; d += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += q[d + l] * k[d + l];
-  for (int l = 0; d < head_dim; ++d, ++l) lane[l] += q[d] * k[d];
-  const float dot = ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
-  return dot * scale;
+  for (; d + 8 <= n; d += 8)
+    for (int l = 0; l < 8; ++l) lane[l] += a[d + l] * b[d + l];
+  for (int l = 0; d < n && l < 8; ++d, ++l) lane[l] += a[d] * b[d];  // l < 8: always (n - d < 8)
+  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
+// The scaled score of one query-key pair: lane_dot(q, k) * scale.
+QE_HOST_DEVICE inline float attention_score(const float* q, const float* k, int head_dim, float scale) {
+  return lane_dot(q, k, head_dim) * scale;
 }
 
 // First position a query at `position` attends to: 0 for full attention, else the window start.

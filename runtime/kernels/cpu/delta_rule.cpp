@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/kernels/cpu/isa.hpp"
+#include "runtime/kernels/cpu/kernel_detail.hpp"
 #include "runtime/kernels/cpu/thread_pool.hpp"
 #include "runtime/model/math.hpp"
 
@@ -148,12 +150,60 @@ void gated_delta_rule_chunked(const DeltaRuleInputs& in, float* state, float* ou
 
 namespace {
 
+// C (+ or -)= A B, each element of C taking its products in inner order, one mul then one
+// add (or sub) each (detail::multiply_accumulate_avx2 states it exactly): the widest kernel
+// the CPU has, else these plain loops. All give the same bits.
+void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
+                         int cols, int inner, bool subtract) {
+  if (rows <= 0 || inner <= 0) return;
+  if (cols % 16 == 0 && cpu_supports(CpuIsa::avx512))
+    return detail::multiply_accumulate_avx512(c, ldc, a, lda, b, ldb, rows, cols, inner, subtract);
+  if (cols % 8 == 0 && cpu_supports(CpuIsa::avx2))
+    return detail::multiply_accumulate_avx2(c, ldc, a, lda, b, ldb, rows, cols, inner, subtract);
+  for (int i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    for (int x = 0; x < inner; ++x) {
+      const float scalar = a[i * lda + x];
+      const float* bx = b + x * ldb;
+      if (subtract)
+        for (int j = 0; j < cols; ++j) ci[j] -= scalar * bx[j];
+      else
+        for (int j = 0; j < cols; ++j) ci[j] += scalar * bx[j];
+    }
+  }
+}
+
+// The same with a lower-triangular A: row i takes inner indices 0 .. i only. Rows go in
+// blocks of 4: the block's common part (0 .. its first row) in one call, then each row's
+// rest; an element still sees its products in inner order.
+void multiply_accumulate_lower(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                               int rows, int cols) {
+  for (int i0 = 0; i0 < rows; i0 += 4) {
+    const int block = std::min(4, rows - i0);
+    multiply_accumulate(c + i0 * ldc, ldc, a + i0 * lda, lda, b, ldb, block, cols, i0 + 1, false);
+    for (int i = i0 + 1; i < i0 + block; ++i)
+      multiply_accumulate(c + i * ldc, ldc, a + i * lda + i0 + 1, lda, b + (i0 + 1) * ldb, ldb, 1, cols, i - i0, false);
+  }
+}
+
+// dots[j] = lane_dot(x, rows + j * stride, n) for j < count (attention_scores_avx2 with
+// scale 1 computes exactly that: its scores are lane_dot * scale).
+void lane_dots(const float* x, const float* rows, int64_t stride, int n, int count, float* dots) {
+  if (n % 8 == 0 && cpu_supports(CpuIsa::avx2))
+    return detail::attention_scores_avx2(x, 1, n, rows, stride, count, 1.0f, dots, count);
+  for (int j = 0; j < count; ++j) dots[j] = math::lane_dot(x, rows + j * stride, n);
+}
+
 void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* out, int chunk_size, int h_begin,
                               int h_end) {
   const int H = in.heads, dk = in.key_head_dim, dv = in.value_head_dim;
   const int C = chunk_size;
-  std::vector<float> G(C), T(static_cast<size_t>(C) * C), M(static_cast<size_t>(C) * C);
+  // Rows of one head in the [tokens, H, d] inputs and output are H * d floats apart.
+  const int64_t k_stride = static_cast<int64_t>(H) * dk, v_stride = static_cast<int64_t>(H) * dv;
+  std::vector<float> G(C), T(static_cast<size_t>(C) * C), M(static_cast<size_t>(C) * C), dots(C);
   std::vector<float> U(static_cast<size_t>(C) * dv), W(static_cast<size_t>(C) * dk), Delta(static_cast<size_t>(C) * dv);
+  // Coefficient matrices of the dense products ([C, C] each; KW is [d_k, C]).
+  std::vector<float> CU(static_cast<size_t>(C) * C), CW(CU.size()), QK(CU.size()), KW(static_cast<size_t>(dk) * C);
   std::vector<float> S_new(static_cast<size_t>(dk) * dv);
 
   for (int h = h_begin; h < h_end; ++h) {
@@ -163,20 +213,19 @@ void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* ou
 
     for (int t0 = 0; t0 < in.tokens; t0 += C) {
       const int L = std::min(C, in.tokens - t0);
+      const float* K = row(in.k, t0, dk);  // the chunk's key rows, k_stride apart
+      const float* Q = row(in.q, t0, dk);
+      const float* V = row(in.v, t0, dv);
+      float* O = out + (static_cast<size_t>(t0) * H + h) * dv;
 
       float running = 0.0f;
       for (int i = 0; i < L; ++i) G[i] = running += scalar(in.g, t0 + i);
 
       // M[i][j] = beta_i exp(G_i - G_j) (k_i . k_j), j < i.
       for (int i = 0; i < L; ++i) {
-        const float* ki = row(in.k, t0 + i, dk);
         const float beta_i = scalar(in.beta, t0 + i);
-        for (int j = 0; j < i; ++j) {
-          const float* kj = row(in.k, t0 + j, dk);
-          float dot = 0.0f;
-          for (int a = 0; a < dk; ++a) dot += ki[a] * kj[a];
-          M[static_cast<size_t>(i) * C + j] = beta_i * std::exp(G[i] - G[j]) * dot;
-        }
+        lane_dots(K + i * k_stride, K, k_stride, dk, i, dots.data());
+        for (int j = 0; j < i; ++j) M[static_cast<size_t>(i) * C + j] = beta_i * std::exp(G[i] - G[j]) * dots[j];
       }
       // T = (I + M)^-1 row by row: T_i = e_i - sum_{m<i} M[i][m] T_m.
       for (int i = 0; i < L; ++i) {
@@ -188,60 +237,39 @@ void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* ou
           for (int j = 0; j <= m; ++j) Ti[j] -= coeff * Tm[j];
         }
       }
-      // U = T (beta V), W = T (beta exp(G) K).
-      for (int i = 0; i < L; ++i) {
-        float* Ui = U.data() + static_cast<size_t>(i) * dv;
-        float* Wi = W.data() + static_cast<size_t>(i) * dk;
-        std::fill(Ui, Ui + dv, 0.0f);
-        std::fill(Wi, Wi + dk, 0.0f);
+      // U = T (beta V), W = T (beta exp(G) K), both lower triangular in T.
+      for (int i = 0; i < L; ++i)
         for (int j = 0; j <= i; ++j) {
           const float tij = T[static_cast<size_t>(i) * C + j];
           const float beta_j = scalar(in.beta, t0 + j);
-          const float* vj = row(in.v, t0 + j, dv);
-          const float* kj = row(in.k, t0 + j, dk);
-          const float cu = tij * beta_j, cw = tij * beta_j * std::exp(G[j]);
-          for (int c = 0; c < dv; ++c) Ui[c] += cu * vj[c];
-          for (int a = 0; a < dk; ++a) Wi[a] += cw * kj[a];
+          CU[static_cast<size_t>(i) * C + j] = tij * beta_j;
+          CW[static_cast<size_t>(i) * C + j] = tij * beta_j * std::exp(G[j]);
         }
-      }
+      std::fill(U.begin(), U.begin() + static_cast<std::ptrdiff_t>(L) * dv, 0.0f);
+      std::fill(W.begin(), W.begin() + static_cast<std::ptrdiff_t>(L) * dk, 0.0f);
+      multiply_accumulate_lower(U.data(), dv, CU.data(), C, V, v_stride, L, dv);
+      multiply_accumulate_lower(W.data(), dk, CW.data(), C, K, k_stride, L, dk);
       // Delta = U - W S0.
-      for (int i = 0; i < L; ++i) {
-        float* Di = Delta.data() + static_cast<size_t>(i) * dv;
-        const float* Wi = W.data() + static_cast<size_t>(i) * dk;
-        std::copy(U.data() + static_cast<size_t>(i) * dv, U.data() + static_cast<size_t>(i + 1) * dv, Di);
-        for (int a = 0; a < dk; ++a)
-          for (int c = 0; c < dv; ++c) Di[c] -= Wi[a] * S[a * dv + c];
-      }
+      std::copy(U.begin(), U.begin() + static_cast<std::ptrdiff_t>(L) * dv, Delta.begin());
+      multiply_accumulate(Delta.data(), dv, W.data(), dk, S, dv, L, dv, dk, true);
       // Outputs: the decayed initial state read by q_i, plus the in-chunk updates up to i.
+      for (int i = 0; i < L; ++i) std::fill(O + i * v_stride, O + i * v_stride + dv, 0.0f);
+      multiply_accumulate(O, v_stride, Q, k_stride, S, dv, L, dv, dk, false);
       for (int i = 0; i < L; ++i) {
-        const float* qi = row(in.q, t0 + i, dk);
-        float* oi = out + (static_cast<size_t>(t0 + i) * H + h) * dv;
         const float carried = std::exp(G[i]);
-        for (int c = 0; c < dv; ++c) oi[c] = 0.0f;
-        for (int a = 0; a < dk; ++a)
-          for (int c = 0; c < dv; ++c) oi[c] += qi[a] * S[a * dv + c];
-        for (int c = 0; c < dv; ++c) oi[c] *= carried;
-        for (int j = 0; j <= i; ++j) {
-          const float* kj = row(in.k, t0 + j, dk);
-          float dot = 0.0f;
-          for (int a = 0; a < dk; ++a) dot += qi[a] * kj[a];
-          const float coeff = dot * std::exp(G[i] - G[j]);
-          const float* Dj = Delta.data() + static_cast<size_t>(j) * dv;
-          for (int c = 0; c < dv; ++c) oi[c] += coeff * Dj[c];
-        }
+        for (int c = 0; c < dv; ++c) O[i * v_stride + c] *= carried;
+        lane_dots(Q + i * k_stride, K, k_stride, dk, i + 1, dots.data());
+        for (int j = 0; j <= i; ++j) QK[static_cast<size_t>(i) * C + j] = dots[j] * std::exp(G[i] - G[j]);
       }
-      // State at the end of the chunk.
+      multiply_accumulate_lower(O, v_stride, QK.data(), C, Delta.data(), dv, L, dv);
+      // State at the end of the chunk: exp(G_{L-1}) S0 + sum_j (exp(G_{L-1} - G_j) k_j) delta_j^T.
       const float end_decay = std::exp(G[L - 1]);
       for (int i = 0; i < dk * dv; ++i) S_new[i] = S[i] * end_decay;
       for (int j = 0; j < L; ++j) {
-        const float* kj = row(in.k, t0 + j, dk);
-        const float* Dj = Delta.data() + static_cast<size_t>(j) * dv;
         const float w = std::exp(G[L - 1] - G[j]);
-        for (int a = 0; a < dk; ++a) {
-          const float ka = w * kj[a];
-          for (int c = 0; c < dv; ++c) S_new[a * dv + c] += ka * Dj[c];
-        }
+        for (int a = 0; a < dk; ++a) KW[static_cast<size_t>(a) * C + j] = w * K[j * k_stride + a];
       }
+      multiply_accumulate(S_new.data(), dv, KW.data(), C, Delta.data(), dv, dk, dv, L, false);
       std::copy(S_new.begin(), S_new.end(), S);
     }
   }

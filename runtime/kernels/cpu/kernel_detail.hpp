@@ -127,6 +127,17 @@ void attention_accumulate_avx2(float* results, int heads, int head_dim, const fl
 void attention_accumulate_avx512(float* results, int heads, int head_dim, const float* weights, int64_t weight_stride,
                                  const float* values, int64_t value_stride, int count);
 
+// C[i][c] += A[i][x] * B[x][c] summed over x = 0 .. inner-1 (or -= with `subtract`), for
+// i < rows, c < cols; rows lda / ldb / ldc floats apart. Each element of C takes its
+// products in x order, one mul then one add (or sub) each -- the plain triple loop's
+// arithmetic, whatever the vector width or the blocking -- so these give the portable
+// loop's bits (tested). The dense products of the chunked delta rule. cols a multiple of
+// 8 (AVX2) or 16 (AVX-512).
+void multiply_accumulate_avx2(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
+                              int cols, int inner, bool subtract);
+void multiply_accumulate_avx512(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                                int rows, int cols, int inner, bool subtract);
+
 // Bulk f16 -> float with F16C (exactness tested against numeric.hpp on all 65536 values).
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count);
 

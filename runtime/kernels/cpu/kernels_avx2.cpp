@@ -551,6 +551,70 @@ void attention_accumulate_avx2(float* results, int heads, int head_dim, const fl
   }
 }
 
+namespace {
+
+// kRows rows x kVectors ymm of C in registers over the whole inner loop: per x, kVectors
+// loads of B's row and kRows broadcasts of A serve kRows x kVectors mul + add pairs.
+// 4 x 2 = 8 accumulators + 2 B vectors + a broadcast + a product fit the 16 ymm.
+template <int kRows, int kVectors, bool kSubtract>
+void multiply_accumulate_tile(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                              int inner) {
+  __m256 acc[kRows][kVectors];
+#pragma GCC unroll 4
+  for (int i = 0; i < kRows; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < kVectors; ++v) acc[i][v] = _mm256_loadu_ps(c + i * ldc + 8 * v);
+  for (int x = 0; x < inner; ++x) {
+    __m256 row[kVectors];
+#pragma GCC unroll 2
+    for (int v = 0; v < kVectors; ++v) row[v] = _mm256_loadu_ps(b + x * ldb + 8 * v);
+#pragma GCC unroll 4
+    for (int i = 0; i < kRows; ++i) {
+      const __m256 scalar = _mm256_broadcast_ss(a + i * lda + x);
+#pragma GCC unroll 2
+      for (int v = 0; v < kVectors; ++v) {
+        const __m256 product = _mm256_mul_ps(scalar, row[v]);
+        acc[i][v] = kSubtract ? _mm256_sub_ps(acc[i][v], product) : _mm256_add_ps(acc[i][v], product);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < kRows; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < kVectors; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+}
+
+template <bool kSubtract>
+void multiply_accumulate_rows(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
+                              int cols, int inner) {
+  for (int c0 = 0; c0 < cols; c0 += 16) {
+    const bool pair = cols - c0 >= 16;
+    int i = 0;
+    for (; i + 4 <= rows; i += 4) {
+      if (pair)
+        multiply_accumulate_tile<4, 2, kSubtract>(c + i * ldc + c0, ldc, a + i * lda, lda, b + c0, ldb, inner);
+      else
+        multiply_accumulate_tile<4, 1, kSubtract>(c + i * ldc + c0, ldc, a + i * lda, lda, b + c0, ldb, inner);
+    }
+    for (; i < rows; ++i) {
+      if (pair)
+        multiply_accumulate_tile<1, 2, kSubtract>(c + i * ldc + c0, ldc, a + i * lda, lda, b + c0, ldb, inner);
+      else
+        multiply_accumulate_tile<1, 1, kSubtract>(c + i * ldc + c0, ldc, a + i * lda, lda, b + c0, ldb, inner);
+    }
+  }
+}
+
+}  // namespace
+
+void multiply_accumulate_avx2(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
+                              int cols, int inner, bool subtract) {
+  if (subtract)
+    multiply_accumulate_rows<true>(c, ldc, a, lda, b, ldb, rows, cols, inner);
+  else
+    multiply_accumulate_rows<false>(c, ldc, a, lda, b, ldb, rows, cols, inner);
+}
+
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count) {
   size_t i = 0;
   for (; i + 8 <= count; i += 8) {
@@ -580,6 +644,9 @@ void attention_scores_avx2(const float*, int, int, const float*, int64_t, int, f
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 void attention_accumulate_avx2(float*, int, int, const float*, int64_t, const float*, int64_t, int) {
+  QE_FAIL("AVX2 kernels were not compiled into this build");
+}
+void multiply_accumulate_avx2(float*, int64_t, const float*, int64_t, const float*, int64_t, int, int, int, bool) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 }  // namespace quanteval::runtime::detail

@@ -547,6 +547,72 @@ void attention_accumulate_avx512(float* results, int heads, int head_dim, const 
   }
 }
 
+namespace {
+
+// multiply_accumulate_avx2's tiles with zmm: 4 rows x 4 zmm (64 columns) = 16 accumulators
+// + 4 B vectors + a broadcast + a product of the 32 registers.
+template <int kRows, int kVectors, bool kSubtract>
+void multiply_accumulate_tile(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                              int inner) {
+  __m512 acc[kRows][kVectors];
+#pragma GCC unroll 4
+  for (int i = 0; i < kRows; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v) acc[i][v] = _mm512_loadu_ps(c + i * ldc + 16 * v);
+  for (int x = 0; x < inner; ++x) {
+    __m512 row[kVectors];
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v) row[v] = _mm512_loadu_ps(b + x * ldb + 16 * v);
+#pragma GCC unroll 4
+    for (int i = 0; i < kRows; ++i) {
+      const __m512 scalar = _mm512_set1_ps(a[i * lda + x]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kVectors; ++v) {
+        const __m512 product = _mm512_mul_ps(scalar, row[v]);
+        acc[i][v] = kSubtract ? _mm512_sub_ps(acc[i][v], product) : _mm512_add_ps(acc[i][v], product);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < kRows; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
+}
+
+template <int kVectors, bool kSubtract>
+void multiply_accumulate_columns(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                                 int rows, int inner) {
+  int i = 0;
+  for (; i + 4 <= rows; i += 4)
+    multiply_accumulate_tile<4, kVectors, kSubtract>(c + i * ldc, ldc, a + i * lda, lda, b, ldb, inner);
+  for (; i < rows; ++i)
+    multiply_accumulate_tile<1, kVectors, kSubtract>(c + i * ldc, ldc, a + i * lda, lda, b, ldb, inner);
+}
+
+template <bool kSubtract>
+void multiply_accumulate_rows(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
+                              int cols, int inner) {
+  for (int c0 = 0; c0 < cols; c0 += 64) {
+    switch ((cols - c0 < 64 ? cols - c0 : 64) / 16) {
+      case 4: multiply_accumulate_columns<4, kSubtract>(c + c0, ldc, a, lda, b + c0, ldb, rows, inner); break;
+      case 3: multiply_accumulate_columns<3, kSubtract>(c + c0, ldc, a, lda, b + c0, ldb, rows, inner); break;
+      case 2: multiply_accumulate_columns<2, kSubtract>(c + c0, ldc, a, lda, b + c0, ldb, rows, inner); break;
+      default: multiply_accumulate_columns<1, kSubtract>(c + c0, ldc, a, lda, b + c0, ldb, rows, inner); break;
+    }
+  }
+}
+
+}  // namespace
+
+// cols a multiple of 16 (the caller checks).
+void multiply_accumulate_avx512(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                                int rows, int cols, int inner, bool subtract) {
+  if (subtract)
+    multiply_accumulate_rows<true>(c, ldc, a, lda, b, ldb, rows, cols, inner);
+  else
+    multiply_accumulate_rows<false>(c, ldc, a, lda, b, ldb, rows, cols, inner);
+}
+
 }  // namespace quanteval::runtime::detail
 
 #else  // built without AVX-512 support (non-x86 or a compiler without the flags)
@@ -570,6 +636,9 @@ uint64_t read_stream_avx512(const void*, size_t, size_t) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 void attention_accumulate_avx512(float*, int, int, const float*, int64_t, const float*, int64_t, int) {
+  QE_FAIL("AVX-512 kernels were not compiled into this build");
+}
+void multiply_accumulate_avx512(float*, int64_t, const float*, int64_t, const float*, int64_t, int, int, int, bool) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 }  // namespace quanteval::runtime::detail
