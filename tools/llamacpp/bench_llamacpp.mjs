@@ -7,6 +7,7 @@
 //                      of one step (token t of every sequence) -> B / step tokens/s
 //
 //   node bench_llamacpp.mjs MODEL.gguf --threads T [--prefill 128,512] [--decode-tokens N] [--batch B]
+//                           [--vocab V]   (prompt ids stay below V; 151936 = qwen2.5, 248320 = qwen3.5)
 //
 // Everything else is node-llama-cpp's / llama.cpp's default (flash attention "auto", the
 // repacked CPU weight layouts, its own threadpool).
@@ -24,7 +25,7 @@ const threads = Number(option("threads", "2"));
 const prefills = option("prefill", "128,512").split(",").filter(Boolean).map(Number);
 const decodeTokens = Number(option("decode-tokens", "32"));
 const batch = Number(option("batch", "16"));
-const vocabulary = 151936;
+const vocabulary = Number(option("vocab", "151936"));
 
 const llama = await getLlama({ gpu: false, build: "never", maxThreads: threads, logLevel: LlamaLogLevel.warn });
 const model = await llama.loadModel({ modelPath, gpuLayers: 0, useMmap: true });
