@@ -211,9 +211,10 @@ int main(int argc, char** argv) try {
   const ReadBandwidth again = measure_read_bandwidth(pool, std::size_t{1} << 30, 5);
   if (again.gb_per_s > floor_bw.gb_per_s) floor_bw = again;
   fmt::print(
-      "\nread floor: {:.1f} GB/s ({} loads, {} threads, 1 GiB, best of 2 x {} passes x 3 prefetch distances; best "
-      "prefetch {} B)\n",
-      floor_bw.gb_per_s, to_string(floor_bw.isa), floor_bw.threads, floor_bw.passes, floor_bw.prefetch_bytes);
+      "\nread floor: {:.1f} GB/s ({} loads, prefetch {} B, {} threads, 1 GiB; best of 2 x {} passes x {} load "
+      "widths / prefetch distances)\n",
+      floor_bw.gb_per_s, to_string(floor_bw.isa), floor_bw.prefetch_bytes, floor_bw.threads, floor_bw.passes,
+      floor_bw.configurations);
   fmt::print("DRAM-resident INT4 GEMV, M = 1 (rotation of copies >= 256 MB), vs that floor:\n");
   fmt::print("| shape | K | N | GB/s | of floor |\n| --- | ---: | ---: | ---: | ---: |\n");
   int over_floor = 0;

@@ -17,7 +17,7 @@
 // built from SyntheticWeights by the same builder that loads a checkpoint.
 //
 // Everything is measured in the same run so ratios are meaningful on a noisy
-// shared machine: the memory floor (measure_read_bandwidth: widest loads, all
+// shared machine: the memory floor (measure_read_bandwidth: every SIMD load width, all
 // threads, 1 GiB, best of 5; a DRAM row above it is flagged, exit 1), the INT4
 // GEMV stream of all MLP projections at M = 1, the BF16 lm_head, prefill, single
 // sequence decode and batched decode. Decode is compared with its floor: the
@@ -237,8 +237,11 @@ int main(int argc, char** argv) {
   fmt::print("\nCPU: {}; ISA: {}; {} threads\n", cpu_model_name(), describe_cpu_isa(), pool.size());
   fmt::print("\n| measurement | value | note |\n| --- | ---: | --- |\n");
   if (!peer) {
-    fmt::print("| read floor, 1 GiB | {:.1f} GB/s | {} loads, {} threads, best of {} passes (worst {:.1f}) |\n",
-               read_gbs, to_string(floor_bw.isa), floor_bw.threads, floor_bw.passes, floor_bw.worst_gb_per_s);
+    fmt::print(
+        "| read floor, 1 GiB | {:.1f} GB/s | best: {} loads, prefetch {} B, {} threads; {} passes x {} load widths / "
+        "prefetch distances (that one's worst {:.1f}) |\n",
+        read_gbs, to_string(floor_bw.isa), floor_bw.prefetch_bytes, floor_bw.threads, floor_bw.passes,
+        floor_bw.configurations, floor_bw.worst_gb_per_s);
     fmt::print("| bytes read per decoded token | {:.1f} MB | INT4 layers {:.1f} MB + BF16 lm_head {:.1f} MB |\n",
                token_bytes / 1e6, (token_bytes - model->lm_head_bytes()) / 1e6, model->lm_head_bytes() / 1e6);
     const double mlp_gbs = mlp_bytes / mlp_s / 1e9;
