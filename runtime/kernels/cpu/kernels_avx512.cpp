@@ -122,6 +122,13 @@ constexpr int kInt16MaxTile = 8;
 // 64 / 128: no better). It may run past the block's end into the next block or off the
 // array: prefetches never fault.
 constexpr int kPrefetchLines = 32;
+// Plus a prefetch into L2 only, 128 lines (8 KB) ahead. An L1 prefetch holds one of the
+// core's few L1 miss buffers until its line arrives, which caps the misses in flight at a
+// DRAM latency; an L2 prefetch waits in the larger L2 queue, so the stream can run further
+// ahead. Intel Xeon VM, 6 alternating runs: all MLP projections at M = 1 21.4 -> 24.2 GB/s
+// (medians), decode 50.1 -> 52.2 tok/s; T1 alone at 64 lines, or T0 + T1 at 64 / 256
+// lines, were in between.
+constexpr int kL2PrefetchLines = 128;
 
 // vpdpwssd has a 5-cycle latency: a 1-row tile needs 4 independent chains (one per
 // nibble pair) to keep one in flight per cycle, a 4-row tile 2.
@@ -164,6 +171,7 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
         for (int i = 0; i < kTile; ++i) dot[c][i] = _mm512_setzero_si512();
       for (int r = 0; r < lines; ++r, ++line, xq += p.x_q_line_stride) {
         _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchLines), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(line + kL2PrefetchLines), _MM_HINT_T1);
         const __m512i words = _mm512_load_si512(line->words);
         const __m512i q[4] = {_mm512_and_si512(words, pair_mask),
                               _mm512_and_si512(_mm512_srli_epi32(words, 4), pair_mask),
