@@ -534,21 +534,17 @@ void accumulate_slice(float* result, const float* weights, const float* values, 
 void attention_accumulate_avx2(float* results, int heads, int head_dim, const float* weights, int64_t weight_stride,
                                const float* values, int64_t value_stride, int count) {
   // Slices of 64 dims: 8 accumulators + the broadcast weight + a product fit the 16 ymm.
+  // accumulate_slice<vectors>, picked from a table: the count of ymm is a template argument
+  // so the accumulators stay in registers.
+  using Slice = void (*)(float*, const float*, const float*, int64_t, int);
+  constexpr Slice kSlices[] = {&accumulate_slice<1>, &accumulate_slice<2>, &accumulate_slice<3>, &accumulate_slice<4>,
+                               &accumulate_slice<5>, &accumulate_slice<6>, &accumulate_slice<7>, &accumulate_slice<8>};
   for (int d0 = 0; d0 < head_dim; d0 += 64) {
     const int vectors = (head_dim - d0 < 64 ? head_dim - d0 : 64) / 8;
     for (int h = 0; h < heads; ++h) {
       float* result = results + static_cast<int64_t>(h) * head_dim + d0;
       const float* w = weights + h * weight_stride;
-      switch (vectors) {
-        case 8: accumulate_slice<8>(result, w, values + d0, value_stride, count); break;
-        case 7: accumulate_slice<7>(result, w, values + d0, value_stride, count); break;
-        case 6: accumulate_slice<6>(result, w, values + d0, value_stride, count); break;
-        case 5: accumulate_slice<5>(result, w, values + d0, value_stride, count); break;
-        case 4: accumulate_slice<4>(result, w, values + d0, value_stride, count); break;
-        case 3: accumulate_slice<3>(result, w, values + d0, value_stride, count); break;
-        case 2: accumulate_slice<2>(result, w, values + d0, value_stride, count); break;
-        default: accumulate_slice<1>(result, w, values + d0, value_stride, count); break;
-      }
+      kSlices[vectors - 1](result, w, values + d0, value_stride, count);
     }
   }
 }

@@ -524,34 +524,13 @@ void attention_accumulate_avx512(float* results, int heads, int head_dim, const 
                                  const float* values, int64_t value_stride, int count) {
   for (int d0 = 0; d0 < head_dim; d0 += 128) {
     const int vectors = (head_dim - d0 < 128 ? head_dim - d0 : 128) / 16;
-    float* slice = results + d0;
-    const float* slice_values = values + d0;
-    switch (vectors) {
-      case 8:
-        accumulate_slice<8>(slice, heads, head_dim, weights, weight_stride, slice_values, value_stride, count);
-        break;
-      case 7:
-        accumulate_slice<7>(slice, heads, head_dim, weights, weight_stride, slice_values, value_stride, count);
-        break;
-      case 6:
-        accumulate_slice<6>(slice, heads, head_dim, weights, weight_stride, slice_values, value_stride, count);
-        break;
-      case 5:
-        accumulate_slice<5>(slice, heads, head_dim, weights, weight_stride, slice_values, value_stride, count);
-        break;
-      case 4:
-        accumulate_slice<4>(slice, heads, head_dim, weights, weight_stride, slice_values, value_stride, count);
-        break;
-      case 3:
-        accumulate_slice<3>(slice, heads, head_dim, weights, weight_stride, slice_values, value_stride, count);
-        break;
-      case 2:
-        accumulate_slice<2>(slice, heads, head_dim, weights, weight_stride, slice_values, value_stride, count);
-        break;
-      default:
-        accumulate_slice<1>(slice, heads, head_dim, weights, weight_stride, slice_values, value_stride, count);
-        break;
-    }
+    // accumulate_slice<vectors>, picked from a table: the count of zmm is a template
+    // argument so the accumulators stay in registers.
+    using Slice = void (*)(float*, int, int, const float*, int64_t, const float*, int64_t, int);
+    constexpr Slice kSlices[] = {&accumulate_slice<1>, &accumulate_slice<2>, &accumulate_slice<3>,
+                                 &accumulate_slice<4>, &accumulate_slice<5>, &accumulate_slice<6>,
+                                 &accumulate_slice<7>, &accumulate_slice<8>};
+    kSlices[vectors - 1](results + d0, heads, head_dim, weights, weight_stride, values + d0, value_stride, count);
   }
 }
 
