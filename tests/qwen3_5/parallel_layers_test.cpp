@@ -35,12 +35,6 @@ bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-int total(const std::vector<int>& lengths) {
-  int sum = 0;
-  for (int n : lengths) sum += n;
-  return sum;
-}
-
 // Everything one run produces: the outputs of the prefill and of each decode
 // step, and the final per-sequence states (or K/V memory) flattened.
 struct Trace {
