@@ -58,10 +58,15 @@ CpuIsa isa_cap() {
 
 bool cpu_supports(CpuIsa isa) { return static_cast<int>(isa) <= static_cast<int>(isa_cap()) && hardware_supports(isa); }
 
+bool avx2_vnni_enabled() {
+  return isa_cap() != CpuIsa::avx2 && cpu_supports(CpuIsa::avx2) && detail::avx_vnni_supported();
+}
+
 std::string describe_cpu_isa() {
   const CpuIsa best = best_cpu_isa();
   std::string out(to_string(best));
   if (best == CpuIsa::avx512 && detail::avx512_vnni_supported()) out += "+vnni";
+  if (best == CpuIsa::avx2 && avx2_vnni_enabled()) out += "+avxvnni";
   CpuIsa hardware = CpuIsa::scalar;
   if (hardware_supports(CpuIsa::avx512))
     hardware = CpuIsa::avx512;

@@ -26,8 +26,14 @@ bool cpu_supports(CpuIsa isa);
 // process; an unknown value throws std::invalid_argument naming it.
 CpuIsa isa_cap();
 
+// Whether the AVX2 int16 kernels use AVX-VNNI (VEX vpdpwssd; Intel since Alder Lake):
+// the CPU has it and the cap is not avx2 -- QUANTEVAL_CPU_ISA=avx2 stands for a plain
+// AVX2 CPU (Haswell, Zen 3), so capped runs measure and test exactly its code.
+bool avx2_vnni_enabled();
+
 // The name as printed by the benchmarks: the level plus "(capped by QUANTEVAL_CPU_ISA, hardware: ...)"
-// when the cap lowered it, and "+vnni" when the AVX-512 int16 kernels use VNNI.
+// when the cap lowered it, "+vnni" when the AVX-512 int16 kernels use VNNI and "+avxvnni"
+// when the AVX2 ones use AVX-VNNI.
 std::string describe_cpu_isa();
 
 // The widest supported level.

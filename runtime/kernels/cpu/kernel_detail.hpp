@@ -78,6 +78,10 @@ void int4_blocks_avx512(const Int4Problem& problem, int64_t block_begin, int64_t
 // AVX-512 int16-activation kernels with VNNI (vpdpwssd); only when the CPU reports avx512_vnni.
 void int4_blocks_avx512_vnni(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
 bool avx512_vnni_supported();
+// The AVX2 int16-activation kernels with AVX-VNNI's VEX vpdpwssd for vpmaddwd + vpaddd (same
+// bits: exact int32 sums); only when the CPU reports avxvnni and the ISA is not capped.
+void int4_blocks_avx2_vnni(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
+bool avx_vnni_supported();
 
 enum class DenseType { f32, bf16, f16 };
 

@@ -289,7 +289,21 @@ inline __m256i broadcast_pair(const int16_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-template <int kTile, bool kBf16>
+// acc + (the two int16 products of each dword summed), exact in int32: AVX-VNNI's VEX
+// vpdpwssd where the CPU has it (Intel since Alder Lake / Sapphire Rapids), else vpmaddwd +
+// vpaddd. The VNNI form is inline assembly so that this file needs no -mavxvnni: with the
+// flag GCC could emit VNNI instructions anywhere in it, also on the paths AVX2-only CPUs run.
+template <bool kVnni>
+inline __m256i add_pair_products(__m256i acc, __m256i a, __m256i b) {
+  if constexpr (kVnni) {
+    __asm__("%{vex%} vpdpwssd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
+    return acc;
+  } else {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+  }
+}
+
+template <int kTile, bool kBf16, bool kVnni>
 void int16_tile(const Int4Problem& p, int64_t block, int m0) {
   __m256 acc_lo[kTile], acc_hi[kTile];
   for (int i = 0; i < kTile; ++i) acc_lo[i] = acc_hi[i] = _mm256_setzero_ps();
@@ -323,8 +337,8 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
           words_hi = _mm256_srli_epi32(words_hi, 4);
           for (int i = 0; i < kTile; ++i) {
             const __m256i x = broadcast_pair(xq + 8 * i + 2 * j);
-            dot_lo[i] = _mm256_add_epi32(dot_lo[i], _mm256_madd_epi16(q_lo, x));
-            dot_hi[i] = _mm256_add_epi32(dot_hi[i], _mm256_madd_epi16(q_hi, x));
+            dot_lo[i] = add_pair_products<kVnni>(dot_lo[i], q_lo, x);
+            dot_hi[i] = add_pair_products<kVnni>(dot_hi[i], q_hi, x);
           }
         }
       }
@@ -351,25 +365,27 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
   }
 }
 
-template <bool kBf16>
+template <bool kBf16, bool kVnni>
 void int16_block(const Int4Problem& p, int64_t block) {
   int m0 = 0;
-  for (; m0 + kInt16MaxTile <= p.m; m0 += kInt16MaxTile) int16_tile<kInt16MaxTile, kBf16>(p, block, m0);
-  if (p.m - m0 == 1) int16_tile<1, kBf16>(p, block, m0);
+  for (; m0 + kInt16MaxTile <= p.m; m0 += kInt16MaxTile) int16_tile<kInt16MaxTile, kBf16, kVnni>(p, block, m0);
+  if (p.m - m0 == 1) int16_tile<1, kBf16, kVnni>(p, block, m0);
+}
+
+template <bool kVnni>
+void int16_blocks(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
+  for (int64_t block = block_begin; block < block_end; ++block) {
+    if (p.scales_bf16)
+      int16_block<true, kVnni>(p, block);
+    else
+      int16_block<false, kVnni>(p, block);
+  }
 }
 
 }  // namespace
 
 void int4_blocks_avx2(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
-  if (p.x_q != nullptr) {
-    for (int64_t block = block_begin; block < block_end; ++block) {
-      if (p.scales_bf16)
-        int16_block<true>(p, block);
-      else
-        int16_block<false>(p, block);
-    }
-    return;
-  }
+  if (p.x_q != nullptr) return int16_blocks<false>(p, block_begin, block_end);
   for (int64_t block = block_begin; block < block_end; ++block) {
     if (p.scales_bf16)
       int4_block<true>(p, block);
@@ -377,6 +393,12 @@ void int4_blocks_avx2(const Int4Problem& p, int64_t block_begin, int64_t block_e
       int4_block<false>(p, block);
   }
 }
+
+void int4_blocks_avx2_vnni(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
+  int16_blocks<true>(p, block_begin, block_end);
+}
+
+bool avx_vnni_supported() { return __builtin_cpu_supports("avxvnni"); }
 
 void dense_rows_avx2(const DenseProblem& p, int64_t row_begin, int64_t row_end) {
   if (p.x_split != nullptr) return dense_bf16_split_rows(p, row_begin, row_end);
@@ -630,6 +652,10 @@ bool avx2_kernels_compiled() { return false; }
 void int4_blocks_avx2(const Int4Problem&, int64_t, int64_t) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
+void int4_blocks_avx2_vnni(const Int4Problem&, int64_t, int64_t) {
+  QE_FAIL("AVX2 kernels were not compiled into this build");
+}
+bool avx_vnni_supported() { return false; }
 void dense_rows_avx2(const DenseProblem&, int64_t, int64_t) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }

@@ -245,6 +245,7 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
           m, [&](int64_t begin, int64_t end) { quantize_rows(static_cast<int>(begin), static_cast<int>(end)); });
     }
     if (isa == CpuIsa::avx512 && detail::avx512_vnni_supported()) kernel = &detail::int4_blocks_avx512_vnni;
+    if (isa == CpuIsa::avx2 && avx2_vnni_enabled()) kernel = &detail::int4_blocks_avx2_vnni;
     problem.x_blocks_stride = quant_blocks_;
     for (int m0 = 0; m0 < m; m0 += kInt16RowChunk) {
       const int rows = std::min(kInt16RowChunk, m - m0);
