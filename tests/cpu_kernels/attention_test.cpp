@@ -238,13 +238,14 @@ TEST_CASE("the AVX2 and AVX-512 attention loops give the same bits as the portab
             for (int d = 0; d < head_dim; ++d)
               expected[h * head_dim + d] += weights[h * score_stride + j] * kv_values[j * stride + d];
         std::vector<float> fast_out = start;
-        detail::attention_accumulate_avx2(fast_out.data(), heads, head_dim, weights.data(), score_stride,
-                                          kv_values.data(), stride, count);
+        // The value sum: multiply_accumulate with rows = heads, inner = positions.
+        detail::multiply_accumulate_avx2(fast_out.data(), head_dim, weights.data(), score_stride, kv_values.data(),
+                                         stride, heads, head_dim, count, false);
         CHECK(std::memcmp(fast_out.data(), expected.data(), expected.size() * sizeof(float)) == 0);
         if (avx512 && head_dim % 16 == 0) {
           std::vector<float> wide_out = start;
-          detail::attention_accumulate_avx512(wide_out.data(), heads, head_dim, weights.data(), score_stride,
-                                              kv_values.data(), stride, count);
+          detail::multiply_accumulate_avx512(wide_out.data(), head_dim, weights.data(), score_stride, kv_values.data(),
+                                             stride, heads, head_dim, count, false);
           CHECK(std::memcmp(wide_out.data(), expected.data(), expected.size() * sizeof(float)) == 0);
         }
       }

@@ -84,9 +84,8 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       if (group % d == 0) heads_per_task = d;
   const int tasks_per_row = heads / heads_per_task;
   // This file is compiled for baseline x86-64 (SSE2): its loops run 4 lanes at a time. The
-  // AVX2 / AVX-512 versions (same bits) run 8 / 16.
+  // AVX2 score loop (same bits) runs 8; the value sum is the shared multiply_accumulate.
   const bool vector_loops = head_dim % 8 == 0 && cpu_supports(CpuIsa::avx2);
-  const bool wide_accumulate = head_dim % 16 == 0 && cpu_supports(CpuIsa::avx512);
   const std::int64_t kv_stride = static_cast<std::int64_t>(kv_heads) * head_dim;  // floats between positions
   // Calls f(p, count, keys, values) for the runs of consecutive positions of [first, last]
   // that lie in one KV block (their rows kv_stride floats apart).
@@ -136,19 +135,9 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       std::fill(results, results + heads_per_task * head_dim, 0.0f);
       for_each_run(state, kv_head, first, position, [&](std::int64_t p, int run, const float*, const float* values) {
         const float* weights = scores.data() + (p - first);
-        const auto weight_stride = static_cast<std::int64_t>(count);
-        if (wide_accumulate) {
-          detail::attention_accumulate_avx512(results, heads_per_task, head_dim, weights, weight_stride, values,
-                                              kv_stride, run);
-        } else if (vector_loops) {
-          detail::attention_accumulate_avx2(results, heads_per_task, head_dim, weights, weight_stride, values,
-                                            kv_stride, run);
-        } else {
-          for (int h = 0; h < heads_per_task; ++h)
-            for (int j = 0; j < run; ++j)
-              for (int d = 0; d < head_dim; ++d)
-                results[h * head_dim + d] += weights[h * weight_stride + j] * values[j * kv_stride + d];
-        }
+        // rows = heads, inner = positions: each output element takes the positions in order.
+        detail::multiply_accumulate(results, head_dim, weights, static_cast<std::int64_t>(count), values, kv_stride,
+                                    heads_per_task, head_dim, run, false);
       });
       if (spec.gated) {
         for (int h = 0; h < heads_per_task; ++h) {

@@ -150,29 +150,6 @@ void gated_delta_rule_chunked(const DeltaRuleInputs& in, float* state, float* ou
 
 namespace {
 
-// C (+ or -)= A B, each element of C taking its products in inner order, one mul then one
-// add (or sub) each (detail::multiply_accumulate_avx2 states it exactly): the widest kernel
-// the CPU has, else these plain loops. All give the same bits.
-void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
-                         int cols, int inner, bool subtract) {
-  if (rows <= 0 || inner <= 0) return;
-  if (cols % 16 == 0 && cpu_supports(CpuIsa::avx512))
-    return detail::multiply_accumulate_avx512(c, ldc, a, lda, b, ldb, rows, cols, inner, subtract);
-  if (cols % 8 == 0 && cpu_supports(CpuIsa::avx2))
-    return detail::multiply_accumulate_avx2(c, ldc, a, lda, b, ldb, rows, cols, inner, subtract);
-  for (int i = 0; i < rows; ++i) {
-    float* ci = c + i * ldc;
-    for (int x = 0; x < inner; ++x) {
-      const float scalar = a[i * lda + x];
-      const float* bx = b + x * ldb;
-      if (subtract)
-        for (int j = 0; j < cols; ++j) ci[j] -= scalar * bx[j];
-      else
-        for (int j = 0; j < cols; ++j) ci[j] += scalar * bx[j];
-    }
-  }
-}
-
 // The same with a lower-triangular A: row i takes inner indices 0 .. i only. Rows go in
 // blocks of 4: the block's common part (0 .. its first row) in one call, then each row's
 // rest; an element still sees its products in inner order.
@@ -180,9 +157,10 @@ void multiply_accumulate_lower(float* c, int64_t ldc, const float* a, int64_t ld
                                int rows, int cols) {
   for (int i0 = 0; i0 < rows; i0 += 4) {
     const int block = std::min(4, rows - i0);
-    multiply_accumulate(c + i0 * ldc, ldc, a + i0 * lda, lda, b, ldb, block, cols, i0 + 1, false);
+    detail::multiply_accumulate(c + i0 * ldc, ldc, a + i0 * lda, lda, b, ldb, block, cols, i0 + 1, false);
     for (int i = i0 + 1; i < i0 + block; ++i)
-      multiply_accumulate(c + i * ldc, ldc, a + i * lda + i0 + 1, lda, b + (i0 + 1) * ldb, ldb, 1, cols, i - i0, false);
+      detail::multiply_accumulate(c + i * ldc, ldc, a + i * lda + i0 + 1, lda, b + (i0 + 1) * ldb, ldb, 1, cols, i - i0,
+                                  false);
   }
 }
 
@@ -251,10 +229,10 @@ void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* ou
       multiply_accumulate_lower(W.data(), dk, CW.data(), C, K, k_stride, L, dk);
       // Delta = U - W S0.
       std::copy(U.begin(), U.begin() + static_cast<std::ptrdiff_t>(L) * dv, Delta.begin());
-      multiply_accumulate(Delta.data(), dv, W.data(), dk, S, dv, L, dv, dk, true);
+      detail::multiply_accumulate(Delta.data(), dv, W.data(), dk, S, dv, L, dv, dk, true);
       // Outputs: the decayed initial state read by q_i, plus the in-chunk updates up to i.
       for (int i = 0; i < L; ++i) std::fill(O + i * v_stride, O + i * v_stride + dv, 0.0f);
-      multiply_accumulate(O, v_stride, Q, k_stride, S, dv, L, dv, dk, false);
+      detail::multiply_accumulate(O, v_stride, Q, k_stride, S, dv, L, dv, dk, false);
       for (int i = 0; i < L; ++i) {
         const float carried = std::exp(G[i]);
         for (int c = 0; c < dv; ++c) O[i * v_stride + c] *= carried;
@@ -269,7 +247,7 @@ void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* ou
         const float w = std::exp(G[L - 1] - G[j]);
         for (int a = 0; a < dk; ++a) KW[static_cast<size_t>(a) * C + j] = w * K[j * k_stride + a];
       }
-      multiply_accumulate(S_new.data(), dv, KW.data(), C, Delta.data(), dv, dk, dv, L, false);
+      detail::multiply_accumulate(S_new.data(), dv, KW.data(), C, Delta.data(), dv, dk, dv, L, false);
       std::copy(S_new.begin(), S_new.end(), S);
     }
   }

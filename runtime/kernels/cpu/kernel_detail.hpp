@@ -115,22 +115,14 @@ bool avx512_kernels_compiled();
 uint64_t read_stream_avx2(const void* data, size_t bytes, size_t prefetch_bytes);
 uint64_t read_stream_avx512(const void* data, size_t bytes, size_t prefetch_bytes);
 
-// Attention's inner loops over a run of `count` consecutive cached positions of one K/V
-// head (rows key_stride / value_stride floats apart: one block of the KV memory), for
-// `heads` query heads sharing it; head_dim a multiple of 8. The same arithmetic as the
-// portable loops in attention.cpp -- math::attention_score for each score, and for each
-// output element the positions in order, mul then add (no FMA) -- so every path gives
-// identical bits (tested):
+// Attention's scores over a run of `count` consecutive cached positions of one K/V head
+// (key rows key_stride floats apart: one block of the KV memory), for `heads` query heads
+// sharing it; head_dim a multiple of 8. Each score is math::attention_score's arithmetic,
+// so the portable loop and this give identical bits (tested):
 //   scores[h * score_stride + j] = attention_score(queries + h * head_dim, keys + j * key_stride, head_dim, scale)
-//   results[h * head_dim + d] += weights[h * weight_stride + j] * values[j * value_stride + d], j = 0, 1, ...
+// (The weighted value sum is multiply_accumulate below: rows = heads, inner = positions.)
 void attention_scores_avx2(const float* queries, int heads, int head_dim, const float* keys, int64_t key_stride,
                            int count, float scale, float* scores, int64_t score_stride);
-void attention_accumulate_avx2(float* results, int heads, int head_dim, const float* weights, int64_t weight_stride,
-                               const float* values, int64_t value_stride, int count);
-// 16 lanes (head_dim a multiple of 16), the same bits.
-void attention_accumulate_avx512(float* results, int heads, int head_dim, const float* weights, int64_t weight_stride,
-                                 const float* values, int64_t value_stride, int count);
-
 // C[i][c] += A[i][x] * B[x][c] summed over x = 0 .. inner-1 (or -= with `subtract`), for
 // i < rows, c < cols; rows lda / ldb / ldc floats apart. Each element of C takes its
 // products in x order, one mul then one add (or sub) each -- the plain triple loop's
@@ -141,6 +133,10 @@ void multiply_accumulate_avx2(float* c, int64_t ldc, const float* a, int64_t lda
                               int cols, int inner, bool subtract);
 void multiply_accumulate_avx512(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
                                 int rows, int cols, int inner, bool subtract);
+// The same through the widest of those the CPU has (and cols allow), else the plain loop
+// (kernels_scalar.cpp). All give the same bits.
+void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
+                         int cols, int inner, bool subtract);
 
 // Bulk f16 -> float with F16C (exactness tested against numeric.hpp on all 65536 values).
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count);

@@ -532,47 +532,6 @@ void attention_scores_avx2(const float* queries, int heads, int head_dim, const 
 
 namespace {
 
-// One head's output slice of kVectors x 8 dims stays in registers over the whole run of
-// positions: one load per 8 multiply-adds instead of a load, a store and a reload of the
-// output per position. Each output element still sees the positions in order, mul then add.
-template <int kVectors>
-void accumulate_slice(float* result, const float* weights, const float* values, int64_t value_stride, int count) {
-  __m256 acc[kVectors];
-#pragma GCC unroll 8
-  for (int v = 0; v < kVectors; ++v) acc[v] = _mm256_loadu_ps(result + 8 * v);
-  for (int j = 0; j < count; ++j) {
-    const __m256 weight = _mm256_broadcast_ss(weights + j);
-    const float* value = values + j * value_stride;
-#pragma GCC unroll 8
-    for (int v = 0; v < kVectors; ++v)
-      acc[v] = _mm256_add_ps(acc[v], _mm256_mul_ps(weight, _mm256_loadu_ps(value + 8 * v)));
-  }
-#pragma GCC unroll 8
-  for (int v = 0; v < kVectors; ++v) _mm256_storeu_ps(result + 8 * v, acc[v]);
-}
-
-}  // namespace
-
-void attention_accumulate_avx2(float* results, int heads, int head_dim, const float* weights, int64_t weight_stride,
-                               const float* values, int64_t value_stride, int count) {
-  // Slices of 64 dims: 8 accumulators + the broadcast weight + a product fit the 16 ymm.
-  // accumulate_slice<vectors>, picked from a table: the count of ymm is a template argument
-  // so the accumulators stay in registers.
-  using Slice = void (*)(float*, const float*, const float*, int64_t, int);
-  constexpr Slice kSlices[] = {&accumulate_slice<1>, &accumulate_slice<2>, &accumulate_slice<3>, &accumulate_slice<4>,
-                               &accumulate_slice<5>, &accumulate_slice<6>, &accumulate_slice<7>, &accumulate_slice<8>};
-  for (int d0 = 0; d0 < head_dim; d0 += 64) {
-    const int vectors = (head_dim - d0 < 64 ? head_dim - d0 : 64) / 8;
-    for (int h = 0; h < heads; ++h) {
-      float* result = results + static_cast<int64_t>(h) * head_dim + d0;
-      const float* w = weights + h * weight_stride;
-      kSlices[vectors - 1](result, w, values + d0, value_stride, count);
-    }
-  }
-}
-
-namespace {
-
 // kRows rows x kVectors ymm of C in registers over the whole inner loop: per x, kVectors
 // loads of B's row and kRows broadcasts of A serve kRows x kVectors mul + add pairs.
 // 4 x 2 = 8 accumulators + 2 B vectors + a broadcast + a product fit the 16 ymm.
@@ -665,9 +624,6 @@ void quantize_block_avx2(const float*, int, int16_t*, int64_t, QuantBlockScale*)
 }
 uint64_t read_stream_avx2(const void*, size_t, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 void attention_scores_avx2(const float*, int, int, const float*, int64_t, int, float, float*, int64_t) {
-  QE_FAIL("AVX2 kernels were not compiled into this build");
-}
-void attention_accumulate_avx2(float*, int, int, const float*, int64_t, const float*, int64_t, int) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 void multiply_accumulate_avx2(float*, int64_t, const float*, int64_t, const float*, int64_t, int, int, int, bool) {

@@ -473,69 +473,6 @@ void dense_rows_avx512(const DenseProblem& p, int64_t row_begin, int64_t row_end
 
 namespace {
 
-// attention_accumulate_avx2 with 16 lanes. An output element is one lane of one
-// accumulator, so the vector width does not change its arithmetic. A pass keeps kHeads x
-// kVectors zmm of outputs in registers over the run of positions: 8 accumulators, enough
-// independent add chains to cover the add latency; at head_dim 64 (4 zmm per head) two heads
-// share each value load.
-template <int kHeads, int kVectors>
-void accumulate_pass(float* results, int head_dim, const float* weights, int64_t weight_stride, const float* values,
-                     int64_t value_stride, int count) {
-  __m512 acc[kHeads][kVectors];
-#pragma GCC unroll 2
-  for (int h = 0; h < kHeads; ++h)
-#pragma GCC unroll 8
-    for (int v = 0; v < kVectors; ++v) acc[h][v] = _mm512_loadu_ps(results + h * head_dim + 16 * v);
-  for (int j = 0; j < count; ++j) {
-    const float* value = values + j * value_stride;
-    __m512 value_vectors[kVectors];
-#pragma GCC unroll 8
-    for (int v = 0; v < kVectors; ++v) value_vectors[v] = _mm512_loadu_ps(value + 16 * v);
-#pragma GCC unroll 2
-    for (int h = 0; h < kHeads; ++h) {
-      const __m512 weight = _mm512_set1_ps(weights[h * weight_stride + j]);
-#pragma GCC unroll 8
-      for (int v = 0; v < kVectors; ++v) acc[h][v] = _mm512_add_ps(acc[h][v], _mm512_mul_ps(weight, value_vectors[v]));
-    }
-  }
-#pragma GCC unroll 2
-  for (int h = 0; h < kHeads; ++h)
-#pragma GCC unroll 8
-    for (int v = 0; v < kVectors; ++v) _mm512_storeu_ps(results + h * head_dim + 16 * v, acc[h][v]);
-}
-
-template <int kVectors>
-void accumulate_slice(float* results, int heads, int head_dim, const float* weights, int64_t weight_stride,
-                      const float* values, int64_t value_stride, int count) {
-  constexpr int kHeads = kVectors <= 4 ? 2 : 1;
-  int h = 0;
-  for (; h + kHeads <= heads; h += kHeads)
-    accumulate_pass<kHeads, kVectors>(results + static_cast<int64_t>(h) * head_dim, head_dim,
-                                      weights + h * weight_stride, weight_stride, values, value_stride, count);
-  for (; h < heads; ++h)
-    accumulate_pass<1, kVectors>(results + static_cast<int64_t>(h) * head_dim, head_dim, weights + h * weight_stride,
-                                 weight_stride, values, value_stride, count);
-}
-
-}  // namespace
-
-// head_dim a multiple of 16 (the caller checks).
-void attention_accumulate_avx512(float* results, int heads, int head_dim, const float* weights, int64_t weight_stride,
-                                 const float* values, int64_t value_stride, int count) {
-  for (int d0 = 0; d0 < head_dim; d0 += 128) {
-    const int vectors = (head_dim - d0 < 128 ? head_dim - d0 : 128) / 16;
-    // accumulate_slice<vectors>, picked from a table: the count of zmm is a template
-    // argument so the accumulators stay in registers.
-    using Slice = void (*)(float*, int, int, const float*, int64_t, const float*, int64_t, int);
-    constexpr Slice kSlices[] = {&accumulate_slice<1>, &accumulate_slice<2>, &accumulate_slice<3>,
-                                 &accumulate_slice<4>, &accumulate_slice<5>, &accumulate_slice<6>,
-                                 &accumulate_slice<7>, &accumulate_slice<8>};
-    kSlices[vectors - 1](results + d0, heads, head_dim, weights, weight_stride, values + d0, value_stride, count);
-  }
-}
-
-namespace {
-
 // multiply_accumulate_avx2's tiles with zmm: 4 rows x 4 zmm (64 columns) = 16 accumulators
 // + 4 B vectors + a broadcast + a product of the 32 registers.
 template <int kRows, int kVectors, bool kSubtract>
@@ -620,9 +557,6 @@ void dense_rows_avx512(const DenseProblem&, int64_t, int64_t) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 uint64_t read_stream_avx512(const void*, size_t, size_t) {
-  QE_FAIL("AVX-512 kernels were not compiled into this build");
-}
-void attention_accumulate_avx512(float*, int, int, const float*, int64_t, const float*, int64_t, int) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 void multiply_accumulate_avx512(float*, int64_t, const float*, int64_t, const float*, int64_t, int, int, int, bool) {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "runtime/base/numeric.hpp"
+#include "runtime/kernels/cpu/isa.hpp"
 #include "runtime/kernels/cpu/kernel_detail.hpp"
 
 namespace quanteval::runtime::detail {
@@ -155,6 +156,28 @@ void dense_rows_scalar(const DenseProblem& p, int64_t row_begin, int64_t row_end
       float acc = 0.0f;
       for (int k = 0; k < p.k; ++k) acc += x[k] * dense_weight(p, row * p.k + k);
       p.y[static_cast<int64_t>(i) * p.n + row] = acc + (p.bias ? p.bias[row] : 0.0f);
+    }
+  }
+}
+
+// The plain loop is the spec the SIMD tiles restate (each C element: its products in inner
+// order, one mul then one add or sub).
+void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
+                         int cols, int inner, bool subtract) {
+  if (rows <= 0 || inner <= 0) return;
+  if (cols % 16 == 0 && cpu_supports(CpuIsa::avx512))
+    return multiply_accumulate_avx512(c, ldc, a, lda, b, ldb, rows, cols, inner, subtract);
+  if (cols % 8 == 0 && cpu_supports(CpuIsa::avx2))
+    return multiply_accumulate_avx2(c, ldc, a, lda, b, ldb, rows, cols, inner, subtract);
+  for (int i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    for (int x = 0; x < inner; ++x) {
+      const float scalar = a[i * lda + x];
+      const float* bx = b + x * ldb;
+      if (subtract)
+        for (int j = 0; j < cols; ++j) ci[j] -= scalar * bx[j];
+      else
+        for (int j = 0; j < cols; ++j) ci[j] += scalar * bx[j];
     }
   }
 }
