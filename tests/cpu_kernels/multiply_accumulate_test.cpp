@@ -1,4 +1,4 @@
-// The delta rule's dense products (detail::multiply_accumulate_*) against the plain triple
+// The delta rule's dense products and attention's value sum (detail::multiply_accumulate_*) against the plain triple
 // loop they restate, bit for bit: every element of C takes its products in inner order, one
 // mul then one add (or sub), whatever the tile, the vector width or the leading dimensions.
 #include <doctest/doctest.h>

@@ -127,8 +127,8 @@ void attention_scores_avx2(const float* queries, int heads, int head_dim, const 
 // i < rows, c < cols; rows lda / ldb / ldc floats apart. Each element of C takes its
 // products in x order, one mul then one add (or sub) each -- the plain triple loop's
 // arithmetic, whatever the vector width or the blocking -- so these give the portable
-// loop's bits (tested). The dense products of the chunked delta rule. cols a multiple of
-// 8 (AVX2) or 16 (AVX-512).
+// loop's bits (tested). The dense products of the chunked delta rule and attention's weighted value sum. cols a
+// multiple of 8 (AVX2) or 16 (AVX-512).
 void multiply_accumulate_avx2(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
                               int cols, int inner, bool subtract);
 void multiply_accumulate_avx512(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
