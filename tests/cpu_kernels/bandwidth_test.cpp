@@ -63,11 +63,20 @@ TEST_CASE("QUANTEVAL_CPU_ISA caps the levels cpu_supports reports") {
     CHECK(isa_cap() == CpuIsa::avx2);
     CHECK_FALSE(cpu_supports(CpuIsa::avx512));
     CHECK(best_cpu_isa() != CpuIsa::avx512);
+    CHECK_FALSE(amx_enabled());
   } else if (cap == "scalar") {
     CHECK(isa_cap() == CpuIsa::scalar);
     CHECK(best_cpu_isa() == CpuIsa::scalar);
+    CHECK_FALSE(amx_enabled());
+  } else if (cap == "avx512") {
+    CHECK(isa_cap() == CpuIsa::avx512);
+    CHECK_FALSE(amx_enabled());
+    const std::string running = describe_cpu_isa();
+    CHECK(running.substr(0, running.find(' ')).find("+amx") == std::string::npos);
   } else {
     CHECK(isa_cap() == CpuIsa::avx512);
+    // No cap (or amx): the tiles are used wherever the hardware has them.
+    if (amx_enabled()) CHECK(describe_cpu_isa().find("+amx") != std::string::npos);
   }
   CHECK(cpu_supports(CpuIsa::scalar));
 }

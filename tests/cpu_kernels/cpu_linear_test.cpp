@@ -304,6 +304,8 @@ TEST_CASE("Int4Linear int16 activations: bitwise identical on every ISA; outlier
   std::mt19937_64 rng(quanteval::test::test_seed() + 60);
   ThreadPool pool(2);
   const auto isas = runnable_isas();
+  MESSAGE("the AVX-512 int16 product at M >= 16 runs on "
+          << std::string(amx_enabled() ? "AMX tiles" : "the AVX-512 kernels (no AMX here, or capped)"));
   for (const auto& shape : kInt4Cases) {
     for (bool act_order : {false, true}) {
       QuantizeOptions options{shape.group_size,

@@ -19,14 +19,32 @@ std::string_view to_string(CpuIsa isa) {
 
 namespace {
 
-CpuIsa read_isa_cap() {
+struct IsaCap {
+  CpuIsa level;
+  bool amx;
+};
+
+IsaCap read_isa_cap() {
   const char* value = std::getenv("QUANTEVAL_CPU_ISA");
-  if (value == nullptr || *value == '\0') return CpuIsa::avx512;
+  if (value == nullptr || *value == '\0') return {CpuIsa::avx512, true};
   const std::string_view name = value;
-  if (name == "scalar") return CpuIsa::scalar;
-  if (name == "avx2") return CpuIsa::avx2;
-  if (name == "avx512") return CpuIsa::avx512;
-  throw std::invalid_argument("QUANTEVAL_CPU_ISA='" + std::string(name) + "': expected scalar, avx2 or avx512");
+  if (name == "scalar") return {CpuIsa::scalar, false};
+  if (name == "avx2") return {CpuIsa::avx2, false};
+  if (name == "avx512") return {CpuIsa::avx512, false};
+  if (name == "amx") return {CpuIsa::avx512, true};
+  throw std::invalid_argument("QUANTEVAL_CPU_ISA='" + std::string(name) + "': expected scalar, avx2, avx512 or amx");
+}
+
+// Computed once (the environment is read at first use) and never changed after.
+const IsaCap& cap() {
+  static const IsaCap value = read_isa_cap();
+  return value;
+}
+
+// Asks the OS for the tile state once per process (see detail::amx_int8_usable).
+bool amx_hardware() {
+  static const bool usable = detail::amx_int8_usable();
+  return usable;
 }
 
 // What the hardware and this build can run, ignoring the cap.
@@ -50,13 +68,11 @@ bool hardware_supports(CpuIsa isa) {
 
 }  // namespace
 
-CpuIsa isa_cap() {
-  // Computed once (the environment is read at first use) and never changed after.
-  static const CpuIsa cap = read_isa_cap();
-  return cap;
-}
+CpuIsa isa_cap() { return cap().level; }
 
 bool cpu_supports(CpuIsa isa) { return static_cast<int>(isa) <= static_cast<int>(isa_cap()) && hardware_supports(isa); }
+
+bool amx_enabled() { return cap().amx && cpu_supports(CpuIsa::avx512) && amx_hardware(); }
 
 bool avx2_vnni_enabled() {
   return isa_cap() != CpuIsa::avx2 && cpu_supports(CpuIsa::avx2) && detail::avx_vnni_supported();
@@ -66,13 +82,17 @@ std::string describe_cpu_isa() {
   const CpuIsa best = best_cpu_isa();
   std::string out(to_string(best));
   if (best == CpuIsa::avx512 && detail::avx512_vnni_supported()) out += "+vnni";
+  if (amx_enabled()) out += "+amx";
   if (best == CpuIsa::avx2 && avx2_vnni_enabled()) out += "+avxvnni";
   CpuIsa hardware = CpuIsa::scalar;
   if (hardware_supports(CpuIsa::avx512))
     hardware = CpuIsa::avx512;
   else if (hardware_supports(CpuIsa::avx2))
     hardware = CpuIsa::avx2;
-  if (hardware != best) out += " (capped by QUANTEVAL_CPU_ISA, hardware: " + std::string(to_string(hardware)) + ")";
+  const bool hardware_amx = hardware == CpuIsa::avx512 && amx_hardware();
+  if (hardware != best || hardware_amx != amx_enabled())
+    out += " (capped by QUANTEVAL_CPU_ISA, hardware: " + std::string(to_string(hardware)) + (hardware_amx ? "+amx" : "") +
+           ")";
   return out;
 }
 

@@ -70,6 +70,13 @@ struct Int4Problem {
   int64_t x_q_line_stride = 0;                // = 8 * m
   const QuantBlockScale* x_blocks = nullptr;  // [m, x_blocks_stride]: one per activation block, in stream order
   int64_t x_blocks_stride = 0;
+  // AMX mode (int4_blocks_amx; x_q is then unused, x_blocks still gives the scales): m is
+  // the real row count, the activations are padded to whole 16-row tiles (padded rows: zero
+  // bytes, zero block scales) and laid out tile by tile: [m / 16 tiles][quant_blocks][16 rows]
+  // [64 bytes], so one tile load reads 1 KB in order (see amx_split_row).
+  const int8_t* a_hi = nullptr;
+  const uint8_t* a_lo = nullptr;
+  int64_t quant_blocks = 0;
 };
 
 void int4_blocks_scalar(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
@@ -82,6 +89,18 @@ bool avx512_vnni_supported();
 // bits: exact int32 sums); only when the CPU reports avxvnni and the ISA is not capped.
 void int4_blocks_avx2_vnni(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
 bool avx_vnni_supported();
+// The int16-activation product on AMX-INT8 tiles (kernels_amx.cpp): the same bits as the
+// others. Needs the a_hi / a_lo layout above; only when amx_enabled() (isa.hpp).
+void int4_blocks_amx(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
+// One row's int16 activations in x_q's layout with line stride 8 (a row quantized alone:
+// [packed K / 8][8]) into its AMX slots: per activation block 64 bytes of lo = x_q & 0xff
+// and of hi = x_q >> 8, in the row order 0,2,4,6,1,3,5,7 per line, zero past a short block;
+// block b at lo / hi + b * block_stride.
+void amx_split_row(const int16_t* x_q, const int* group_rows, int num_groups, uint8_t* lo, int8_t* hi,
+                   int64_t block_stride);
+// The CPU reports AMX-TILE and AMX-INT8, the OS saves tile state, and Linux granted this
+// process the tile data (arch_prctl ARCH_REQ_XCOMP_PERM; done by this call).
+bool amx_int8_usable();
 
 enum class DenseType { f32, bf16, f16 };
 

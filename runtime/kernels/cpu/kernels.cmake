@@ -10,6 +10,8 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND CMAKE_CXX_COMPILE
     COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-ffp-contract=off")
   set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/kernels_avx512.cpp PROPERTIES
     COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-ffp-contract=off;-mavx512f;-mavx512bw;-mavx512vl;-Wno-maybe-uninitialized;-Wno-uninitialized")
+  set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/kernels_amx.cpp PROPERTIES
+    COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-ffp-contract=off;-mavx512f;-mavx512bw;-mavx512vl;-mamx-tile;-mamx-int8;-Wno-maybe-uninitialized;-Wno-uninitialized")
   # -Wno-maybe-uninitialized / -Wno-uninitialized: GCC 12 warns inside its own
   # avx512fintrin.h about _mm512_undefined_* (GCC bug 105593; the -Wuninitialized form
   # appears once _mm512_reduce_add_ps is fully unrolled), not about this code.

@@ -215,6 +215,10 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
                  : isa == CpuIsa::avx2 ? &detail::int4_blocks_avx2
                                        : &detail::int4_blocks_scalar;
 
+  if (activations == Int4Activations::int16 && isa == CpuIsa::avx512 && m >= kAmxMinRows && amx_enabled()) {
+    forward_amx(x, m, pool, problem);
+    return;
+  }
   if (activations == Int4Activations::int16) {
     // Rows go in chunks of kInt16RowChunk, each with its own x_q layout ([line][chunk rows]
     // [8]) and its own pass over the weights. One layout over all M rows made every tile of
@@ -276,6 +280,55 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
     problem.x_stride = packed_k_;
   }
   run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+}
+
+// The int16 product on AMX tiles (detail::int4_blocks_amx: the same bits as the other
+// kernels, so whether a call takes it never changes a result). Rows go in chunks of whole
+// 16-row tiles (padded rows are zero) whose split activations (2 bytes a value) fit in
+// ~1 MB of L2, between 32 and 96 rows: every column block's weights are unpacked once per
+// chunk and every tile of the chunk then streams through them. Measured at M = 512 (one
+// thread, K = 896 and 4864): chunks of 64-128 rows ran 1.1-1.8x faster than 256-512.
+void Int4Linear::forward_amx(const float* x, int m, ThreadPool& pool, detail::Int4Problem problem) const {
+  constexpr int64_t kChunkBytes = int64_t{1} << 20;
+  constexpr int64_t kTileBytes = 16 * 64;  // one 16-row tile of one activation block
+  const int64_t row_bytes = 64 * quant_blocks_;
+  const int chunk_rows = static_cast<int>(std::clamp<int64_t>(kChunkBytes / (2 * row_bytes) / 16 * 16, 32, 96));
+  const int buffer_rows = std::min((m + 15) / 16 * 16, chunk_rows);
+  std::vector<int8_t> hi(static_cast<size_t>(buffer_rows) * row_bytes);
+  std::vector<uint8_t> lo(static_cast<size_t>(buffer_rows) * row_bytes);
+  std::vector<detail::QuantBlockScale> blocks(static_cast<size_t>(buffer_rows) * quant_blocks_);
+  problem.a_hi = hi.data();
+  problem.a_lo = lo.data();
+  problem.quant_blocks = quant_blocks_;
+  problem.x_blocks = blocks.data();
+  problem.x_blocks_stride = quant_blocks_;
+  float* const y = problem.y;
+  for (int m0 = 0; m0 < m; m0 += chunk_rows) {
+    const int rows = std::min(chunk_rows, m - m0);
+    pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
+      std::vector<int16_t> row_q(static_cast<size_t>(packed_k_));
+      for (int64_t i = begin; i < end; ++i) {
+        quantize_activations(x + static_cast<size_t>(m0 + i) * in_features_, 0, 1, 1, row_q.data(),
+                             blocks.data() + i * quant_blocks_);
+        const int64_t at = i / 16 * 16 * row_bytes + i % 16 * 64;  // tile i / 16, block 0, row i % 16
+        detail::amx_split_row(row_q.data(), group_rows_.data(), static_cast<int>(group_rows_.size()),
+                              lo.data() + at, hi.data() + at, kTileBytes);
+      }
+    });
+    // The last tile's padded rows: zero activations and scales (their outputs are not stored).
+    const int padded = (rows + 15) / 16 * 16;
+    for (int i = rows; i < padded; ++i) {
+      for (int64_t b = 0; b < quant_blocks_; ++b) {
+        const int64_t at = i / 16 * 16 * row_bytes + b * kTileBytes + i % 16 * 64;
+        std::fill_n(hi.begin() + at, 64, int8_t{0});
+        std::fill_n(lo.begin() + at, 64, uint8_t{0});
+      }
+      std::fill_n(blocks.begin() + i * quant_blocks_, quant_blocks_, detail::QuantBlockScale{0.0f, 0});
+    }
+    problem.m = rows;
+    problem.y = y + static_cast<size_t>(m0) * out_features_;
+    run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { detail::int4_blocks_amx(problem, begin, end); });
+  }
 }
 
 DenseLinear DenseLinear::make(detail::DenseType type, int n, int k, std::span<const float> bias) {

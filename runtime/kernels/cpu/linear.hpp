@@ -83,6 +83,11 @@ class Int4Linear {
   int64_t num_blocks_ = 0;
   std::vector<float> bias_;  // [N] or empty
 
+  // The int16 forward on AMX tiles from this many rows: below it the VNNI kernels,
+  // already near the weight stream's speed, win over the per-call weight unpacking.
+  static constexpr int kAmxMinRows = 16;
+  void forward_amx(const float* x, int m, ThreadPool& pool, detail::Int4Problem problem) const;
+
   // Rows [row_begin, row_end) of x ([m, K]) into x_q / blocks (see detail::Int4Problem).
   void quantize_activations(const float* x, int row_begin, int row_end, int m, int16_t* x_q,
                             detail::QuantBlockScale* blocks) const;
