@@ -3,7 +3,7 @@
 # runtimes timed alternately in one run on this machine.
 #
 #   tools/bench_llamacpp.sh [--shape qwen2.5-0.5b|qwen3.5-0.8b] [--runs N] [--threads T]
-#                           [--isa native|avx2] [--quants q4_0,q4_k] [--decode-tokens N]
+#                           [--isa native|avx2|avx512] [--quants q4_0,q4_k] [--decode-tokens N]
 #                           [--batch B] [--prefill 128,512] [--build DIR]
 #
 # Shapes (--shape, default qwen2.5-0.5b; the synthetic shapes of runtime/checkpoint/synthetic.hpp):
@@ -25,7 +25,9 @@
 # driven through its API by tools/llamacpp/bench_llamacpp.mjs. --isa avx2 makes both sides
 # run their AVX2 code on an AVX-512 machine: quanteval through QUANTEVAL_CPU_ISA=avx2, llama.cpp
 # by a copy of the package whose only CPU backend is its AVX2 "haswell" build (ggml otherwise
-# loads the best-scoring variant for the CPU, e.g. zen4 / icelake with AVX-512).
+# loads the best-scoring variant for the CPU, e.g. zen4 / icelake with AVX-512). --isa avx512
+# pins both to AVX-512 without AMX tiles (QUANTEVAL_CPU_ISA=avx512; llama.cpp without its
+# sapphirerapids backend): what an Ice Lake or Zen 4 runs, measured on a CPU with AMX.
 # Models: tools/llamacpp/write_gguf.py (GGUF, Q4_0 and Q4_K where the rows allow: for
 # qwen2.5-0.5b only ffn_down, for qwen3.5-0.8b every quantized matrix) and
 # tools/synthetic_checkpoint (quanteval GPTQ g128), same shapes, random weights; the same
@@ -56,7 +58,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench_llamacpp.sh: unknown argument '$1' (see the comment at the top of the script)" >&2; exit 2 ;;
   esac
 done
-case "$isa" in native | avx2) ;; *) echo "bench_llamacpp.sh: --isa native|avx2" >&2; exit 2 ;; esac
+case "$isa" in native | avx2 | avx512) ;; *) echo "bench_llamacpp.sh: --isa native|avx2|avx512" >&2; exit 2 ;; esac
 case "$shape" in
   qwen2.5-0.5b) vocab=151936 ;;
   qwen3.5-0.8b) vocab=248320 ;;
@@ -91,8 +93,9 @@ bins="$npm_dir/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
 # A variant is the same packages (symlinks) but a real copy of @node-llama-cpp/linux-x64 whose
 # bins hold a subset of the CPU backends; --preserve-symlinks makes node resolve from that tree.
 #   haswell  (--isa avx2) the AVX2 CPU backend only.
-#   no-amx   (qwen3.5-0.8b on a CPU with AMX) every backend but sapphirerapids, the only one
-#            with AMX: its AMX matmul (ggml_backend_amx_mul_mat) takes the batch offsets of a
+#   no-amx   (--isa avx512: AVX-512 without AMX tiles on both sides, as on Ice Lake or Zen 4;
+#            and qwen3.5-0.8b on a CPU with AMX) every backend but sapphirerapids, the only one
+#            with AMX. For qwen3.5 because its AMX matmul (ggml_backend_amx_mul_mat) takes the batch offsets of a
 #            3-D product in bytes as float elements and does not broadcast a 2-D weight, and
 #            qwen35's ssm_out multiplies a [value_dim, tokens, sequences] tensor: it reads past
 #            the weights with several sequences and segfaults at 16 sequences of 16 prompt
@@ -103,6 +106,8 @@ node_flags=()
 variant=""
 if [ "$isa" = avx2 ]; then
   variant=haswell
+elif [ "$isa" = avx512 ]; then
+  variant=no-amx
 elif [ "$shape" = qwen3.5-0.8b ] && grep -qw amx_int8 /proc/cpuinfo; then
   variant=no-amx
   echo "bench_llamacpp.sh: llama.cpp without its AMX backend for $shape (see the comment in this script)" >&2
@@ -147,7 +152,7 @@ checkpoint="$models/$shape-gptq-g128"
 
 out="$(mktemp -d "${TMPDIR:-/tmp}/bench_llamacpp.XXXXXX")"
 qe_env=()
-[ "$isa" = avx2 ] && qe_env=(QUANTEVAL_CPU_ISA=avx2)
+[ "$isa" != native ] && qe_env=(QUANTEVAL_CPU_ISA="$isa")
 run_quanteval() {
   env "${qe_env[@]}" "$build/tools/bench_decode" --checkpoint "$checkpoint" --peer --threads "$threads" \
     --prompt-tokens "$prefill" --decode-tokens "$decode_tokens" --batch "$batch" > "$out/quanteval-$1.txt"

@@ -33,7 +33,41 @@ namespace quanteval::runtime::math {
 
 // --- scalars ---------------------------------------------------------------------------------
 
-QE_HOST_DEVICE inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+// exp(x) in fixed fp32 arithmetic, so SIMD loops can compute it 8 or 16 at a time with the
+// same bits (kernels_avx2.cpp / kernels_avx512.cpp restate it op for op; tested): libm's
+// expf, one call per element, was ~6% of a 512-token prefill (softmax and SiLU).
+// Cody-Waite reduction x = n ln2 + r (n = x log2 e rounded to nearest by adding and
+// removing 1.5 * 2^23; n ln2_hi is exact, ln2_hi having 15 significant bits), then the
+// degree-7 Taylor polynomial of e^r on |r| <= ln2 / 2 (truncation <= 0.35^8 / 8! = 5e-9
+// relative) in Horner form, one mul and one add per step (never contracted: the SIMD files
+// build with -ffp-contract=off and baseline x86-64 has no FMA), times 2^n from its bits.
+// Within 2 ulp of the correctly rounded value (tests/cpu_kernels/exp_test.cpp sweeps it).
+// Range: x > 88.376 (= 127.5 ln 2, where 2^n would need n = 128; expf gives 2.4e38..3.4e38
+// there) is +inf, x < -87.336 (= ln FLT_MIN, where expf turns subnormal) is 0, NaN stays NaN.
+QE_HOST_DEVICE inline float exp_float(float x) {
+  if (!(x <= 88.37626266479492f)) return x != x ? x : HUGE_VALF;
+  if (x < -87.33654022216797f) return 0.0f;
+  const float n = (x * 1.44269502162933349609f + 12582912.0f) - 12582912.0f;
+  const float r = (x - n * 0.693145751953125f) - n * 1.42860676533018704e-06f;
+  float p = 1.98412701138295233250e-04f;
+  p = p * r + 1.38888892251998186111e-03f;
+  p = p * r + 8.33333376795053482056e-03f;
+  p = p * r + 4.16666679084300994873e-02f;
+  p = p * r + 1.66666671633720397949e-01f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const std::uint32_t bits = static_cast<std::uint32_t>(static_cast<std::int32_t>(n) + 127) << 23;
+  float scale;
+#if defined(__CUDA_ARCH__)
+  scale = __uint_as_float(bits);
+#else
+  std::memcpy(&scale, &bits, sizeof scale);
+#endif
+  return p * scale;
+}
+
+QE_HOST_DEVICE inline float silu(float x) { return x / (1.0f + exp_float(-x)); }
 
 QE_HOST_DEVICE inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 

@@ -127,8 +127,9 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       for (int h = 0; h < heads_per_task; ++h) {
         float* head_scores = scores.data() + h * count;
         const float max_score = *std::max_element(head_scores, head_scores + count);
+        detail::exp_shifted(head_scores, count, max_score);
         float total = 0;
-        for (std::size_t i = 0; i < count; ++i) total += (head_scores[i] = std::exp(head_scores[i] - max_score));
+        for (std::size_t i = 0; i < count; ++i) total += head_scores[i];
         for (std::size_t i = 0; i < count; ++i) head_scores[i] /= total;
       }
       float* results = out + (r * heads + h0) * head_dim;

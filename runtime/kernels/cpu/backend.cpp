@@ -292,7 +292,7 @@ void CpuBackend::swiglu(Tensor gate, Tensor up, Tensor out) {
   const float *g = f32(gate), *u = f32(up);
   float* o = f32(out);
   auto apply = [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t i = begin; i < end; ++i) o[i] = math::swiglu(g[i], u[i]);
+    detail::swiglu(g + begin, u + begin, o + begin, static_cast<size_t>(end - begin));
   };
   // One exp per element: a prefill of 512 rows x 4864 spent ~6% of its time here on the
   // calling thread alone. A decode step's few thousand elements are not worth a hand-off.

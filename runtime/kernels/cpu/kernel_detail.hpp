@@ -157,6 +157,17 @@ void multiply_accumulate_avx512(float* c, int64_t ldc, const float* a, int64_t l
 void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
                          int cols, int inner, bool subtract);
 
+// values[i] = math::exp_float(values[i] - shift) (softmax's exponentials), and
+// out[i] = math::swiglu(gate[i], up[i]) (= gate / (1 + exp_float(-gate)) * up), 8 / 16 at a
+// time with the portable function's bits (tested); out may alias gate or up. The dispatchers
+// take the widest the CPU has, else the portable loop (kernels_scalar.cpp).
+void exp_shifted_avx2(float* values, size_t count, float shift);
+void exp_shifted_avx512(float* values, size_t count, float shift);
+void exp_shifted(float* values, size_t count, float shift);
+void swiglu_avx2(const float* gate, const float* up, float* out, size_t count);
+void swiglu_avx512(const float* gate, const float* up, float* out, size_t count);
+void swiglu(const float* gate, const float* up, float* out, size_t count);
+
 // Bulk f16 -> float with F16C (exactness tested against numeric.hpp on all 65536 values).
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count);
 

@@ -586,6 +586,62 @@ void multiply_accumulate_rows(float* c, int64_t ldc, const float* a, int64_t lda
 
 }  // namespace
 
+namespace {
+
+// math::exp_float, 8 lanes, op for op (see runtime/model/math.hpp): the same bits.
+inline __m256 exp_float8(__m256 x) {
+  const __m256 top = _mm256_set1_ps(88.37626266479492f), bottom = _mm256_set1_ps(-87.33654022216797f);
+  const __m256 in_range = _mm256_cmp_ps(x, top, _CMP_LE_OQ);  // false for NaN
+  const __m256 is_nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+  const __m256 underflow = _mm256_cmp_ps(x, bottom, _CMP_LT_OQ);
+  // Out-of-range lanes are replaced below; clamping them keeps the integer step defined.
+  const __m256 xc = _mm256_max_ps(_mm256_min_ps(x, top), bottom);
+  const __m256 magic = _mm256_set1_ps(12582912.0f);
+  const __m256 n = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269502162933349609f)), magic), magic);
+  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(0.693145751953125f))),
+                                 _mm256_mul_ps(n, _mm256_set1_ps(1.42860676533018704e-06f)));
+  __m256 p = _mm256_set1_ps(1.98412701138295233250e-04f);
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.38888892251998186111e-03f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.33333376795053482056e-03f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.16666679084300994873e-02f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.66666671633720397949e-01f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.5f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  __m256 out = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  out = _mm256_blendv_ps(out, _mm256_setzero_ps(), underflow);
+  out = _mm256_blendv_ps(_mm256_set1_ps(__builtin_huge_valf()), out, in_range);
+  return _mm256_blendv_ps(out, x, is_nan);
+}
+
+// Lanes [0, left) of an 8-float access (maskload / maskstore: the others are neither read nor written).
+inline __m256i tail_lanes(size_t left) {
+  const int have = left >= 8 ? 8 : static_cast<int>(left);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(have), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+}  // namespace
+
+void exp_shifted_avx2(float* values, size_t count, float shift) {
+  const __m256 s = _mm256_set1_ps(shift);
+  for (size_t i = 0; i < count; i += 8) {
+    const __m256i lanes = tail_lanes(count - i);
+    const __m256 v = _mm256_maskload_ps(values + i, lanes);
+    _mm256_maskstore_ps(values + i, lanes, exp_float8(_mm256_sub_ps(v, s)));
+  }
+}
+
+void swiglu_avx2(const float* gate, const float* up, float* out, size_t count) {
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  for (size_t i = 0; i < count; i += 8) {
+    const __m256i lanes = tail_lanes(count - i);
+    const __m256 g = _mm256_maskload_ps(gate + i, lanes), u = _mm256_maskload_ps(up + i, lanes);
+    const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, exp_float8(_mm256_xor_ps(g, sign))));
+    _mm256_maskstore_ps(out + i, lanes, _mm256_mul_ps(silu, u));
+  }
+}
+
 void multiply_accumulate_avx2(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
                               int cols, int inner, bool subtract) {
   if (subtract)
@@ -629,6 +685,8 @@ void attention_scores_avx2(const float*, int, int, const float*, int64_t, int, f
 void multiply_accumulate_avx2(float*, int64_t, const float*, int64_t, const float*, int64_t, int, int, int, bool) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
+void exp_shifted_avx2(float*, size_t, float) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
+void swiglu_avx2(const float*, const float*, float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 }  // namespace quanteval::runtime::detail
 
 #endif

@@ -462,6 +462,62 @@ uint64_t read_stream_avx512(const void* data, size_t bytes, size_t prefetch_byte
   return out;
 }
 
+namespace {
+
+// math::exp_float, 16 lanes, op for op (see runtime/model/math.hpp): the same bits.
+inline __m512 exp_float16(__m512 x) {
+  const __m512 top = _mm512_set1_ps(88.37626266479492f), bottom = _mm512_set1_ps(-87.33654022216797f);
+  const __mmask16 in_range = _mm512_cmp_ps_mask(x, top, _CMP_LE_OQ);  // false for NaN
+  const __mmask16 is_nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  const __mmask16 underflow = _mm512_cmp_ps_mask(x, bottom, _CMP_LT_OQ);
+  // Out-of-range lanes are replaced below; clamping them keeps the integer step defined.
+  const __m512 xc = _mm512_max_ps(_mm512_min_ps(x, top), bottom);
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  const __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269502162933349609f)), magic), magic);
+  const __m512 r = _mm512_sub_ps(_mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(0.693145751953125f))),
+                                 _mm512_mul_ps(n, _mm512_set1_ps(1.42860676533018704e-06f)));
+  __m512 p = _mm512_set1_ps(1.98412701138295233250e-04f);
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.38888892251998186111e-03f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.33333376795053482056e-03f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.16666679084300994873e-02f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.66666671633720397949e-01f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+  const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  __m512 out = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+  out = _mm512_mask_blend_ps(underflow, out, _mm512_setzero_ps());
+  out = _mm512_mask_blend_ps(static_cast<__mmask16>(~in_range), out, _mm512_set1_ps(__builtin_huge_valf()));
+  return _mm512_mask_blend_ps(is_nan, out, x);
+}
+
+inline __mmask16 tail_mask(size_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+}  // namespace
+
+void exp_shifted_avx512(float* values, size_t count, float shift) {
+  const __m512 s = _mm512_set1_ps(shift);
+  for (size_t i = 0; i < count; i += 16) {
+    const __mmask16 mask = tail_mask(count - i);
+    const __m512 v = _mm512_maskz_loadu_ps(mask, values + i);
+    _mm512_mask_storeu_ps(values + i, mask, exp_float16(_mm512_sub_ps(v, s)));
+  }
+}
+
+void swiglu_avx512(const float* gate, const float* up, float* out, size_t count) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  for (size_t i = 0; i < count; i += 16) {
+    const __mmask16 mask = tail_mask(count - i);
+    const __m512 g = _mm512_maskz_loadu_ps(mask, gate + i), u = _mm512_maskz_loadu_ps(mask, up + i);
+    const __m512 minus_g = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(g), sign));
+    const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, exp_float16(minus_g)));
+    _mm512_mask_storeu_ps(out + i, mask, _mm512_mul_ps(silu, u));
+  }
+}
+
 void dense_rows_avx512(const DenseProblem& p, int64_t row_begin, int64_t row_end) {
   if (p.x_split != nullptr) return dense_bf16_split_rows(p, row_begin, row_end);
   switch (p.type) {
@@ -560,6 +616,10 @@ uint64_t read_stream_avx512(const void*, size_t, size_t) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 void multiply_accumulate_avx512(float*, int64_t, const float*, int64_t, const float*, int64_t, int, int, int, bool) {
+  QE_FAIL("AVX-512 kernels were not compiled into this build");
+}
+void exp_shifted_avx512(float*, size_t, float) { QE_FAIL("AVX-512 kernels were not compiled into this build"); }
+void swiglu_avx512(const float*, const float*, float*, size_t) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 }  // namespace quanteval::runtime::detail

@@ -7,6 +7,7 @@
 #include "runtime/base/numeric.hpp"
 #include "runtime/kernels/cpu/isa.hpp"
 #include "runtime/kernels/cpu/kernel_detail.hpp"
+#include "runtime/model/math.hpp"
 
 namespace quanteval::runtime::detail {
 
@@ -180,6 +181,18 @@ void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, con
         for (int j = 0; j < cols; ++j) ci[j] += scalar * bx[j];
     }
   }
+}
+
+void exp_shifted(float* values, size_t count, float shift) {
+  if (cpu_supports(CpuIsa::avx512)) return exp_shifted_avx512(values, count, shift);
+  if (cpu_supports(CpuIsa::avx2)) return exp_shifted_avx2(values, count, shift);
+  for (size_t i = 0; i < count; ++i) values[i] = math::exp_float(values[i] - shift);
+}
+
+void swiglu(const float* gate, const float* up, float* out, size_t count) {
+  if (cpu_supports(CpuIsa::avx512)) return swiglu_avx512(gate, up, out, count);
+  if (cpu_supports(CpuIsa::avx2)) return swiglu_avx2(gate, up, out, count);
+  for (size_t i = 0; i < count; ++i) out[i] = math::swiglu(gate[i], up[i]);
 }
 
 }  // namespace quanteval::runtime::detail

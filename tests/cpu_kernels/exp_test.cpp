@@ -1,0 +1,148 @@
+// math::exp_float (the exp of softmax and SiLU) against the correctly rounded value, and its
+// AVX2 / AVX-512 loops (softmax's exp_shifted, swiglu) against the portable function bit for bit.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "runtime/kernels/cpu/isa.hpp"
+#include "runtime/kernels/cpu/kernel_detail.hpp"
+#include "runtime/model/math.hpp"
+
+using namespace quanteval::runtime;
+
+namespace {
+
+uint32_t bits_of(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+
+// Distance in units in the last place between two finite positive floats.
+int64_t ulps(float a, float b) { return std::llabs(static_cast<int64_t>(bits_of(a)) - static_cast<int64_t>(bits_of(b))); }
+
+// Arguments that exercise every branch: the range edges, zeros, infinities, NaN,
+// subnormals, and dense random values across the whole finite range of the result.
+std::vector<float> arguments(std::mt19937_64& rng, size_t random_count) {
+  std::vector<float> out = {0.0f,
+                            -0.0f,
+                            1.0f,
+                            -1.0f,
+                            88.37626266479492f,
+                            std::nextafter(88.37626266479492f, 100.0f),
+                            88.7f,
+                            89.0f,
+                            -87.33654022216797f,
+                            std::nextafter(-87.33654022216797f, -100.0f),
+                            -100.0f,
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::denorm_min(),
+                            -std::numeric_limits<float>::min(),
+                            0.34657359f,
+                            -0.34657359f,
+                            std::numeric_limits<float>::max(),
+                            -std::numeric_limits<float>::max()};
+  std::uniform_real_distribution<float> wide(-90.0f, 90.0f), narrow(-2.0f, 2.0f);
+  for (size_t i = 0; i < random_count; ++i) out.push_back(i % 2 ? wide(rng) : narrow(rng));
+  return out;
+}
+
+bool same_bits(float a, float b) { return (std::isnan(a) && std::isnan(b)) || bits_of(a) == bits_of(b); }
+
+}  // namespace
+
+TEST_CASE("exp_float: within 2 ulp of the correctly rounded exp over its range; edges as documented") {
+  // Every 97th float bit pattern in [-87.33, 88.37] (~10^7 values): the double exp rounded to
+  // float is the correctly rounded value except in astronomically rare ties.
+  int64_t worst = 0;
+  float worst_at = 0.0f;
+  size_t checked = 0;
+  for (uint32_t b = 0; b < 0x7f800000u; b += 97) {
+    for (float sign : {1.0f, -1.0f}) {
+      float x;
+      std::memcpy(&x, &b, sizeof x);
+      x *= sign;
+      if (x > 88.37626266479492f || x < -87.33654022216797f) continue;
+      const float want = static_cast<float>(std::exp(static_cast<double>(x)));
+      const int64_t d = ulps(math::exp_float(x), want);
+      if (d > worst) {
+        worst = d;
+        worst_at = x;
+      }
+      ++checked;
+    }
+  }
+  MESSAGE("exp_float: " << checked << " arguments, worst " << worst << " ulp at x = " << worst_at);
+  CHECK(checked > 10000000);
+  CHECK(worst <= 2);
+  CHECK(math::exp_float(0.0f) == 1.0f);
+  CHECK(math::exp_float(-0.0f) == 1.0f);
+  CHECK(std::isinf(math::exp_float(std::nextafter(88.37626266479492f, 100.0f))));
+  CHECK(std::isinf(math::exp_float(std::numeric_limits<float>::infinity())));
+  CHECK(math::exp_float(-std::numeric_limits<float>::infinity()) == 0.0f);
+  CHECK(math::exp_float(std::nextafter(-87.33654022216797f, -100.0f)) == 0.0f);
+  CHECK(math::exp_float(-87.33654022216797f) > 0.0f);
+  CHECK(std::isnan(math::exp_float(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST_CASE("exp_shifted and swiglu: the AVX2 and AVX-512 loops give the portable bits, every tail length") {
+  if (!cpu_supports(CpuIsa::avx2)) {
+    MESSAGE("no AVX2 on this CPU (or capped): nothing to compare");
+    return;
+  }
+  const bool avx512 = cpu_supports(CpuIsa::avx512);
+  if (!avx512) MESSAGE("no AVX-512 on this CPU (or capped): only the AVX2 loops are compared");
+  std::mt19937_64 rng(7);
+  const std::vector<float> x = arguments(rng, 4000);
+  std::vector<float> up(x.size());
+  std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
+  for (auto& u : up) u = dist(rng);
+  for (float shift : {0.0f, 1.5f, -80.0f, 10.0f}) {
+    std::vector<float> want(x.size()), want_swiglu(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      want[i] = math::exp_float(x[i] - shift);
+      want_swiglu[i] = math::swiglu(x[i] - shift, up[i]);
+    }
+    std::vector<float> gate(x.size());
+    for (size_t i = 0; i < x.size(); ++i) gate[i] = x[i] - shift;
+    // Lengths 0..40 from several offsets (every tail), then the whole array.
+    for (size_t offset : {size_t{0}, size_t{3}, size_t{17}}) {
+      for (size_t count = 0; count <= 40; ++count) {
+        for (int isa = 0; isa < (avx512 ? 2 : 1); ++isa) {
+          std::vector<float> got(x.begin(), x.end());
+          std::vector<float> got_swiglu(x.size(), -7.0f);
+          if (isa == 0) {
+            detail::exp_shifted_avx2(got.data() + offset, count, shift);
+            detail::swiglu_avx2(gate.data() + offset, up.data() + offset, got_swiglu.data() + offset, count);
+          } else {
+            detail::exp_shifted_avx512(got.data() + offset, count, shift);
+            detail::swiglu_avx512(gate.data() + offset, up.data() + offset, got_swiglu.data() + offset, count);
+          }
+          int wrong = 0;
+          for (size_t i = 0; i < x.size(); ++i) {
+            const bool inside = i >= offset && i < offset + count;
+            wrong += !same_bits(got[i], inside ? want[i] : x[i]);  // outside the range: untouched
+            wrong += !same_bits(got_swiglu[i], inside ? want_swiglu[i] : -7.0f);
+          }
+          CAPTURE(offset);
+          CAPTURE(count);
+          CAPTURE(isa);
+          CHECK(wrong == 0);
+        }
+      }
+    }
+    std::vector<float> whole(x.begin(), x.end()), whole_swiglu(x.size());
+    detail::exp_shifted(whole.data(), whole.size(), shift);
+    detail::swiglu(gate.data(), up.data(), whole_swiglu.data(), gate.size());
+    int wrong = 0;
+    for (size_t i = 0; i < x.size(); ++i) wrong += !same_bits(whole[i], want[i]) + !same_bits(whole_swiglu[i], want_swiglu[i]);
+    CHECK(wrong == 0);
+  }
+}
