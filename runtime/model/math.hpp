@@ -266,6 +266,17 @@ QE_HOST_DEVICE inline float lane_dot(const float* a, const float* b, int n) {
   return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
 }
 
+// sum of a[0, n) in lane_dot's order (8 lanes, the same pairwise reduction): softmax's
+// denominator. Its serial sum was one chain of n dependent adds per (row, head).
+QE_HOST_DEVICE inline float lane_sum(const float* a, int n) {
+  float lane[8] = {};
+  int d = 0;
+  for (; d + 8 <= n; d += 8)
+    for (int l = 0; l < 8; ++l) lane[l] += a[d + l];
+  for (int l = 0; d < n && l < 8; ++d, ++l) lane[l] += a[d];
+  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
 // The scaled score of one query-key pair: lane_dot(q, k) * scale.
 QE_HOST_DEVICE inline float attention_score(const float* q, const float* k, int head_dim, float scale) {
   return lane_dot(q, k, head_dim) * scale;

@@ -128,8 +128,7 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
         float* head_scores = scores.data() + h * count;
         const float max_score = *std::max_element(head_scores, head_scores + count);
         detail::exp_shifted(head_scores, count, max_score);
-        float total = 0;
-        for (std::size_t i = 0; i < count; ++i) total += head_scores[i];
+        const float total = math::lane_sum(head_scores, static_cast<int>(count));
         for (std::size_t i = 0; i < count; ++i) head_scores[i] /= total;
       }
       float* results = out + (r * heads + h0) * head_dim;

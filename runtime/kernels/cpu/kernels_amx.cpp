@@ -132,6 +132,10 @@ void unpack_weights(const Int4Problem& p, int64_t block, int8_t* tiles, float* s
       _mm512_store_ps(scales, scale);
       int l = 0;
       for (; l < lines; ++l, ++line) {
+        // The stream is read once per row chunk, so at small M this loop is the DRAM stream:
+        // the VNNI kernels' prefetch distances (kernels_avx512.cpp), 2 KB into L1, 8 KB into L2.
+        _mm_prefetch(reinterpret_cast<const char*>(line + 32), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(line + 128), _MM_HINT_T1);
         const __m512i words = _mm512_load_si512(line->words);
         _mm512_store_si512(tiles + 2 * l * kTileBytes, _mm512_sub_epi8(_mm512_and_si512(words, nibbles), zero));
         _mm512_store_si512(tiles + (2 * l + 1) * kTileBytes,
