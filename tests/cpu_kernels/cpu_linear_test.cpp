@@ -377,7 +377,7 @@ TEST_CASE("int16 activation quantization: scalar, AVX2 and AVX-512 give identica
                             std::numeric_limits<float>::infinity(),
                             std::numeric_limits<float>::quiet_NaN()};
   for (int trial = 0; trial < 3000; ++trial) {
-    const int rows = 8 * (1 + static_cast<int>(rng() % 8));
+    const int rows = 8 * (1 + static_cast<int>(rng() % 16));
     std::vector<float> values = random_floats(rng, static_cast<size_t>(rows));
     const int mode = trial % 4;
     std::uniform_int_distribution<int> exponent(-140, 120);

@@ -72,7 +72,7 @@ inline ReferenceProduct reference_matmul(std::span<const float> x, std::span<con
 // its own bound. `block_of[k]` = index of the activation block original row k falls
 // in (see int16_activation_blocks), `blocks` = how many per row.
 //
-// Derivation. Per X row, block b (<= 64 rows of one weight group) has the scale
+// Derivation. Per X row, block b (<= 128 rows of one weight group) has the scale
 // sigma_b = fl(max_{k in b} |x_k| / 32767) and x_q,k = round(x_k / sigma_b) clamped to
 // +-32767, so |x_k - sigma_b x_q,k| <= sigma_b (1/2 + 2^-36) (the quotient is computed
 // in double; the clamp only removes that slack) -- plus, if sigma_b is subnormal, at
@@ -118,15 +118,15 @@ inline ReferenceProduct reference_matmul_int16(std::span<const float> x, std::sp
 
 // The int16 path's activation blocks, from their documented definition (not from the
 // implementation): groups in ascending id, each group's rows in ascending k, cut into
-// runs of 64 rows. Returns the block of each original row k; `blocks` gets the count.
+// runs of 128 rows. Returns the block of each original row k; `blocks` gets the count.
 inline std::vector<int> int16_activation_blocks(const runtime::GptqWeight& weight, int& blocks) {
   std::vector<std::vector<int>> members(static_cast<size_t>(weight.num_groups()));
   for (int k = 0; k < weight.in_features; ++k) members[static_cast<size_t>(weight.group_of(k))].push_back(k);
   std::vector<int> block_of(static_cast<size_t>(weight.in_features));
   blocks = 0;
   for (const auto& rows : members) {
-    for (size_t r = 0; r < rows.size(); ++r) block_of[static_cast<size_t>(rows[r])] = blocks + static_cast<int>(r / 64);
-    blocks += static_cast<int>((rows.size() + 63) / 64);
+    for (size_t r = 0; r < rows.size(); ++r) block_of[static_cast<size_t>(rows[r])] = blocks + static_cast<int>(r / 128);
+    blocks += static_cast<int>((rows.size() + 127) / 128);
   }
   return block_of;
 }

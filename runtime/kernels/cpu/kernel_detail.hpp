@@ -17,21 +17,27 @@ struct alignas(64) PackedLine {
 };
 
 // int16 activations: within each packed group, runs of up to kQuantBlockLines lines
-// (64 rows) share one activation scale. 64 rather than the weight group keeps the
-// quantization step local even for group_size = -1 (one group = all K), where one
-// outlier activation would otherwise coarsen the whole row; and it is a whole
-// number of lines, so a block never splits a 64-byte weight line.
-inline constexpr int kQuantBlockLines = 8;
+// (128 rows) share one activation scale. Capped rather than the whole group, so the
+// quantization step stays local even for group_size = -1 (one group = all K), where one
+// outlier activation would otherwise coarsen the whole row; and a whole number of lines,
+// so a block never splits a 64-byte weight line. 128 rather than 64 (until issue 18):
+// half the per-block int32 -> fp32 steps, the AMX kernel's floor, for a quantization step
+// that is at most the larger block's max / 32767 (error still ~1.5e-5 of max|x|).
+inline constexpr int kQuantBlockLines = 16;
+
+// The AMX kernel's k-step: 8 lines = 64 rows = one tile product's K (an activation block
+// is one or two k-steps).
+inline constexpr int kAmxStepLines = 8;
 
 // Per (activation row, block): x ~= scale * x_q with x_q in [-32767, 32767]; `sum` =
-// sum of the block's x_q (|sum| <= 32767 * 64 < 2^31), used to apply the weight zero
+// sum of the block's x_q (|sum| <= 32767 * 128 < 2^31), used to apply the weight zero
 // point once per block: sum (q - z) x_q = sum q x_q - z sum x_q, all exact in int32.
 struct QuantBlockScale {
   float scale;
   int32_t sum;
 };
 
-// Quantizes one activation block: `values` = its rows (a multiple of 8, <= 64) in packed
+// Quantizes one activation block: `values` = its rows (a multiple of 8, <= 128) in packed
 // order; writes line l's 8 int16 at out + l * line_stride in the order rows
 // 0,4,1,5,2,6,3,7, and *block. scale = max|x| / 32767 in fp32 (NaN if any value is inf or
 // NaN, then x_q = 0), x_q = round-half-even(double(x) * (1.0 / double(scale))) clamped to
@@ -72,11 +78,12 @@ struct Int4Problem {
   int64_t x_blocks_stride = 0;
   // AMX mode (int4_blocks_amx; x_q is then unused, x_blocks still gives the scales): m is
   // the real row count, the activations are padded to whole 16-row tiles (padded rows: zero
-  // bytes, zero block scales) and laid out tile by tile: [m / 16 tiles][quant_blocks][16 rows]
+  // bytes, zero block scales) and laid out tile by tile: [m / 16 tiles][amx_steps][16 rows]
   // [64 bytes], so one tile load reads 1 KB in order (see amx_split_row).
   const int8_t* a_hi = nullptr;
   const uint8_t* a_lo = nullptr;
-  int64_t quant_blocks = 0;
+  int64_t quant_blocks = 0;  // activation blocks per row
+  int64_t amx_steps = 0;     // k-steps per row: sum over groups of ceil(lines / kAmxStepLines)
 };
 
 void int4_blocks_scalar(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
@@ -93,11 +100,11 @@ bool avx_vnni_supported();
 // others. Needs the a_hi / a_lo layout above; only when amx_enabled() (isa.hpp).
 void int4_blocks_amx(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
 // One row's int16 activations in x_q's layout with line stride 8 (a row quantized alone:
-// [packed K / 8][8]) into its AMX slots: per activation block 64 bytes of lo = x_q & 0xff
-// and of hi = x_q >> 8, in the row order 0,2,4,6,1,3,5,7 per line, zero past a short block;
-// block b at lo / hi + b * block_stride.
+// [packed K / 8][8]) into its AMX slots: per k-step (8 lines of a group) 64 bytes of
+// lo = x_q & 0xff and of hi = x_q >> 8, in the row order 0,2,4,6,1,3,5,7 per line, zero past
+// a short step; step s at lo / hi + s * step_stride.
 void amx_split_row(const int16_t* x_q, const int* group_rows, int num_groups, uint8_t* lo, int8_t* hi,
-                   int64_t block_stride);
+                   int64_t step_stride);
 // The CPU reports AMX-TILE and AMX-INT8, the OS saves tile state, and Linux granted this
 // process the tile data (arch_prctl ARCH_REQ_XCOMP_PERM; done by this call).
 bool amx_int8_usable();

@@ -4,18 +4,18 @@
 //
 //   every int16 activation splits exactly as x_q = 256 * hi + lo (hi = x_q >> 8 signed,
 //   lo = x_q & 0xff unsigned), and every weight as the signed byte q - zero (|q - zero|
-//   <= 16), so for one activation block of 64 rows
+//   <= 16), so for one activation block (up to 128 rows)
 //     t = sum (q - zero) x_q = 256 * sum (q - zero) hi + sum (q - zero) lo
-//   -- tdpbssd gives the first sum, tdpbusd the second, both exact in int32 (|t| < 2^25),
+//   -- tdpbssd gives the first sum, tdpbusd the second, both exact in int32 (|t| < 2^26),
 //   equal to the spec's dot - zero * sum_b -- and the float part (fma(float(t),
 //   scale_c * scale_b, acc) in block order, then + bias) is the same instructions.
 //
-// One tile product is 16 rows x 16 columns x 64 k, i.e. exactly one activation block
-// of one column block: the tile K is the quantization block, so scales apply between
-// tile products and never inside one. The activations come pre-split per 64-row block
+// One tile product is 16 rows x 16 columns x 64 k (a k-step: 8 lines of one group); an
+// activation block is one or two k-steps summed in the same int32 tiles, so the scales
+// apply between blocks and never inside one. The activations come pre-split per k-step
 // (amx_split_row); the weights of a column block are unpacked to signed bytes once per
-// call into a scratch that stays in L2 while every 16-row tile of the chunk streams
-// through it.
+// row chunk into a scratch that stays in L1 / L2 while every 16-row tile of the chunk
+// streams through it.
 // No standard-library templates are used in this file (see kernels_avx512.cpp).
 #include <cstdlib>
 #include <new>
@@ -49,7 +49,7 @@ bool amx_int8_usable() {
 }
 
 void amx_split_row(const int16_t* x_q, const int* group_rows, int num_groups, uint8_t* lo, int8_t* hi,
-                   int64_t block_stride) {
+                   int64_t step_stride) {
   // Within a line x_q holds rows 0,4,1,5,2,6,3,7 (see Int4Problem); the tiles want rows
   // 0,2,4,6,1,3,5,7 (the byte order of a masked weight word, see unpack_weights):
   // the x_q slots 0,4,1,5,2,6,3,7. One vpshufb per line gathers the low bytes of those
@@ -58,10 +58,10 @@ void amx_split_row(const int16_t* x_q, const int* group_rows, int num_groups, ui
   const __m512i bytes = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 8, 2, 10, 4, 12, 6, 14, 1, 9, 3, 11, 5, 13, 7, 15));
   const __m512i halves = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
   for (int g = 0; g < num_groups; ++g) {
-    for (int r0 = 0; r0 < group_rows[g]; r0 += kQuantBlockLines, lo += block_stride, hi += block_stride) {
-      const int lines = group_rows[g] - r0 < kQuantBlockLines ? group_rows[g] - r0 : kQuantBlockLines;
+    for (int r0 = 0; r0 < group_rows[g]; r0 += kAmxStepLines, lo += step_stride, hi += step_stride) {
+      const int lines = group_rows[g] - r0 < kAmxStepLines ? group_rows[g] - r0 : kAmxStepLines;
       for (int half = 0; half < 2; ++half) {
-        // 4 lines = 32 int16 per zmm; lines past the block's end load as zeros.
+        // 4 lines = 32 int16 per zmm; lines past the step's end load as zeros.
         const int have = lines - 4 * half;
         const __mmask32 mask = have >= 4 ? 0xffffffffu : have <= 0 ? 0u : (1u << (8 * have)) - 1u;
         const __m512i v = _mm512_maskz_loadu_epi16(mask, x_q);
@@ -78,7 +78,7 @@ namespace {
 
 constexpr int kTileRows = 16;
 constexpr int kTileBytes = 64;  // per tile row: 64 int8 of A, 16 int32 of C, 16 x 4 int8 of B
-constexpr int kBlockTileBytes = kTileRows * kTileBytes;
+constexpr int kStepTileBytes = kTileRows * kTileBytes;  // one tile: 16 rows x one k-step
 
 // ldtilecfg's 64-byte operand (palette 1): bytes per row and rows of each tile register.
 struct alignas(64) TileConfig {
@@ -90,7 +90,7 @@ struct alignas(64) TileConfig {
 };
 
 // Tile registers: the activation halves of one 16-row tile for one block, the block's
-// weights, and the two int32 sums. Macros, not constants: the tile intrinsics paste the
+// weights, and two pairs of int32 sums (even and odd blocks, see amx_tile). Macros, not constants: the tile intrinsics paste the
 // register number into their asm text, so it must be a literal after expansion.
 #define QE_TILE_HI 0
 #define QE_TILE_LO 1
@@ -110,11 +110,11 @@ struct AlignedBuffer {
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 };
 
-// One column block's weights as tdpb*d's B operand, per activation block: tile row 2l
-// holds, per column, the bytes q - zero of rows 0,2,4,6 of line l (the low nibble of
-// each byte of the word), tile row 2l + 1 those of rows 1,3,5,7 (the high nibbles);
-// rows past a short block's lines are zero. scales[b] = the column scales of block
-// b's group (fp32 [16]).
+// One column block's weights as tdpb*d's B operand, per k-step (8 lines = 64 rows of one
+// group): tile row 2l holds, per column, the bytes q - zero of rows 0,2,4,6 of line l (the
+// low nibble of each byte of the word), tile row 2l + 1 those of rows 1,3,5,7 (the high
+// nibbles); rows past a short step's lines are zero. scales[s] = the column scales of step
+// s's group (fp32 [16]).
 void unpack_weights(const Int4Problem& p, int64_t block, int8_t* tiles, float* scales) {
   const PackedLine* line = p.lines + block * p.lines_per_block;
   const __m512i nibbles = _mm512_set1_epi8(0x0f);
@@ -127,8 +127,8 @@ void unpack_weights(const Int4Problem& p, int64_t block, int8_t* tiles, float* s
     const __m512i zero =
         _mm512_mullo_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(header, 1)), byte_copies);
     ++line;
-    for (int r0 = 0; r0 < p.group_rows[g]; r0 += kQuantBlockLines, tiles += kBlockTileBytes, scales += 16) {
-      const int lines = p.group_rows[g] - r0 < kQuantBlockLines ? p.group_rows[g] - r0 : kQuantBlockLines;
+    for (int r0 = 0; r0 < p.group_rows[g]; r0 += kAmxStepLines, tiles += kStepTileBytes, scales += 16) {
+      const int lines = p.group_rows[g] - r0 < kAmxStepLines ? p.group_rows[g] - r0 : kAmxStepLines;
       _mm512_store_ps(scales, scale);
       int l = 0;
       for (; l < lines; ++l, ++line) {
@@ -141,7 +141,7 @@ void unpack_weights(const Int4Problem& p, int64_t block, int8_t* tiles, float* s
         _mm512_store_si512(tiles + (2 * l + 1) * kTileBytes,
                            _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi32(words, 4), nibbles), zero));
       }
-      for (; l < kQuantBlockLines; ++l) {
+      for (; l < kAmxStepLines; ++l) {
         _mm512_store_si512(tiles + 2 * l * kTileBytes, _mm512_setzero_si512());
         _mm512_store_si512(tiles + (2 * l + 1) * kTileBytes, _mm512_setzero_si512());
       }
@@ -163,18 +163,21 @@ inline void apply_block(__m512 (&acc)[kTileRows], const int32_t* sums, const flo
   }
 }
 
-// Block b's two products into the tile pair (SUM_HI, SUM_LO), stored to `sums`.
-#define QE_AMX_BLOCK(SUM_HI, SUM_LO, b, sums)                                 \
-  do {                                                                        \
-    _tile_loadd(QE_TILE_HI, hi + (b) * kBlockTileBytes, kTileBytes);          \
-    _tile_loadd(QE_TILE_LO, lo + (b) * kBlockTileBytes, kTileBytes);          \
-    _tile_loadd(QE_TILE_WEIGHTS, tiles + (b) * kBlockTileBytes, kTileBytes);  \
-    _tile_zero(SUM_HI);                                                       \
-    _tile_zero(SUM_LO);                                                       \
-    _tile_dpbssd(SUM_HI, QE_TILE_HI, QE_TILE_WEIGHTS);                        \
-    _tile_dpbusd(SUM_LO, QE_TILE_LO, QE_TILE_WEIGHTS);                        \
-    _tile_stored(SUM_HI, (sums), kTileBytes);                                 \
-    _tile_stored(SUM_LO, (sums) + kTileRows * 16, kTileBytes);                \
+// Activation block b's products (its k-steps first_step[b] .. first_step[b + 1] - 1) into
+// the tile pair (SUM_HI, SUM_LO), stored to `sums`.
+#define QE_AMX_BLOCK(SUM_HI, SUM_LO, b, sums)                                     \
+  do {                                                                            \
+    _tile_zero(SUM_HI);                                                           \
+    _tile_zero(SUM_LO);                                                           \
+    for (int64_t step = first_step[b]; step < first_step[(b) + 1]; ++step) {      \
+      _tile_loadd(QE_TILE_HI, hi + step * kStepTileBytes, kTileBytes);            \
+      _tile_loadd(QE_TILE_LO, lo + step * kStepTileBytes, kTileBytes);            \
+      _tile_loadd(QE_TILE_WEIGHTS, tiles + step * kStepTileBytes, kTileBytes);    \
+      _tile_dpbssd(SUM_HI, QE_TILE_HI, QE_TILE_WEIGHTS);                          \
+      _tile_dpbusd(SUM_LO, QE_TILE_LO, QE_TILE_WEIGHTS);                          \
+    }                                                                             \
+    _tile_stored(SUM_HI, (sums), kTileBytes);                                     \
+    _tile_stored(SUM_LO, (sums) + kTileRows * 16, kTileBytes);                    \
   } while (false)
 
 // Tile `tile` (rows 16 tile .. 16 tile + 15 of the padded activations) x one column block.
@@ -183,12 +186,12 @@ inline void apply_block(__m512 (&acc)[kTileRows], const int32_t* sums, const flo
 // only through memory once it retires; applying in the same block stalled each block on
 // that round trip (~340 cycles a block, measured, against ~40 of work).
 void amx_tile(const Int4Problem& p, int64_t block, int tile, const int8_t* tiles, const float* scales,
-              int32_t* sums /* [2 buffers][2][16][16] */) {
+              const int64_t* first_step, int32_t* sums /* [2 buffers][2][16][16] */) {
   __m512 acc[kTileRows];
 #pragma GCC unroll 16
   for (int r = 0; r < kTileRows; ++r) acc[r] = _mm512_setzero_ps();
-  const int8_t* hi = p.a_hi + tile * p.quant_blocks * kBlockTileBytes;
-  const uint8_t* lo = p.a_lo + tile * p.quant_blocks * kBlockTileBytes;
+  const int8_t* hi = p.a_hi + tile * p.amx_steps * kStepTileBytes;
+  const uint8_t* lo = p.a_lo + tile * p.amx_steps * kStepTileBytes;
   const QuantBlockScale* xb = p.x_blocks + tile * kTileRows * p.x_blocks_stride;
   int32_t* const even = sums;
   int32_t* const odd = sums + 2 * kTileRows * 16;
@@ -197,16 +200,16 @@ void amx_tile(const Int4Problem& p, int64_t block, int tile, const int8_t* tiles
   QE_AMX_BLOCK(QE_TILE_SUM_HI, QE_TILE_SUM_LO, b, even);
   for (++b; b + 1 < blocks; b += 2) {
     QE_AMX_BLOCK(QE_TILE_SUM_HI2, QE_TILE_SUM_LO2, b, odd);
-    apply_block(acc, even, scales + 16 * (b - 1), xb + (b - 1), p.x_blocks_stride);
+    apply_block(acc, even, scales + 16 * first_step[b - 1], xb + (b - 1), p.x_blocks_stride);
     QE_AMX_BLOCK(QE_TILE_SUM_HI, QE_TILE_SUM_LO, b + 1, even);
-    apply_block(acc, odd, scales + 16 * b, xb + b, p.x_blocks_stride);
+    apply_block(acc, odd, scales + 16 * first_step[b], xb + b, p.x_blocks_stride);
   }
   if (b < blocks) {
     QE_AMX_BLOCK(QE_TILE_SUM_HI2, QE_TILE_SUM_LO2, b, odd);
-    apply_block(acc, even, scales + 16 * (b - 1), xb + (b - 1), p.x_blocks_stride);
-    apply_block(acc, odd, scales + 16 * b, xb + b, p.x_blocks_stride);
+    apply_block(acc, even, scales + 16 * first_step[b - 1], xb + (b - 1), p.x_blocks_stride);
+    apply_block(acc, odd, scales + 16 * first_step[b], xb + b, p.x_blocks_stride);
   } else {
-    apply_block(acc, even, scales + 16 * (b - 1), xb + (b - 1), p.x_blocks_stride);
+    apply_block(acc, even, scales + 16 * first_step[b - 1], xb + (b - 1), p.x_blocks_stride);
   }
   const int64_t n0 = block * kInt4BlockColumns;
   const int valid = static_cast<int>(p.n - n0 < kInt4BlockColumns ? p.n - n0 : kInt4BlockColumns);
@@ -226,20 +229,34 @@ void amx_tile(const Int4Problem& p, int64_t block, int tile, const int8_t* tiles
 }  // namespace
 
 void int4_blocks_amx(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
-  QE_CHECK(p.a_hi != nullptr && p.a_lo != nullptr && p.quant_blocks > 0, "AMX kernel called without split activations");
+  QE_CHECK(p.a_hi != nullptr && p.a_lo != nullptr && p.amx_steps > 0, "AMX kernel called without split activations");
   TileConfig config;
   for (int t = QE_TILE_HI; t <= QE_TILE_SUM_LO2; ++t) {
     config.bytes_per_row[t] = kTileBytes;
     config.rows[t] = kTileRows;
   }
   _tile_loadconfig(&config);
-  AlignedBuffer tiles(static_cast<size_t>(p.quant_blocks) * kBlockTileBytes);
-  AlignedBuffer scales(static_cast<size_t>(p.quant_blocks) * 16 * sizeof(float));
+  AlignedBuffer tiles(static_cast<size_t>(p.amx_steps) * kStepTileBytes);
+  AlignedBuffer scales(static_cast<size_t>(p.amx_steps) * 16 * sizeof(float));
+  // Each activation block's first k-step (a block of n lines is ceil(n / 8) steps).
+  AlignedBuffer steps(static_cast<size_t>(p.quant_blocks + 1) * sizeof(int64_t));
+  auto* first_step = static_cast<int64_t*>(steps.data);
+  int64_t b = 0, step = 0;
+  for (int g = 0; g < p.num_groups; ++g) {
+    for (int r0 = 0; r0 < p.group_rows[g]; r0 += kQuantBlockLines, ++b) {
+      first_step[b] = step;
+      const int lines = p.group_rows[g] - r0 < kQuantBlockLines ? p.group_rows[g] - r0 : kQuantBlockLines;
+      step += (lines + kAmxStepLines - 1) / kAmxStepLines;
+    }
+  }
+  QE_CHECK(b == p.quant_blocks && step == p.amx_steps, "AMX step count out of step with the packed groups");
+  first_step[b] = step;
   alignas(64) int32_t sums[2 * 2 * kTileRows * 16];
   for (int64_t block = block_begin; block < block_end; ++block) {
     unpack_weights(p, block, static_cast<int8_t*>(tiles.data), static_cast<float*>(scales.data));
     for (int tile = 0; tile * kTileRows < p.m; ++tile)
-      amx_tile(p, block, tile, static_cast<const int8_t*>(tiles.data), static_cast<const float*>(scales.data), sums);
+      amx_tile(p, block, tile, static_cast<const int8_t*>(tiles.data), static_cast<const float*>(scales.data),
+               first_step, sums);
   }
   _tile_release();
 }

@@ -105,12 +105,12 @@ void int4_block(const Int4Problem& p, int64_t block) {
 // 0,4,1,5,2,6,3,7), so each pair is one broadcast dword and one vpdpwssd does 32
 // multiply-adds: 4 per line per X row, plus 7 shared unpack instructions, versus 8
 // dequantizations (4 instructions each) + 8 FMAs in the fp32 kernel. Zero points and
-// scales are applied once per 64-row block (int4_blocks_int16_scalar is the spec this
+// scales are applied once per 128-row block (int4_blocks_int16_scalar is the spec this
 // matches bit for bit).
 
 // Rows of X per pass: 8 int32 accumulators + 8 float accumulators + 4 unpacked weight
 // vectors fit the 32 zmm registers. Batches of 16 (batched decode) run as one 16-row
-// pass instead: its float accumulators spill, but they are touched once per 64-row block,
+// pass instead: its float accumulators spill, but they are touched once per 128-row block,
 // while the 11-instruction line unpack is then shared by 16 rows (measured 5-14% faster
 // at M = 16 than two 8-row passes).
 constexpr int kInt16MaxTile = 8;

@@ -51,7 +51,7 @@ namespace {
 
 // The int16-activation arithmetic, which every ISA reproduces bit for bit: per
 // activation block b and column c, the integer dot I = sum q * x_q and
-// t = I - zero * sum_b(x_q), both exact in int32 (|I| <= 15 * 32767 * 64 < 2^31),
+// t = I - zero * sum_b(x_q), both exact in int32 (|I| <= 15 * 32767 * 128 < 2^31),
 // then acc = fma(float(t), scale_c * scale_b, acc) in block order (float(t) rounds
 // to nearest-even when |t| > 2^24, as cvtdq2ps does), then y = acc + bias.
 void int4_blocks_int16_scalar(const Int4Problem& p, int64_t block_begin, int64_t block_end) {

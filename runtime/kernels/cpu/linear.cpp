@@ -85,6 +85,7 @@ Int4Linear Int4Linear::from_gptq(const GptqWeight& weight, std::span<const float
   for (int lines : out.group_rows_) {
     out.lines_per_block_ += 1 + lines;
     out.quant_blocks_ += (lines + detail::kQuantBlockLines - 1) / detail::kQuantBlockLines;
+    out.amx_steps_ += (lines + detail::kAmxStepLines - 1) / detail::kAmxStepLines;
   }
   out.lines_.assign(static_cast<size_t>(out.num_blocks_ * out.lines_per_block_), PackedLine{});
 
@@ -290,8 +291,8 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
 // thread, K = 896 and 4864): chunks of 64-128 rows ran 1.1-1.8x faster than 256-512.
 void Int4Linear::forward_amx(const float* x, int m, ThreadPool& pool, detail::Int4Problem problem) const {
   constexpr int64_t kChunkBytes = int64_t{1} << 20;
-  constexpr int64_t kTileBytes = 16 * 64;  // one 16-row tile of one activation block
-  const int64_t row_bytes = 64 * quant_blocks_;
+  constexpr int64_t kTileBytes = 16 * 64;  // one 16-row tile of one k-step
+  const int64_t row_bytes = 64 * amx_steps_;
   const int max_rows = static_cast<int>(std::clamp<int64_t>(kChunkBytes / (2 * row_bytes) / 16 * 16, 32, 128));
   // Equal chunks (whole tiles) rather than full ones and a short tail: the same number of
   // passes over the weights, and no pass for a handful of rows.
@@ -304,6 +305,7 @@ void Int4Linear::forward_amx(const float* x, int m, ThreadPool& pool, detail::In
   problem.a_hi = hi.data();
   problem.a_lo = lo.data();
   problem.quant_blocks = quant_blocks_;
+  problem.amx_steps = amx_steps_;
   problem.x_blocks = blocks.data();
   problem.x_blocks_stride = quant_blocks_;
   float* const y = problem.y;
@@ -314,7 +316,7 @@ void Int4Linear::forward_amx(const float* x, int m, ThreadPool& pool, detail::In
       for (int64_t i = begin; i < end; ++i) {
         quantize_activations(x + static_cast<size_t>(m0 + i) * in_features_, 0, 1, 1, row_q.data(),
                              blocks.data() + i * quant_blocks_);
-        const int64_t at = i / 16 * 16 * row_bytes + i % 16 * 64;  // tile i / 16, block 0, row i % 16
+        const int64_t at = i / 16 * 16 * row_bytes + i % 16 * 64;  // tile i / 16, step 0, row i % 16
         detail::amx_split_row(row_q.data(), group_rows_.data(), static_cast<int>(group_rows_.size()),
                               lo.data() + at, hi.data() + at, kTileBytes);
       }
@@ -322,8 +324,8 @@ void Int4Linear::forward_amx(const float* x, int m, ThreadPool& pool, detail::In
     // The last tile's padded rows: zero activations and scales (their outputs are not stored).
     const int padded = (rows + 15) / 16 * 16;
     for (int i = rows; i < padded; ++i) {
-      for (int64_t b = 0; b < quant_blocks_; ++b) {
-        const int64_t at = i / 16 * 16 * row_bytes + b * kTileBytes + i % 16 * 64;
+      for (int64_t step = 0; step < amx_steps_; ++step) {
+        const int64_t at = i / 16 * 16 * row_bytes + step * kTileBytes + i % 16 * 64;
         std::fill_n(hi.begin() + at, 64, int8_t{0});
         std::fill_n(lo.begin() + at, 64, uint8_t{0});
       }

@@ -22,7 +22,7 @@ namespace quanteval::runtime {
 using Bits16 = StreamedVector<uint16_t>;
 
 // How Int4Linear treats the activations.
-//  int16: each row of X is quantized per block of 64 packed rows to int16 with a float
+//  int16: each row of X is quantized per block of 128 packed rows to int16 with a float
 //        scale (round to nearest, scale = max|x| / 32767), the products with the 4-bit
 //        weights are summed exactly in int32 (vpdpwssd / vpmaddwd), and scales and zero
 //        points are applied once per block. Error per output <= sum_k |w_k| scale_b / 2
@@ -76,6 +76,7 @@ class Int4Linear {
   bool gather_ = false;
   Int4Activations activations_ = Int4Activations::int16;
   int64_t quant_blocks_ = 0;                  // activation blocks per row (kQuantBlockLines lines each, per group)
+  int64_t amx_steps_ = 0;                     // AMX k-steps per row (kAmxStepLines lines each, per group)
   std::vector<int32_t> source_row_;           // [packed_k]: original k of each packed row, -1 for padding
   std::vector<int> group_rows_;               // [groups present] lines (of 8 rows) per group
   StreamedVector<detail::PackedLine> lines_;  // [blocks * lines_per_block]
