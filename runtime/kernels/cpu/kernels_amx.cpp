@@ -230,12 +230,8 @@ void amx_tile(const Int4Problem& p, int64_t block, int tile, const int8_t* tiles
 
 void int4_blocks_amx(const Int4Problem& p, int64_t block_begin, int64_t block_end) {
   QE_CHECK(p.a_hi != nullptr && p.a_lo != nullptr && p.amx_steps > 0, "AMX kernel called without split activations");
-  TileConfig config;
-  for (int t = QE_TILE_HI; t <= QE_TILE_SUM_LO2; ++t) {
-    config.bytes_per_row[t] = kTileBytes;
-    config.rows[t] = kTileRows;
-  }
-  _tile_loadconfig(&config);
+  // Everything that can throw comes before the tile configuration, which then always ends
+  // in _tile_release (so a thread never keeps the 8 KB of tile state in use).
   AlignedBuffer tiles(static_cast<size_t>(p.amx_steps) * kStepTileBytes);
   AlignedBuffer scales(static_cast<size_t>(p.amx_steps) * 16 * sizeof(float));
   // Each activation block's first k-step (a block of n lines is ceil(n / 8) steps).
@@ -252,6 +248,12 @@ void int4_blocks_amx(const Int4Problem& p, int64_t block_begin, int64_t block_en
   QE_CHECK(b == p.quant_blocks && step == p.amx_steps, "AMX step count out of step with the packed groups");
   first_step[b] = step;
   alignas(64) int32_t sums[2 * 2 * kTileRows * 16];
+  TileConfig config;
+  for (int t = QE_TILE_HI; t <= QE_TILE_SUM_LO2; ++t) {
+    config.bytes_per_row[t] = kTileBytes;
+    config.rows[t] = kTileRows;
+  }
+  _tile_loadconfig(&config);
   for (int64_t block = block_begin; block < block_end; ++block) {
     unpack_weights(p, block, static_cast<int8_t*>(tiles.data), static_cast<float*>(scales.data));
     for (int tile = 0; tile * kTileRows < p.m; ++tile)
