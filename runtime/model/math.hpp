@@ -31,6 +31,27 @@
 
 namespace quanteval::runtime::math {
 
+// --- float bits ------------------------------------------------------------------------------
+
+QE_HOST_DEVICE inline std::uint32_t float_bits(float value) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(value);
+#else
+  std::uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  return bits;
+#endif
+}
+QE_HOST_DEVICE inline float float_from_bits(std::uint32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+#endif
+}
+
 // --- scalars ---------------------------------------------------------------------------------
 
 // exp(x) in fixed fp32 arithmetic, so SIMD loops can compute it 8 or 16 at a time with the
@@ -57,14 +78,7 @@ QE_HOST_DEVICE inline float exp_float(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const std::uint32_t bits = static_cast<std::uint32_t>(static_cast<std::int32_t>(n) + 127) << 23;
-  float scale;
-#if defined(__CUDA_ARCH__)
-  scale = __uint_as_float(bits);
-#else
-  std::memcpy(&scale, &bits, sizeof scale);
-#endif
-  return p * scale;
+  return p * float_from_bits(static_cast<std::uint32_t>(static_cast<std::int32_t>(n) + 127) << 23);
 }
 
 QE_HOST_DEVICE inline float silu(float x) { return x / (1.0f + exp_float(-x)); }
@@ -82,24 +96,6 @@ QE_HOST_DEVICE inline float swiglu(float gate, float up) { return silu(gate) * u
 // The same conversions as base/numeric.hpp (which is C++20 and the bit-pattern ground
 // truth: tests compare these with it on every pattern), written so nvcc can compile them.
 
-QE_HOST_DEVICE inline std::uint32_t float_bits(float value) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(value);
-#else
-  std::uint32_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  return bits;
-#endif
-}
-QE_HOST_DEVICE inline float float_from_bits(std::uint32_t bits) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(bits);
-#else
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-#endif
-}
 
 QE_HOST_DEVICE inline float bf16_to_float(std::uint16_t bits) {
   return float_from_bits(static_cast<std::uint32_t>(bits) << 16);

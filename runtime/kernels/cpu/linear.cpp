@@ -298,10 +298,9 @@ void Int4Linear::forward_amx(const float* x, int m, ThreadPool& pool, detail::In
   // passes over the weights, and no pass for a handful of rows.
   const int chunks = (m + max_rows - 1) / max_rows;
   const int chunk_rows = ((m + chunks - 1) / chunks + 15) / 16 * 16;
-  const int buffer_rows = chunk_rows;
-  std::vector<int8_t> hi(static_cast<size_t>(buffer_rows) * row_bytes);
-  std::vector<uint8_t> lo(static_cast<size_t>(buffer_rows) * row_bytes);
-  std::vector<detail::QuantBlockScale> blocks(static_cast<size_t>(buffer_rows) * quant_blocks_);
+  std::vector<int8_t> hi(static_cast<size_t>(chunk_rows) * row_bytes);
+  std::vector<uint8_t> lo(static_cast<size_t>(chunk_rows) * row_bytes);
+  std::vector<detail::QuantBlockScale> blocks(static_cast<size_t>(chunk_rows) * quant_blocks_);
   problem.a_hi = hi.data();
   problem.a_lo = lo.data();
   problem.quant_blocks = quant_blocks_;
