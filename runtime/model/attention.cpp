@@ -18,9 +18,9 @@ void AttentionMixer::forward(Backend& backend, const StepBatch& batch, Tensor no
   Tensor q = backend.scratch(m, weights_.q_proj->out_features());
   Tensor k = backend.scratch(m, weights_.k_proj->out_features());
   Tensor v = backend.scratch(m, weights_.v_proj->out_features());
-  backend.matmul(*weights_.q_proj, normed, q);
-  backend.matmul(*weights_.k_proj, normed, k);
-  backend.matmul(*weights_.v_proj, normed, v);
+  const LinearWeight* projections[] = {weights_.q_proj.get(), weights_.k_proj.get(), weights_.v_proj.get()};
+  const Tensor outputs[] = {q, k, v};
+  backend.matmul_shared_input(projections, normed, outputs);
   Tensor attended = backend.scratch(m, static_cast<std::int64_t>(spec_.heads) * spec_.head_dim);
   backend.attention(spec_, {weights_.q_norm.get(), weights_.k_norm.get()}, batch, q, k, v, attended);
   backend.matmul(*weights_.o_proj, attended, out);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/base/check.hpp"
 #include "runtime/checkpoint/weight_source.hpp"
 #include "runtime/model/memory.hpp"
 #include "runtime/text/tokenizer.hpp"  // TokenId
@@ -153,6 +154,13 @@ class Backend {
   virtual void add_rms_norm(Tensor residual, Tensor addend, const VectorWeight& weight, float eps, Tensor normed) = 0;
   virtual void add(Tensor residual, Tensor addend) = 0;
   virtual void matmul(const LinearWeight& weight, Tensor x, Tensor y) = 0;  // y = x W^T + b
+  // ys[i] = x W_i^T + b_i for each weight: one input through several projections (a layer's
+  // q/k/v, gate/up), matmul's bits for each. A backend may run them as one pass (the CPU
+  // does: at decode a small GEMV's start-up costs about what its weights take to stream).
+  virtual void matmul_shared_input(std::span<const LinearWeight* const> weights, Tensor x, std::span<const Tensor> ys) {
+    QE_CHECK(weights.size() == ys.size(), "matmul_shared_input: as many outputs as weights");
+    for (std::size_t i = 0; i < weights.size(); ++i) matmul(*weights[i], x, ys[i]);
+  }
   virtual void swiglu(Tensor gate, Tensor up, Tensor out) = 0;              // out = silu(gate) * up
   // q: [M, heads * head_dim] (gated: [M, heads * 2 * head_dim], per head [query | gate]);
   // k, v: [M, kv_heads * head_dim]; out: [M, heads * head_dim]. Normalizes and rotates

@@ -325,8 +325,9 @@ void Model::run_layer(const DecoderLayer& layer, const StepBatch& batch, const S
   const float eps = static_cast<float>(config_.rms_norm_eps);
   layer.mixer->forward(b, batch, t.normed, t.branch);
   b.add_rms_norm(t.residual, t.branch, *layer.post_attention_norm, eps, t.normed);
-  b.matmul(*layer.mlp.gate_proj, t.normed, t.gate);
-  b.matmul(*layer.mlp.up_proj, t.normed, t.up);
+  const LinearWeight* gate_up[] = {layer.mlp.gate_proj.get(), layer.mlp.up_proj.get()};
+  const Tensor gate_up_out[] = {t.gate, t.up};
+  b.matmul_shared_input(gate_up, t.normed, gate_up_out);
   b.swiglu(t.gate, t.up, t.gate);
   b.matmul(*layer.mlp.down_proj, t.gate, t.branch);
   if (next_input_norm)

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -14,6 +15,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -486,6 +488,114 @@ TEST_CASE("ThreadPool: parallel_for ranges are the even split; parallel_chunks c
                          "chunk failed", std::runtime_error);
     CHECK_THROWS_AS(pool.parallel_chunks(5, 0, [](int64_t, int64_t) {}), std::invalid_argument);
   }
+}
+
+TEST_CASE("ThreadPool: parallel_streams covers once in runs of at most grain; shares go front to back") {
+  for (int threads : {1, 2, 5}) {
+    ThreadPool pool(threads);
+    CAPTURE(threads);
+    for (int64_t count : {1, 2, 101, 1000}) {
+      for (int64_t grain : {1, 3, 7, 100}) {
+        for (int call = 0; call < 100; ++call) {
+          std::vector<std::atomic<int>> hits(static_cast<size_t>(count));
+          std::atomic<int> bad_run{0};
+          std::mutex mutex;
+          std::vector<std::pair<int64_t, int64_t>> runs;
+          pool.parallel_streams(count, grain, [&](int64_t begin, int64_t end) {
+            if (end - begin > grain || end <= begin) ++bad_run;
+            for (int64_t i = begin; i < end; ++i) ++hits[static_cast<size_t>(i)];
+            std::lock_guard lock(mutex);
+            runs.emplace_back(begin, end);
+          });
+          CHECK(bad_run == 0);
+          CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h == 1; }));
+          if (threads == 1) {  // one stream: consecutive runs from the front
+            for (size_t r = 0; r < runs.size(); ++r)
+              CHECK(runs[r] == std::make_pair(static_cast<int64_t>(r) * grain,
+                                              std::min(count, static_cast<int64_t>(r + 1) * grain)));
+          }
+        }
+      }
+    }
+    CHECK_THROWS_WITH_AS(pool.parallel_streams(50, 5,
+                                               [](int64_t begin, int64_t) {
+                                                 if (begin == 45) throw std::runtime_error("run failed");
+                                               }),
+                         "run failed", std::runtime_error);
+    CHECK_THROWS_AS(pool.parallel_streams(5, 0, [](int64_t, int64_t) {}), std::invalid_argument);
+    CHECK_THROWS_AS(pool.parallel_streams(int64_t{1} << 31, 1, [](int64_t, int64_t) {}), std::invalid_argument);
+  }
+  // A share whose thread is held up is taken over: the worker blocks in its first run until
+  // everything else is done (at most 10 s), so the caller runs its own share front to back
+  // and then the rest of the worker's.
+  ThreadPool pool(2);
+  const auto caller = std::this_thread::get_id();
+  std::vector<std::atomic<int>> hits(64);
+  std::atomic<int> done{0};
+  std::vector<std::pair<int64_t, int64_t>> caller_runs;  // only the caller appends
+  pool.parallel_streams(64, 4, [&](int64_t begin, int64_t end) {
+    const int items = static_cast<int>(end - begin);
+    if (std::this_thread::get_id() != caller) {
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (done.load() < 64 - items && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+    } else {
+      caller_runs.emplace_back(begin, end);
+    }
+    for (int64_t i = begin; i < end; ++i) ++hits[static_cast<size_t>(i)];
+    done += items;
+  });
+  CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h == 1; }));
+  int64_t by_caller = 0;
+  for (const auto& run : caller_runs) by_caller += run.second - run.first;
+  CHECK(by_caller >= 60);
+  REQUIRE(caller_runs.size() >= 8);
+  for (int64_t r = 0; r < 8; ++r) CHECK(caller_runs[static_cast<size_t>(r)] == std::make_pair(4 * r, 4 * r + 4));
+}
+
+TEST_CASE("Int4Linear::forward_shared_input gives each layer forward()'s bits") {
+  std::mt19937_64 rng(quanteval::test::test_seed() + 80);
+  ThreadPool pool(2);
+  const int k = 384;
+  // Different N (one not a multiple of the 16-column block), act-order and not, with bias.
+  std::vector<OwnedGptqWeight> owned;
+  std::vector<Int4Linear> layers;
+  std::vector<std::vector<float>> biases;
+  for (int n : {200, 40, 24}) {
+    const bool act_order = n != 40;
+    owned.push_back(quantize_reference(random_floats(rng, static_cast<size_t>(n) * k), n, k,
+                                       QuantizeOptions{128, act_order, !act_order, GptqFormat::v1,
+                                                       act_order ? ScaleFormat::bf16 : ScaleFormat::f16, rng()}));
+    biases.push_back(random_floats(rng, static_cast<size_t>(n)));
+    layers.push_back(Int4Linear::from_gptq(owned.back().weight, biases.back()));
+  }
+  std::vector<const Int4Linear*> pointers;
+  for (const auto& layer : layers) pointers.push_back(&layer);
+  for (int m : {1, 3, 16, 40}) {  // 16: the AMX rows where the CPU has them; 40: more than one row chunk
+    CAPTURE(m);
+    const auto x = random_floats(rng, static_cast<size_t>(m) * k);
+    std::vector<std::vector<float>> shared, alone;
+    std::vector<float*> outputs;
+    for (const auto& layer : layers) {
+      shared.push_back(poisoned(static_cast<size_t>(m) * layer.out_features()));
+      alone.push_back(poisoned(static_cast<size_t>(m) * layer.out_features()));
+      outputs.push_back(shared.back().data());
+      layer.forward(x.data(), m, alone.back().data(), pool);
+    }
+    Int4Linear::forward_shared_input(pointers, x.data(), m, outputs, pool);
+    for (size_t i = 0; i < layers.size(); ++i) {
+      CAPTURE(i);
+      CHECK(std::memcmp(shared[i].data(), alone[i].data(), shared[i].size() * sizeof(float)) == 0);
+    }
+  }
+  // Mismatched inputs are refused.
+  const auto other = quantize_reference(random_floats(rng, 16 * 256), 16, 256, QuantizeOptions{128});
+  const auto other_layer = Int4Linear::from_gptq(other.weight);
+  std::vector<const Int4Linear*> mixed{&layers[0], &other_layer};
+  std::vector<float> x(k), y0(200), y1(16);
+  std::vector<float*> mixed_out{y0.data(), y1.data()};
+  CHECK_THROWS_AS(Int4Linear::forward_shared_input(mixed, x.data(), 1, mixed_out, pool), std::invalid_argument);
+  std::vector<float*> one_out{y0.data()};
+  CHECK_THROWS_AS(Int4Linear::forward_shared_input(pointers, x.data(), 1, one_out, pool), std::invalid_argument);
 }
 
 TEST_CASE("invalid shapes and arguments are rejected with a message") {

@@ -285,6 +285,27 @@ void CpuBackend::matmul(const LinearWeight& weight, Tensor x, Tensor y) {
   linear.forward(f32(x), static_cast<int>(x.rows), f32(y), pool_);
 }
 
+void CpuBackend::matmul_shared_input(std::span<const LinearWeight* const> weights, Tensor x,
+                                     std::span<const Tensor> ys) {
+  QE_CHECK(weights.size() == ys.size(), "matmul_shared_input: as many outputs as weights");
+  std::vector<const Int4Linear*> int4;
+  std::vector<float*> outputs;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const auto& linear = dynamic_cast<const CpuLinear&>(*weights[i]);
+    QE_CHECK(x.cols == linear.in_features() && ys[i].cols == linear.out_features() && x.rows == ys[i].rows,
+             fmt::format("matmul shapes for {}: x [{}, {}], y [{}, {}], weight [{}, {}]", linear.name(), x.rows,
+                         x.cols, ys[i].rows, ys[i].cols, linear.out_features(), linear.in_features()));
+    int4.push_back(linear.int4());
+    outputs.push_back(f32(ys[i]));
+  }
+  if (x.rows == 0) return;
+  if (std::find(int4.begin(), int4.end(), nullptr) != int4.end()) {
+    for (std::size_t i = 0; i < weights.size(); ++i) matmul(*weights[i], x, ys[i]);
+    return;
+  }
+  Int4Linear::forward_shared_input(int4, f32(x), static_cast<int>(x.rows), outputs, pool_);
+}
+
 void CpuBackend::swiglu(Tensor gate, Tensor up, Tensor out) {
   QE_CHECK(gate.rows == up.rows && gate.cols == up.cols && out.rows == gate.rows && out.cols == gate.cols,
            "swiglu shapes");

@@ -74,6 +74,8 @@ class CpuBackend final : public Backend {
   void add_rms_norm(Tensor residual, Tensor addend, const VectorWeight& weight, float eps, Tensor normed) override;
   void add(Tensor residual, Tensor addend) override;
   void matmul(const LinearWeight& weight, Tensor x, Tensor y) override;
+  // INT4 projections of one input in one pass (Int4Linear::forward_shared_input).
+  void matmul_shared_input(std::span<const LinearWeight* const> weights, Tensor x, std::span<const Tensor> ys) override;
   void swiglu(Tensor gate, Tensor up, Tensor out) override;
   void attention(const AttentionSpec& spec, const AttentionWeights& weights, const StepBatch& batch, Tensor q, Tensor k,
                  Tensor v, Tensor out) override;

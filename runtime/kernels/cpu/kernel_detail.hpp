@@ -74,6 +74,11 @@ struct Int4Problem {
   // them as one pointer + constant offsets instead of one pointer register per X row.
   const int16_t* x_q = nullptr;
   int64_t x_q_line_stride = 0;                // = 8 * m
+  // M = 1 on the AVX-512 VNNI kernels only (x_bytes != null; x_q unused): the row's int16
+  // activations as byte halves, per line 16 bytes: the low bytes (unsigned) of rows
+  // 0,2,4,6,1,3,5,7, then their high bytes (signed) in the same order. See
+  // int16_to_byte_halves_avx512.
+  const uint8_t* x_bytes = nullptr;
   const QuantBlockScale* x_blocks = nullptr;  // [m, x_blocks_stride]: one per activation block, in stream order
   int64_t x_blocks_stride = 0;
   // AMX mode (int4_blocks_amx; x_q is then unused, x_blocks still gives the scales): m is
@@ -92,6 +97,8 @@ void int4_blocks_avx512(const Int4Problem& problem, int64_t block_begin, int64_t
 // AVX-512 int16-activation kernels with VNNI (vpdpwssd); only when the CPU reports avx512_vnni.
 void int4_blocks_avx512_vnni(const Int4Problem& problem, int64_t block_begin, int64_t block_end);
 bool avx512_vnni_supported();
+// One row's x_q (line stride 8) -> the x_bytes layout above, `lines` lines.
+void int16_to_byte_halves_avx512(const int16_t* x_q, int64_t lines, uint8_t* out);
 // The AVX2 int16-activation kernels with AVX-VNNI's VEX vpdpwssd for vpmaddwd + vpaddd (same
 // bits: exact int32 sums); only when the CPU reports avxvnni and the ISA is not capped.
 void int4_blocks_avx2_vnni(const Int4Problem& problem, int64_t block_begin, int64_t block_end);

@@ -37,13 +37,15 @@ void check_forward_args(const float* x, int m, float* y, CpuIsa isa, const char*
   }
 }
 
-// Column blocks are handed out in runs claimed by whichever thread is free (see
-// ThreadPool): ~8 runs per thread balance a worker that another job delays, and a run
-// of >= 2 blocks (>= ~15 KB of stream at K = 896) keeps each thread's reads sequential
-// for the hardware prefetcher. Each block's result does not depend on who computes it.
+// Column blocks go to the threads as streams (ThreadPool::parallel_streams): each thread
+// runs through one contiguous share of the blocks in address order, so its reads and its
+// software prefetches run on from one claimed run into the next (at M = 1, DRAM-resident,
+// 24 x 3 MLP matrices: 65% of the read floor with runs handed out in turn, ~80% as
+// streams). Runs of ~1/8 of a share still let a thread that another job delays leave
+// the rest of its share to the others. Each block's result does not depend on who computes it.
 void run_blocks(ThreadPool& pool, int64_t blocks, const std::function<void(int64_t, int64_t)>& task) {
   const int64_t grain = std::max<int64_t>(2, blocks / (8 * pool.size()));
-  pool.parallel_chunks(blocks, grain, task);
+  pool.parallel_streams(blocks, grain, task);
 }
 
 struct AlignedFree {
@@ -199,9 +201,7 @@ void Int4Linear::quantize_activations(const float* x, int row_begin, int row_end
   }
 }
 
-void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa,
-                         Int4Activations activations) const {
-  check_forward_args(x, m, y, isa, "Int4Linear");
+detail::Int4Problem Int4Linear::problem(int m, float* y) const {
   detail::Int4Problem problem;
   problem.lines = lines_.data();
   problem.lines_per_block = lines_per_block_;
@@ -212,12 +212,51 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
   problem.y = y;
   problem.n = out_features_;
   problem.bias = bias_.empty() ? nullptr : bias_.data();
-  auto* kernel = isa == CpuIsa::avx512 ? &detail::int4_blocks_avx512
-                 : isa == CpuIsa::avx2 ? &detail::int4_blocks_avx2
-                                       : &detail::int4_blocks_scalar;
+  return problem;
+}
 
-  if (activations == Int4Activations::int16 && isa == CpuIsa::avx512 && m >= kAmxMinRows && amx_enabled()) {
-    forward_amx(x, m, pool, problem);
+bool Int4Linear::uses_amx(int m, CpuIsa isa, Int4Activations activations) {
+  return activations == Int4Activations::int16 && isa == CpuIsa::avx512 && m >= kAmxMinRows && amx_enabled();
+}
+
+// One chunk of rows (m <= kInt16RowChunk) on the int16 kernels: x quantized (rows spread
+// over the pool when there are several: batched decode has 16 rows of up to 4864 values),
+// the kernel chosen, the problem ready for run_blocks.
+Int4Linear::Int16Call Int4Linear::prepare_int16(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const {
+  Int16Call call;
+  call.problem = problem(m, y);
+  call.x_q.resize(static_cast<size_t>(m) * packed_k_);
+  call.blocks.resize(static_cast<size_t>(m) * quant_blocks_);
+  if (m == 1) {
+    quantize_activations(x, 0, 1, 1, call.x_q.data(), call.blocks.data());
+  } else {
+    pool.parallel_for(m, [&](int64_t begin, int64_t end) {
+      quantize_activations(x, static_cast<int>(begin), static_cast<int>(end), m, call.x_q.data(), call.blocks.data());
+    });
+  }
+  call.kernel = isa == CpuIsa::avx512 ? &detail::int4_blocks_avx512
+                : isa == CpuIsa::avx2 ? &detail::int4_blocks_avx2
+                                      : &detail::int4_blocks_scalar;
+  if (isa == CpuIsa::avx512 && detail::avx512_vnni_supported()) call.kernel = &detail::int4_blocks_avx512_vnni;
+  if (isa == CpuIsa::avx2 && avx2_vnni_enabled()) call.kernel = &detail::int4_blocks_avx2_vnni;
+  call.problem.x_q = call.x_q.data();
+  call.problem.x_q_line_stride = 8 * static_cast<int64_t>(m);
+  call.problem.x_blocks = call.blocks.data();
+  call.problem.x_blocks_stride = quant_blocks_;
+  if (m == 1 && call.kernel == &detail::int4_blocks_avx512_vnni) {
+    // The byte-halves kernel (kernels_avx512.cpp): the same bits, fewer instructions a line.
+    call.x_bytes.resize(static_cast<size_t>(packed_k_) * 2);
+    detail::int16_to_byte_halves_avx512(call.x_q.data(), packed_k_ / 8, call.x_bytes.data());
+    call.problem.x_bytes = call.x_bytes.data();
+  }
+  return call;
+}
+
+void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa,
+                         Int4Activations activations) const {
+  check_forward_args(x, m, y, isa, "Int4Linear");
+  if (uses_amx(m, isa, activations)) {
+    forward_amx(x, m, pool, problem(m, y));
     return;
   }
   if (activations == Int4Activations::int16) {
@@ -227,47 +266,22 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
     // line, and the whole x_q -- 0.9-5 MB -- re-streamed from L3 for every column block);
     // a chunk's x_q stays in L2 and the weights are re-read once per chunk instead. Each
     // row's result does not depend on the chunking (batch invariance, tested).
-    constexpr int kInt16RowChunk = 32;
-    std::vector<int16_t> x_q(static_cast<size_t>(m) * packed_k_);
-    std::vector<detail::QuantBlockScale> blocks(static_cast<size_t>(m) * quant_blocks_);
-    auto quantize_rows = [&](int begin, int end) {
-      while (begin < end) {
-        const int m0 = begin / kInt16RowChunk * kInt16RowChunk;
-        const int rows = std::min(kInt16RowChunk, m - m0);
-        const int stop = std::min(end, m0 + rows);
-        quantize_activations(x + static_cast<size_t>(m0) * in_features_, begin - m0, stop - m0, rows,
-                             x_q.data() + static_cast<size_t>(m0) * packed_k_,
-                             blocks.data() + static_cast<size_t>(m0) * quant_blocks_);
-        begin = stop;
-      }
-    };
-    // Rows quantize independently: spread them over the pool when there are several
-    // (batched decode: 16 rows of up to 4864 values would otherwise run on one thread).
-    if (m == 1) {
-      quantize_rows(0, 1);
-    } else {
-      pool.parallel_for(
-          m, [&](int64_t begin, int64_t end) { quantize_rows(static_cast<int>(begin), static_cast<int>(end)); });
-    }
-    if (isa == CpuIsa::avx512 && detail::avx512_vnni_supported()) kernel = &detail::int4_blocks_avx512_vnni;
-    if (isa == CpuIsa::avx2 && avx2_vnni_enabled()) kernel = &detail::int4_blocks_avx2_vnni;
-    problem.x_blocks_stride = quant_blocks_;
     for (int m0 = 0; m0 < m; m0 += kInt16RowChunk) {
       const int rows = std::min(kInt16RowChunk, m - m0);
-      detail::Int4Problem chunk = problem;
-      chunk.m = rows;
-      chunk.y = y + static_cast<size_t>(m0) * out_features_;
-      chunk.x_q = x_q.data() + static_cast<size_t>(m0) * packed_k_;
-      chunk.x_q_line_stride = 8 * static_cast<int64_t>(rows);
-      chunk.x_blocks = blocks.data() + static_cast<size_t>(m0) * quant_blocks_;
-      run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { kernel(chunk, begin, end); });
+      const Int16Call call = prepare_int16(x + static_cast<size_t>(m0) * in_features_, rows,
+                                           y + static_cast<size_t>(m0) * out_features_, pool, isa);
+      run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { call.kernel(call.problem, begin, end); });
     }
     return;
   }
 
+  detail::Int4Problem fp32 = problem(m, y);
+  auto* kernel = isa == CpuIsa::avx512 ? &detail::int4_blocks_avx512
+                 : isa == CpuIsa::avx2 ? &detail::int4_blocks_avx2
+                                       : &detail::int4_blocks_scalar;
   std::vector<float> gathered;
-  problem.x = x;
-  problem.x_stride = in_features_;
+  fp32.x = x;
+  fp32.x_stride = in_features_;
   if (gather_) {
     // Permute (and zero-pad) the activation columns into the packed K order once,
     // so the hot loop reads x and the weights both sequentially.
@@ -277,10 +291,48 @@ void Int4Linear::forward(const float* x, int m, float* y, ThreadPool& pool, CpuI
       float* out = gathered.data() + static_cast<size_t>(i) * packed_k_;
       for (int k = 0; k < packed_k_; ++k) out[k] = source_row_[k] >= 0 ? row[source_row_[k]] : 0.0f;
     }
-    problem.x = gathered.data();
-    problem.x_stride = packed_k_;
+    fp32.x = gathered.data();
+    fp32.x_stride = packed_k_;
   }
-  run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+  run_blocks(pool, num_blocks_, [&](int64_t begin, int64_t end) { kernel(fp32, begin, end); });
+}
+
+void Int4Linear::forward_shared_input(std::span<const Int4Linear* const> linears, const float* x, int m,
+                                      std::span<float* const> ys, ThreadPool& pool) {
+  if (linears.size() != ys.size())
+    throw std::invalid_argument(fmt::format("Int4Linear::forward_shared_input: {} layers but {} outputs",
+                                            linears.size(), ys.size()));
+  if (linears.empty()) return;
+  const CpuIsa isa = best_cpu_isa();
+  bool one_pass = linears.size() > 1 && m <= kInt16RowChunk;
+  for (size_t i = 0; i < linears.size(); ++i) {
+    if (linears[i]->in_features_ != linears[0]->in_features_)
+      throw std::invalid_argument(fmt::format(
+          "Int4Linear::forward_shared_input: layer {} takes {} inputs, layer 0 takes {}", i,
+          linears[i]->in_features_, linears[0]->in_features_));
+    one_pass = one_pass && linears[i]->activations_ == Int4Activations::int16 &&
+               !uses_amx(m, isa, Int4Activations::int16);
+  }
+  if (!one_pass) {
+    for (size_t i = 0; i < linears.size(); ++i) linears[i]->forward(x, m, ys[i], pool);
+    return;
+  }
+  check_forward_args(x, m, ys[0], isa, "Int4Linear");
+  // Each layer's activations as forward() quantizes them (act-order layers gather x in their
+  // own order), then one pass over the concatenation of all their column blocks.
+  std::vector<Int16Call> calls;
+  std::vector<int64_t> first_block{0};  // [layers + 1]: layer i's blocks are [first_block[i], first_block[i + 1])
+  for (size_t i = 0; i < linears.size(); ++i) {
+    if (ys[i] == nullptr) throw std::invalid_argument("Int4Linear::forward_shared_input: null output");
+    calls.push_back(linears[i]->prepare_int16(x, m, ys[i], pool, isa));
+    first_block.push_back(first_block.back() + linears[i]->num_blocks_);
+  }
+  run_blocks(pool, first_block.back(), [&](int64_t begin, int64_t end) {
+    for (size_t i = 0; i < calls.size() && begin < end; ++i) {
+      const int64_t from = std::max(begin, first_block[i]), to = std::min(end, first_block[i + 1]);
+      if (from < to) calls[i].kernel(calls[i].problem, from - first_block[i], to - first_block[i]);
+    }
+  });
 }
 
 // The int16 product on AMX tiles (detail::int4_blocks_amx: the same bits as the other
@@ -423,7 +475,7 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   // decode step's bytes). Runs of whole 32-row chunks (the kernels' row chunk) keep each
   // thread's stream sequential; a row's result does not depend on who computes it.
   const int64_t grain = std::max<int64_t>(32, (out_features_ / (8 * pool.size()) + 31) / 32 * 32);
-  pool.parallel_chunks(out_features_, grain, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+  pool.parallel_streams(out_features_, grain, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
 }
 
 void f16_to_float(std::span<const uint16_t> in, std::span<float> out) {

@@ -54,6 +54,15 @@ class Int4Linear {
   // Forced SIMD level and activation precision (tests, benchmarks).
   void forward(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa, Int4Activations activations) const;
 
+  // The products of one x [m, K] with several INT4 layers of the same K: ys[i] [m, N_i] =
+  // x W_i^T (+ b_i), the bits forward() gives each, in one parallel pass over all their
+  // weights (each layer's activations quantized as forward() does it). At M = 1 a small
+  // GEMV's start and end cost about as much as streaming its weights, so a layer's q/k/v or
+  // gate/up go as one. Where forward() would not run one int16 chunk on the default ISA
+  // (fp32 activations, the AMX rows, m > 32) this is one forward() per layer.
+  static void forward_shared_input(std::span<const Int4Linear* const> linears, const float* x, int m,
+                                   std::span<float* const> ys, ThreadPool& pool);
+
   // Activation precision used by the forwards that do not name one. Default int16.
   Int4Activations activations() const { return activations_; }
   void set_activations(Int4Activations activations) { activations_ = activations; }
@@ -87,7 +96,21 @@ class Int4Linear {
   // The int16 forward on AMX tiles from this many rows: below it the VNNI kernels,
   // already near the weight stream's speed, win over the per-call weight unpacking.
   static constexpr int kAmxMinRows = 16;
+  static bool uses_amx(int m, CpuIsa isa, Int4Activations activations);
   void forward_amx(const float* x, int m, ThreadPool& pool, detail::Int4Problem problem) const;
+
+  // Rows of x per int16 pass over the weights (see forward).
+  static constexpr int kInt16RowChunk = 32;
+  // One int16 pass ready to run: the problem and the buffers it points into.
+  struct Int16Call {
+    detail::Int4Problem problem;
+    void (*kernel)(const detail::Int4Problem&, int64_t, int64_t) = nullptr;
+    std::vector<int16_t> x_q;                    // [packed K / 8][m][8]
+    std::vector<detail::QuantBlockScale> blocks;  // [m, quant_blocks]
+    std::vector<uint8_t> x_bytes;                // [packed K * 2] (M = 1, AVX-512 VNNI only)
+  };
+  Int16Call prepare_int16(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const;
+  detail::Int4Problem problem(int m, float* y) const;  // the weight fields set, no activations
 
   // Rows [row_begin, row_end) of x ([m, K]) into x_q / blocks (see detail::Int4Problem).
   void quantize_activations(const float* x, int row_begin, int row_end, int m, int16_t* x_q,

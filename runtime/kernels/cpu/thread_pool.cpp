@@ -41,6 +41,7 @@ bool spin_until(Ready&& ready) {
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  shares_ = std::make_unique<std::atomic<uint64_t>[]>(static_cast<size_t>(num_threads));
   workers_.reserve(static_cast<size_t>(num_threads - 1));
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
@@ -55,19 +56,61 @@ ThreadPool::~ThreadPool() {
   for (auto& worker : workers_) worker.join();
 }
 
-void ThreadPool::work() {
+void ThreadPool::run_task(int64_t begin, int64_t end) {
+  try {
+    (*task_)(begin, end);
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    if (!first_error_) first_error_ = std::current_exception();
+  }
+}
+
+void ThreadPool::work(int slot) {
+  if (split_ == Split::streams) {
+    work_streams(slot);
+    return;
+  }
   for (;;) {
     const int64_t piece = next_piece_.fetch_add(1, std::memory_order_relaxed);
     if (piece >= pieces_) return;
     const int64_t begin = grain_ ? piece * grain_ : count_ * piece / pieces_;
     const int64_t end = grain_ ? std::min(count_, begin + grain_) : count_ * (piece + 1) / pieces_;
     if (begin >= end) continue;
-    try {
-      (*task_)(begin, end);
-    } catch (...) {
-      std::lock_guard lock(mutex_);
-      if (!first_error_) first_error_ = std::current_exception();
+    run_task(begin, end);
+  }
+}
+
+void ThreadPool::work_streams(int slot) {
+  auto front = [](uint64_t share) { return static_cast<int64_t>(share >> 32); };
+  auto back = [](uint64_t share) { return static_cast<int64_t>(share & 0xffffffffu); };
+  auto pack = [](int64_t f, int64_t b) { return static_cast<uint64_t>(f) << 32 | static_cast<uint64_t>(b); };
+  // Own share, front to back.
+  std::atomic<uint64_t>& own = shares_[static_cast<size_t>(slot)];
+  for (uint64_t share = own.load(std::memory_order_relaxed);;) {
+    const int64_t begin = front(share), end = std::min(back(share), begin + grain_);
+    if (begin >= end) break;
+    if (own.compare_exchange_weak(share, pack(end, back(share)), std::memory_order_relaxed)) {
+      run_task(begin, end);
+      share = own.load(std::memory_order_relaxed);
     }
+  }
+  // Then runs from the back of whichever share has the most left.
+  for (;;) {
+    int victim = -1;
+    int64_t most = 0;
+    for (int i = 0; i < size(); ++i) {
+      const uint64_t share = shares_[static_cast<size_t>(i)].load(std::memory_order_relaxed);
+      if (back(share) - front(share) > most) {
+        most = back(share) - front(share);
+        victim = i;
+      }
+    }
+    if (victim < 0) return;
+    std::atomic<uint64_t>& other = shares_[static_cast<size_t>(victim)];
+    uint64_t share = other.load(std::memory_order_relaxed);
+    const int64_t end = back(share), begin = std::max(front(share), end - grain_);
+    if (begin >= end) continue;
+    if (other.compare_exchange_weak(share, pack(front(share), begin), std::memory_order_relaxed)) run_task(begin, end);
   }
 }
 
@@ -80,6 +123,7 @@ void ThreadPool::worker_loop() {
       start_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
     }
     bool joined = false;
+    int slot = 0;
     {
       std::lock_guard lock(mutex_);
       if (stopping_) return;
@@ -88,16 +132,18 @@ void ThreadPool::worker_loop() {
       if (open_) {
         active_.fetch_add(1, std::memory_order_relaxed);
         joined = true;
+        slot = next_slot_++;
       }
     }
     if (!joined) continue;
-    work();
+    work(slot);
     std::lock_guard lock(mutex_);
     if (active_.fetch_sub(1, std::memory_order_release) == 1) done_.notify_one();
   }
 }
 
-void ThreadPool::run(int64_t pieces, int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& task) {
+void ThreadPool::run(Split split, int64_t pieces, int64_t count, int64_t grain,
+                     const std::function<void(int64_t, int64_t)>& task) {
   {
     std::lock_guard lock(mutex_);
     QE_CHECK(!busy_, "ThreadPool::parallel_for called while the pool is already running a task");
@@ -106,13 +152,21 @@ void ThreadPool::run(int64_t pieces, int64_t count, int64_t grain, const std::fu
     pieces_ = pieces;
     count_ = count;
     grain_ = grain;
+    split_ = split;
     next_piece_.store(0, std::memory_order_relaxed);
+    next_slot_ = 1;
+    if (split == Split::streams) {
+      for (int i = 0; i < size(); ++i)
+        shares_[static_cast<size_t>(i)].store(static_cast<uint64_t>(count * i / size()) << 32 |
+                                                  static_cast<uint64_t>(count * (i + 1) / size()),
+                                              std::memory_order_relaxed);
+    }
     first_error_ = nullptr;
     open_ = !workers_.empty() && pieces > 1;
     if (open_) generation_.fetch_add(1, std::memory_order_release);
   }
   if (pieces > 1 && !workers_.empty()) start_.notify_all();
-  work();
+  work(0);
   std::exception_ptr error;
   {
     std::lock_guard lock(mutex_);
@@ -132,13 +186,20 @@ void ThreadPool::run(int64_t pieces, int64_t count, int64_t grain, const std::fu
 
 void ThreadPool::parallel_for(int64_t count, const std::function<void(int64_t, int64_t)>& task) {
   if (count <= 0) return;
-  run(size(), count, 0, task);
+  run(Split::pieces, size(), count, 0, task);
 }
 
 void ThreadPool::parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& task) {
   if (count <= 0) return;
   if (grain < 1) throw std::invalid_argument("ThreadPool::parallel_chunks: grain must be >= 1");
-  run((count + grain - 1) / grain, count, grain, task);
+  run(Split::pieces, (count + grain - 1) / grain, count, grain, task);
+}
+
+void ThreadPool::parallel_streams(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& task) {
+  if (count <= 0) return;
+  if (grain < 1) throw std::invalid_argument("ThreadPool::parallel_streams: grain must be >= 1");
+  if (count >= (int64_t{1} << 31)) throw std::invalid_argument("ThreadPool::parallel_streams: count must be < 2^31");
+  run(Split::streams, (count + grain - 1) / grain, count, grain, task);
 }
 
 }  // namespace quanteval::runtime

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -45,10 +46,24 @@ class ThreadPool {
   // error and reentry rules as parallel_for.
   void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& task);
 
+  // Like parallel_chunks (every item exactly once, runs of at most `grain` items, claimed
+  // by whichever thread is free), but each thread streams: [0, count) starts as size()
+  // contiguous shares (parallel_for's split), each thread that joins the call takes runs
+  // from the front of its own share in order, and one whose share is done takes runs from
+  // the back of the share with the most left. So a thread's runs are consecutive (a GEMV's
+  // weights stream through one core in address order, its prefetches running on into its
+  // next run) until the end, where the shares of slow or absent threads are split up.
+  // count < 2^31. Same error and reentry rules as parallel_for.
+  void parallel_streams(int64_t count, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& task);
+
  private:
+  enum class Split { pieces, streams };
   void worker_loop();
-  void run(int64_t pieces, int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& task);
-  void work();  // claims and runs pieces of the current call until none are left
+  void run(Split split, int64_t pieces, int64_t count, int64_t grain,
+           const std::function<void(int64_t, int64_t)>& task);
+  void work(int slot);  // claims and runs pieces of the current call until none are left
+  void work_streams(int slot);
+  void run_task(int64_t begin, int64_t end);  // task_(begin, end), the first exception kept
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
@@ -66,6 +81,11 @@ class ThreadPool {
   int64_t count_ = 0;
   int64_t grain_ = 0;  // 0: piece i = the i-th of `pieces_` even shares; else `grain_` items
   std::atomic<int64_t> next_piece_{0};
+  Split split_ = Split::pieces;
+  // Split::streams: per slot (the caller 0, workers 1.. in the order they join) the part of
+  // its share not yet claimed, packed as front << 32 | back.
+  std::unique_ptr<std::atomic<uint64_t>[]> shares_;
+  int next_slot_ = 1;  // under mutex_
   const std::function<void(int64_t, int64_t)>* task_ = nullptr;
   std::exception_ptr first_error_;
 };

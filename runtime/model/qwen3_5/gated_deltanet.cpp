@@ -13,15 +13,15 @@ GatedDeltaNetMixer::GatedDeltaNetMixer(DeltaNetSpec spec, Weights weights) : spe
 
 void GatedDeltaNetMixer::forward(Backend& backend, const StepBatch& batch, Tensor normed, Tensor out) const {
   const std::int64_t m = batch.rows();
-  // Projections for all sequences at once: one call per weight keeps the kernels busy.
+  // Projections for all sequences at once, all four as one pass where the backend can.
   Tensor qkv = backend.scratch(m, spec_.conv_dim());
   Tensor z = backend.scratch(m, spec_.value_dim());
   Tensor b = backend.scratch(m, spec_.value_heads);
   Tensor a = backend.scratch(m, spec_.value_heads);
-  backend.matmul(*weights_.in_proj_qkv, normed, qkv);
-  backend.matmul(*weights_.in_proj_z, normed, z);
-  backend.matmul(*weights_.in_proj_b, normed, b);
-  backend.matmul(*weights_.in_proj_a, normed, a);
+  const LinearWeight* projections[] = {weights_.in_proj_qkv.get(), weights_.in_proj_z.get(), weights_.in_proj_b.get(),
+                                       weights_.in_proj_a.get()};
+  const Tensor outputs[] = {qkv, z, b, a};
+  backend.matmul_shared_input(projections, normed, outputs);
   Tensor core = backend.scratch(m, spec_.value_dim());
   const DeltaNetWeights small{weights_.conv_weight.get(), weights_.conv_bias.get(), weights_.A_log.get(),
                               weights_.dt_bias.get(), weights_.norm.get()};
