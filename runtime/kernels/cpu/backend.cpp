@@ -276,11 +276,20 @@ void CpuBackend::add(Tensor residual, Tensor addend) {
   for (std::int64_t i = 0; i < n; ++i) r[i] += a[i];
 }
 
-void CpuBackend::matmul(const LinearWeight& weight, Tensor x, Tensor y) {
+namespace {
+
+const CpuLinear& checked_linear(const LinearWeight& weight, Tensor x, Tensor y) {
   const auto& linear = dynamic_cast<const CpuLinear&>(weight);
   QE_CHECK(x.cols == linear.in_features() && y.cols == linear.out_features() && x.rows == y.rows,
            fmt::format("matmul shapes for {}: x [{}, {}], y [{}, {}], weight [{}, {}]", linear.name(), x.rows, x.cols,
                        y.rows, y.cols, linear.out_features(), linear.in_features()));
+  return linear;
+}
+
+}  // namespace
+
+void CpuBackend::matmul(const LinearWeight& weight, Tensor x, Tensor y) {
+  const CpuLinear& linear = checked_linear(weight, x, y);
   if (x.rows == 0) return;
   linear.forward(f32(x), static_cast<int>(x.rows), f32(y), pool_);
 }
@@ -291,10 +300,7 @@ void CpuBackend::matmul_shared_input(std::span<const LinearWeight* const> weight
   std::vector<const Int4Linear*> int4;
   std::vector<float*> outputs;
   for (std::size_t i = 0; i < weights.size(); ++i) {
-    const auto& linear = dynamic_cast<const CpuLinear&>(*weights[i]);
-    QE_CHECK(x.cols == linear.in_features() && ys[i].cols == linear.out_features() && x.rows == ys[i].rows,
-             fmt::format("matmul shapes for {}: x [{}, {}], y [{}, {}], weight [{}, {}]", linear.name(), x.rows,
-                         x.cols, ys[i].rows, ys[i].cols, linear.out_features(), linear.in_features()));
+    const CpuLinear& linear = checked_linear(*weights[i], x, ys[i]);
     int4.push_back(linear.int4());
     outputs.push_back(f32(ys[i]));
   }
