@@ -19,13 +19,15 @@
 // Everything is measured in the same run so ratios are meaningful on a noisy
 // shared machine: the memory floor (measure_read_bandwidth: every SIMD load width, all
 // threads, 1 GiB, best of 5; a DRAM row above it is flagged, exit 1), the INT4
-// GEMV stream of all MLP projections at M = 1 and the BF16 lm_head (each call after a
-// 1 GiB read that leaves no weight in a cache), prefill, single
+// GEMV stream of all MLP projections at M = 1 and the BF16 lm_head (each call with its
+// weights flushed from the caches first), prefill, single
 // sequence decode and batched decode. Decode is compared with its floor: the
 // bytes one token must read (every weight once) over the measured read bandwidth.
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -41,7 +43,6 @@
 #include "runtime/kernels/cpu/backend.hpp"
 #include "runtime/kernels/cpu/bandwidth.hpp"
 #include "runtime/model/model.hpp"
-#include "runtime/platform/streamed_memory.hpp"
 #include "tools/bench_decode_cuda.hpp"
 
 using namespace quanteval::runtime;
@@ -171,23 +172,23 @@ int main(int argc, char** argv) {
   double mlp_s = 0, head_s = 0, hot_s = 0;
   const LinearWeight& hot = *w.layers.front().mlp.gate_proj;
   if (!peer) {
-    // The DRAM rows read 1 GiB of other memory before each call, so that no weight is left
-    // in a cache: an Intel Xeon VM reports 480 MiB of L3, and the 167 MB of MLP weights read
-    // five times in a row came partly from it (105% of the floor).
-    const std::size_t evict_bytes = std::size_t{1} << 30;
-    struct Release {
-      std::size_t bytes;
-      void operator()(void* p) const { release_streamed(p, bytes, 4096); }
+    // The DRAM rows flush their weights from every cache level before each call (clflush
+    // of each line). Reading other memory does not do it: an Intel Xeon VM's 480 MiB L3
+    // keeps lines that were read again (after a 1 GiB read a 167 MB buffer read back at
+    // 39-42 GB/s, after clflush at 32-37), and the MLP row came out at 105-110% of the floor.
+    auto flush = [](const LinearWeight& weight) {
+      const auto memory = dynamic_cast<const CpuLinear&>(weight).weight_memory();
+#if defined(__x86_64__)
+      for (std::size_t i = 0; i < memory.size(); i += 64) _mm_clflush(memory.data() + i);
+      _mm_mfence();
+#else
+      (void)memory;
+#endif
     };
-    std::unique_ptr<void, Release> evict_buffer(allocate_streamed(evict_bytes, 4096), Release{evict_bytes});
-    auto* evict_base = static_cast<const unsigned char*>(evict_buffer.get());
-    std::atomic<std::uint64_t> evict_sink{0};  // keeps the eviction reads observable
-    auto evict = [&] {
-      pool.parallel_for(static_cast<std::int64_t>(evict_bytes / 4096), [&](std::int64_t begin, std::int64_t end) {
-        const std::uint64_t x = read_stream(evict_base + begin * 4096, static_cast<std::size_t>(end - begin) * 4096,
-                                            best_cpu_isa());
-        evict_sink.fetch_xor(x, std::memory_order_relaxed);
-      });
+    auto flush_mlp = [&] {
+      for (const auto& layer : w.layers)
+        for (const LinearWeight* linear : {layer.mlp.gate_proj.get(), layer.mlp.up_proj.get(), layer.mlp.down_proj.get()})
+          flush(*linear);
     };
     mlp_s = min_seconds(
         5,
@@ -198,8 +199,8 @@ int main(int argc, char** argv) {
             run(*layer.mlp.down_proj);
           }
         },
-        evict);
-    head_s = min_seconds(5, [&] { run(*w.lm_head); }, evict);
+        flush_mlp);
+    head_s = min_seconds(5, [&] { run(*w.lm_head); }, [&] { flush(*w.lm_head); });
     // One hidden x intermediate matrix over and over: its megabytes stay in cache, so this
     // is the kernel's own speed, without DRAM.
     hot_s = min_seconds(50, [&] { run(hot); }, [] {});

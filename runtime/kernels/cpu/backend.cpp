@@ -159,6 +159,12 @@ void CpuLinear::forward(const float* x, int m, float* y, ThreadPool& pool) const
   }
 }
 
+std::span<const std::byte> CpuLinear::weight_memory() const {
+  if (const auto* dense = std::get_if<DenseLinear>(&kernel_)) return dense->weight_memory();
+  if (const auto* int4 = std::get_if<Int4Linear>(&kernel_)) return int4->packed_memory();
+  return {};
+}
+
 std::uint64_t CpuLinear::weight_bytes() const {
   if (const auto* dense = std::get_if<DenseLinear>(&kernel_)) return dense->weight_bytes();
   if (const auto* int4 = std::get_if<Int4Linear>(&kernel_)) return int4->packed_bytes();

@@ -31,6 +31,9 @@ class CpuLinear final : public LinearWeight {
   void forward(const float* x, int m, float* y, ThreadPool& pool) const;
   // The INT4 kernel, when that is what this is (benchmarks pick ISA and activation mode).
   const Int4Linear* int4() const { return std::get_if<Int4Linear>(&kernel_); }
+  // The bytes a forward streams (empty for the reference kernels), for benchmarks that flush
+  // them from the caches.
+  std::span<const std::byte> weight_memory() const;
 
   static std::unique_ptr<CpuLinear> build(const LinearSource& source, LinearKernels kernels);
   static std::unique_ptr<CpuLinear> share_table(std::shared_ptr<const Bits16> bits, bool bf16, std::int64_t rows,

@@ -470,10 +470,11 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   auto* kernel = isa == CpuIsa::avx512 ? &detail::dense_rows_avx512
                  : isa == CpuIsa::avx2 ? &detail::dense_rows_avx2
                                        : &detail::dense_rows_scalar;
-  // Rows in claimed runs, as run_blocks does for INT4: a worker that another job delays
-  // leaves its share to the others instead of stalling the call (the lm_head is most of a
-  // decode step's bytes). Runs of whole 32-row chunks (the kernels' row chunk) keep each
-  // thread's stream sequential; a row's result does not depend on who computes it.
+  // Rows as streams, as run_blocks does for INT4: each thread reads its own share in address
+  // order, and a worker that another job delays leaves the rest of its share to the others
+  // instead of stalling the call (the lm_head is most of a decode step's bytes). Runs of
+  // whole 32-row chunks (the kernels' row chunk); a row's result does not depend on who
+  // computes it.
   const int64_t grain = std::max<int64_t>(32, (out_features_ / (8 * pool.size()) + 31) / 32 * 32);
   pool.parallel_streams(out_features_, grain, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
 }

@@ -5,6 +5,7 @@
 // products, see Int4Activations) or optionally fp32 -- on the widest SIMD level this
 // CPU has (or one forced by the caller), split over output columns on a
 // caller-owned ThreadPool.
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -74,6 +75,8 @@ class Int4Linear {
   int out_features() const { return out_features_; }
   // Bytes one forward streams: packed nibbles + scale/zero headers.
   size_t packed_bytes() const { return lines_.size() * sizeof(detail::PackedLine); }
+  // Those bytes themselves (benchmarks flush them from the caches before a cold call).
+  std::span<const std::byte> packed_memory() const { return std::as_bytes(std::span(lines_)); }
   // True when activations are gathered (act-order or padded groups) before the kernel.
   bool gathers_activations() const { return gather_; }
 
@@ -134,6 +137,10 @@ class DenseLinear {
   int in_features() const { return in_features_; }
   int out_features() const { return out_features_; }
   size_t weight_bytes() const { return (bits16_ ? bits16_->size() * 2 : 0) + floats_.size() * 4; }
+  // The weights a forward streams (benchmarks flush them from the caches before a cold call).
+  std::span<const std::byte> weight_memory() const {
+    return bits16_ ? std::as_bytes(std::span(*bits16_)) : std::as_bytes(std::span(floats_));
+  }
 
  private:
   static DenseLinear make(detail::DenseType type, int n, int k, std::span<const float> bias);
