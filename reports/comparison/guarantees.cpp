@@ -26,7 +26,9 @@ std::string short_hash(const std::string& hash) {
 // Two recorded hashes: equal, different, or unknown when either is missing.
 Guarantee hash_guarantee(std::string name, std::string field, const std::optional<std::string>& a,
                          const std::optional<std::string>& b) {
-  Guarantee g{std::move(name), std::move(field)};
+  Guarantee g;
+  g.name = std::move(name);
+  g.field = std::move(field);
   if (!a || !b) {
     g.detail = fmt::format("not recorded by {}", !a && !b ? "either run" : !a ? "the run" : "the baseline");
     return g;
@@ -87,7 +89,9 @@ std::vector<Guarantee> check_guarantees(const RunResults& run, const RunResults&
                                            baseline.chat_template_sha256);
   out.push_back(std::move(chat_template));
 
-  Guarantee decoding{"same decoding", "decoding"};
+  Guarantee decoding;
+  decoding.name = "same decoding";
+  decoding.field = "decoding";
   if (run.decoding && baseline.decoding) {
     const auto differences = decoding_differences(*run.decoding, *baseline.decoding, modes);
     decoding.state = differences.empty() ? GuaranteeState::holds : GuaranteeState::differs;
@@ -100,7 +104,9 @@ std::vector<Guarantee> check_guarantees(const RunResults& run, const RunResults&
   out.push_back(hash_guarantee("same dataset", "dataset.sha256", recorded(run.dataset_sha256),
                                recorded(baseline.dataset_sha256)));
 
-  Guarantee invariance{"batch-invariant generation", "generation.batch_invariant"};
+  Guarantee invariance;
+  invariance.name = "batch-invariant generation";
+  invariance.field = "generation.batch_invariant";
   invariance.required = false;
   if (run.batch_invariant && baseline.batch_invariant) {
     const bool both = *run.batch_invariant && *baseline.batch_invariant;

@@ -42,7 +42,13 @@ class ScriptedBackend final : public GenerationBackend {
  public:
   std::vector<CompletionRequest> requests;
 
-  BackendInfo info() const override { return {"scripted", "none", "tiny"}; }
+  BackendInfo info() const override {
+    BackendInfo info;
+    info.kind = "scripted";
+    info.device = "none";
+    info.served_model = "tiny";
+    return info;
+  }
   GenerationProgress complete(std::vector<CompletionRequest> batch, const OnCompletion& on_completion,
                               const OnProgress& on_progress) override {
     requests = batch;
