@@ -143,6 +143,26 @@ inline __m512i broadcast_pair(const int16_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// A group's header line: the 16 columns' scales as fp32 and zero points as int32.
+struct GroupHeader {
+  __m512 scale;
+  __m512i zero;
+};
+
+template <bool kBf16>
+inline GroupHeader load_group_header(const PackedLine* line) {
+  const __m512i header = _mm512_load_si512(line->words);
+  return {load_scales<kBf16>(_mm512_castsi512_si256(header)),
+          _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(header, 1))};
+}
+
+// The spec's per-block step: acc + float(sum q x_q - z sum x_q) * (scale_col * scale_block).
+// The int32 difference is exact; the conversion rounds to nearest-even like the scalar spec.
+inline __m512 apply_block(__m512 acc, __m512i sum, const GroupHeader& group, QuantBlockScale block) {
+  const __m512 t = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, _mm512_mullo_epi32(group.zero, _mm512_set1_epi32(block.sum))));
+  return _mm512_fmadd_ps(t, _mm512_mul_ps(group.scale, _mm512_set1_ps(block.scale)), acc);
+}
+
 template <int kTile, bool kBf16>
 __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int64_t block, int m0) {
   constexpr int kChains = int16_chains<kTile>();
@@ -157,9 +177,7 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
   const QuantBlockScale* xb = p.x_blocks + m0 * p.x_blocks_stride;
   const __m512i pair_mask = _mm512_set1_epi32(0x000f000f);
   for (int g = 0; g < p.num_groups; ++g) {
-    const __m512i header = _mm512_load_si512(line->words);
-    const __m512 scale = load_scales<kBf16>(_mm512_castsi512_si256(header));
-    const __m512i zero = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(header, 1));
+    const GroupHeader group = load_group_header<kBf16>(line);
     ++line;
     const int rows = p.group_rows[g];
     for (int r0 = 0; r0 < rows; r0 += kQuantBlockLines, ++xb) {
@@ -191,9 +209,7 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
         __m512i sum = dot[0][i];
 #pragma GCC unroll 16
         for (int c = 1; c < kChains; ++c) sum = _mm512_add_epi32(sum, dot[c][i]);
-        // Exact in int32; the conversion rounds to nearest-even like the scalar spec.
-        const __m512 t = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, _mm512_mullo_epi32(zero, _mm512_set1_epi32(b.sum))));
-        acc[i] = _mm512_fmadd_ps(t, _mm512_mul_ps(scale, _mm512_set1_ps(b.scale)), acc[i]);
+        acc[i] = apply_block(acc[i], sum, group, b);
       }
     }
   }
@@ -244,9 +260,7 @@ __attribute__((target("avx512vnni"))) void int16_bytes_block(const Int4Problem& 
   const QuantBlockScale* xb = p.x_blocks;
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
   for (int g = 0; g < p.num_groups; ++g) {
-    const __m512i header = _mm512_load_si512(line->words);
-    const __m512 scale = load_scales<kBf16>(_mm512_castsi512_si256(header));
-    const __m512i zero = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(header, 1));
+    const GroupHeader group = load_group_header<kBf16>(line);
     ++line;
     const int rows = p.group_rows[g];
     for (int r0 = 0; r0 < rows; r0 += kQuantBlockLines, ++xb) {
@@ -266,8 +280,7 @@ __attribute__((target("avx512vnni"))) void int16_bytes_block(const Int4Problem& 
       }
       const __m512i sum = _mm512_add_epi32(_mm512_slli_epi32(_mm512_add_epi32(hi_even, hi_odd), 8),
                                            _mm512_add_epi32(lo_even, lo_odd));
-      const __m512 t = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, _mm512_mullo_epi32(zero, _mm512_set1_epi32(xb->sum))));
-      acc = _mm512_fmadd_ps(t, _mm512_mul_ps(scale, _mm512_set1_ps(xb->scale)), acc);
+      acc = apply_block(acc, sum, group, *xb);
     }
   }
   const int64_t n0 = block * kInt4BlockColumns;
