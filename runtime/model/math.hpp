@@ -28,6 +28,7 @@
 #include <cstring>
 
 #include "runtime/base/host_device.hpp"
+#include "runtime/model/exp_float_coefficients.hpp"
 
 namespace quanteval::runtime::math {
 
@@ -55,7 +56,8 @@ QE_HOST_DEVICE inline float float_from_bits(std::uint32_t bits) {
 // --- scalars ---------------------------------------------------------------------------------
 
 // exp(x) in fixed fp32 arithmetic, so SIMD loops can compute it 8 or 16 at a time with the
-// same bits (kernels_avx2.cpp / kernels_avx512.cpp restate it op for op; tested): libm's
+// same bits (kernels_avx2.cpp / kernels_avx512.cpp restate it op for op with the numbers of
+// exp_float_coefficients.hpp; tested): libm's
 // expf, one call per element, was ~6% of a 512-token prefill (softmax and SiLU).
 // Cody-Waite reduction x = n ln2 + r (n = x log2 e rounded to nearest by adding and
 // removing 1.5 * 2^23; n ln2_hi is exact, ln2_hi having 15 significant bits), then the
@@ -66,18 +68,19 @@ QE_HOST_DEVICE inline float float_from_bits(std::uint32_t bits) {
 // Range: x > 88.376 (= 127.5 ln 2, where 2^n would need n = 128; expf gives 2.4e38..3.4e38
 // there) is +inf, x < -87.336 (= ln FLT_MIN, where expf turns subnormal) is 0, NaN stays NaN.
 QE_HOST_DEVICE inline float exp_float(float x) {
-  if (!(x <= 88.37626266479492f)) return x != x ? x : HUGE_VALF;
-  if (x < -87.33654022216797f) return 0.0f;
-  const float n = (x * 1.44269502162933349609f + 12582912.0f) - 12582912.0f;
-  const float r = (x - n * 0.693145751953125f) - n * 1.42860676533018704e-06f;
-  float p = 1.98412701138295233250e-04f;
-  p = p * r + 1.38888892251998186111e-03f;
-  p = p * r + 8.33333376795053482056e-03f;
-  p = p * r + 4.16666679084300994873e-02f;
-  p = p * r + 1.66666671633720397949e-01f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  using namespace exp_coefficients;
+  if (!(x <= kOverflowAbove)) return x != x ? x : HUGE_VALF;
+  if (x < kUnderflowBelow) return 0.0f;
+  const float n = (x * kLog2e + kRoundMagic) - kRoundMagic;
+  const float r = (x - n * kLn2High) - n * kLn2Low;
+  float p = kC7;
+  p = p * r + kC6;
+  p = p * r + kC5;
+  p = p * r + kC4;
+  p = p * r + kC3;
+  p = p * r + kC2;
+  p = p * r + kC1;
+  p = p * r + kC0;
   return p * float_from_bits(static_cast<std::uint32_t>(static_cast<std::int32_t>(n) + 127) << 23);
 }
 

@@ -8,6 +8,7 @@
 
 #include "runtime/base/check.hpp"
 #include "runtime/kernels/cpu/kernel_detail.hpp"
+#include "runtime/model/exp_float_coefficients.hpp"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -590,24 +591,25 @@ namespace {
 
 // math::exp_float, 8 lanes, op for op (see runtime/model/math.hpp): the same bits.
 inline __m256 exp_float8(__m256 x) {
-  const __m256 top = _mm256_set1_ps(88.37626266479492f), bottom = _mm256_set1_ps(-87.33654022216797f);
+  using namespace math::exp_coefficients;
+  const __m256 top = _mm256_set1_ps(kOverflowAbove), bottom = _mm256_set1_ps(kUnderflowBelow);
   const __m256 in_range = _mm256_cmp_ps(x, top, _CMP_LE_OQ);  // false for NaN
   const __m256 is_nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
   const __m256 underflow = _mm256_cmp_ps(x, bottom, _CMP_LT_OQ);
   // Out-of-range lanes are replaced below; clamping them keeps the integer step defined.
   const __m256 xc = _mm256_max_ps(_mm256_min_ps(x, top), bottom);
-  const __m256 magic = _mm256_set1_ps(12582912.0f);
-  const __m256 n = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269502162933349609f)), magic), magic);
-  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(0.693145751953125f))),
-                                 _mm256_mul_ps(n, _mm256_set1_ps(1.42860676533018704e-06f)));
-  __m256 p = _mm256_set1_ps(1.98412701138295233250e-04f);
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.38888892251998186111e-03f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.33333376795053482056e-03f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.16666679084300994873e-02f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.66666671633720397949e-01f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.5f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
+  const __m256 magic = _mm256_set1_ps(kRoundMagic);
+  const __m256 n = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(kLog2e)), magic), magic);
+  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(kLn2High))),
+                                 _mm256_mul_ps(n, _mm256_set1_ps(kLn2Low)));
+  __m256 p = _mm256_set1_ps(kC7);
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kC6));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kC5));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kC4));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kC3));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kC2));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kC1));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kC0));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   __m256 out = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
   out = _mm256_blendv_ps(out, _mm256_setzero_ps(), underflow);

@@ -11,6 +11,7 @@
 
 #include "runtime/base/check.hpp"
 #include "runtime/kernels/cpu/kernel_detail.hpp"
+#include "runtime/model/exp_float_coefficients.hpp"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
@@ -556,24 +557,25 @@ namespace {
 
 // math::exp_float, 16 lanes, op for op (see runtime/model/math.hpp): the same bits.
 inline __m512 exp_float16(__m512 x) {
-  const __m512 top = _mm512_set1_ps(88.37626266479492f), bottom = _mm512_set1_ps(-87.33654022216797f);
+  using namespace math::exp_coefficients;
+  const __m512 top = _mm512_set1_ps(kOverflowAbove), bottom = _mm512_set1_ps(kUnderflowBelow);
   const __mmask16 in_range = _mm512_cmp_ps_mask(x, top, _CMP_LE_OQ);  // false for NaN
   const __mmask16 is_nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
   const __mmask16 underflow = _mm512_cmp_ps_mask(x, bottom, _CMP_LT_OQ);
   // Out-of-range lanes are replaced below; clamping them keeps the integer step defined.
   const __m512 xc = _mm512_max_ps(_mm512_min_ps(x, top), bottom);
-  const __m512 magic = _mm512_set1_ps(12582912.0f);
-  const __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269502162933349609f)), magic), magic);
-  const __m512 r = _mm512_sub_ps(_mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(0.693145751953125f))),
-                                 _mm512_mul_ps(n, _mm512_set1_ps(1.42860676533018704e-06f)));
-  __m512 p = _mm512_set1_ps(1.98412701138295233250e-04f);
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.38888892251998186111e-03f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.33333376795053482056e-03f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.16666679084300994873e-02f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.66666671633720397949e-01f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+  const __m512 magic = _mm512_set1_ps(kRoundMagic);
+  const __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(kLog2e)), magic), magic);
+  const __m512 r = _mm512_sub_ps(_mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(kLn2High))),
+                                 _mm512_mul_ps(n, _mm512_set1_ps(kLn2Low)));
+  __m512 p = _mm512_set1_ps(kC7);
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kC6));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kC5));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kC4));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kC3));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kC2));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kC1));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kC0));
   const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   __m512 out = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
   out = _mm512_mask_blend_ps(underflow, out, _mm512_setzero_ps());
