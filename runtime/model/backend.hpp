@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "runtime/base/check.hpp"
+#include "runtime/base/chunk_arena.hpp"
 #include "runtime/checkpoint/weight_source.hpp"
 #include "runtime/model/memory.hpp"
 #include "runtime/text/tokenizer.hpp"  // TokenId
@@ -144,8 +145,13 @@ class Backend {
   virtual void clear_slot(int slot) = 0;
 
   // --- one step ---
-  // Scratch tensors live until end_step().
+  // Scratch tensors live until end_step(), or until release_scratch(mark) for those taken
+  // after scratch_mark() returned `mark`: the model gives back each layer's tensors when the
+  // layer ends, so a host backend holds one layer's activations at a time, not all of them.
+  // A backend may ignore the marks and keep everything to the end of the step.
   virtual Tensor scratch(std::int64_t rows, std::int64_t cols) = 0;
+  virtual ArenaMark scratch_mark() { return {}; }
+  virtual void release_scratch(ArenaMark /*mark*/) {}
   virtual void end_step() = 0;
   virtual void embed(const TableWeight& table, std::span<const TokenId> tokens, Tensor out) = 0;
   // out = rmsnorm(x) * weight, per row.

@@ -359,7 +359,9 @@ std::vector<float> Model::forward(std::span<const Step> steps, ForwardTrace* tra
   const std::size_t layers = weights_.layers.size();
   b.rms_norm(t.residual, *weights_.layers.front().input_norm, eps, t.normed);
   for (std::size_t l = 0; l < layers; ++l) {
+    const ArenaMark layer_scratch = b.scratch_mark();  // the mixer's tensors end with the layer
     run_layer(weights_.layers[l], batch, t, l + 1 < layers ? weights_.layers[l + 1].input_norm.get() : nullptr);
+    b.release_scratch(layer_scratch);
     if (trace && l + 1 < layers) record(t.residual);
   }
   for (const auto& s : batch.sequences) s.state->advance(s.rows);

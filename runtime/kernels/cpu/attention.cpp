@@ -17,8 +17,13 @@ namespace {
 constexpr int kMaxHeadsPerTask = 16;
 }  // namespace
 
+std::int64_t attention_workspace_floats(const AttentionSpec& spec, std::int64_t rows) {
+  return rows * spec.heads * spec.head_dim;
+}
+
 void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* k_norm, const StepBatch& batch,
-                   const float* q, float* k, const float* v, float* out, const CpuMemory& memory, ThreadPool& pool) {
+                   const float* q, float* k, const float* v, float* out, const CpuMemory& memory, ThreadPool& pool,
+                   float* workspace) {
   const std::int64_t m = batch.rows();
   const int heads = spec.heads, kv_heads = spec.kv_heads, head_dim = spec.head_dim;
   const int q_stride = heads * head_dim * (spec.gated ? 2 : 1);  // gated: per head [query | gate]
@@ -26,7 +31,12 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
   const int kv_width = kv_heads * head_dim;
   const int block_tokens = memory.plan().shape.block_tokens;
   const int rotary_dim = static_cast<int>(spec.inv_freq.size()) * 2;
-  std::vector<float> query(static_cast<std::size_t>(m) * heads * head_dim);  // [M, heads * head_dim] normed, rotated
+  std::vector<float> owned;
+  if (!workspace) {
+    owned.resize(static_cast<std::size_t>(attention_workspace_floats(spec, m)));
+    workspace = owned.data();
+  }
+  float* query = workspace;  // [M, heads * head_dim] normed, rotated
 
   // Per row: q/k head norms, RoPE at the row's position, then K/V into the memory.
   // Every row is stored before any row attends, so a prompt's rows see each other.
@@ -39,7 +49,7 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       auto rope_head = [&](float* head) { math::rotate_head(head, rotary_dim, angles.data()); };
       for (int h = 0; h < heads; ++h) {
         const float* src = q + r * q_stride + static_cast<std::int64_t>(h) * q_head_stride;
-        float* head = query.data() + (r * heads + h) * head_dim;
+        float* head = query + (r * heads + h) * head_dim;
         if (q_norm)
           math::rms_norm_row(src, q_norm, head_dim, spec.norm_eps, head);
         else
@@ -111,7 +121,7 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       const std::int64_t first = math::attention_first_position(position, spec.window);
       const auto count = static_cast<std::size_t>(position - first + 1);
       scores.resize(count * heads_per_task);
-      const float* query_heads = query.data() + (r * heads + h0) * head_dim;
+      const float* query_heads = query + (r * heads + h0) * head_dim;
       for_each_run(state, kv_head, first, position, [&](std::int64_t p, int run, const float* keys, const float*) {
         float* run_scores = scores.data() + (p - first);
         if (vector_loops) {

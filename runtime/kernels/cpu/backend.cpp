@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "runtime/base/check.hpp"
 #include "runtime/base/numeric.hpp"
 #include "runtime/kernels/cpu/attention.hpp"
 #include "runtime/kernels/cpu/delta_rule.hpp"
 #include "runtime/model/math.hpp"
+#include "runtime/platform/streamed_memory.hpp"
 
 namespace quanteval::runtime {
 
@@ -204,7 +206,22 @@ void CpuMemory::clear_slot(int slot) {
 // ---------------------------------------------------------------------------------------------
 // Backend
 
-CpuBackend::CpuBackend(int threads, LinearKernels kernels) : pool_(threads), kernels_(kernels) {}
+// Chunks of 2 MiB-aligned mappings (transparent huge pages where the OS gives them: fewer
+// faults the first time a chunk is written). 64 MiB holds a decode step and one layer of a
+// 512-token prefill of the small models; a larger request gets a chunk of its own size.
+constexpr std::size_t kScratchChunkBytes = std::size_t{64} << 20;
+constexpr std::size_t kScratchAlignment = 64;
+
+CpuBackend::ScratchChunk::ScratchChunk(std::size_t bytes)
+    : data_(allocate_streamed(bytes, kScratchAlignment)), bytes_(bytes) {}
+CpuBackend::ScratchChunk::~ScratchChunk() {
+  if (data_) release_streamed(data_, bytes_, kScratchAlignment);
+}
+CpuBackend::ScratchChunk::ScratchChunk(ScratchChunk&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+
+CpuBackend::CpuBackend(int threads, LinearKernels kernels)
+    : pool_(threads), kernels_(kernels), scratch_(kScratchChunkBytes) {}
 CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::name() const { return fmt::format("cpu ({} threads)", pool_.size()); }
@@ -248,12 +265,11 @@ void CpuBackend::clear_slot(int slot) { memory_.clear_slot(slot); }
 
 Tensor CpuBackend::scratch(std::int64_t rows, std::int64_t cols) {
   QE_CHECK(rows >= 0 && cols >= 0, "negative tensor shape");
-  // new float[] without initialization: every op writes all of its output.
-  scratch_.emplace_back(new float[static_cast<std::size_t>(std::max<std::int64_t>(1, rows * cols))]);
-  return {scratch_.back().get(), rows, cols};
+  // Not cleared: every op writes all of its output.
+  return {scratch_.allocate(static_cast<std::size_t>(rows * cols) * sizeof(float)), rows, cols};
 }
 
-void CpuBackend::end_step() { scratch_.clear(); }
+void CpuBackend::end_step() { scratch_.reset(); }
 
 void CpuBackend::embed(const TableWeight& table, std::span<const TokenId> tokens, Tensor out) {
   const auto& cpu = dynamic_cast<const CpuTable&>(table);
@@ -340,8 +356,9 @@ void CpuBackend::attention(const AttentionSpec& spec, const AttentionWeights& we
                            Tensor k, Tensor v, Tensor out) {
   const auto* q_norm = weights.q_norm ? &dynamic_cast<const CpuVector&>(*weights.q_norm) : nullptr;
   const auto* k_norm = weights.k_norm ? &dynamic_cast<const CpuVector&>(*weights.k_norm) : nullptr;
+  const Tensor workspace = scratch(1, attention_workspace_floats(spec, batch.rows()));
   attention_cpu(spec, q_norm ? q_norm->data() : nullptr, k_norm ? k_norm->data() : nullptr, batch, f32(q), f32(k),
-                f32(v), f32(out), memory_, pool_);
+                f32(v), f32(out), memory_, pool_, f32(workspace));
 }
 
 void CpuBackend::gated_deltanet(const DeltaNetSpec& spec, const DeltaNetWeights& weights, const StepBatch& batch,
@@ -355,7 +372,9 @@ void CpuBackend::gated_deltanet(const DeltaNetSpec& spec, const DeltaNetWeights&
                     memory_.recurrent_state(spec.state_layer, s.state->slot())});
   // One-row runs (decode) take the recurrence, longer ones the chunked form (same result
   // within rounding), each by its own length: a sequence's bits do not depend on its batch.
-  gated_deltanet_cpu(spec, cpu, runs, f32(qkv), f32(z), f32(b), f32(a), f32(out), kDeltaNetChunk, &pool_);
+  const Tensor workspace = scratch(1, gated_deltanet_workspace_floats(spec, batch.rows()));
+  gated_deltanet_cpu(spec, cpu, runs, f32(qkv), f32(z), f32(b), f32(a), f32(out), kDeltaNetChunk, &pool_,
+                     f32(workspace));
 }
 
 void CpuBackend::gather_rows(Tensor x, std::span<const std::int64_t> rows, Tensor out) {

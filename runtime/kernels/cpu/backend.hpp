@@ -71,6 +71,8 @@ class CpuBackend final : public Backend {
   void clear_slot(int slot) override;
 
   Tensor scratch(std::int64_t rows, std::int64_t cols) override;
+  ArenaMark scratch_mark() override { return scratch_.mark(); }
+  void release_scratch(ArenaMark mark) override { scratch_.rewind(mark); }
   void end_step() override;
   void embed(const TableWeight& table, std::span<const TokenId> tokens, Tensor out) override;
   void rms_norm(Tensor x, const VectorWeight& weight, float eps, Tensor out) override;
@@ -94,7 +96,21 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   LinearKernels kernels_;
   CpuMemory memory_;
-  std::vector<std::unique_ptr<float[]>> scratch_;  // this step's tensors
+  // Host memory for scratch tensors, kept from step to step.
+  class ScratchChunk {
+   public:
+    explicit ScratchChunk(std::size_t bytes);
+    ~ScratchChunk();
+    ScratchChunk(ScratchChunk&& other) noexcept;
+    ScratchChunk& operator=(ScratchChunk&&) = delete;
+    void* data() const { return data_; }
+    std::size_t bytes() const { return bytes_; }
+
+   private:
+    void* data_;
+    std::size_t bytes_;
+  };
+  ChunkArena<ScratchChunk> scratch_;  // this step's tensors
 };
 
 }  // namespace quanteval::runtime

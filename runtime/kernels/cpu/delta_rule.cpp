@@ -257,9 +257,14 @@ void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* ou
 
 // --- The op ---
 
+std::int64_t gated_deltanet_workspace_floats(const DeltaNetSpec& d, std::int64_t rows) {
+  const std::int64_t heads = d.value_heads;
+  return rows * (d.conv_dim() + heads * (2 * static_cast<std::int64_t>(d.key_head_dim) + d.value_head_dim + 2));
+}
+
 void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std::span<const DeltaNetRun> runs,
                         const float* mixed, const float* z, const float* b, const float* a, float* core, int chunk_size,
-                        ThreadPool* pool) {
+                        ThreadPool* pool, float* workspace) {
   require(d.key_heads > 0 && d.value_heads % d.key_heads == 0 && d.key_head_dim > 0 && d.value_head_dim > 0 &&
               d.conv_kernel > 0,
           fmt::format("bad DeltaNet sizes (key heads {}, value heads {}, d_k {}, d_v {}, kernel {})", d.key_heads,
@@ -270,9 +275,18 @@ void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std:
   std::int64_t total = 0;
   for (const auto& run : runs) total = std::max(total, run.first_row + run.rows);
 
-  std::vector<float> conv_out(static_cast<size_t>(total) * conv_dim);
-  std::vector<float> q(static_cast<size_t>(total) * Hv * dk), k(q.size()), v(static_cast<size_t>(total) * Hv * dv);
-  std::vector<float> g(static_cast<size_t>(total) * Hv), beta(g.size());
+  std::vector<float> owned;
+  if (!workspace) {
+    owned.resize(static_cast<size_t>(gated_deltanet_workspace_floats(d, total)));
+    workspace = owned.data();
+  }
+  // Every element of these is written before it is read (each unit fills its own rows).
+  float* conv_out = workspace;                                            // [total, conv_dim]
+  float* q = conv_out + static_cast<size_t>(total) * conv_dim;            // [total, Hv, dk]
+  float* k = q + static_cast<size_t>(total) * Hv * dk;                    // [total, Hv, dk]
+  float* v = k + static_cast<size_t>(total) * Hv * dk;                    // [total, Hv, dv]
+  float* g = v + static_cast<size_t>(total) * Hv * dv;                    // [total, Hv]
+  float* beta = g + static_cast<size_t>(total) * Hv;                      // [total, Hv]
   const float q_scale = 1.0f / std::sqrt(static_cast<float>(dk));
   const int key_dim = d.key_dim();
   const float eps = d.norm_eps;
@@ -286,7 +300,7 @@ void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std:
   auto run_unit = [&](const DeltaNetRun& run, int kh) {
     const int rows = static_cast<int>(run.rows), first = static_cast<int>(run.first_row);
     const float* conv_in = mixed + static_cast<size_t>(first) * conv_dim;
-    float* conv_rows = conv_out.data() + static_cast<size_t>(first) * conv_dim;
+    float* conv_rows = conv_out + static_cast<size_t>(first) * conv_dim;
     const int h_begin = kh * ratio, h_end = h_begin + ratio;
     const int channel_ranges[3][2] = {{kh * dk, (kh + 1) * dk},
                                       {key_dim + kh * dk, key_dim + (kh + 1) * dk},
@@ -296,18 +310,18 @@ void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std:
                            conv_rows, range[0], range[1]);
 
     for (int t = first; t < first + rows; ++t) {
-      const float* row = conv_out.data() + static_cast<size_t>(t) * conv_dim;  // [q (Hk*dk) | k (Hk*dk) | v (Hv*dv)]
+      const float* row = conv_out + static_cast<size_t>(t) * conv_dim;  // [q (Hk*dk) | k (Hk*dk) | v (Hv*dv)]
       for (int h = h_begin; h < h_end; ++h) {
         // Value head h reads key head h / ratio (torch repeat_interleave on the head axis).
-        float* qh = q.data() + (static_cast<size_t>(t) * Hv + h) * dk;
-        float* kh_row = k.data() + (static_cast<size_t>(t) * Hv + h) * dk;
+        float* qh = q + (static_cast<size_t>(t) * Hv + h) * dk;
+        float* kh_row = k + (static_cast<size_t>(t) * Hv + h) * dk;
         std::copy(row + kh * dk, row + (kh + 1) * dk, qh);
         std::copy(row + key_dim + kh * dk, row + key_dim + (kh + 1) * dk, kh_row);
         l2_normalize(qh, dk, 1e-6f);
         l2_normalize(kh_row, dk, 1e-6f);
         for (int i = 0; i < dk; ++i) qh[i] *= q_scale;
         const float* vh = row + 2 * key_dim + h * dv;
-        std::copy(vh, vh + dv, v.data() + (static_cast<size_t>(t) * Hv + h) * dv);
+        std::copy(vh, vh + dv, v + (static_cast<size_t>(t) * Hv + h) * dv);
 
         const size_t th = static_cast<size_t>(t) * Hv + h;
         beta[th] = math::deltanet_beta(b[th]);
@@ -316,11 +330,11 @@ void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std:
     }
 
     const size_t off = static_cast<size_t>(first) * Hv;
-    const DeltaRuleInputs inputs{q.data() + off * dk,
-                                 k.data() + off * dk,
-                                 v.data() + off * dv,
-                                 g.data() + off,
-                                 beta.data() + off,
+    const DeltaRuleInputs inputs{q + off * dk,
+                                 k + off * dk,
+                                 v + off * dv,
+                                 g + off,
+                                 beta + off,
                                  rows,
                                  Hv,
                                  dk,

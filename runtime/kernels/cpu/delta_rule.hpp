@@ -71,9 +71,12 @@ inline constexpr int kDeltaNetChunk = 64;  // prefill chunk: a 64 x 64 triangula
 // sequence's bits never depend on the other sequences of its step), and the gated RMSNorm. qkv [M, conv_dim], z [M,
 // value_dim], b and a [M, value_heads]; out [M, value_dim]. `pool` (optional) runs the work in parallel over (sequence,
 // key head) pairs, each computed by one thread in the serial order, so the result is bit-identical with or without a
-// pool and for any pool size. The pool must not be running a task already.
+// pool and for any pool size. The pool must not be running a task already. `workspace` holds the
+// op's temporaries: gated_deltanet_workspace_floats(spec, M) floats it may overwrite, or null to
+// allocate them here (a backend passes scratch it reuses: ~25 MB at M = 512 on Qwen3.5-0.8B).
 void gated_deltanet_cpu(const DeltaNetSpec& spec, const DeltaNetCpuWeights& weights, std::span<const DeltaNetRun> runs,
                         const float* qkv, const float* z, const float* b, const float* a, float* out, int chunk_size,
-                        ThreadPool* pool);
+                        ThreadPool* pool, float* workspace = nullptr);
+std::int64_t gated_deltanet_workspace_floats(const DeltaNetSpec& spec, std::int64_t rows);
 
 }  // namespace quanteval::runtime

@@ -120,31 +120,6 @@ class CudaLinear final : public LinearWeight {
   std::optional<DeviceBuffer> bias;  // [N] fp32
 };
 
-// Scratch memory of one step: chunks handed out in order and reused after end_step().
-class Arena {
- public:
-  void* allocate(std::size_t bytes) {
-    bytes = (std::max<std::size_t>(bytes, 1) + 255) / 256 * 256;
-    while (chunk_ < chunks_.size()) {
-      if (offset_ + bytes <= chunks_[chunk_].bytes()) {
-        void* p = static_cast<char*>(chunks_[chunk_].data()) + offset_;
-        offset_ += bytes;
-        return p;
-      }
-      ++chunk_;
-      offset_ = 0;
-    }
-    chunks_.emplace_back(std::max<std::size_t>(bytes, std::size_t{64} << 20));
-    offset_ = bytes;
-    return chunks_.back().data();
-  }
-  void reset() { chunk_ = 0, offset_ = 0; }
-
- private:
-  std::vector<DeviceBuffer> chunks_;
-  std::size_t chunk_ = 0, offset_ = 0;
-};
-
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaBackendOptions& options) : options_(options) {
@@ -486,7 +461,9 @@ class CudaBackend final : public Backend {
   MemoryPlan plan_;
   std::vector<DeviceBuffer> keys_, values_;  // [kv_layers] of [blocks][block_tokens][kv_heads][head_dim] fp32
   std::vector<DeviceBuffer> states_;         // [state_layers] of [slots][conv | recurrent] fp32
-  Arena arena_;
+  // Scratch of one step, reused after end_step(). The layer marks are not used: batch
+  // metadata uploaded once a step (uploaded_for_) lives in this arena across layers.
+  ChunkArena<DeviceBuffer> arena_{std::size_t{64} << 20};
   const StepBatch* uploaded_for_ = nullptr;
   kernels::StepRows step_rows_;
   const StepBatch* sequences_for_ = nullptr;
