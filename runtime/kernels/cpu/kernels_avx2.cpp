@@ -304,6 +304,24 @@ inline __m256i add_pair_products(__m256i acc, __m256i a, __m256i b) {
   }
 }
 
+// The four nibble pairs of a line half: pair j = bits 4j..4j+3 of each 16-bit half of a
+// column's dword = the int16 pair (row j, row j + 4). The top pair needs no mask: a 16-bit
+// shift by 12 leaves only it (7 -> 6 ALU ops a half).
+inline void nibble_pairs(__m256i words, __m256i pairs[4]) {
+  const __m256i mask = _mm256_set1_epi32(0x000f000f);
+  pairs[0] = _mm256_and_si256(words, mask);
+  pairs[1] = _mm256_and_si256(_mm256_srli_epi16(words, 4), mask);
+  pairs[2] = _mm256_and_si256(_mm256_srli_epi16(words, 8), mask);
+  pairs[3] = _mm256_srli_epi16(words, 12);
+}
+
+// An activation block's per-row step, the spec's float arithmetic: t = sum q x_q - z sum x_q
+// (exact in int32), acc = fma(float(t), scale_col * scale_block, acc).
+inline void apply_block(__m256i dot, __m256i zero, __m256 scale, QuantBlockScale b, __m256& acc) {
+  const __m256 t = _mm256_cvtepi32_ps(_mm256_sub_epi32(dot, _mm256_mullo_epi32(zero, _mm256_set1_epi32(b.sum))));
+  acc = _mm256_fmadd_ps(t, _mm256_mul_ps(scale, _mm256_set1_ps(b.scale)), acc);
+}
+
 template <int kTile, bool kBf16, bool kVnni>
 void int16_tile(const Int4Problem& p, int64_t block, int m0) {
   __m256 acc_lo[kTile], acc_hi[kTile];
@@ -311,7 +329,6 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
   const PackedLine* line = p.lines + block * p.lines_per_block;
   const int16_t* xq = p.x_q + 8 * m0;
   const QuantBlockScale* xb = p.x_blocks + m0 * p.x_blocks_stride;
-  const __m256i pair_mask = _mm256_set1_epi32(0x000f000f);
   for (int g = 0; g < p.num_groups; ++g) {
     const __m128i* header = reinterpret_cast<const __m128i*>(line->words);
     const __m256 scale_lo = load_scales<kBf16>(_mm_load_si128(header + 0));
@@ -328,30 +345,21 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
         // As in the AVX-512 kernel: into L1 2 KB ahead, into L2 8 KB ahead.
         _mm_prefetch(reinterpret_cast<const char*>(line + 32), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(line + 128), _MM_HINT_T1);
-        __m256i words_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words));
-        __m256i words_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(line->words + 8));
+        __m256i q_lo[4], q_hi[4];
+        nibble_pairs(_mm256_load_si256(reinterpret_cast<const __m256i*>(line->words)), q_lo);
+        nibble_pairs(_mm256_load_si256(reinterpret_cast<const __m256i*>(line->words + 8)), q_hi);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
-          const __m256i q_lo = _mm256_and_si256(words_lo, pair_mask);
-          const __m256i q_hi = _mm256_and_si256(words_hi, pair_mask);
-          words_lo = _mm256_srli_epi32(words_lo, 4);
-          words_hi = _mm256_srli_epi32(words_hi, 4);
           for (int i = 0; i < kTile; ++i) {
             const __m256i x = broadcast_pair(xq + 8 * i + 2 * j);
-            dot_lo[i] = add_pair_products<kVnni>(dot_lo[i], q_lo, x);
-            dot_hi[i] = add_pair_products<kVnni>(dot_hi[i], q_hi, x);
+            dot_lo[i] = add_pair_products<kVnni>(dot_lo[i], q_lo[j], x);
+            dot_hi[i] = add_pair_products<kVnni>(dot_hi[i], q_hi[j], x);
           }
         }
       }
       for (int i = 0; i < kTile; ++i) {
-        const QuantBlockScale b = xb[i * p.x_blocks_stride];
-        const __m256i sum = _mm256_set1_epi32(b.sum);
-        const __m256 bscale = _mm256_set1_ps(b.scale);
-        // Exact in int32; the conversion rounds to nearest-even like the scalar spec.
-        const __m256 t_lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(dot_lo[i], _mm256_mullo_epi32(zero_lo, sum)));
-        const __m256 t_hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(dot_hi[i], _mm256_mullo_epi32(zero_hi, sum)));
-        acc_lo[i] = _mm256_fmadd_ps(t_lo, _mm256_mul_ps(scale_lo, bscale), acc_lo[i]);
-        acc_hi[i] = _mm256_fmadd_ps(t_hi, _mm256_mul_ps(scale_hi, bscale), acc_hi[i]);
+        apply_block(dot_lo[i], zero_lo, scale_lo, xb[i * p.x_blocks_stride], acc_lo[i]);
+        apply_block(dot_hi[i], zero_hi, scale_hi, xb[i * p.x_blocks_stride], acc_hi[i]);
       }
     }
   }
@@ -366,8 +374,114 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
   }
 }
 
+// ---- int16 activations, several rows: each activation block unpacked once ----
+// int16_tile unpacks a line's nibble pairs in registers again for every pass of 2 rows (the
+// 16 ymm hold no more rows): per line and row 16 ALU ops of products (vpmaddwd + vpaddd per
+// half and pair) and 6 of unpacking. From kUnpackedMinRows rows, each activation block (<= 16
+// lines) is unpacked once into a 4 KB buffer that stays in L1, and every 4-row tile of the
+// chunk reads it with loads, which do not compete for the vector ALU ports. The same integer
+// sums and the same float steps in the same order: the same bits as int16_tile.
+constexpr int kUnpackedTile = 4;  // 4 rows x 2 halves of int32 sums + 2 weight vectors + a broadcast: 11 ymm
+constexpr int kUnpackedMinRows = 4;
+constexpr int kUnpackedPassRows = 32;  // rows whose float accumulators one pass keeps (Int4Linear's row chunk)
+
+// One tile of rows over one activation block: `pairs` [lines][lo, hi][4] nibble-pair vectors,
+// xq the tile's first row in the block's first line, acc [kTile][16] the rows' running sums.
+template <int kTile, bool kVnni>
+inline void unpacked_tile(const __m256i* pairs, int lines, const int16_t* xq, int64_t line_stride, __m256i zero_lo,
+                          __m256i zero_hi, __m256 scale_lo, __m256 scale_hi, const QuantBlockScale* xb,
+                          int64_t xb_stride, float* acc) {
+  __m256i dot_lo[kTile], dot_hi[kTile];
+#pragma GCC unroll 4
+  for (int i = 0; i < kTile; ++i) dot_lo[i] = dot_hi[i] = _mm256_setzero_si256();
+  for (int r = 0; r < lines; ++r, pairs += 8, xq += line_stride) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m256i q_lo = _mm256_load_si256(pairs + j);
+      const __m256i q_hi = _mm256_load_si256(pairs + 4 + j);
+#pragma GCC unroll 4
+      for (int i = 0; i < kTile; ++i) {
+        const __m256i x = broadcast_pair(xq + 8 * i + 2 * j);
+        dot_lo[i] = add_pair_products<kVnni>(dot_lo[i], q_lo, x);
+        dot_hi[i] = add_pair_products<kVnni>(dot_hi[i], q_hi, x);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < kTile; ++i) {
+    float* row = acc + 16 * i;
+    __m256 lo = _mm256_load_ps(row), hi = _mm256_load_ps(row + 8);
+    apply_block(dot_lo[i], zero_lo, scale_lo, xb[i * xb_stride], lo);
+    apply_block(dot_hi[i], zero_hi, scale_hi, xb[i * xb_stride], hi);
+    _mm256_store_ps(row, lo);
+    _mm256_store_ps(row + 8, hi);
+  }
+}
+
+template <bool kBf16, bool kVnni>
+void int16_unpacked_block(const Int4Problem& p, int64_t block) {
+  alignas(32) __m256i pairs[kQuantBlockLines * 8];
+  alignas(32) float acc[kUnpackedPassRows * 16];
+  const int64_t n0 = block * kInt4BlockColumns;
+  const bool full_block = n0 + kInt4BlockColumns <= p.n;  // else only the low 8 columns exist (N % 8 == 0)
+  for (int pass = 0; pass < p.m; pass += kUnpackedPassRows) {
+    const int rows = p.m - pass < kUnpackedPassRows ? p.m - pass : kUnpackedPassRows;
+    for (int i = 0; i < rows * 16; ++i) acc[i] = 0.0f;
+    const PackedLine* line = p.lines + block * p.lines_per_block;
+    const int16_t* xq = p.x_q + 8 * pass;
+    const QuantBlockScale* xb = p.x_blocks + pass * p.x_blocks_stride;
+    for (int g = 0; g < p.num_groups; ++g) {
+      const __m128i* header = reinterpret_cast<const __m128i*>(line->words);
+      const __m256 scale_lo = load_scales<kBf16>(_mm_load_si128(header + 0));
+      const __m256 scale_hi = load_scales<kBf16>(_mm_load_si128(header + 1));
+      const __m256i zero_lo = _mm256_cvtepu16_epi32(_mm_load_si128(header + 2));
+      const __m256i zero_hi = _mm256_cvtepu16_epi32(_mm_load_si128(header + 3));
+      ++line;
+      const int group_lines = p.group_rows[g];
+      for (int r0 = 0; r0 < group_lines; r0 += kQuantBlockLines, ++xb) {
+        const int lines = group_lines - r0 < kQuantBlockLines ? group_lines - r0 : kQuantBlockLines;
+        for (int r = 0; r < lines; ++r, ++line) {
+          _mm_prefetch(reinterpret_cast<const char*>(line + 32), _MM_HINT_T0);
+          nibble_pairs(_mm256_load_si256(reinterpret_cast<const __m256i*>(line->words)), pairs + 8 * r);
+          nibble_pairs(_mm256_load_si256(reinterpret_cast<const __m256i*>(line->words + 8)), pairs + 8 * r + 4);
+        }
+        const int64_t stride = p.x_blocks_stride;
+        int i = 0;
+        for (; i + kUnpackedTile <= rows; i += kUnpackedTile)
+          unpacked_tile<kUnpackedTile, kVnni>(pairs, lines, xq + 8 * i, p.x_q_line_stride, zero_lo, zero_hi, scale_lo,
+                                              scale_hi, xb + i * stride, stride, acc + 16 * i);
+        switch (rows - i) {
+          case 3:
+            unpacked_tile<3, kVnni>(pairs, lines, xq + 8 * i, p.x_q_line_stride, zero_lo, zero_hi, scale_lo, scale_hi,
+                                    xb + i * stride, stride, acc + 16 * i);
+            break;
+          case 2:
+            unpacked_tile<2, kVnni>(pairs, lines, xq + 8 * i, p.x_q_line_stride, zero_lo, zero_hi, scale_lo, scale_hi,
+                                    xb + i * stride, stride, acc + 16 * i);
+            break;
+          case 1:
+            unpacked_tile<1, kVnni>(pairs, lines, xq + 8 * i, p.x_q_line_stride, zero_lo, zero_hi, scale_lo, scale_hi,
+                                    xb + i * stride, stride, acc + 16 * i);
+            break;
+          default:
+            break;
+        }
+        xq += lines * p.x_q_line_stride;
+      }
+    }
+    const __m256 bias_lo = p.bias ? _mm256_loadu_ps(p.bias + n0) : _mm256_setzero_ps();
+    const __m256 bias_hi = p.bias && full_block ? _mm256_loadu_ps(p.bias + n0 + 8) : _mm256_setzero_ps();
+    for (int i = 0; i < rows; ++i) {
+      float* y = p.y + (pass + i) * static_cast<int64_t>(p.n) + n0;
+      _mm256_storeu_ps(y, _mm256_add_ps(_mm256_load_ps(acc + 16 * i), bias_lo));
+      if (full_block) _mm256_storeu_ps(y + 8, _mm256_add_ps(_mm256_load_ps(acc + 16 * i + 8), bias_hi));
+    }
+  }
+}
+
 template <bool kBf16, bool kVnni>
 void int16_block(const Int4Problem& p, int64_t block) {
+  if (p.m >= kUnpackedMinRows) return int16_unpacked_block<kBf16, kVnni>(p, block);
   int m0 = 0;
   for (; m0 + kInt16MaxTile <= p.m; m0 += kInt16MaxTile) int16_tile<kInt16MaxTile, kBf16, kVnni>(p, block, m0);
   if (p.m - m0 == 1) int16_tile<1, kBf16, kVnni>(p, block, m0);
