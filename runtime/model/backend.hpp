@@ -145,6 +145,14 @@ class Backend {
   virtual void clear_slot(int slot) = 0;
 
   // --- one step ---
+  // Held by the model while one step's ops run (Model::forward, layer_for): a backend may set
+  // per-thread numeric modes for its host work, restored when the object is destroyed. The
+  // CPU backend flushes subnormals to zero (runtime/platform/float_modes.hpp).
+  class StepScope {
+   public:
+    virtual ~StepScope() = default;
+  };
+  virtual std::unique_ptr<StepScope> begin_step() { return nullptr; }
   // Scratch tensors live until end_step(), or until release_scratch(mark) for those taken
   // after scratch_mark() returned `mark`: the model gives back each layer's tensors when the
   // layer ends, so a host backend holds one layer's activations at a time, not all of them.

@@ -340,6 +340,7 @@ std::vector<float> Model::forward(std::span<const Step> steps, ForwardTrace* tra
   std::vector<std::int64_t> logit_rows;  // which rows of the batch produce logits, in output order
   const StepBatch batch = make_batch(steps, logit_rows);
   Backend& b = *backend_;
+  const auto step_scope = b.begin_step();
   const std::int64_t m = batch.rows(), hidden = config_.hidden_size;
   const float eps = static_cast<float>(config_.rms_norm_eps);
   const StepTensors t = step_tensors(m);  // residual: the residual stream [M, hidden]
@@ -416,6 +417,7 @@ std::vector<float> Model::layer_for(int layer, std::span<const float> hidden) {
     batch.row_sequence.push_back(0);
   }
   Backend& b = *backend_;
+  const auto step_scope = b.begin_step();
   const DecoderLayer& l = weights_.layers[static_cast<std::size_t>(layer)];
   const StepTensors t = step_tensors(tokens);
   b.write(t.residual, hidden.data());

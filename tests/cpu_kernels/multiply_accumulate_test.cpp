@@ -1,6 +1,7 @@
 // The delta rule's dense products and attention's value sum (detail::multiply_accumulate_*) against the plain triple
-// loop they restate, bit for bit: every element of C takes its products in inner order, one
-// mul then one add (or sub), whatever the tile, the vector width or the leading dimensions.
+// loop they restate, bit for bit: every element of C takes its products in inner order, each
+// one fused multiply-add (c + a b or c - a b, rounded once), whatever the tile, the vector
+// width or the leading dimensions.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -22,7 +23,8 @@ TEST_CASE("multiply_accumulate (AVX2, AVX-512) gives the plain loop's bits over 
   const bool avx512 = cpu_supports(CpuIsa::avx512);
   if (!avx512) MESSAGE("no AVX-512 on this CPU (or capped): only the AVX2 kernel is compared");
   std::mt19937_64 rng(quanteval::test::test_seed() + 11);
-  // Magnitudes over many binades: a reordered sum or a fused multiply-add changes low bits.
+  // Magnitudes over many binades: a reordered sum, or mul then add instead of one fused
+  // multiply-add, changes low bits.
   auto values = [&](size_t n) {
     std::vector<float> out = quanteval::test::random_floats(rng, n);
     for (size_t i = 0; i < n; ++i) out[i] = std::ldexp(out[i], static_cast<int>(i % 13) - 6);
@@ -46,8 +48,8 @@ TEST_CASE("multiply_accumulate (AVX2, AVX-512) gives the plain loop's bits over 
             for (int x = 0; x < inner; ++x)
               for (int c = 0; c < cols; ++c) {
                 float& e = expected[i * ldc + c];
-                const float product = a[i * lda + x] * b[x * ldb + c];
-                e = subtract ? e - product : e + product;
+                const float scalar = a[i * lda + x];
+                e = std::fma(subtract ? -scalar : scalar, b[x * ldb + c], e);
               }
           std::vector<float> got = start;
           detail::multiply_accumulate_avx2(got.data(), ldc, a.data(), lda, b.data(), ldb, rows, cols, inner, subtract);

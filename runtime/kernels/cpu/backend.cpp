@@ -12,6 +12,7 @@
 #include "runtime/kernels/cpu/attention.hpp"
 #include "runtime/kernels/cpu/delta_rule.hpp"
 #include "runtime/model/math.hpp"
+#include "runtime/platform/float_modes.hpp"
 #include "runtime/platform/streamed_memory.hpp"
 
 namespace quanteval::runtime {
@@ -262,6 +263,16 @@ std::unique_ptr<LinearWeight> CpuBackend::linear_from_table(const TableWeight& t
 
 void CpuBackend::allocate_memory(const MemoryPlan& plan) { memory_.allocate(plan); }
 void CpuBackend::clear_slot(int slot) { memory_.clear_slot(slot); }
+
+namespace {
+// The calling thread's share of a step in the pool workers' mode (runtime/platform/float_modes.hpp):
+// an op's serial parts and its pool calls then compute the same bits.
+class FlushingStepScope final : public Backend::StepScope {
+  FlushSubnormals flush_;
+};
+}  // namespace
+
+std::unique_ptr<Backend::StepScope> CpuBackend::begin_step() { return std::make_unique<FlushingStepScope>(); }
 
 Tensor CpuBackend::scratch(std::int64_t rows, std::int64_t cols) {
   QE_CHECK(rows >= 0 && cols >= 0, "negative tensor shape");

@@ -70,6 +70,7 @@ class CpuBackend final : public Backend {
   void allocate_memory(const MemoryPlan& plan) override;
   void clear_slot(int slot) override;
 
+  std::unique_ptr<StepScope> begin_step() override;  // subnormals flushed to zero on this thread
   Tensor scratch(std::int64_t rows, std::int64_t cols) override;
   ArenaMark scratch_mark() override { return scratch_.mark(); }
   void release_scratch(ArenaMark mark) override { scratch_.rewind(mark); }

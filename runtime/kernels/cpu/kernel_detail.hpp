@@ -158,7 +158,7 @@ void attention_scores_avx2(const float* queries, int heads, int head_dim, const 
                            int count, float scale, float* scores, int64_t score_stride);
 // C[i][c] += A[i][x] * B[x][c] summed over x = 0 .. inner-1 (or -= with `subtract`), for
 // i < rows, c < cols; rows lda / ldb / ldc floats apart. Each element of C takes its
-// products in x order, one mul then one add (or sub) each -- the plain triple loop's
+// products in x order, one fused multiply-add each (c + a b or c - a b rounded once) -- the plain triple loop's
 // arithmetic, whatever the vector width or the blocking -- so these give the portable
 // loop's bits (tested). The dense products of the chunked delta rule and attention's weighted value sum. cols a
 // multiple of 8 (AVX2) or 16 (AVX-512).

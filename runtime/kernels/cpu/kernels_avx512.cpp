@@ -639,10 +639,8 @@ void multiply_accumulate_tile(float* c, int64_t ldc, const float* a, int64_t lda
     for (int i = 0; i < kRows; ++i) {
       const __m512 scalar = _mm512_set1_ps(a[i * lda + x]);
 #pragma GCC unroll 4
-      for (int v = 0; v < kVectors; ++v) {
-        const __m512 product = _mm512_mul_ps(scalar, row[v]);
-        acc[i][v] = kSubtract ? _mm512_sub_ps(acc[i][v], product) : _mm512_add_ps(acc[i][v], product);
-      }
+      for (int v = 0; v < kVectors; ++v)
+        acc[i][v] = kSubtract ? _mm512_fnmadd_ps(scalar, row[v], acc[i][v]) : _mm512_fmadd_ps(scalar, row[v], acc[i][v]);
     }
   }
 #pragma GCC unroll 4

@@ -1,5 +1,6 @@
 #include "runtime/kernels/cpu/thread_pool.hpp"
 #include "runtime/base/check.hpp"
+#include "runtime/platform/float_modes.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -115,6 +116,7 @@ void ThreadPool::work_streams(int slot) {
 }
 
 void ThreadPool::worker_loop() {
+  flush_subnormals_on_this_thread();  // as the calling thread does during run()
   uint64_t seen = 0;
   for (;;) {
     // Poll for the next call first; sleep only when none comes soon.
@@ -144,6 +146,7 @@ void ThreadPool::worker_loop() {
 
 void ThreadPool::run(Split split, int64_t pieces, int64_t count, int64_t grain,
                      const std::function<void(int64_t, int64_t)>& task) {
+  const FlushSubnormals flush;  // the workers' mode: a piece's bits do not depend on its thread
   {
     std::lock_guard lock(mutex_);
     QE_CHECK(!busy_, "ThreadPool::parallel_for called while the pool is already running a task");
