@@ -109,8 +109,10 @@ namespace {
 
 void delta_rule_recurrent_heads(const DeltaRuleInputs& in, float* state, float* out, int h_begin, int h_end) {
   const int H = in.heads, dk = in.key_head_dim, dv = in.value_head_dim;
+  const bool vector_columns = dv % 8 == 0 && cpu_supports(CpuIsa::avx2);
   // Head-major: one head's state stays in cache across the tokens. Column by column
-  // through math::delta_rule_column, the function the CUDA kernel runs per thread:
+  // through math::delta_rule_column, the function the CUDA kernel runs per thread (with AVX2,
+  // 8 columns a vector, the same operations per column: detail::delta_rule_columns_avx2):
   // delta = beta * (v - S^T k) is what the memory should have returned for k, minus
   // what it returns.
   for (int h = h_begin; h < h_end; ++h) {
@@ -123,7 +125,10 @@ void delta_rule_recurrent_heads(const DeltaRuleInputs& in, float* state, float* 
       const float beta = in.beta[th];
       float* S = state + static_cast<size_t>(h) * dk * dv;  // [d_k, d_v]
       float* o = out + th * dv;
-      for (int c = 0; c < dv; ++c) o[c] = math::delta_rule_column(S + c, dv, q, k, dk, v[c], decay, beta);
+      if (vector_columns)
+        detail::delta_rule_columns_avx2(S, dv, q, k, dk, v, dv, decay, beta, o);
+      else
+        for (int c = 0; c < dv; ++c) o[c] = math::delta_rule_column(S + c, dv, q, k, dk, v[c], decay, beta);
     }
   }
 }

@@ -166,6 +166,13 @@ void multiply_accumulate_avx2(float* c, int64_t ldc, const float* a, int64_t lda
                               int cols, int inner, bool subtract);
 void multiply_accumulate_avx512(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
                                 int rows, int cols, int inner, bool subtract);
+// The recurrent delta rule's step for one token and head, on all value_dim columns (a multiple of 8) of
+// the [key_dim, value_dim] state (rows `stride` floats apart): out[c] = math::delta_rule_column(state + c,
+// stride, q, k, key_dim, v[c], decay, beta), 8 columns a vector with the same operations per column, so
+// the same bits (tested). The column function walks a column 512 bytes a step with one serial sum: a
+// fifth of a Qwen3.5-0.8B decode step.
+void delta_rule_columns_avx2(float* state, int64_t stride, const float* q, const float* k, int key_dim,
+                             const float* v, int value_dim, float decay, float beta, float* out);
 // The same through the widest of those the CPU has (and cols allow), else the plain loop
 // (kernels_scalar.cpp). All give the same bits.
 void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,

@@ -705,6 +705,58 @@ void multiply_accumulate_rows(float* c, int64_t ldc, const float* a, int64_t lda
 
 namespace {
 
+// kVectors x 8 columns of the state through math::delta_rule_column's steps, lane c doing
+// exactly column c's operations in the same order (mul, then add; no FMA).
+template <int kVectors>
+void delta_rule_column_group(float* state, int64_t stride, const float* q, const float* k, int key_dim,
+                             const float* v, float decay, float beta, float* out) {
+  const __m256 decay8 = _mm256_set1_ps(decay);
+  __m256 recalled[kVectors];
+#pragma GCC unroll 4
+  for (int j = 0; j < kVectors; ++j) recalled[j] = _mm256_setzero_ps();
+  for (int a = 0; a < key_dim; ++a) {
+    float* row = state + a * stride;
+    const __m256 k_a = _mm256_set1_ps(k[a]);
+#pragma GCC unroll 4
+    for (int j = 0; j < kVectors; ++j) {
+      const __m256 s = _mm256_mul_ps(_mm256_loadu_ps(row + 8 * j), decay8);
+      _mm256_storeu_ps(row + 8 * j, s);
+      recalled[j] = _mm256_add_ps(recalled[j], _mm256_mul_ps(s, k_a));
+    }
+  }
+  __m256 delta[kVectors], result[kVectors];
+#pragma GCC unroll 4
+  for (int j = 0; j < kVectors; ++j) {
+    delta[j] = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(v + 8 * j), recalled[j]), _mm256_set1_ps(beta));
+    result[j] = _mm256_setzero_ps();
+  }
+  for (int a = 0; a < key_dim; ++a) {
+    float* row = state + a * stride;
+    const __m256 k_a = _mm256_set1_ps(k[a]), q_a = _mm256_set1_ps(q[a]);
+#pragma GCC unroll 4
+    for (int j = 0; j < kVectors; ++j) {
+      const __m256 s = _mm256_add_ps(_mm256_loadu_ps(row + 8 * j), _mm256_mul_ps(k_a, delta[j]));
+      _mm256_storeu_ps(row + 8 * j, s);
+      result[j] = _mm256_add_ps(result[j], _mm256_mul_ps(s, q_a));
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < kVectors; ++j) _mm256_storeu_ps(out + 8 * j, result[j]);
+}
+
+}  // namespace
+
+void delta_rule_columns_avx2(float* state, int64_t stride, const float* q, const float* k, int key_dim,
+                             const float* v, int value_dim, float decay, float beta, float* out) {
+  int c = 0;
+  for (; c + 32 <= value_dim; c += 32)
+    delta_rule_column_group<4>(state + c, stride, q, k, key_dim, v + c, decay, beta, out + c);
+  for (; c < value_dim; c += 8)
+    delta_rule_column_group<1>(state + c, stride, q, k, key_dim, v + c, decay, beta, out + c);
+}
+
+namespace {
+
 // math::exp_float, 8 lanes, op for op (see runtime/model/math.hpp): the same bits.
 inline __m256 exp_float8(__m256 x) {
   using namespace math::exp_coefficients;
@@ -801,6 +853,9 @@ void attention_scores_avx2(const float*, int, int, const float*, int64_t, int, f
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 void multiply_accumulate_avx2(float*, int64_t, const float*, int64_t, const float*, int64_t, int, int, int, bool) {
+  QE_FAIL("AVX2 kernels were not compiled into this build");
+}
+void delta_rule_columns_avx2(float*, int64_t, const float*, const float*, int, const float*, int, float, float, float*) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 void exp_shifted_avx2(float*, size_t, float) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
