@@ -2,7 +2,7 @@
 # Peer benchmark: quanteval against llama.cpp on the same random-weight model shape, both
 # runtimes timed alternately in one run on this machine.
 #
-#   tools/bench_llamacpp.sh [--shape qwen2.5-0.5b|qwen3.5-0.8b] [--runs N] [--threads T]
+#   tools/bench_llamacpp.sh [--help] [--shape qwen2.5-0.5b|qwen3.5-0.8b] [--runs N] [--threads T]
 #                           [--isa native|avx2|avx512] [--quants q4_0,q4_k] [--decode-tokens N]
 #                           [--batch B] [--prefill 128,512] [--build DIR]
 #
@@ -55,6 +55,7 @@ while [ $# -gt 0 ]; do
     --batch) batch="$2"; shift 2 ;;
     --prefill) prefill="$2"; shift 2 ;;
     --build) build="$(cd "$2" && pwd)"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "bench_llamacpp.sh: unknown argument '$1' (see the comment at the top of the script)" >&2; exit 2 ;;
   esac
 done
