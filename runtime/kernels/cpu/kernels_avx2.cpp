@@ -315,6 +315,19 @@ inline void nibble_pairs(__m256i words, __m256i pairs[4]) {
   pairs[3] = _mm256_srli_epi16(words, 12);
 }
 
+// A group's header line as two 8-column halves: the scales (fp16 or bf16 bits widened to
+// fp32) and the zero points (u16 widened to int32).
+struct GroupHeader {
+  __m256 scale_lo, scale_hi;
+  __m256i zero_lo, zero_hi;
+};
+template <bool kBf16>
+inline GroupHeader load_group_header(const PackedLine* line) {
+  const __m128i* header = reinterpret_cast<const __m128i*>(line->words);
+  return {load_scales<kBf16>(_mm_load_si128(header + 0)), load_scales<kBf16>(_mm_load_si128(header + 1)),
+          _mm256_cvtepu16_epi32(_mm_load_si128(header + 2)), _mm256_cvtepu16_epi32(_mm_load_si128(header + 3))};
+}
+
 // An activation block's per-row step, the spec's float arithmetic: t = sum q x_q - z sum x_q
 // (exact in int32), acc = fma(float(t), scale_col * scale_block, acc).
 inline void apply_block(__m256i dot, __m256i zero, __m256 scale, QuantBlockScale b, __m256& acc) {
@@ -330,12 +343,7 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
   const int16_t* xq = p.x_q + 8 * m0;
   const QuantBlockScale* xb = p.x_blocks + m0 * p.x_blocks_stride;
   for (int g = 0; g < p.num_groups; ++g) {
-    const __m128i* header = reinterpret_cast<const __m128i*>(line->words);
-    const __m256 scale_lo = load_scales<kBf16>(_mm_load_si128(header + 0));
-    const __m256 scale_hi = load_scales<kBf16>(_mm_load_si128(header + 1));
-    const __m256i zero_lo = _mm256_cvtepu16_epi32(_mm_load_si128(header + 2));
-    const __m256i zero_hi = _mm256_cvtepu16_epi32(_mm_load_si128(header + 3));
-    ++line;
+    const auto [scale_lo, scale_hi, zero_lo, zero_hi] = load_group_header<kBf16>(line++);
     const int rows = p.group_rows[g];
     for (int r0 = 0; r0 < rows; r0 += kQuantBlockLines, ++xb) {
       const int lines = rows - r0 < kQuantBlockLines ? rows - r0 : kQuantBlockLines;
@@ -431,12 +439,7 @@ void int16_unpacked_block(const Int4Problem& p, int64_t block) {
     const int16_t* xq = p.x_q + 8 * pass;
     const QuantBlockScale* xb = p.x_blocks + pass * p.x_blocks_stride;
     for (int g = 0; g < p.num_groups; ++g) {
-      const __m128i* header = reinterpret_cast<const __m128i*>(line->words);
-      const __m256 scale_lo = load_scales<kBf16>(_mm_load_si128(header + 0));
-      const __m256 scale_hi = load_scales<kBf16>(_mm_load_si128(header + 1));
-      const __m256i zero_lo = _mm256_cvtepu16_epi32(_mm_load_si128(header + 2));
-      const __m256i zero_hi = _mm256_cvtepu16_epi32(_mm_load_si128(header + 3));
-      ++line;
+      const auto [scale_lo, scale_hi, zero_lo, zero_hi] = load_group_header<kBf16>(line++);
       const int group_lines = p.group_rows[g];
       for (int r0 = 0; r0 < group_lines; r0 += kQuantBlockLines, ++xb) {
         const int lines = group_lines - r0 < kQuantBlockLines ? group_lines - r0 : kQuantBlockLines;
