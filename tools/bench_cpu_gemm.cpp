@@ -146,7 +146,10 @@ int main(int argc, char** argv) try {
   fmt::print(
       "bench_cpu_gemm: isa={} threads={} group_size={} act-order; int4 = int16 activations (the default), "
       "fp32 = the exact fp32 path; times = {}\n",
-      to_string(isa), pool.size(), kGroupSize, cpu_time ? "thread CPU time" : "wall time");
+      // --isa avx2 on a CPU with AVX-VNNI still takes its vpdpwssd; QUANTEVAL_CPU_ISA=avx2 gives plain AVX2.
+      isa == CpuIsa::avx2 && avx2_vnni_enabled() ? "avx2+avxvnni (QUANTEVAL_CPU_ISA=avx2: plain AVX2)"
+                                                 : std::string(to_string(isa)),
+      pool.size(), kGroupSize, cpu_time ? "thread CPU time" : "wall time");
   struct ColdRow {
     const char* label;
     int k, n;
