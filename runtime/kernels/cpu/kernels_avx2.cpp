@@ -382,13 +382,13 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
   }
 }
 
-// ---- int16 activations, several rows: each activation block unpacked once ----
+// ---- int16 activations with AVX-VNNI, several rows: each activation block unpacked once ----
 // int16_tile unpacks a line's nibble pairs in registers again for every pass of 2 rows (the
-// 16 ymm hold no more rows): per line and row 16 ALU ops of products (vpmaddwd + vpaddd per
-// half and pair) and 6 of unpacking. From kUnpackedMinRows rows, each activation block (<= 16
-// lines) is unpacked once into a 4 KB buffer that stays in L1, and every 4-row tile of the
-// chunk reads it with loads, which do not compete for the vector ALU ports. The same integer
-// sums and the same float steps in the same order: the same bits as int16_tile.
+// 16 ymm hold no more rows): per line and row 8 products (one vpdpwssd per half and pair)
+// against 6 unpacking ops. From kUnpackedMinRows rows, each activation block (<= 16 lines) is
+// unpacked once into a 4 KB buffer that stays in L1, and every 4-row tile of the chunk reads
+// it with loads, which do not compete for the vector ALU ports. The same integer sums and the
+// same float steps in the same order: the same bits as int16_tile.
 constexpr int kUnpackedTile = 4;  // 4 rows x 2 halves of int32 sums + 2 weight vectors + a broadcast: 11 ymm
 constexpr int kUnpackedMinRows = 4;
 constexpr int kUnpackedPassRows = 32;  // rows whose float accumulators one pass keeps (Int4Linear's row chunk)
@@ -448,27 +448,20 @@ void int16_unpacked_block(const Int4Problem& p, int64_t block) {
           nibble_pairs(_mm256_load_si256(reinterpret_cast<const __m256i*>(line->words)), pairs + 8 * r);
           nibble_pairs(_mm256_load_si256(reinterpret_cast<const __m256i*>(line->words + 8)), pairs + 8 * r + 4);
         }
+        // Whole 4-row tiles, then a tile of 2 and one of 1 for the rest (rows are independent).
         const int64_t stride = p.x_blocks_stride;
         int i = 0;
         for (; i + kUnpackedTile <= rows; i += kUnpackedTile)
           unpacked_tile<kUnpackedTile, kVnni>(pairs, lines, xq + 8 * i, p.x_q_line_stride, zero_lo, zero_hi, scale_lo,
                                               scale_hi, xb + i * stride, stride, acc + 16 * i);
-        switch (rows - i) {
-          case 3:
-            unpacked_tile<3, kVnni>(pairs, lines, xq + 8 * i, p.x_q_line_stride, zero_lo, zero_hi, scale_lo, scale_hi,
-                                    xb + i * stride, stride, acc + 16 * i);
-            break;
-          case 2:
-            unpacked_tile<2, kVnni>(pairs, lines, xq + 8 * i, p.x_q_line_stride, zero_lo, zero_hi, scale_lo, scale_hi,
-                                    xb + i * stride, stride, acc + 16 * i);
-            break;
-          case 1:
-            unpacked_tile<1, kVnni>(pairs, lines, xq + 8 * i, p.x_q_line_stride, zero_lo, zero_hi, scale_lo, scale_hi,
-                                    xb + i * stride, stride, acc + 16 * i);
-            break;
-          default:
-            break;
+        if (rows - i >= 2) {
+          unpacked_tile<2, kVnni>(pairs, lines, xq + 8 * i, p.x_q_line_stride, zero_lo, zero_hi, scale_lo, scale_hi,
+                                  xb + i * stride, stride, acc + 16 * i);
+          i += 2;
         }
+        if (rows - i == 1)
+          unpacked_tile<1, kVnni>(pairs, lines, xq + 8 * i, p.x_q_line_stride, zero_lo, zero_hi, scale_lo, scale_hi,
+                                  xb + i * stride, stride, acc + 16 * i);
         xq += lines * p.x_q_line_stride;
       }
     }
