@@ -207,14 +207,8 @@ TEST_CASE("the AVX2 and AVX-512 attention loops give the same bits as the portab
         CAPTURE(head_dim);
         CAPTURE(heads);
         CAPTURE(count);
-        // Magnitudes spread over many binades, so a different summation order, or a fused
-        // multiply-add where the spec has none (the scores) or none where it has one (the
-        // value sum), would change low bits somewhere.
-        auto values = [&](size_t n) {
-          std::vector<float> out = quanteval::test::random_floats(rng, n);
-          for (size_t i = 0; i < n; ++i) out[i] = std::ldexp(out[i], static_cast<int>(i % 17) - 8);
-          return out;
-        };
+        // The scores have no fused multiply-add in their spec, the value sum one per product.
+        auto values = [&](size_t n) { return quanteval::test::floats_over_binades(rng, n, 17); };
         // K/V rows `stride` floats apart (another K/V head's vectors between them, as in a
         // block of the KV memory); scores and weights [heads][score_stride].
         const int64_t stride = head_dim * 2 + 8, score_stride = count + 3;

@@ -21,12 +21,7 @@ TEST_CASE("delta_rule_columns_avx2 gives math::delta_rule_column's bits") {
     return;
   }
   std::mt19937_64 rng(quanteval::test::test_seed() + 23);
-  // Magnitudes over many binades: a reordered sum or a fused multiply-add changes low bits.
-  auto values = [&](size_t n) {
-    std::vector<float> out = quanteval::test::random_floats(rng, n);
-    for (size_t i = 0; i < n; ++i) out[i] = std::ldexp(out[i], static_cast<int>(i % 11) - 5);
-    return out;
-  };
+  auto values = [&](size_t n) { return quanteval::test::floats_over_binades(rng, n, 11); };
   int compared = 0;
   for (int key_dim : {1, 7, 128})
     for (int value_dim : {8, 24, 32, 40, 128}) {

@@ -33,6 +33,15 @@ inline std::vector<float> random_floats(std::mt19937_64& rng, size_t count, floa
   return values;
 }
 
+// random_floats scaled over `binades` binades: value i times 2^(i % binades - binades / 2).
+// Bit-equality tests use it: over many magnitudes, a reordered sum, or a fused multiply-add
+// where the spec has separate ones (or the reverse), changes low bits somewhere.
+inline std::vector<float> floats_over_binades(std::mt19937_64& rng, size_t count, int binades) {
+  std::vector<float> values = random_floats(rng, count);
+  for (size_t i = 0; i < count; ++i) values[i] = std::ldexp(values[i], static_cast<int>(i % binades) - binades / 2);
+  return values;
+}
+
 // Y[m, n] = sum_k X[m, k] W[n, k] (+ bias[n]) in double, and alongside it the
 // error bound for an fp32 kernel. Derivation: a dot product of K terms summed in
 // fp32 in any order (FMA or multiply-then-add) commits at most K+1 roundings on
