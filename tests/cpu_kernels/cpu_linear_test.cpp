@@ -490,29 +490,48 @@ TEST_CASE("ThreadPool: parallel_for ranges are the even split; parallel_chunks c
   }
 }
 
-TEST_CASE("ThreadPool: parallel_streams covers once in runs of at most grain; shares go front to back") {
+// parallel_streams' run rule, restated: half of what a share has left, rounded up to whole
+// min_run, at most grain, at most what is left.
+namespace {
+int64_t stream_run_length(int64_t left, int64_t grain, int64_t min_run) {
+  return std::min({left, grain, ((left + 1) / 2 + min_run - 1) / min_run * min_run});
+}
+}  // namespace
+
+TEST_CASE("ThreadPool: parallel_streams covers once in runs that shrink toward a share's end") {
   for (int threads : {1, 2, 5}) {
     ThreadPool pool(threads);
     CAPTURE(threads);
     for (int64_t count : {1, 2, 101, 1000}) {
       for (int64_t grain : {1, 3, 7, 100}) {
-        for (int call = 0; call < 100; ++call) {
-          std::vector<std::atomic<int>> hits(static_cast<size_t>(count));
-          std::atomic<int> bad_run{0};
-          std::mutex mutex;
-          std::vector<std::pair<int64_t, int64_t>> runs;
-          pool.parallel_streams(count, grain, [&](int64_t begin, int64_t end) {
-            if (end - begin > grain || end <= begin) ++bad_run;
-            for (int64_t i = begin; i < end; ++i) ++hits[static_cast<size_t>(i)];
-            std::lock_guard lock(mutex);
-            runs.emplace_back(begin, end);
-          });
-          CHECK(bad_run == 0);
-          CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h == 1; }));
-          if (threads == 1) {  // one stream: consecutive runs from the front
-            for (size_t r = 0; r < runs.size(); ++r)
-              CHECK(runs[r] == std::make_pair(static_cast<int64_t>(r) * grain,
-                                              std::min(count, static_cast<int64_t>(r + 1) * grain)));
+        for (int64_t min_run : {int64_t{1}, grain / 2 + 1}) {
+          CAPTURE(count);
+          CAPTURE(grain);
+          CAPTURE(min_run);
+          for (int call = 0; call < 50; ++call) {
+            std::vector<std::atomic<int>> hits(static_cast<size_t>(count));
+            std::atomic<int> bad_run{0};
+            std::mutex mutex;
+            std::vector<std::pair<int64_t, int64_t>> runs;
+            pool.parallel_streams(
+                count, grain,
+                [&](int64_t begin, int64_t end) {
+                  if (end - begin > grain || end <= begin) ++bad_run;
+                  for (int64_t i = begin; i < end; ++i) ++hits[static_cast<size_t>(i)];
+                  std::lock_guard lock(mutex);
+                  runs.emplace_back(begin, end);
+                },
+                min_run);
+            CHECK(bad_run == 0);
+            CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h == 1; }));
+            if (threads == 1) {  // one stream: consecutive runs from the front, by the rule
+              int64_t begin = 0;
+              for (const auto& run : runs) {
+                CHECK(run == std::make_pair(begin, begin + stream_run_length(count - begin, grain, min_run)));
+                begin = run.second;
+              }
+              CHECK(begin == count);
+            }
           }
         }
       }
@@ -523,11 +542,13 @@ TEST_CASE("ThreadPool: parallel_streams covers once in runs of at most grain; sh
                                                }),
                          "run failed", std::runtime_error);
     CHECK_THROWS_AS(pool.parallel_streams(5, 0, [](int64_t, int64_t) {}), std::invalid_argument);
+    CHECK_THROWS_AS(pool.parallel_streams(5, 2, [](int64_t, int64_t) {}, 0), std::invalid_argument);
+    CHECK_THROWS_AS(pool.parallel_streams(5, 2, [](int64_t, int64_t) {}, 3), std::invalid_argument);
     CHECK_THROWS_AS(pool.parallel_streams(int64_t{1} << 31, 1, [](int64_t, int64_t) {}), std::invalid_argument);
   }
   // A share whose thread is held up is taken over: the worker blocks in its first run until
   // everything else is done (at most 10 s), so the caller runs its own share front to back
-  // and then the rest of the worker's.
+  // and then the rest of the worker's from the back, in shrinking runs.
   ThreadPool pool(2);
   const auto caller = std::this_thread::get_id();
   std::vector<std::atomic<int>> hits(64);
@@ -548,8 +569,15 @@ TEST_CASE("ThreadPool: parallel_streams covers once in runs of at most grain; sh
   int64_t by_caller = 0;
   for (const auto& run : caller_runs) by_caller += run.second - run.first;
   CHECK(by_caller >= 60);
-  REQUIRE(caller_runs.size() >= 8);
-  for (int64_t r = 0; r < 8; ++r) CHECK(caller_runs[static_cast<size_t>(r)] == std::make_pair(4 * r, 4 * r + 4));
+  // Its own share [0, 32): seven runs of 4, then 2, 1, 1 as the share runs out.
+  const std::vector<std::pair<int64_t, int64_t>> own = {{0, 4},   {4, 8},   {8, 12},  {12, 16}, {16, 20},
+                                                         {20, 24}, {24, 28}, {28, 30}, {30, 31}, {31, 32}};
+  REQUIRE(caller_runs.size() >= own.size());
+  for (size_t r = 0; r < own.size(); ++r) CHECK(caller_runs[r] == own[r]);
+  // Then the worker's share from its back end: each run ends where the previous one began.
+  REQUIRE(caller_runs.size() > own.size());
+  CHECK(caller_runs[own.size()].second == 64);
+  for (size_t r = own.size() + 1; r < caller_runs.size(); ++r) CHECK(caller_runs[r].second == caller_runs[r - 1].first);
 }
 
 TEST_CASE("Int4Linear::forward_shared_input gives each layer forward()'s bits") {

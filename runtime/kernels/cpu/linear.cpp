@@ -473,10 +473,12 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   // Rows as streams, as run_blocks does for INT4: each thread reads its own share in address
   // order, and a worker that another job delays leaves the rest of its share to the others
   // instead of stalling the call (the lm_head is most of a decode step's bytes). Runs of
-  // whole 32-row chunks (the kernels' row chunk); a row's result does not depend on who
-  // computes it.
-  const int64_t grain = std::max<int64_t>(32, (out_features_ / (8 * pool.size()) + 31) / 32 * 32);
-  pool.parallel_streams(out_features_, grain, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); });
+  // whole 32-row chunks (the kernels' row chunk), down to one chunk at the end of a share;
+  // a row's result does not depend on who computes it.
+  constexpr int64_t kRowChunk = 32;
+  const int64_t grain = std::max(kRowChunk, (out_features_ / (8 * pool.size()) + kRowChunk - 1) / kRowChunk * kRowChunk);
+  pool.parallel_streams(
+      out_features_, grain, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); }, kRowChunk);
 }
 
 void f16_to_float(std::span<const uint16_t> in, std::span<float> out) {

@@ -53,13 +53,17 @@ class ThreadPool {
   // the back of the share with the most left. So a thread's runs are consecutive (a GEMV's
   // weights stream through one core in address order, its prefetches running on into its
   // next run) until the end, where the shares of slow or absent threads are split up.
+  // Runs shrink at the end of a share: a run is half of what the share has left, rounded up
+  // to a multiple of `min_run`, at most `grain` (or all that is left, if less), so the
+  // threads' last runs end close together instead of up to a whole grain apart.
   // count < 2^31. Same error and reentry rules as parallel_for.
-  void parallel_streams(int64_t count, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& task);
+  void parallel_streams(int64_t count, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& task,
+                        int64_t min_run = 1);
 
  private:
   enum class Split { pieces, streams };
   void worker_loop();
-  void run(Split split, int64_t pieces, int64_t count, int64_t grain,
+  void run(Split split, int64_t pieces, int64_t count, int64_t grain, int64_t min_run,
            const std::function<void(int64_t, int64_t)>& task);
   void work(int slot);  // claims and runs pieces of the current call until none are left
   void work_streams(int slot);
@@ -80,6 +84,7 @@ class ThreadPool {
   int64_t pieces_ = 0;  // pieces in the current call
   int64_t count_ = 0;
   int64_t grain_ = 0;  // 0: piece i = the i-th of `pieces_` even shares; else `grain_` items
+  int64_t min_run_ = 1;  // Split::streams: the shortest run while more is left
   std::atomic<int64_t> next_piece_{0};
   Split split_ = Split::pieces;
   // Split::streams: per slot (the caller 0, workers 1.. in the order they join) the part of
