@@ -6,8 +6,11 @@
 // with the memory floor (measure_read_bandwidth); a cold GEMV above the floor is
 // flagged and the program exits with 1.
 //
-//   bench_cpu_gemm [--threads N] [--isa scalar|avx2|avx512] [--quick] [--cpu-time]
+//   bench_cpu_gemm [--threads N] [--isa scalar|avx2|avx512|amx] [--quick] [--cpu-time]
 //
+// --isa caps the kernels exactly as QUANTEVAL_CPU_ISA does (it sets it for this process):
+// avx2 is what a plain AVX2 CPU runs (no AVX-VNNI, no AVX-512), avx512 is AVX-512 without
+// AMX tiles.
 // --quick: the first shape only, with M up to 512 (prefill); --cpu-time (with --threads 1):
 // kernel rows timed in thread CPU time instead of wall time (see thread_cpu_seconds).
 //
@@ -19,6 +22,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -103,7 +107,7 @@ OwnedGptqWeight random_gptq(int k, int n, int group_size, std::mt19937_64& rng) 
 
 int main(int argc, char** argv) try {
   int threads = 0;
-  CpuIsa isa = best_cpu_isa();
+  std::string isa_name;
   bool quick = false;
   bool cpu_time = false;
   for (int i = 1; i < argc; ++i) {
@@ -111,9 +115,7 @@ int main(int argc, char** argv) try {
     if (arg == "--threads" && i + 1 < argc) {
       threads = std::stoi(argv[++i]);
     } else if (arg == "--isa" && i + 1 < argc) {
-      const std::string_view name = argv[++i];
-      isa = name == "scalar" ? CpuIsa::scalar : name == "avx2" ? CpuIsa::avx2 : CpuIsa::avx512;
-      if (!cpu_supports(isa)) throw std::runtime_error(fmt::format("--isa {}: not supported on this CPU", name));
+      isa_name = argv[++i];
     } else if (arg == "--quick") {
       quick = true;
     } else if (arg == "--cpu-time") {
@@ -121,10 +123,23 @@ int main(int argc, char** argv) try {
     } else {
       throw std::invalid_argument(
           fmt::format("unknown argument '{}' (usage: bench_cpu_gemm [--threads N] "
-                      "[--isa scalar|avx2|avx512] [--quick] [--cpu-time])",
+                      "[--isa scalar|avx2|avx512|amx] [--quick] [--cpu-time])",
                       arg));
     }
   }
+  if (!isa_name.empty()) {
+    // Before anything reads the cap (it is read once per process). Forcing only the kernel
+    // entry point left the cap's other choices (AVX-VNNI in the AVX2 kernels, AMX) as the
+    // hardware has them, so "--isa avx2" measured an AVX-VNNI machine, not an AVX2 one.
+    const char* set = std::getenv("QUANTEVAL_CPU_ISA");
+    if (set != nullptr && *set != '\0' && isa_name != set)
+      throw std::invalid_argument(fmt::format("--isa {} contradicts QUANTEVAL_CPU_ISA={}", isa_name, set));
+    ::setenv("QUANTEVAL_CPU_ISA", isa_name.c_str(), 1);
+    isa_cap();  // an unknown name throws here, naming it
+  }
+  const CpuIsa isa = best_cpu_isa();
+  if (!isa_name.empty() && std::string_view(to_string(isa)) != isa_name && !(isa_name == "amx" && amx_enabled()))
+    throw std::runtime_error(fmt::format("--isa {}: not supported on this CPU (it runs {})", isa_name, to_string(isa)));
   ThreadPool pool(threads);
   if (cpu_time && pool.size() != 1)
     throw std::invalid_argument("--cpu-time needs --threads 1 (it times the calling thread)");
@@ -142,14 +157,11 @@ int main(int argc, char** argv) try {
   // The floor is measured before and after the rows (a shared machine's load changes);
   // the better of the two counts.
   ReadBandwidth floor_bw = measure_read_bandwidth(pool, std::size_t{1} << 30, 5);
-  fmt::print("CPU: {}; default ISA: {}; threads {}\n", cpu_model_name(), describe_cpu_isa(), pool.size());
+  fmt::print("CPU: {}; ISA: {}; threads {}\n", cpu_model_name(), describe_cpu_isa(), pool.size());
   fmt::print(
-      "bench_cpu_gemm: isa={} threads={} group_size={} act-order; int4 = int16 activations (the default), "
+      "bench_cpu_gemm: group_size={} act-order; int4 = int16 activations (the default), "
       "fp32 = the exact fp32 path; times = {}\n",
-      // --isa avx2 on a CPU with AVX-VNNI still takes its vpdpwssd; QUANTEVAL_CPU_ISA=avx2 gives plain AVX2.
-      isa == CpuIsa::avx2 && avx2_vnni_enabled() ? "avx2+avxvnni (QUANTEVAL_CPU_ISA=avx2: plain AVX2)"
-                                                 : std::string(to_string(isa)),
-      pool.size(), kGroupSize, cpu_time ? "thread CPU time" : "wall time");
+      kGroupSize, cpu_time ? "thread CPU time" : "wall time");
   struct ColdRow {
     const char* label;
     int k, n;
