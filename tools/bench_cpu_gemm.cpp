@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <stdexcept>
@@ -175,7 +176,9 @@ int main(int argc, char** argv) try {
   std::mt19937_64 rng(1234);
   for (const Shape& shape : shapes) {
     const auto owned = random_gptq(shape.k, shape.n, kGroupSize, rng);
-    const auto int4 = Int4Linear::from_gptq(owned.weight);
+    // From an arena as a model's weights are (CpuBackend): huge pages even under 2 MiB; the
+    // DRAM rotation's copies below come from it too.
+    const auto int4 = Int4Linear::from_gptq(owned.weight, {}, std::make_shared<StreamedArena>());
     std::vector<uint16_t> bf16_bits(static_cast<size_t>(shape.n) * shape.k);
     for (auto& b : bf16_bits) b = float_to_bf16(static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-4f);
     const auto bf16 = DenseLinear::from_bf16(bf16_bits.data(), shape.n, shape.k);

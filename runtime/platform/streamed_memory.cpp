@@ -2,7 +2,9 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <utility>
 
 namespace quanteval::runtime {
 namespace {
@@ -35,6 +37,29 @@ void release_streamed(void* p, std::size_t bytes, std::size_t alignment) noexcep
   if (p == nullptr) return;
   if (bytes < kStreamedMappingBytes) return ::operator delete (p, std::align_val_t{alignment});
   ::munmap(p, mapped_length(bytes));
+}
+
+StreamedMapping::StreamedMapping(std::size_t bytes)
+    : bytes_((std::max<std::size_t>(bytes, 1) + kStreamedMappingBytes - 1) / kStreamedMappingBytes *
+             kStreamedMappingBytes) {
+  data_ = allocate_streamed(bytes_, kStreamedMappingBytes);
+}
+
+StreamedMapping::~StreamedMapping() {
+  if (data_) release_streamed(data_, bytes_, kStreamedMappingBytes);
+}
+
+StreamedMapping::StreamedMapping(StreamedMapping&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+
+void* StreamedArena::allocate(std::size_t bytes) {
+  std::lock_guard lock(mutex_);
+  return chunks_.allocate(bytes);
+}
+
+std::size_t StreamedArena::reserved_bytes() const {
+  std::lock_guard lock(mutex_);
+  return chunks_.reserved_bytes();
 }
 
 }  // namespace quanteval::runtime

@@ -36,14 +36,14 @@ class CpuTable final : public TableWeight {
   std::int64_t cols() const override { return cols_; }
   std::uint64_t bytes() const override { return bits16_ ? bits16_->size() * 2 : floats_.size() * sizeof(float); }
 
-  static std::unique_ptr<CpuTable> build(const DenseSource& source) {
+  static std::unique_ptr<CpuTable> build(const DenseSource& source, const std::shared_ptr<StreamedArena>& arena) {
     auto table = std::make_unique<CpuTable>();
     table->rows_ = source.rows;
     table->cols_ = source.cols;
     const auto count = static_cast<std::size_t>(source.rows * source.cols);
     if (source.dtype == DType::bf16 || source.dtype == DType::f16) {
       table->bf16_ = source.dtype == DType::bf16;
-      auto bits = std::make_shared<Bits16>(count);
+      auto bits = std::make_shared<Bits16>(count, StreamedAllocator<std::uint16_t>(arena));
       source.copy_to(bits->data());
       table->bits16_ = std::move(bits);
     } else {
@@ -98,7 +98,8 @@ std::vector<float> widen(const DenseSource& source) {
 // ---------------------------------------------------------------------------------------------
 // Linear
 
-std::unique_ptr<CpuLinear> CpuLinear::build(const LinearSource& source, LinearKernels kernels) {
+std::unique_ptr<CpuLinear> CpuLinear::build(const LinearSource& source, LinearKernels kernels,
+                                            const std::shared_ptr<StreamedArena>& arena) {
   auto linear = std::make_unique<CpuLinear>();
   linear->name_ = source.name;
   linear->in_features_ = source.in_features;
@@ -112,7 +113,7 @@ std::unique_ptr<CpuLinear> CpuLinear::build(const LinearSource& source, LinearKe
     linear->kernel_ = std::move(reference);
   } else if (source.gptq) {
     try {
-      linear->kernel_ = Int4Linear::from_gptq(*source.gptq, source.bias);
+      linear->kernel_ = Int4Linear::from_gptq(*source.gptq, source.bias, arena);
     } catch (const std::invalid_argument& e) {
       throw CheckpointError(fmt::format("{}: {}", source.name, e.what()));
     }
@@ -125,7 +126,7 @@ std::unique_ptr<CpuLinear> CpuLinear::build(const LinearSource& source, LinearKe
       dense.copy_to(weight.data());
       linear->kernel_ = DenseLinear::from_f32(weight.data(), n, k, source.bias);
     } else {
-      auto bits = std::make_shared<Bits16>(static_cast<std::size_t>(n) * k);
+      auto bits = std::make_shared<Bits16>(static_cast<std::size_t>(n) * k, StreamedAllocator<std::uint16_t>(arena));
       dense.copy_to(bits->data());
       linear->kernel_ = DenseLinear::from_shared_16bit(std::move(bits), dense.dtype == DType::bf16, n, k, source.bias);
     }
@@ -207,35 +208,31 @@ void CpuMemory::clear_slot(int slot) {
 // ---------------------------------------------------------------------------------------------
 // Backend
 
-// Chunks of 2 MiB-aligned mappings (transparent huge pages where the OS gives them: fewer
-// faults the first time a chunk is written). 64 MiB holds a decode step and one layer of a
-// 512-token prefill of the small models; a larger request gets a chunk of its own size.
+// Scratch in chunks of huge-page mappings (fewer faults the first time a chunk is written).
+// 64 MiB holds a decode step and one layer of a 512-token prefill of the small models; a
+// larger request gets a chunk of its own size.
 constexpr std::size_t kScratchChunkBytes = std::size_t{64} << 20;
-constexpr std::size_t kScratchAlignment = 64;
-
-CpuBackend::ScratchChunk::ScratchChunk(std::size_t bytes)
-    : data_(allocate_streamed(bytes, kScratchAlignment)), bytes_(bytes) {}
-CpuBackend::ScratchChunk::~ScratchChunk() {
-  if (data_) release_streamed(data_, bytes_, kScratchAlignment);
-}
-CpuBackend::ScratchChunk::ScratchChunk(ScratchChunk&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
 
 CpuBackend::CpuBackend(int threads, LinearKernels kernels)
-    : pool_(threads), kernels_(kernels), scratch_(kScratchChunkBytes) {}
+    : pool_(threads),
+      kernels_(kernels),
+      weight_memory_(std::make_shared<StreamedArena>()),
+      scratch_(kScratchChunkBytes) {}
 CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::name() const { return fmt::format("cpu ({} threads)", pool_.size()); }
 
 std::unique_ptr<LinearWeight> CpuBackend::linear(const LinearSource& source) {
-  return CpuLinear::build(source, kernels_);
+  return CpuLinear::build(source, kernels_, weight_memory_);
 }
 
 std::unique_ptr<VectorWeight> CpuBackend::vector(std::vector<float> values) {
   return std::make_unique<CpuVector>(std::move(values));
 }
 
-std::unique_ptr<TableWeight> CpuBackend::table(const DenseSource& source) { return CpuTable::build(source); }
+std::unique_ptr<TableWeight> CpuBackend::table(const DenseSource& source) {
+  return CpuTable::build(source, weight_memory_);
+}
 
 std::unique_ptr<LinearWeight> CpuBackend::linear_from_table(const TableWeight& table) {
   const auto& cpu = dynamic_cast<const CpuTable&>(table);
@@ -255,7 +252,7 @@ std::unique_ptr<LinearWeight> CpuBackend::linear_from_table(const TableWeight& t
       std::memcpy(destination, values.data(), values.size() * sizeof(float));
     };
     source.dense = dense;
-    return CpuLinear::build(source, kernels_);
+    return CpuLinear::build(source, kernels_, weight_memory_);
   }
   return CpuLinear::share_table(cpu.bits16(), cpu.bf16(), cpu.rows(), cpu.cols(),
                                 "lm_head (tied to model.embed_tokens)");

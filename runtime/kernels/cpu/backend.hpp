@@ -15,6 +15,7 @@
 #include "runtime/kernels/cpu/thread_pool.hpp"
 #include "runtime/model/backend.hpp"
 #include "runtime/model/model.hpp"  // LinearKernels
+#include "runtime/platform/streamed_memory.hpp"
 
 namespace quanteval::runtime {
 
@@ -35,7 +36,9 @@ class CpuLinear final : public LinearWeight {
   // them from the caches.
   std::span<const std::byte> weight_memory() const;
 
-  static std::unique_ptr<CpuLinear> build(const LinearSource& source, LinearKernels kernels);
+  // The kernels' weights come from `arena` (null: a mapping each).
+  static std::unique_ptr<CpuLinear> build(const LinearSource& source, LinearKernels kernels,
+                                          const std::shared_ptr<StreamedArena>& arena);
   static std::unique_ptr<CpuLinear> share_table(std::shared_ptr<const Bits16> bits, bool bf16, std::int64_t rows,
                                                 std::int64_t cols, std::string name);
 
@@ -97,21 +100,10 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   LinearKernels kernels_;
   CpuMemory memory_;
-  // Host memory for scratch tensors, kept from step to step.
-  class ScratchChunk {
-   public:
-    explicit ScratchChunk(std::size_t bytes);
-    ~ScratchChunk();
-    ScratchChunk(ScratchChunk&& other) noexcept;
-    ScratchChunk& operator=(ScratchChunk&&) = delete;
-    void* data() const { return data_; }
-    std::size_t bytes() const { return bytes_; }
-
-   private:
-    void* data_;
-    std::size_t bytes_;
-  };
-  ChunkArena<ScratchChunk> scratch_;  // this step's tensors
+  // Every weight the kernels stream, in load order (see StreamedArena); shared with the
+  // weights' own storage, so it lives as long as the last of them.
+  std::shared_ptr<StreamedArena> weight_memory_;
+  ChunkArena<StreamedMapping> scratch_;  // this step's tensors, kept from step to step
 };
 
 }  // namespace quanteval::runtime

@@ -54,10 +54,12 @@ struct AlignedFree {
 
 }  // namespace
 
-Int4Linear Int4Linear::from_gptq(const GptqWeight& weight, std::span<const float> bias) {
+Int4Linear Int4Linear::from_gptq(const GptqWeight& weight, std::span<const float> bias,
+                                 std::shared_ptr<StreamedArena> arena) {
   weight.validate();
   check_bias(bias, weight.out_features, "Int4Linear::from_gptq");
   Int4Linear out;
+  out.lines_ = StreamedVector<PackedLine>(StreamedAllocator<PackedLine>(std::move(arena)));
   out.in_features_ = weight.in_features;
   out.out_features_ = weight.out_features;
   out.scales_bf16_ = weight.scale_format == ScaleFormat::bf16;

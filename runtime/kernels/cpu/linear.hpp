@@ -43,8 +43,10 @@ class Int4Linear {
   // K is reordered so each group's rows are contiguous (act-order g_idx sorted
   // stably by group, the permutation kept to gather activations at run time), each
   // group padded to a multiple of 8 rows with zero activations, columns cut into
-  // blocks of 16 (the last padded). `bias` is empty or [N].
-  static Int4Linear from_gptq(const GptqWeight& weight, std::span<const float> bias = {});
+  // blocks of 16 (the last padded). `bias` is empty or [N]. The packed lines come from
+  // `arena` when given (a model's weights share one), else from a mapping of their own.
+  static Int4Linear from_gptq(const GptqWeight& weight, std::span<const float> bias = {},
+                              std::shared_ptr<StreamedArena> arena = nullptr);
 
   // x: [m, K] row-major, y: [m, N] row-major (every element written). m >= 1, any size
   // (tiles of up to 8 rows share one pass over the weights).
