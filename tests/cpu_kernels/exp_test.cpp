@@ -92,7 +92,7 @@ TEST_CASE("exp_float: within 2 ulp of the correctly rounded exp over its range; 
   CHECK(std::isnan(math::exp_float(std::numeric_limits<float>::quiet_NaN())));
 }
 
-TEST_CASE("exp_shifted and swiglu: the AVX2 and AVX-512 loops give the portable bits, every tail length") {
+TEST_CASE("exp_shifted, swiglu and silu: the AVX2 and AVX-512 loops give the portable bits, every tail length") {
   if (!cpu_supports(CpuIsa::avx2)) {
     MESSAGE("no AVX2 on this CPU (or capped): nothing to compare");
     return;
@@ -105,10 +105,11 @@ TEST_CASE("exp_shifted and swiglu: the AVX2 and AVX-512 loops give the portable 
   std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
   for (auto& u : up) u = dist(rng);
   for (float shift : {0.0f, 1.5f, -80.0f, 10.0f}) {
-    std::vector<float> want(x.size()), want_swiglu(x.size());
+    std::vector<float> want(x.size()), want_swiglu(x.size()), want_silu(x.size());
     for (size_t i = 0; i < x.size(); ++i) {
       want[i] = math::exp_float(x[i] - shift);
       want_swiglu[i] = math::swiglu(x[i] - shift, up[i]);
+      want_silu[i] = math::silu(x[i] - shift);
     }
     std::vector<float> gate(x.size());
     for (size_t i = 0; i < x.size(); ++i) gate[i] = x[i] - shift;
@@ -117,19 +118,22 @@ TEST_CASE("exp_shifted and swiglu: the AVX2 and AVX-512 loops give the portable 
       for (size_t count = 0; count <= 40; ++count) {
         for (int isa = 0; isa < (avx512 ? 2 : 1); ++isa) {
           std::vector<float> got(x.begin(), x.end());
-          std::vector<float> got_swiglu(x.size(), -7.0f);
+          std::vector<float> got_swiglu(x.size(), -7.0f), got_silu(gate);
           if (isa == 0) {
             detail::exp_shifted_avx2(got.data() + offset, count, shift);
             detail::swiglu_avx2(gate.data() + offset, up.data() + offset, got_swiglu.data() + offset, count);
+            detail::silu_avx2(got_silu.data() + offset, count);
           } else {
             detail::exp_shifted_avx512(got.data() + offset, count, shift);
             detail::swiglu_avx512(gate.data() + offset, up.data() + offset, got_swiglu.data() + offset, count);
+            detail::silu_avx512(got_silu.data() + offset, count);
           }
           int wrong = 0;
           for (size_t i = 0; i < x.size(); ++i) {
             const bool inside = i >= offset && i < offset + count;
             wrong += !same_bits(got[i], inside ? want[i] : x[i]);  // outside the range: untouched
             wrong += !same_bits(got_swiglu[i], inside ? want_swiglu[i] : -7.0f);
+            wrong += !same_bits(got_silu[i], inside ? want_silu[i] : gate[i]);
           }
           CAPTURE(offset);
           CAPTURE(count);
@@ -138,11 +142,14 @@ TEST_CASE("exp_shifted and swiglu: the AVX2 and AVX-512 loops give the portable 
         }
       }
     }
-    std::vector<float> whole(x.begin(), x.end()), whole_swiglu(x.size());
+    std::vector<float> whole(x.begin(), x.end()), whole_swiglu(x.size()), whole_silu(gate);
     detail::exp_shifted(whole.data(), whole.size(), shift);
     detail::swiglu(gate.data(), up.data(), whole_swiglu.data(), gate.size());
+    detail::silu(whole_silu.data(), whole_silu.size());
     int wrong = 0;
-    for (size_t i = 0; i < x.size(); ++i) wrong += !same_bits(whole[i], want[i]) + !same_bits(whole_swiglu[i], want_swiglu[i]);
+    for (size_t i = 0; i < x.size(); ++i)
+      wrong += !same_bits(whole[i], want[i]) + !same_bits(whole_swiglu[i], want_swiglu[i]) +
+               !same_bits(whole_silu[i], want_silu[i]);
     CHECK(wrong == 0);
   }
 }

@@ -12,11 +12,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
 
 #include "runtime/kernels/cpu/delta_rule.hpp"
+#include "runtime/model/math.hpp"
 
 namespace {
 
@@ -204,6 +207,37 @@ TEST_CASE("causal conv1d: matches the zero-padded definition and carries state a
     CHECK(state == state_one);
     // The state holds the last kernel-1 inputs, oldest first.
     CHECK(std::equal(state.begin(), state.end(), x.end() - (kernel - 1) * channels));
+  }
+}
+
+TEST_CASE("causal conv1d: math::conv1d_silu's bits for every channel, across channel blocks and SIMD tails") {
+  // 200 channels = three 64-channel blocks and a short one; a state that is not zero; the
+  // SiLU's argument over several binades (large |x| saturates, small ones keep the ratio).
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  for (int kernel : {2, 4}) {
+    const int channels = 200, rows = 9, history = kernel - 1;
+    std::vector<float> x(static_cast<size_t>(rows) * channels), w(static_cast<size_t>(channels) * kernel);
+    std::vector<float> bias(channels), state(static_cast<size_t>(history) * channels);
+    for (auto& e : x) e = unit(rng) * std::exp2(static_cast<float>(static_cast<int>(rng() % 12) - 6));
+    for (auto& e : w) e = unit(rng) * 3.0f;
+    for (auto& e : bias) e = unit(rng);
+    for (auto& e : state) e = unit(rng);
+    const std::vector<float> state_before = state;
+    std::vector<float> out(x.size());
+    causal_conv1d_silu(x.data(), rows, channels, w, kernel, bias, state, out.data());
+    int wrong = 0;
+    for (int t = 0; t < rows; ++t)
+      for (int c = 0; c < channels; ++c) {
+        const float want = math::conv1d_silu(w.data() + static_cast<size_t>(c) * kernel, kernel, bias[c], [&](int j) {
+          const int s = t + j - history;  // < 0: the state's row history + s
+          return s < 0 ? state_before[static_cast<size_t>(history + s) * channels + c] : x[static_cast<size_t>(s) * channels + c];
+        });
+        wrong += std::bit_cast<std::uint32_t>(want) != std::bit_cast<std::uint32_t>(out[static_cast<size_t>(t) * channels + c]);
+      }
+    CAPTURE(kernel);
+    CHECK(wrong == 0);
+    CHECK(std::equal(state.begin(), state.end(), x.end() - static_cast<std::ptrdiff_t>(history) * channels));
   }
 }
 

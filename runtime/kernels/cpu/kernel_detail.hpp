@@ -188,6 +188,10 @@ void exp_shifted(float* values, size_t count, float shift);
 void swiglu_avx2(const float* gate, const float* up, float* out, size_t count);
 void swiglu_avx512(const float* gate, const float* up, float* out, size_t count);
 void swiglu(const float* gate, const float* up, float* out, size_t count);
+// values[i] = math::silu(values[i]) in place (the Gated DeltaNet's conv1d), the same way.
+void silu_avx2(float* values, size_t count);
+void silu_avx512(float* values, size_t count);
+void silu(float* values, size_t count);
 
 // Bulk f16 -> float with F16C (exactness tested against numeric.hpp on all 65536 values).
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count);

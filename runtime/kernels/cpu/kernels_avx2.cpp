@@ -787,6 +787,11 @@ inline __m256i tail_lanes(size_t left) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(have), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// math::silu, 8 lanes: x / (1 + exp_float(-x)).
+inline __m256 silu8(__m256 x) {
+  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), exp_float8(_mm256_xor_ps(x, _mm256_set1_ps(-0.0f)))));
+}
+
 }  // namespace
 
 void exp_shifted_avx2(float* values, size_t count, float shift) {
@@ -799,12 +804,17 @@ void exp_shifted_avx2(float* values, size_t count, float shift) {
 }
 
 void swiglu_avx2(const float* gate, const float* up, float* out, size_t count) {
-  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
   for (size_t i = 0; i < count; i += 8) {
     const __m256i lanes = tail_lanes(count - i);
     const __m256 g = _mm256_maskload_ps(gate + i, lanes), u = _mm256_maskload_ps(up + i, lanes);
-    const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, exp_float8(_mm256_xor_ps(g, sign))));
-    _mm256_maskstore_ps(out + i, lanes, _mm256_mul_ps(silu, u));
+    _mm256_maskstore_ps(out + i, lanes, _mm256_mul_ps(silu8(g), u));
+  }
+}
+
+void silu_avx2(float* values, size_t count) {
+  for (size_t i = 0; i < count; i += 8) {
+    const __m256i lanes = tail_lanes(count - i);
+    _mm256_maskstore_ps(values + i, lanes, silu8(_mm256_maskload_ps(values + i, lanes)));
   }
 }
 
@@ -856,6 +866,7 @@ void delta_rule_columns_avx2(float*, int64_t, const float*, const float*, int, c
 }
 void exp_shifted_avx2(float*, size_t, float) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 void swiglu_avx2(const float*, const float*, float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
+void silu_avx2(float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 }  // namespace quanteval::runtime::detail
 
 #endif

@@ -587,6 +587,13 @@ inline __mmask16 tail_mask(size_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
 }
 
+// math::silu, 16 lanes: x / (1 + exp_float(-x)).
+inline __m512 silu16(__m512 x) {
+  const __m512 minus_x =
+      _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0x80000000u))));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), exp_float16(minus_x)));
+}
+
 }  // namespace
 
 void exp_shifted_avx512(float* values, size_t count, float shift) {
@@ -599,14 +606,17 @@ void exp_shifted_avx512(float* values, size_t count, float shift) {
 }
 
 void swiglu_avx512(const float* gate, const float* up, float* out, size_t count) {
-  const __m512 one = _mm512_set1_ps(1.0f);
-  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
   for (size_t i = 0; i < count; i += 16) {
     const __mmask16 mask = tail_mask(count - i);
     const __m512 g = _mm512_maskz_loadu_ps(mask, gate + i), u = _mm512_maskz_loadu_ps(mask, up + i);
-    const __m512 minus_g = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(g), sign));
-    const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, exp_float16(minus_g)));
-    _mm512_mask_storeu_ps(out + i, mask, _mm512_mul_ps(silu, u));
+    _mm512_mask_storeu_ps(out + i, mask, _mm512_mul_ps(silu16(g), u));
+  }
+}
+
+void silu_avx512(float* values, size_t count) {
+  for (size_t i = 0; i < count; i += 16) {
+    const __mmask16 mask = tail_mask(count - i);
+    _mm512_mask_storeu_ps(values + i, mask, silu16(_mm512_maskz_loadu_ps(mask, values + i)));
   }
 }
 
@@ -715,6 +725,7 @@ void exp_shifted_avx512(float*, size_t, float) { QE_FAIL("AVX-512 kernels were n
 void swiglu_avx512(const float*, const float*, float*, size_t) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
+void silu_avx512(float*, size_t) { QE_FAIL("AVX-512 kernels were not compiled into this build"); }
 }  // namespace quanteval::runtime::detail
 
 #endif

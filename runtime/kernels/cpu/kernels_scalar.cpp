@@ -196,4 +196,10 @@ void swiglu(const float* gate, const float* up, float* out, size_t count) {
   for (size_t i = 0; i < count; ++i) out[i] = math::swiglu(gate[i], up[i]);
 }
 
+void silu(float* values, size_t count) {
+  if (cpu_supports(CpuIsa::avx512)) return silu_avx512(values, count);
+  if (cpu_supports(CpuIsa::avx2)) return silu_avx2(values, count);
+  for (size_t i = 0; i < count; ++i) values[i] = math::silu(values[i]);
+}
+
 }  // namespace quanteval::runtime::detail
