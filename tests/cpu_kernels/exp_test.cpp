@@ -1,5 +1,6 @@
 // math::exp_float (the exp of softmax and SiLU) against the correctly rounded value, and its
-// AVX2 / AVX-512 loops (softmax's exp_shifted, swiglu) against the portable function bit for bit.
+// AVX2 / AVX-512 loops (softmax's exp_shifted, swiglu, the DeltaNet conv1d's SiLU) against the
+// portable function bit for bit.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -92,7 +93,7 @@ TEST_CASE("exp_float: within 2 ulp of the correctly rounded exp over its range; 
   CHECK(std::isnan(math::exp_float(std::numeric_limits<float>::quiet_NaN())));
 }
 
-TEST_CASE("exp_shifted, swiglu and silu: the AVX2 and AVX-512 loops give the portable bits, every tail length") {
+TEST_CASE("exp_shifted and swiglu: the AVX2 and AVX-512 loops give the portable bits, every tail length") {
   if (!cpu_supports(CpuIsa::avx2)) {
     MESSAGE("no AVX2 on this CPU (or capped): nothing to compare");
     return;
@@ -105,11 +106,10 @@ TEST_CASE("exp_shifted, swiglu and silu: the AVX2 and AVX-512 loops give the por
   std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
   for (auto& u : up) u = dist(rng);
   for (float shift : {0.0f, 1.5f, -80.0f, 10.0f}) {
-    std::vector<float> want(x.size()), want_swiglu(x.size()), want_silu(x.size());
+    std::vector<float> want(x.size()), want_swiglu(x.size());
     for (size_t i = 0; i < x.size(); ++i) {
       want[i] = math::exp_float(x[i] - shift);
       want_swiglu[i] = math::swiglu(x[i] - shift, up[i]);
-      want_silu[i] = math::silu(x[i] - shift);
     }
     std::vector<float> gate(x.size());
     for (size_t i = 0; i < x.size(); ++i) gate[i] = x[i] - shift;
@@ -118,22 +118,19 @@ TEST_CASE("exp_shifted, swiglu and silu: the AVX2 and AVX-512 loops give the por
       for (size_t count = 0; count <= 40; ++count) {
         for (int isa = 0; isa < (avx512 ? 2 : 1); ++isa) {
           std::vector<float> got(x.begin(), x.end());
-          std::vector<float> got_swiglu(x.size(), -7.0f), got_silu(gate);
+          std::vector<float> got_swiglu(x.size(), -7.0f);
           if (isa == 0) {
             detail::exp_shifted_avx2(got.data() + offset, count, shift);
             detail::swiglu_avx2(gate.data() + offset, up.data() + offset, got_swiglu.data() + offset, count);
-            detail::silu_avx2(got_silu.data() + offset, count);
           } else {
             detail::exp_shifted_avx512(got.data() + offset, count, shift);
             detail::swiglu_avx512(gate.data() + offset, up.data() + offset, got_swiglu.data() + offset, count);
-            detail::silu_avx512(got_silu.data() + offset, count);
           }
           int wrong = 0;
           for (size_t i = 0; i < x.size(); ++i) {
             const bool inside = i >= offset && i < offset + count;
             wrong += !same_bits(got[i], inside ? want[i] : x[i]);  // outside the range: untouched
             wrong += !same_bits(got_swiglu[i], inside ? want_swiglu[i] : -7.0f);
-            wrong += !same_bits(got_silu[i], inside ? want_silu[i] : gate[i]);
           }
           CAPTURE(offset);
           CAPTURE(count);
@@ -142,14 +139,55 @@ TEST_CASE("exp_shifted, swiglu and silu: the AVX2 and AVX-512 loops give the por
         }
       }
     }
-    std::vector<float> whole(x.begin(), x.end()), whole_swiglu(x.size()), whole_silu(gate);
+    std::vector<float> whole(x.begin(), x.end()), whole_swiglu(x.size());
     detail::exp_shifted(whole.data(), whole.size(), shift);
     detail::swiglu(gate.data(), up.data(), whole_swiglu.data(), gate.size());
-    detail::silu(whole_silu.data(), whole_silu.size());
     int wrong = 0;
-    for (size_t i = 0; i < x.size(); ++i)
-      wrong += !same_bits(whole[i], want[i]) + !same_bits(whole_swiglu[i], want_swiglu[i]) +
-               !same_bits(whole_silu[i], want_silu[i]);
+    for (size_t i = 0; i < x.size(); ++i) wrong += !same_bits(whole[i], want[i]) + !same_bits(whole_swiglu[i], want_swiglu[i]);
     CHECK(wrong == 0);
+  }
+}
+
+TEST_CASE("conv1d_silu_row: the AVX2 and AVX-512 loops give math::conv1d_silu's bits, every tail") {
+  if (!cpu_supports(CpuIsa::avx2)) {
+    MESSAGE("no AVX2 on this CPU (or capped): nothing to compare");
+    return;
+  }
+  const bool avx512 = cpu_supports(CpuIsa::avx512);
+  std::mt19937_64 rng(17);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  constexpr int kStride = 48;
+  for (int kernel : {1, 3, 4}) {
+    // Window values over several binades, so the SiLU sees saturated, linear and tiny arguments.
+    std::vector<std::vector<float>> rows(static_cast<size_t>(kernel), std::vector<float>(kStride));
+    for (auto& row : rows)
+      for (auto& v : row) v = unit(rng) * std::exp2(static_cast<float>(static_cast<int>(rng() % 16) - 8));
+    std::vector<float> taps(static_cast<size_t>(kernel) * kStride), bias(kStride);
+    for (auto& t : taps) t = unit(rng) * 4.0f;
+    for (auto& b : bias) b = unit(rng);
+    std::vector<const float*> window;
+    for (const auto& row : rows) window.push_back(row.data());
+    for (bool with_bias : {false, true}) {
+      std::vector<float> want(kStride);
+      for (int i = 0; i < kStride; ++i) {
+        std::vector<float> tap(static_cast<size_t>(kernel));
+        for (int j = 0; j < kernel; ++j) tap[static_cast<size_t>(j)] = taps[static_cast<size_t>(j) * kStride + i];
+        want[static_cast<size_t>(i)] = math::conv1d_silu(tap.data(), kernel, with_bias ? bias[static_cast<size_t>(i)] : 0.0f,
+                                                         [&](int j) { return rows[static_cast<size_t>(j)][static_cast<size_t>(i)]; });
+      }
+      for (int count = 0; count <= kStride; ++count) {
+        for (int isa = 0; isa < (avx512 ? 2 : 1); ++isa) {
+          std::vector<float> got(kStride, -7.0f);
+          auto* run = isa == 0 ? &detail::conv1d_silu_row_avx2 : &detail::conv1d_silu_row_avx512;
+          run(window.data(), kernel, taps.data(), kStride, with_bias ? bias.data() : nullptr, count, got.data());
+          int wrong = 0;
+          for (int i = 0; i < kStride; ++i) wrong += !same_bits(got[static_cast<size_t>(i)], i < count ? want[static_cast<size_t>(i)] : -7.0f);
+          CAPTURE(kernel);
+          CAPTURE(count);
+          CAPTURE(isa);
+          CHECK(wrong == 0);
+        }
+      }
+    }
   }
 }

@@ -38,10 +38,9 @@ void check_inputs(const DeltaRuleInputs& in) {
 // threads. Each output value is math::conv1d_silu's arithmetic (bias, then each tap's
 // product added in tap order, then silu), whatever the range, so splitting never changes a bit.
 // It runs a block of channels at a time, channel-contiguous: the taps transposed to
-// [kernel][block] once per block, so every step is a contiguous multiply and add that the
-// compiler vectorizes, and the SiLU of a whole row through detail::silu (SIMD exp). One
-// channel at a time (a lambda per window value, a scalar exp per output) was 9% of a Qwen3.5
-// prefill's samples, half as much as all its INT4 products.
+// [kernel][block] once per block, then each row through detail::conv1d_silu_row (SIMD
+// products and exp). One channel at a time (a lambda per window value, a scalar exp per
+// output) was 9% of a Qwen3.5 prefill's samples, half as much as all its INT4 products.
 void conv1d_silu_channels(const float* input, int rows, int channels, const float* weight, int kernel,
                           const float* bias, float* conv_state, float* output, int c_begin, int c_end) {
   const int history = kernel - 1;
@@ -54,22 +53,18 @@ void conv1d_silu_channels(const float* input, int rows, int channels, const floa
   constexpr int kBlock = 64;
   constexpr int kMaxKernel = 8;  // Qwen3.5: 4
   if (kernel > kMaxKernel) throw std::invalid_argument(fmt::format("conv1d kernel {} > {}", kernel, kMaxKernel));
-  float taps[kMaxKernel][kBlock];
+  float taps[kMaxKernel * kBlock];  // [kernel][kBlock]
+  const float* window[kMaxKernel];
   for (int c0 = c_begin; c0 < c_end; c0 += kBlock) {
     const int width = std::min(kBlock, c_end - c0);
     for (int i = 0; i < width; ++i)
-      for (int j = 0; j < kernel; ++j) taps[j][i] = weight[static_cast<size_t>(c0 + i) * kernel + j];
+      for (int j = 0; j < kernel; ++j) taps[j * kBlock + i] = weight[static_cast<size_t>(c0 + i) * kernel + j];
     for (int t = 0; t < rows; ++t) {
-      float* out = output + static_cast<size_t>(t) * channels + c0;
-      for (int i = 0; i < width; ++i) out[i] = bias ? bias[c0 + i] : 0.0f;
-      for (int j = 0; j < kernel; ++j) {
-        const float* x = window_row(t + j) + c0;
-        for (int i = 0; i < width; ++i) out[i] += taps[j][i] * x[i];
-      }
+      for (int j = 0; j < kernel; ++j) window[j] = window_row(t + j) + c0;
+      detail::conv1d_silu_row(window, kernel, taps, kBlock, bias ? bias + c0 : nullptr, width,
+                              output + static_cast<size_t>(t) * channels + c0);
     }
   }
-  for (int t = 0; t < rows; ++t)
-    detail::silu(output + static_cast<size_t>(t) * channels + c_begin, static_cast<size_t>(c_end - c_begin));
   // The next call needs window rows rows .. rows+history-1. Row r of the new state
   // may come from old state row rows + r > r, which ascending r reads before it
   // is overwritten.

@@ -188,10 +188,17 @@ void exp_shifted(float* values, size_t count, float shift);
 void swiglu_avx2(const float* gate, const float* up, float* out, size_t count);
 void swiglu_avx512(const float* gate, const float* up, float* out, size_t count);
 void swiglu(const float* gate, const float* up, float* out, size_t count);
-// values[i] = math::silu(values[i]) in place (the Gated DeltaNet's conv1d), the same way.
-void silu_avx2(float* values, size_t count);
-void silu_avx512(float* values, size_t count);
-void silu(float* values, size_t count);
+// One row of the Gated DeltaNet's causal conv1d + SiLU over `count` channels:
+//   out[i] = math::silu(bias[i] + taps[0][i] * window[0][i] + ... + taps[kernel-1][i] * window[kernel-1][i])
+// each product rounded and then added, in tap order: math::conv1d_silu's arithmetic, so the
+// same bits (tested). taps: [kernel][tap_stride] (transposed from the checkpoint's [channel][kernel]);
+// window[j]: the input row tap j reads; bias null = 0.
+void conv1d_silu_row_avx2(const float* const* window, int kernel, const float* taps, int64_t tap_stride,
+                          const float* bias, int count, float* out);
+void conv1d_silu_row_avx512(const float* const* window, int kernel, const float* taps, int64_t tap_stride,
+                            const float* bias, int count, float* out);
+void conv1d_silu_row(const float* const* window, int kernel, const float* taps, int64_t tap_stride, const float* bias,
+                     int count, float* out);
 
 // Bulk f16 -> float with F16C (exactness tested against numeric.hpp on all 65536 values).
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count);

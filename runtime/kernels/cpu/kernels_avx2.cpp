@@ -811,10 +811,15 @@ void swiglu_avx2(const float* gate, const float* up, float* out, size_t count) {
   }
 }
 
-void silu_avx2(float* values, size_t count) {
-  for (size_t i = 0; i < count; i += 8) {
-    const __m256i lanes = tail_lanes(count - i);
-    _mm256_maskstore_ps(values + i, lanes, silu8(_mm256_maskload_ps(values + i, lanes)));
+void conv1d_silu_row_avx2(const float* const* window, int kernel, const float* taps, int64_t tap_stride,
+                          const float* bias, int count, float* out) {
+  for (int i = 0; i < count; i += 8) {
+    const __m256i lanes = tail_lanes(static_cast<size_t>(count - i));
+    __m256 acc = bias ? _mm256_maskload_ps(bias + i, lanes) : _mm256_setzero_ps();
+    for (int j = 0; j < kernel; ++j)
+      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_maskload_ps(taps + j * tap_stride + i, lanes),
+                                             _mm256_maskload_ps(window[j] + i, lanes)));
+    _mm256_maskstore_ps(out + i, lanes, silu8(acc));
   }
 }
 
@@ -866,7 +871,9 @@ void delta_rule_columns_avx2(float*, int64_t, const float*, const float*, int, c
 }
 void exp_shifted_avx2(float*, size_t, float) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 void swiglu_avx2(const float*, const float*, float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
-void silu_avx2(float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
+void conv1d_silu_row_avx2(const float* const*, int, const float*, int64_t, const float*, int, float*) {
+  QE_FAIL("AVX2 kernels were not compiled into this build");
+}
 }  // namespace quanteval::runtime::detail
 
 #endif

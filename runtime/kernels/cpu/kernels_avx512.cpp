@@ -613,10 +613,15 @@ void swiglu_avx512(const float* gate, const float* up, float* out, size_t count)
   }
 }
 
-void silu_avx512(float* values, size_t count) {
-  for (size_t i = 0; i < count; i += 16) {
-    const __mmask16 mask = tail_mask(count - i);
-    _mm512_mask_storeu_ps(values + i, mask, silu16(_mm512_maskz_loadu_ps(mask, values + i)));
+void conv1d_silu_row_avx512(const float* const* window, int kernel, const float* taps, int64_t tap_stride,
+                            const float* bias, int count, float* out) {
+  for (int i = 0; i < count; i += 16) {
+    const __mmask16 mask = tail_mask(static_cast<size_t>(count - i));
+    __m512 acc = bias ? _mm512_maskz_loadu_ps(mask, bias + i) : _mm512_setzero_ps();
+    for (int j = 0; j < kernel; ++j)
+      acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, taps + j * tap_stride + i),
+                                             _mm512_maskz_loadu_ps(mask, window[j] + i)));
+    _mm512_mask_storeu_ps(out + i, mask, silu16(acc));
   }
 }
 
@@ -725,7 +730,9 @@ void exp_shifted_avx512(float*, size_t, float) { QE_FAIL("AVX-512 kernels were n
 void swiglu_avx512(const float*, const float*, float*, size_t) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
-void silu_avx512(float*, size_t) { QE_FAIL("AVX-512 kernels were not compiled into this build"); }
+void conv1d_silu_row_avx512(const float* const*, int, const float*, int64_t, const float*, int, float*) {
+  QE_FAIL("AVX-512 kernels were not compiled into this build");
+}
 }  // namespace quanteval::runtime::detail
 
 #endif

@@ -196,10 +196,15 @@ void swiglu(const float* gate, const float* up, float* out, size_t count) {
   for (size_t i = 0; i < count; ++i) out[i] = math::swiglu(gate[i], up[i]);
 }
 
-void silu(float* values, size_t count) {
-  if (cpu_supports(CpuIsa::avx512)) return silu_avx512(values, count);
-  if (cpu_supports(CpuIsa::avx2)) return silu_avx2(values, count);
-  for (size_t i = 0; i < count; ++i) values[i] = math::silu(values[i]);
+void conv1d_silu_row(const float* const* window, int kernel, const float* taps, int64_t tap_stride, const float* bias,
+                     int count, float* out) {
+  if (cpu_supports(CpuIsa::avx512)) return conv1d_silu_row_avx512(window, kernel, taps, tap_stride, bias, count, out);
+  if (cpu_supports(CpuIsa::avx2)) return conv1d_silu_row_avx2(window, kernel, taps, tap_stride, bias, count, out);
+  for (int i = 0; i < count; ++i) {
+    float acc = bias ? bias[i] : 0.0f;
+    for (int j = 0; j < kernel; ++j) acc += taps[j * tap_stride + i] * window[j][i];
+    out[i] = math::silu(acc);
+  }
 }
 
 }  // namespace quanteval::runtime::detail
