@@ -191,3 +191,33 @@ TEST_CASE("conv1d_silu_row: the AVX2 and AVX-512 loops give math::conv1d_silu's 
     }
   }
 }
+
+TEST_CASE("gated_rms_row: the AVX2 and AVX-512 loops give math::gated_rms_scaled's bits, every tail") {
+  if (!cpu_supports(CpuIsa::avx2)) {
+    MESSAGE("no AVX2 on this CPU (or capped): nothing to compare");
+    return;
+  }
+  const bool avx512 = cpu_supports(CpuIsa::avx512);
+  std::mt19937_64 rng(19);
+  const std::vector<float> z = arguments(rng, 40);  // the SiLU's argument over its whole range
+  std::uniform_real_distribution<float> unit(-2.0f, 2.0f);
+  std::vector<float> o(z.size()), weight(z.size());
+  for (auto& v : o) v = unit(rng);
+  for (auto& v : weight) v = unit(rng);
+  const float inverse_rms = 0.37f;
+  for (int count = 0; count <= static_cast<int>(z.size()); ++count) {
+    for (int isa = 0; isa < (avx512 ? 2 : 1); ++isa) {
+      std::vector<float> got(o);
+      (isa == 0 ? &detail::gated_rms_row_avx2 : &detail::gated_rms_row_avx512)(got.data(), inverse_rms, weight.data(),
+                                                                                 z.data(), count);
+      int wrong = 0;
+      for (int i = 0; i < static_cast<int>(z.size()); ++i) {
+        const auto at = static_cast<size_t>(i);
+        wrong += !same_bits(got[at], i < count ? math::gated_rms_scaled(o[at], inverse_rms, weight[at], z[at]) : o[at]);
+      }
+      CAPTURE(count);
+      CAPTURE(isa);
+      CHECK(wrong == 0);
+    }
+  }
+}

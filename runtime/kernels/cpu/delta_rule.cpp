@@ -386,7 +386,7 @@ void gated_deltanet_cpu(const DeltaNetSpec& d, const DeltaNetCpuWeights& w, std:
         float* o = core + head_row * dv;
         const float* zh = z + head_row * dv;  // z is [rows, Hv, dv] like core
         const float inv = math::inverse_rms(math::sum_of_squares(o, dv), dv, eps);
-        for (int c = 0; c < dv; ++c) o[c] = math::gated_rms_scaled(o[c], inv, w.norm[c], zh[c]);
+        detail::gated_rms_row(o, inv, w.norm, zh, dv);  // SIMD SiLU: a scalar exp each was ~4% of a prefill
       }
     }
   };

@@ -199,6 +199,12 @@ void conv1d_silu_row_avx512(const float* const* window, int kernel, const float*
                             const float* bias, int count, float* out);
 void conv1d_silu_row(const float* const* window, int kernel, const float* taps, int64_t tap_stride, const float* bias,
                      int count, float* out);
+// One head's row of Qwen3.5's gated RMSNorm once its inverse RMS is known, in place:
+// o[i] = math::gated_rms_scaled(o[i], inverse_rms, weight[i], z[i]) (= o * inv * weight *
+// silu(z), left to right), the same bits (tested).
+void gated_rms_row_avx2(float* o, float inverse_rms, const float* weight, const float* z, int count);
+void gated_rms_row_avx512(float* o, float inverse_rms, const float* weight, const float* z, int count);
+void gated_rms_row(float* o, float inverse_rms, const float* weight, const float* z, int count);
 
 // Bulk f16 -> float with F16C (exactness tested against numeric.hpp on all 65536 values).
 void f16_to_float_avx2(const uint16_t* in, float* out, size_t count);

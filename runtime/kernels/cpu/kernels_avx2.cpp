@@ -811,6 +811,16 @@ void swiglu_avx2(const float* gate, const float* up, float* out, size_t count) {
   }
 }
 
+void gated_rms_row_avx2(float* o, float inverse_rms, const float* weight, const float* z, int count) {
+  const __m256 inv = _mm256_set1_ps(inverse_rms);
+  for (int i = 0; i < count; i += 8) {
+    const __m256i lanes = tail_lanes(static_cast<size_t>(count - i));
+    const __m256 scaled = _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(o + i, lanes), inv),
+                                        _mm256_maskload_ps(weight + i, lanes));
+    _mm256_maskstore_ps(o + i, lanes, _mm256_mul_ps(scaled, silu8(_mm256_maskload_ps(z + i, lanes))));
+  }
+}
+
 void conv1d_silu_row_avx2(const float* const* window, int kernel, const float* taps, int64_t tap_stride,
                           const float* bias, int count, float* out) {
   for (int i = 0; i < count; i += 8) {
@@ -872,6 +882,9 @@ void delta_rule_columns_avx2(float*, int64_t, const float*, const float*, int, c
 void exp_shifted_avx2(float*, size_t, float) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 void swiglu_avx2(const float*, const float*, float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 void conv1d_silu_row_avx2(const float* const*, int, const float*, int64_t, const float*, int, float*) {
+  QE_FAIL("AVX2 kernels were not compiled into this build");
+}
+void gated_rms_row_avx2(float*, float, const float*, const float*, int) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
 }  // namespace quanteval::runtime::detail

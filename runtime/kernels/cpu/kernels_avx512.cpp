@@ -613,6 +613,16 @@ void swiglu_avx512(const float* gate, const float* up, float* out, size_t count)
   }
 }
 
+void gated_rms_row_avx512(float* o, float inverse_rms, const float* weight, const float* z, int count) {
+  const __m512 inv = _mm512_set1_ps(inverse_rms);
+  for (int i = 0; i < count; i += 16) {
+    const __mmask16 mask = tail_mask(static_cast<size_t>(count - i));
+    const __m512 scaled = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, o + i), inv),
+                                        _mm512_maskz_loadu_ps(mask, weight + i));
+    _mm512_mask_storeu_ps(o + i, mask, _mm512_mul_ps(scaled, silu16(_mm512_maskz_loadu_ps(mask, z + i))));
+  }
+}
+
 void conv1d_silu_row_avx512(const float* const* window, int kernel, const float* taps, int64_t tap_stride,
                             const float* bias, int count, float* out) {
   for (int i = 0; i < count; i += 16) {
@@ -731,6 +741,9 @@ void swiglu_avx512(const float*, const float*, float*, size_t) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 void conv1d_silu_row_avx512(const float* const*, int, const float*, int64_t, const float*, int, float*) {
+  QE_FAIL("AVX-512 kernels were not compiled into this build");
+}
+void gated_rms_row_avx512(float*, float, const float*, const float*, int) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
 }  // namespace quanteval::runtime::detail

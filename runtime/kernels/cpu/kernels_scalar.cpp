@@ -196,6 +196,12 @@ void swiglu(const float* gate, const float* up, float* out, size_t count) {
   for (size_t i = 0; i < count; ++i) out[i] = math::swiglu(gate[i], up[i]);
 }
 
+void gated_rms_row(float* o, float inverse_rms, const float* weight, const float* z, int count) {
+  if (cpu_supports(CpuIsa::avx512)) return gated_rms_row_avx512(o, inverse_rms, weight, z, count);
+  if (cpu_supports(CpuIsa::avx2)) return gated_rms_row_avx2(o, inverse_rms, weight, z, count);
+  for (int i = 0; i < count; ++i) o[i] = math::gated_rms_scaled(o[i], inverse_rms, weight[i], z[i]);
+}
+
 void conv1d_silu_row(const float* const* window, int kernel, const float* taps, int64_t tap_stride, const float* bias,
                      int count, float* out) {
   if (cpu_supports(CpuIsa::avx512)) return conv1d_silu_row_avx512(window, kernel, taps, tap_stride, bias, count, out);
