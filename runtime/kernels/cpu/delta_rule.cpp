@@ -37,10 +37,13 @@ void check_inputs(const DeltaRuleInputs& in) {
 // and `conv_state` is untouched, so disjoint channel ranges may run on different
 // threads. Each output value is math::conv1d_silu's arithmetic (bias, then each tap's
 // product added in tap order, then silu), whatever the range, so splitting never changes a bit.
-// It runs a block of channels at a time, channel-contiguous: the taps transposed to
-// [kernel][block] once per block, then each row through detail::conv1d_silu_row (SIMD
-// products and exp). One channel at a time (a lambda per window value, a scalar exp per
-// output) was 9% of a Qwen3.5 prefill's samples, half as much as all its INT4 products.
+// It runs up to kBlock channels at a time with the taps transposed to [kernel][block] once,
+// then row after row through detail::conv1d_silu_row (SIMD products and exp), so the input
+// is read in time order and each row's slice stays in L1 for the kernel - 1 rows that reuse
+// it. (A DeltaNet unit's ranges are 128 channels: one block each. 64-channel blocks over all
+// rows each re-read every row 24 KB apart from L2 / L3: half of the samples sat on that load.)
+// One channel at a time (a lambda per window value, a scalar exp per output) had been 9% of a
+// Qwen3.5 prefill's samples, half as much as all its INT4 products.
 void conv1d_silu_channels(const float* input, int rows, int channels, const float* weight, int kernel,
                           const float* bias, float* conv_state, float* output, int c_begin, int c_end) {
   const int history = kernel - 1;
@@ -50,18 +53,27 @@ void conv1d_silu_channels(const float* input, int rows, int channels, const floa
     return w < history ? conv_state + static_cast<size_t>(w) * channels
                        : input + static_cast<size_t>(w - history) * channels;
   };
-  constexpr int kBlock = 64;
+  constexpr int kBlock = 512;
   constexpr int kMaxKernel = 8;  // Qwen3.5: 4
+  constexpr int kPrefetchRows = 8;
   if (kernel > kMaxKernel) throw std::invalid_argument(fmt::format("conv1d kernel {} > {}", kernel, kMaxKernel));
-  float taps[kMaxKernel * kBlock];  // [kernel][kBlock]
+  float taps[kMaxKernel * kBlock];  // [kernel][width]: 16 KB of stack
   const float* window[kMaxKernel];
   for (int c0 = c_begin; c0 < c_end; c0 += kBlock) {
     const int width = std::min(kBlock, c_end - c0);
     for (int i = 0; i < width; ++i)
-      for (int j = 0; j < kernel; ++j) taps[j * kBlock + i] = weight[static_cast<size_t>(c0 + i) * kernel + j];
+      for (int j = 0; j < kernel; ++j)
+        taps[j * width + i] = weight[static_cast<size_t>(c0 + i) * kernel + j];
     for (int t = 0; t < rows; ++t) {
+      // The rows are conv_dim floats apart and a unit reads only its slice of each, a stride the
+      // hardware prefetchers do not follow: fetch the slice kPrefetchRows ahead by hand (the
+      // load had half of this function's samples). The output's slices, prefetched too, gained nothing.
+      if (t + kPrefetchRows < rows) {
+        const char* ahead = reinterpret_cast<const char*>(input + static_cast<size_t>(t + kPrefetchRows) * channels + c0);
+        for (int line = 0; line < width * static_cast<int>(sizeof(float)); line += 64) __builtin_prefetch(ahead + line);
+      }
       for (int j = 0; j < kernel; ++j) window[j] = window_row(t + j) + c0;
-      detail::conv1d_silu_row(window, kernel, taps, kBlock, bias ? bias + c0 : nullptr, width,
+      detail::conv1d_silu_row(window, kernel, taps, width, bias ? bias + c0 : nullptr, width,
                               output + static_cast<size_t>(t) * channels + c0);
     }
   }
