@@ -24,12 +24,13 @@ struct Benchmark {
 constexpr Benchmark kBenchmarks[] = {
     {"decode", "bench_decode",
      "prefill/decode tokens/s of a random-weight model (or --checkpoint DIR) vs the memory floor "
-     "(--shape qwen2.5-0.5b|qwen3.5-0.8b, --threads N, --batch N, --prompt-tokens 128,512, --bf16; --device cuda "
+     "(--shape qwen2.5-0.5b|qwen3.5-0.8b, --threads N, --batch N, --prompt-tokens 128,512, --decode-context N, "
+     "--bf16; --device cuda "
      "[--shape qwen3.5-27b] "
      "[--batches 1,16,64,164] [--contexts 1024,4096])"},
     {"gemm", "bench_cpu_gemm",
      "CPU INT4 and BF16 GEMM vs memcpy, DRAM-resident GEMV vs the memory floor (--threads N, --isa "
-     "scalar|avx2|avx512)"},
+     "scalar|avx2|avx512|amx, as QUANTEVAL_CPU_ISA caps them)"},
     {"gemm-cuda", "bench_gemm_cuda",
      "CUDA INT4 GEMM vs cuBLAS BF16 and copy bandwidth on Qwen3.5-27B shapes (GPU builds)"},
     {"sandbox", "bench_sandbox", "sandbox programs/s for a number of workers"},
