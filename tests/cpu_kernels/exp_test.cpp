@@ -25,7 +25,23 @@ uint32_t bits_of(float v) {
 }
 
 // Distance in units in the last place between two finite positive floats.
-int64_t ulps(float a, float b) { return std::llabs(static_cast<int64_t>(bits_of(a)) - static_cast<int64_t>(bits_of(b))); }
+int64_t ulps(float a, float b) {
+  return std::llabs(static_cast<int64_t>(bits_of(a)) - static_cast<int64_t>(bits_of(b)));
+}
+
+// How many of the SIMD loops this CPU (and the QUANTEVAL_CPU_ISA cap) lets a test compare with
+// the portable ones: 0, 1 (AVX2) or 2 (AVX2 and AVX-512; index 1 = AVX-512).
+int simd_loops_to_compare() {
+  if (!cpu_supports(CpuIsa::avx2)) {
+    MESSAGE("no AVX2 on this CPU (or capped): nothing to compare");
+    return 0;
+  }
+  if (!cpu_supports(CpuIsa::avx512)) {
+    MESSAGE("no AVX-512 on this CPU (or capped): only the AVX2 loops are compared");
+    return 1;
+  }
+  return 2;
+}
 
 // Arguments that exercise every branch: the range edges, zeros, infinities, NaN,
 // subnormals, and dense random values across the whole finite range of the result.
@@ -94,12 +110,8 @@ TEST_CASE("exp_float: within 2 ulp of the correctly rounded exp over its range; 
 }
 
 TEST_CASE("exp_shifted and swiglu: the AVX2 and AVX-512 loops give the portable bits, every tail length") {
-  if (!cpu_supports(CpuIsa::avx2)) {
-    MESSAGE("no AVX2 on this CPU (or capped): nothing to compare");
-    return;
-  }
-  const bool avx512 = cpu_supports(CpuIsa::avx512);
-  if (!avx512) MESSAGE("no AVX-512 on this CPU (or capped): only the AVX2 loops are compared");
+  const int simd_loops = simd_loops_to_compare();
+  if (simd_loops == 0) return;
   std::mt19937_64 rng(7);
   const std::vector<float> x = arguments(rng, 4000);
   std::vector<float> up(x.size());
@@ -116,7 +128,7 @@ TEST_CASE("exp_shifted and swiglu: the AVX2 and AVX-512 loops give the portable 
     // Lengths 0..40 from several offsets (every tail), then the whole array.
     for (size_t offset : {size_t{0}, size_t{3}, size_t{17}}) {
       for (size_t count = 0; count <= 40; ++count) {
-        for (int isa = 0; isa < (avx512 ? 2 : 1); ++isa) {
+        for (int isa = 0; isa < simd_loops; ++isa) {
           std::vector<float> got(x.begin(), x.end());
           std::vector<float> got_swiglu(x.size(), -7.0f);
           if (isa == 0) {
@@ -143,17 +155,15 @@ TEST_CASE("exp_shifted and swiglu: the AVX2 and AVX-512 loops give the portable 
     detail::exp_shifted(whole.data(), whole.size(), shift);
     detail::swiglu(gate.data(), up.data(), whole_swiglu.data(), gate.size());
     int wrong = 0;
-    for (size_t i = 0; i < x.size(); ++i) wrong += !same_bits(whole[i], want[i]) + !same_bits(whole_swiglu[i], want_swiglu[i]);
+    for (size_t i = 0; i < x.size(); ++i)
+      wrong += !same_bits(whole[i], want[i]) + !same_bits(whole_swiglu[i], want_swiglu[i]);
     CHECK(wrong == 0);
   }
 }
 
 TEST_CASE("conv1d_silu_row: the AVX2 and AVX-512 loops give math::conv1d_silu's bits, every tail") {
-  if (!cpu_supports(CpuIsa::avx2)) {
-    MESSAGE("no AVX2 on this CPU (or capped): nothing to compare");
-    return;
-  }
-  const bool avx512 = cpu_supports(CpuIsa::avx512);
+  const int simd_loops = simd_loops_to_compare();
+  if (simd_loops == 0) return;
   std::mt19937_64 rng(17);
   std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
   constexpr int kStride = 48;
@@ -172,16 +182,18 @@ TEST_CASE("conv1d_silu_row: the AVX2 and AVX-512 loops give math::conv1d_silu's 
       for (int i = 0; i < kStride; ++i) {
         std::vector<float> tap(static_cast<size_t>(kernel));
         for (int j = 0; j < kernel; ++j) tap[static_cast<size_t>(j)] = taps[static_cast<size_t>(j) * kStride + i];
-        want[static_cast<size_t>(i)] = math::conv1d_silu(tap.data(), kernel, with_bias ? bias[static_cast<size_t>(i)] : 0.0f,
-                                                         [&](int j) { return rows[static_cast<size_t>(j)][static_cast<size_t>(i)]; });
+        want[static_cast<size_t>(i)] =
+            math::conv1d_silu(tap.data(), kernel, with_bias ? bias[static_cast<size_t>(i)] : 0.0f,
+                              [&](int j) { return rows[static_cast<size_t>(j)][static_cast<size_t>(i)]; });
       }
       for (int count = 0; count <= kStride; ++count) {
-        for (int isa = 0; isa < (avx512 ? 2 : 1); ++isa) {
+        for (int isa = 0; isa < simd_loops; ++isa) {
           std::vector<float> got(kStride, -7.0f);
           auto* run = isa == 0 ? &detail::conv1d_silu_row_avx2 : &detail::conv1d_silu_row_avx512;
           run(window.data(), kernel, taps.data(), kStride, with_bias ? bias.data() : nullptr, count, got.data());
           int wrong = 0;
-          for (int i = 0; i < kStride; ++i) wrong += !same_bits(got[static_cast<size_t>(i)], i < count ? want[static_cast<size_t>(i)] : -7.0f);
+          for (int i = 0; i < kStride; ++i)
+            wrong += !same_bits(got[static_cast<size_t>(i)], i < count ? want[static_cast<size_t>(i)] : -7.0f);
           CAPTURE(kernel);
           CAPTURE(count);
           CAPTURE(isa);
@@ -193,11 +205,8 @@ TEST_CASE("conv1d_silu_row: the AVX2 and AVX-512 loops give math::conv1d_silu's 
 }
 
 TEST_CASE("gated_rms_row: the AVX2 and AVX-512 loops give math::gated_rms_scaled's bits, every tail") {
-  if (!cpu_supports(CpuIsa::avx2)) {
-    MESSAGE("no AVX2 on this CPU (or capped): nothing to compare");
-    return;
-  }
-  const bool avx512 = cpu_supports(CpuIsa::avx512);
+  const int simd_loops = simd_loops_to_compare();
+  if (simd_loops == 0) return;
   std::mt19937_64 rng(19);
   const std::vector<float> z = arguments(rng, 40);  // the SiLU's argument over its whole range
   std::uniform_real_distribution<float> unit(-2.0f, 2.0f);
@@ -206,10 +215,10 @@ TEST_CASE("gated_rms_row: the AVX2 and AVX-512 loops give math::gated_rms_scaled
   for (auto& v : weight) v = unit(rng);
   const float inverse_rms = 0.37f;
   for (int count = 0; count <= static_cast<int>(z.size()); ++count) {
-    for (int isa = 0; isa < (avx512 ? 2 : 1); ++isa) {
+    for (int isa = 0; isa < simd_loops; ++isa) {
       std::vector<float> got(o);
       (isa == 0 ? &detail::gated_rms_row_avx2 : &detail::gated_rms_row_avx512)(got.data(), inverse_rms, weight.data(),
-                                                                                 z.data(), count);
+                                                                               z.data(), count);
       int wrong = 0;
       for (int i = 0; i < static_cast<int>(z.size()); ++i) {
         const auto at = static_cast<size_t>(i);
