@@ -89,7 +89,8 @@ TEST_CASE("StreamedArena hands out small buffers in order from shared mappings")
   d[big - 1] = 1;
   auto* e = static_cast<unsigned char*>(arena.allocate(4096));
   CHECK(e == d + big);
-  CHECK(arena.reserved_bytes() == chunk + (big + kStreamedMappingBytes - 1) / kStreamedMappingBytes * kStreamedMappingBytes);
+  CHECK(arena.reserved_bytes() ==
+        chunk + (big + kStreamedMappingBytes - 1) / kStreamedMappingBytes * kStreamedMappingBytes);
 }
 
 TEST_CASE("StreamedArena: concurrent requests get disjoint buffers") {

@@ -231,9 +231,11 @@ TEST_CASE("causal conv1d: math::conv1d_silu's bits for every channel, across cha
       for (int c = 0; c < channels; ++c) {
         const float want = math::conv1d_silu(w.data() + static_cast<size_t>(c) * kernel, kernel, bias[c], [&](int j) {
           const int s = t + j - history;  // < 0: the state's row history + s
-          return s < 0 ? state_before[static_cast<size_t>(history + s) * channels + c] : x[static_cast<size_t>(s) * channels + c];
+          return s < 0 ? state_before[static_cast<size_t>(history + s) * channels + c]
+                       : x[static_cast<size_t>(s) * channels + c];
         });
-        wrong += std::bit_cast<std::uint32_t>(want) != std::bit_cast<std::uint32_t>(out[static_cast<size_t>(t) * channels + c]);
+        wrong += std::bit_cast<std::uint32_t>(want) !=
+                 std::bit_cast<std::uint32_t>(out[static_cast<size_t>(t) * channels + c]);
       }
     CAPTURE(kernel);
     CHECK(wrong == 0);

@@ -69,7 +69,8 @@ void conv1d_silu_channels(const float* input, int rows, int channels, const floa
       // hardware prefetchers do not follow: fetch the slice kPrefetchRows ahead by hand (the
       // load had half of this function's samples). The output's slices, prefetched too, gained nothing.
       if (t + kPrefetchRows < rows) {
-        const char* ahead = reinterpret_cast<const char*>(input + static_cast<size_t>(t + kPrefetchRows) * channels + c0);
+        const char* ahead =
+            reinterpret_cast<const char*>(input + static_cast<size_t>(t + kPrefetchRows) * channels + c0);
         for (int line = 0; line < width * static_cast<int>(sizeof(float)); line += 64) __builtin_prefetch(ahead + line);
       }
       for (int j = 0; j < kernel; ++j) window[j] = window_row(t + j) + c0;
@@ -220,7 +221,8 @@ void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* ou
   // tile, which reads a row of B (or an element of A) per inner step, met the same few L1
   // sets at every step: 66 against 118 GFLOP/s for a 64 x 128 x 64 product (AVX2, Intel VM,
   // 1 thread). The values and the operations are the same: the same bits.
-  std::vector<float> K_panel(static_cast<size_t>(C) * dk), Q_panel(K_panel.size()), V_panel(static_cast<size_t>(C) * dv);
+  std::vector<float> K_panel(static_cast<size_t>(C) * dk), Q_panel(K_panel.size()),
+      V_panel(static_cast<size_t>(C) * dv);
 
   for (int h = h_begin; h < h_end; ++h) {
     float* S = state + static_cast<size_t>(h) * dk * dv;

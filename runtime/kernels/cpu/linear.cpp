@@ -478,7 +478,8 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
   // whole 32-row chunks (the kernels' row chunk), down to one chunk at the end of a share;
   // a row's result does not depend on who computes it.
   constexpr int64_t kRowChunk = 32;
-  const int64_t grain = std::max(kRowChunk, (out_features_ / (8 * pool.size()) + kRowChunk - 1) / kRowChunk * kRowChunk);
+  const int64_t grain =
+      std::max(kRowChunk, (out_features_ / (8 * pool.size()) + kRowChunk - 1) / kRowChunk * kRowChunk);
   pool.parallel_streams(
       out_features_, grain, [&](int64_t begin, int64_t end) { kernel(problem, begin, end); }, kRowChunk);
 }
