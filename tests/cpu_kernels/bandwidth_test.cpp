@@ -80,3 +80,22 @@ TEST_CASE("QUANTEVAL_CPU_ISA caps the levels cpu_supports reports") {
   }
   CHECK(cpu_supports(CpuIsa::scalar));
 }
+
+TEST_CASE("QUANTEVAL_CPU_DENSE_PREFETCH picks the bf16 kernel's prefetch scheme") {
+  const char* env = std::getenv("QUANTEVAL_CPU_DENSE_PREFETCH");
+  const std::string_view scheme = env ? env : "";
+  MESSAGE("QUANTEVAL_CPU_DENSE_PREFETCH=" << scheme << ", running " << describe_cpu_isa());
+  if (scheme == "rows") {
+    CHECK(dense_row_prefetch());
+  } else if (scheme == "linear") {
+    CHECK_FALSE(dense_row_prefetch());
+  } else {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    CHECK(dense_row_prefetch() == (__builtin_cpu_is("intel") != 0));
+#else
+    CHECK_FALSE(dense_row_prefetch());
+#endif
+  }
+  const bool named = describe_cpu_isa().find("bf16 row prefetch") != std::string::npos;
+  CHECK(named == (best_cpu_isa() == CpuIsa::avx512 && dense_row_prefetch()));
+}

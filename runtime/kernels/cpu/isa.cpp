@@ -78,6 +78,30 @@ bool avx2_vnni_enabled() {
   return isa_cap() != CpuIsa::avx2 && cpu_supports(CpuIsa::avx2) && detail::avx_vnni_supported();
 }
 
+bool dense_row_prefetch() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("QUANTEVAL_CPU_DENSE_PREFETCH");
+    if (value == nullptr || *value == '\0') {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+      __builtin_cpu_init();
+      return __builtin_cpu_is("intel") != 0;
+#else
+      return false;
+#endif
+    }
+    const std::string_view name = value;
+    if (name == "rows") return true;
+    if (name == "linear") return false;
+    throw std::invalid_argument("QUANTEVAL_CPU_DENSE_PREFETCH='" + std::string(name) + "': expected rows or linear");
+  }();
+  return enabled;
+}
+
+void check_cpu_settings() {
+  isa_cap();
+  dense_row_prefetch();
+}
+
 std::string describe_cpu_isa() {
   const CpuIsa best = best_cpu_isa();
   std::string out(to_string(best));
@@ -93,6 +117,7 @@ std::string describe_cpu_isa() {
   if (hardware != best || hardware_amx != amx_enabled())
     out += " (capped by QUANTEVAL_CPU_ISA, hardware: " + std::string(to_string(hardware)) + (hardware_amx ? "+amx" : "") +
            ")";
+  if (best == CpuIsa::avx512 && dense_row_prefetch()) out += ", bf16 row prefetch";
   return out;
 }
 

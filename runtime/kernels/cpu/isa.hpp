@@ -38,9 +38,27 @@ bool amx_enabled();
 // AVX2 CPU (Haswell, Zen 3), so capped runs measure and test exactly its code.
 bool avx2_vnni_enabled();
 
+// Which software prefetch the AVX-512 bf16 GEMV (the 16-bit lm_head, most of a small
+// model's decode bytes) uses for its weight stream: true = each weight row's own lines a few
+// rows ahead into L1 plus further ahead into L2 only (PREFETCHT1), false = one prefetch into
+// L1 per line, 8 KB ahead in address order (what the AVX2 kernel does everywhere). The two
+// CPU families disagree: on an Intel Xeon (Sapphire Rapids class) the row scheme streamed
+// 93-96% of the read floor and decoded faster than the linear one; on an AMD Zen 5 the linear
+// one streamed 1.10-1.19x (M = 1) and 1.28x (M = 16) the row scheme, interleaved call by call
+// (docs/perf.md, 2026-12-03 13:47). So: true on Intel, false elsewhere;
+// QUANTEVAL_CPU_DENSE_PREFETCH=rows|linear overrides (to measure either on any CPU). Read
+// once per process; another value throws std::invalid_argument. Results never depend on it.
+bool dense_row_prefetch();
+
+// Reads every QUANTEVAL_CPU_* setting above now, on the calling thread: a bad value throws
+// std::invalid_argument here (the CPU backend calls it when it is built) instead of at first
+// use, which may be inside a pool worker, where an exception ends the process.
+void check_cpu_settings();
+
 // The name as printed by the benchmarks: the level plus "(capped by QUANTEVAL_CPU_ISA, hardware: ...)"
 // when the cap lowered it, "+vnni" when the AVX-512 int16 kernels use VNNI, "+amx" when
-// they use AMX tiles and "+avxvnni" when the AVX2 ones use AVX-VNNI.
+// they use AMX tiles, "+avxvnni" when the AVX2 ones use AVX-VNNI, and ", bf16 row prefetch"
+// when the AVX-512 bf16 kernel uses dense_row_prefetch()'s row scheme.
 std::string describe_cpu_isa();
 
 // The widest supported level.

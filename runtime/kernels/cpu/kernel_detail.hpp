@@ -132,6 +132,9 @@ struct DenseProblem {
   // [even k's | odd k's], each half x_split_half floats, zero-padded to a multiple of 16.
   const float* x_split = nullptr;
   int64_t x_split_half = 0;
+  // The AVX-512 bf16 kernel's prefetch scheme (dense_bf16_split_tile): each row's own lines
+  // ahead (true) or one stream in address order (false); see dense_row_prefetch().
+  bool row_prefetch = false;
 };
 
 void dense_rows_scalar(const DenseProblem& problem, int64_t row_begin, int64_t row_end);

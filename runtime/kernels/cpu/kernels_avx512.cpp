@@ -128,7 +128,9 @@ constexpr int kPrefetchLines = 32;
 // DRAM latency; an L2 prefetch waits in the larger L2 queue, so the stream can run further
 // ahead. Intel Xeon VM, 6 alternating runs: all MLP projections at M = 1 21.4 -> 24.2 GB/s
 // (medians), decode 50.1 -> 52.2 tok/s; T1 alone at 64 lines, or T0 + T1 at 64 / 256
-// lines, were in between.
+// lines, were in between. On an AMD Zen 5 VM it is worth as much or a little more (the
+// byte-halves kernel, DRAM-resident 896 x 4864, calls with and without it interleaved:
+// without / with 0.87-0.98 in medians), so unlike the bf16 kernel's it is not per vendor.
 constexpr int kL2PrefetchLines = 128;
 
 // vpdpwssd has a 5-cycle latency: a 1-row tile needs 4 independent chains (one per
@@ -350,12 +352,20 @@ void dense_tile(const DenseProblem& p, int64_t row, int m0) {
 //    match, and the even and odd products go into the same accumulator;
 //  * 4 weight rows x 4 X rows per pass: 16 accumulators, each weight vector feeds 4 FMAs
 //    and each X vector 4, so 12 loads per 32 FMAs;
-//  * each weight row's line 8 rows ahead is prefetched into L1 and 32 rows ahead into L2
-//    only (the 4 X tiles re-read the same 4 rows from L1, so the hardware prefetcher
-//    alone fell behind on the DRAM stream). The L2 prefetch (Intel Xeon VM, 2 threads):
-//    lm_head GEMV 90% -> 93-96% of the read floor, decode 75-76% -> 78-80%. A prefetch in
-//    the tile's linear order instead (as the AVX2 kernel does) streamed better with the
-//    caches flushed between calls but worse in decode (73-76%): not kept.
+//  * software prefetch (the 4 X tiles re-read the same 4 rows from L1, so the hardware
+//    prefetcher alone falls behind on the DRAM stream: 14 GB/s on a Zen 5 VM where a read
+//    loop streamed 38-41), one of two schemes (DenseProblem::row_prefetch, chosen by
+//    dense_row_prefetch() per CPU family):
+//    - rows (Intel): each weight row's line 8 rows ahead into L1 and 32 rows ahead into L2
+//      only. The L2 prefetch (Intel Xeon VM, 2 threads): lm_head GEMV 90% -> 93-96% of the
+//      read floor, decode 75-76% -> 78-80%. The linear scheme streamed better there with the
+//      caches flushed between calls but worse in decode (73-76%).
+//    - linear (AMD and others): the AVX2 kernel's scheme, one prefetch into L1 per line the
+//      step reads, kSplitLinearPrefetchBytes past it in the tile's address order (its kRows
+//      rows are one contiguous run). Zen 5 VM, 2 threads, 151936 x 896, calls of the two
+//      schemes interleaved, medians of the paired ratios linear / rows: 1.10-1.19 at M = 1
+//      (three runs, p10 >= 1.06), 1.28 at M = 16 (two runs, p10 >= 1.24); the row scheme
+//      without its T1 prefetch was no better.
 // Standalone, 1 core, 68 MB of weights, M = 16: 298 ns per weight row vs 585-820 for the
 // plain kernel. The math is the same: exact bf16 -> fp32 weights, fp32 FMAs; only the
 // summation order differs. Each output's FMA sequence does not depend on kRows (rows
@@ -365,6 +375,7 @@ constexpr int kSplitRows = 4;
 constexpr int kSplitTile = 4;
 constexpr int64_t kSplitPrefetchRows = 8;
 constexpr int64_t kSplitL2PrefetchRows = 32;
+constexpr int64_t kSplitLinearPrefetchBytes = 8192;  // 4 KB: worse, 16 KB: no better (Zen 5 VM)
 
 template <int kRows, int kTile>
 void dense_bf16_split_tile(const DenseProblem& p, int64_t row0, int m0) {
@@ -375,16 +386,23 @@ void dense_bf16_split_tile(const DenseProblem& p, int64_t row0, int m0) {
   const float* x = p.x_split + static_cast<int64_t>(m0) * 2 * p.x_split_half;
   const uintptr_t prefetch_base = reinterpret_cast<uintptr_t>(w + kSplitPrefetchRows * p.k);
   const uintptr_t l2_prefetch_base = reinterpret_cast<uintptr_t>(w + kSplitL2PrefetchRows * p.k);
+  const char* linear_ahead = reinterpret_cast<const char*>(w) + kSplitLinearPrefetchBytes;
+  const bool row_prefetch = p.row_prefetch;
   const __m512i high_half = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
-  for (int64_t k = 0; k < p.k; k += 32) {
+  for (int64_t k = 0; k < p.k; k += 32, linear_ahead += 64 * kRows) {
     const int64_t left = p.k - k;
     const __mmask32 mask = left >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1ull << left) - 1u);
     __m512 w_even[kRows], w_odd[kRows];
     for (int r = 0; r < kRows; ++r) {
       // Never faults, even past the end of the matrix.
-      _mm_prefetch(reinterpret_cast<const char*>(prefetch_base + 2 * static_cast<uintptr_t>(r * p.k + k)), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(l2_prefetch_base + 2 * static_cast<uintptr_t>(r * p.k + k)),
-                   _MM_HINT_T1);
+      if (row_prefetch) {
+        _mm_prefetch(reinterpret_cast<const char*>(prefetch_base + 2 * static_cast<uintptr_t>(r * p.k + k)),
+                     _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(l2_prefetch_base + 2 * static_cast<uintptr_t>(r * p.k + k)),
+                     _MM_HINT_T1);
+      } else {
+        _mm_prefetch(linear_ahead + 64 * r, _MM_HINT_T0);
+      }
       const __m512i bits = _mm512_maskz_loadu_epi16(mask, w + r * p.k + k);  // zeros past K
       w_even[r] = _mm512_castsi512_ps(_mm512_slli_epi32(bits, 16));
       w_odd[r] = _mm512_castsi512_ps(_mm512_and_si512(bits, high_half));

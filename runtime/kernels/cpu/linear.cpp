@@ -469,6 +469,7 @@ void DenseLinear::forward(const float* x, int m, float* y, ThreadPool& pool, Cpu
     problem.x_split = split.get();
     problem.x_split_half = half;
   }
+  problem.row_prefetch = dense_row_prefetch();
   auto* kernel = isa == CpuIsa::avx512 ? &detail::dense_rows_avx512
                  : isa == CpuIsa::avx2 ? &detail::dense_rows_avx2
                                        : &detail::dense_rows_scalar;
