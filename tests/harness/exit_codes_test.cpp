@@ -59,3 +59,15 @@ TEST_CASE("the binary exits 2 on usage and input errors") {
   CHECK(missing.err.find("/nonexistent/model") != std::string::npos);
   CHECK(missing.err.find("internal error") == std::string::npos);
 }
+
+TEST_CASE("a bad QUANTEVAL_CPU_* setting is an input error, reported before any work") {
+  // Read on first use, which can be inside a thread-pool worker; the CPU backend reads them
+  // when it is built, so the CLI reports them (an exception in a worker would abort).
+  for (const std::string setting : {"QUANTEVAL_CPU_ISA=avx9", "QUANTEVAL_CPU_DENSE_PREFETCH=sideways"}) {
+    CAPTURE(setting);
+    const auto r = quanteval::test::run_quanteval({"bench", "decode", "--decode-tokens", "1"}, {setting});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find(setting.substr(0, setting.find('='))) != std::string::npos);
+    CHECK(r.err.find(setting.substr(setting.find('=') + 1)) != std::string::npos);
+  }
+}

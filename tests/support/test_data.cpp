@@ -111,7 +111,7 @@ std::string read_text(const fs::path& file) {
   return text.str();
 }
 
-CommandResult run_quanteval(const std::vector<std::string>& args) {
+CommandResult run_quanteval(const std::vector<std::string>& args, const std::vector<std::string>& environment) {
   TempDir capture;
   const fs::path out_path = capture.path() / "out", err_path = capture.path() / "err";
   const std::string binary = quanteval_binary().string();
@@ -128,6 +128,7 @@ CommandResult run_quanteval(const std::vector<std::string>& args) {
     ::dup2(out, 1);
     ::dup2(err, 2);
     ::dup2(in, 0);
+    for (const auto& setting : environment) ::putenv(const_cast<char*>(setting.c_str()));  // the child's copy only
     ::execv(binary.c_str(), argv.data());
     ::_exit(127);
   }

@@ -67,7 +67,8 @@ struct CommandResult {
 };
 
 // Runs the quanteval binary with args (no shell), capturing stdout/stderr.
-CommandResult run_quanteval(const std::vector<std::string>& args);
+// `environment`: NAME=value settings added to the child's environment only.
+CommandResult run_quanteval(const std::vector<std::string>& args, const std::vector<std::string>& environment = {});
 
 // Every non-empty line of a JSONL file, parsed.
 std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& file);

@@ -217,7 +217,9 @@ CpuBackend::CpuBackend(int threads, LinearKernels kernels)
     : pool_(threads),
       kernels_(kernels),
       weight_memory_(std::make_shared<StreamedArena>()),
-      scratch_(kScratchChunkBytes) {}
+      scratch_(kScratchChunkBytes) {
+  check_cpu_settings();  // a bad QUANTEVAL_CPU_* value is reported here, not inside a worker
+}
 CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::name() const { return fmt::format("cpu ({} threads)", pool_.size()); }
