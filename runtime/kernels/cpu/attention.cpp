@@ -5,7 +5,6 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/kernels/cpu/isa.hpp"
 #include "runtime/kernels/cpu/kernel_detail.hpp"
 #include "runtime/model/math.hpp"
 
@@ -96,9 +95,8 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
   for (int d = std::min(group, kMaxHeadsPerTask); d >= 1 && heads_per_task == 1; --d)
     if (group % d == 0 && (d == 1 || m * (heads / d) >= pool.size())) heads_per_task = d;
   const int tasks_per_row = heads / heads_per_task;
-  // This file is compiled for baseline x86-64 (SSE2): its loops run 4 lanes at a time. The
-  // AVX2 score loop (same bits) runs 8; the value sum is the shared multiply_accumulate.
-  const bool vector_loops = head_dim % 8 == 0 && cpu_supports(CpuIsa::avx2);
+  // This file is compiled for baseline x86-64 (SSE2): the scores and the value sum are the
+  // shared SIMD loops (detail::attention_scores, multiply_accumulate; the same bits as scalar).
   const std::int64_t kv_stride = static_cast<std::int64_t>(kv_heads) * head_dim;  // floats between positions
   // Calls f(p, count, keys, values) for the runs of consecutive positions of [first, last]
   // that lie in one KV block (their rows kv_stride floats apart).
@@ -126,16 +124,8 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       scores.resize(count * heads_per_task);
       const float* query_heads = query + (r * heads + h0) * head_dim;
       for_each_run(state, kv_head, first, position, [&](std::int64_t p, int run, const float* keys, const float*) {
-        float* run_scores = scores.data() + (p - first);
-        if (vector_loops) {
-          detail::attention_scores_avx2(query_heads, heads_per_task, head_dim, keys, kv_stride, run, scale, run_scores,
-                                        static_cast<std::int64_t>(count));
-        } else {
-          for (int j = 0; j < run; ++j)
-            for (int h = 0; h < heads_per_task; ++h)
-              run_scores[h * count + j] =
-                  math::attention_score(query_heads + h * head_dim, keys + j * kv_stride, head_dim, scale);
-        }
+        detail::attention_scores(query_heads, heads_per_task, head_dim, keys, kv_stride, run, scale,
+                                 scores.data() + (p - first), static_cast<std::int64_t>(count));
       });
       for (int h = 0; h < heads_per_task; ++h) {
         float* head_scores = scores.data() + h * count;

@@ -197,12 +197,10 @@ void multiply_accumulate_lower(float* c, int64_t ldc, const float* a, int64_t ld
   }
 }
 
-// dots[j] = lane_dot(x, rows + j * stride, n) for j < count (attention_scores_avx2 with
-// scale 1 computes exactly that: its scores are lane_dot * scale).
+// dots[j] = lane_dot(x, rows + j * stride, n) for j < count (attention_scores with scale 1
+// computes exactly that: its scores are lane_dot * scale, and x * 1 is x).
 void lane_dots(const float* x, const float* rows, int64_t stride, int n, int count, float* dots) {
-  if (n % 8 == 0 && cpu_supports(CpuIsa::avx2))
-    return detail::attention_scores_avx2(x, 1, n, rows, stride, count, 1.0f, dots, count);
-  for (int j = 0; j < count; ++j) dots[j] = math::lane_dot(x, rows + j * stride, n);
+  detail::attention_scores(x, 1, n, rows, stride, count, 1.0f, dots, count);
 }
 
 void delta_rule_chunked_heads(const DeltaRuleInputs& in, float* state, float* out, int chunk_size, int h_begin,

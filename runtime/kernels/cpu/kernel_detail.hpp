@@ -159,6 +159,14 @@ uint64_t read_stream_avx512(const void* data, size_t bytes, size_t prefetch_byte
 // (The weighted value sum is multiply_accumulate below: rows = heads, inner = positions.)
 void attention_scores_avx2(const float* queries, int heads, int head_dim, const float* keys, int64_t key_stride,
                            int count, float scale, float* scores, int64_t score_stride);
+// The same on AVX-512: two query heads per zmm (see kernels_avx512.cpp); an odd last head
+// and positions past the last run of 8 go to the AVX2 loop.
+void attention_scores_avx512(const float* queries, int heads, int head_dim, const float* keys, int64_t key_stride,
+                             int count, float scale, float* scores, int64_t score_stride);
+// The widest of the above this CPU runs (head_dim a multiple of 8), else the portable loop
+// (any head_dim): the same bits.
+void attention_scores(const float* queries, int heads, int head_dim, const float* keys, int64_t key_stride, int count,
+                      float scale, float* scores, int64_t score_stride);
 // C[i][c] += A[i][x] * B[x][c] summed over x = 0 .. inner-1 (or -= with `subtract`), for
 // i < rows, c < cols; rows lda / ldb / ldc floats apart. Each element of C takes its
 // products in x order, one fused multiply-add each (c + a b or c - a b rounded once) -- the plain triple loop's

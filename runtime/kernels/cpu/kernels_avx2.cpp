@@ -688,11 +688,17 @@ void multiply_accumulate_rows(float* c, int64_t ldc, const float* a, int64_t lda
       else
         multiply_accumulate_tile<4, 1, kSubtract>(c + i * ldc + c0, ldc, a + i * lda, lda, b + c0, ldb, inner);
     }
-    for (; i < rows; ++i) {
-      if (pair)
-        multiply_accumulate_tile<1, 2, kSubtract>(c + i * ldc + c0, ldc, a + i * lda, lda, b + c0, ldb, inner);
-      else
-        multiply_accumulate_tile<1, 1, kSubtract>(c + i * ldc + c0, ldc, a + i * lda, lda, b + c0, ldb, inner);
+    // The last 1-3 rows in one pass over B, as in the AVX-512 loop.
+    float* ci = c + i * ldc + c0;
+    const float* ai = a + i * lda;
+    switch ((rows - i) * 2 + (pair ? 1 : 0)) {
+      case 7: multiply_accumulate_tile<3, 2, kSubtract>(ci, ldc, ai, lda, b + c0, ldb, inner); break;
+      case 6: multiply_accumulate_tile<3, 1, kSubtract>(ci, ldc, ai, lda, b + c0, ldb, inner); break;
+      case 5: multiply_accumulate_tile<2, 2, kSubtract>(ci, ldc, ai, lda, b + c0, ldb, inner); break;
+      case 4: multiply_accumulate_tile<2, 1, kSubtract>(ci, ldc, ai, lda, b + c0, ldb, inner); break;
+      case 3: multiply_accumulate_tile<1, 2, kSubtract>(ci, ldc, ai, lda, b + c0, ldb, inner); break;
+      case 2: multiply_accumulate_tile<1, 1, kSubtract>(ci, ldc, ai, lda, b + c0, ldb, inner); break;
+      default: break;
     }
   }
 }

@@ -166,6 +166,18 @@ void dense_rows_scalar(const DenseProblem& p, int64_t row_begin, int64_t row_end
 // then add: half the vector instructions in the tiles, which are bound by them (the delta
 // rule's products were ~28% of a 512-token Qwen3.5 prefill at AVX2), and one rounding less.
 // Here it is std::fma (the FMA instruction where the CPU has one, else glibc's exact emulation).
+void attention_scores(const float* queries, int heads, int head_dim, const float* keys, int64_t key_stride, int count,
+                      float scale, float* scores, int64_t score_stride) {
+  if (head_dim % 8 == 0 && heads >= 2 && cpu_supports(CpuIsa::avx512))
+    return attention_scores_avx512(queries, heads, head_dim, keys, key_stride, count, scale, scores, score_stride);
+  if (head_dim % 8 == 0 && cpu_supports(CpuIsa::avx2))
+    return attention_scores_avx2(queries, heads, head_dim, keys, key_stride, count, scale, scores, score_stride);
+  for (int j = 0; j < count; ++j)
+    for (int h = 0; h < heads; ++h)
+      scores[h * score_stride + j] =
+          math::attention_score(queries + static_cast<int64_t>(h) * head_dim, keys + j * key_stride, head_dim, scale);
+}
+
 void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
                          int cols, int inner, bool subtract) {
   if (rows <= 0 || inner <= 0) return;
