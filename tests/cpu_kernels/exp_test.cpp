@@ -230,3 +230,49 @@ TEST_CASE("gated_rms_row: the AVX2 and AVX-512 loops give math::gated_rms_scaled
     }
   }
 }
+
+TEST_CASE("softmax: the max and the division on AVX2 / AVX-512 give the plain loop's bits, every tail length") {
+  std::mt19937_64 rng(11);
+  // Attention scores: finite, with repeated maxima and signed zeros among them.
+  std::uniform_real_distribution<float> dist(-30.0f, 30.0f);
+  std::vector<float> scores(300);
+  for (auto& s : scores) s = dist(rng);
+  scores[5] = scores[77] = scores[250] = 31.0f;
+  scores[9] = -0.0f;
+  scores[10] = 0.0f;
+  const int simd_loops = simd_loops_to_compare();
+  for (size_t offset : {size_t{0}, size_t{5}, size_t{11}, size_t{251}}) {
+    for (size_t count = 1; offset + count + 3 <= scores.size() && count <= 49; ++count) {
+      CAPTURE(offset);
+      CAPTURE(count);
+      const float* row = scores.data() + offset;
+      // The arithmetic attention had before detail::softmax: the first maximum, the
+      // portable exp, math::lane_sum, a division per value.
+      float max = row[0];
+      for (size_t i = 1; i < count; ++i) max = max < row[i] ? row[i] : max;
+      std::vector<float> want(row, row + count);
+      for (auto& w : want) w = math::exp_float(w - max);
+      const float total = math::lane_sum(want.data(), static_cast<int>(count));
+      for (auto& w : want) w /= total;
+      std::vector<float> got(row, row + count + 3);  // 3 past the end: must stay untouched
+      detail::softmax(got.data(), count);
+      int wrong = 0;
+      for (size_t i = 0; i < count; ++i) wrong += !same_bits(got[i], want[i]);
+      for (size_t i = count; i < count + 3; ++i) wrong += !same_bits(got[i], row[i]);
+      CHECK(wrong == 0);
+      for (int isa = 0; isa < simd_loops; ++isa) {
+        CAPTURE(isa);
+        CHECK(same_bits(isa == 0 ? detail::max_value_avx2(row, count) : detail::max_value_avx512(row, count), max));
+        std::vector<float> divided(row, row + count + 3);
+        if (isa == 0)
+          detail::divide_avx2(divided.data(), count, 3.0f);
+        else
+          detail::divide_avx512(divided.data(), count, 3.0f);
+        int wrong_division = 0;
+        for (size_t i = 0; i < count + 3; ++i)
+          wrong_division += !same_bits(divided[i], i < count ? row[i] / 3.0f : row[i]);
+        CHECK(wrong_division == 0);
+      }
+    }
+  }
+}

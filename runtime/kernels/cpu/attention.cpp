@@ -127,13 +127,7 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
         detail::attention_scores(query_heads, heads_per_task, head_dim, keys, kv_stride, run, scale,
                                  scores.data() + (p - first), static_cast<std::int64_t>(count));
       });
-      for (int h = 0; h < heads_per_task; ++h) {
-        float* head_scores = scores.data() + h * count;
-        const float max_score = *std::max_element(head_scores, head_scores + count);
-        detail::exp_shifted(head_scores, count, max_score);
-        const float total = math::lane_sum(head_scores, static_cast<int>(count));
-        for (std::size_t i = 0; i < count; ++i) head_scores[i] /= total;
-      }
+      for (int h = 0; h < heads_per_task; ++h) detail::softmax(scores.data() + h * count, count);
       float* results = out + (r * heads + h0) * head_dim;
       std::fill(results, results + heads_per_task * head_dim, 0.0f);
       for_each_run(state, kv_head, first, position, [&](std::int64_t p, int run, const float*, const float* values) {

@@ -193,6 +193,17 @@ void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, con
 // out[i] = math::swiglu(gate[i], up[i]) (= gate / (1 + exp_float(-gate)) * up), 8 / 16 at a
 // time with the portable function's bits (tested); out may alias gate or up. The dispatchers
 // take the widest the CPU has, else the portable loop (kernels_scalar.cpp).
+// Softmax of values[0, count) in place, count > 0: the largest value m (any of equal
+// maxima: exp(x - m) does not see the sign of a zero m), exp_shifted by m, the total in
+// math::lane_sum's order, then each value divided by it -- the arithmetic attention's
+// weights always had; the max and the division run 8 / 16 lanes a step (exact, so every
+// ISA gives the same bits: tested). The serial max had been most of the time attention
+// spent outside its scores and value sums at long contexts.
+float max_value_avx2(const float* values, size_t count);
+float max_value_avx512(const float* values, size_t count);
+void divide_avx2(float* values, size_t count, float divisor);
+void divide_avx512(float* values, size_t count, float divisor);
+void softmax(float* values, size_t count);
 void exp_shifted_avx2(float* values, size_t count, float shift);
 void exp_shifted_avx512(float* values, size_t count, float shift);
 void exp_shifted(float* values, size_t count, float shift);

@@ -809,6 +809,26 @@ void exp_shifted_avx2(float* values, size_t count, float shift) {
   }
 }
 
+float max_value_avx2(const float* values, size_t count) {
+  __m256 best = _mm256_set1_ps(values[0]);  // lanes past the end load values[0]: a no-op for the max
+  for (size_t i = 0; i < count; i += 8) {
+    const __m256i lanes = tail_lanes(count - i);
+    best =
+        _mm256_max_ps(best, _mm256_blendv_ps(best, _mm256_maskload_ps(values + i, lanes), _mm256_castsi256_ps(lanes)));
+  }
+  const __m128 four = _mm_max_ps(_mm256_castps256_ps128(best), _mm256_extractf128_ps(best, 1));
+  const __m128 two = _mm_max_ps(four, _mm_movehl_ps(four, four));
+  return _mm_cvtss_f32(_mm_max_ss(two, _mm_shuffle_ps(two, two, 1)));
+}
+
+void divide_avx2(float* values, size_t count, float divisor) {
+  const __m256 d = _mm256_set1_ps(divisor);
+  for (size_t i = 0; i < count; i += 8) {
+    const __m256i lanes = tail_lanes(count - i);
+    _mm256_maskstore_ps(values + i, lanes, _mm256_div_ps(_mm256_maskload_ps(values + i, lanes), d));
+  }
+}
+
 void swiglu_avx2(const float* gate, const float* up, float* out, size_t count) {
   for (size_t i = 0; i < count; i += 8) {
     const __m256i lanes = tail_lanes(count - i);
@@ -885,6 +905,8 @@ void multiply_accumulate_avx2(float*, int64_t, const float*, int64_t, const floa
 void delta_rule_columns_avx2(float*, int64_t, const float*, const float*, int, const float*, int, float, float, float*) {
   QE_FAIL("AVX2 kernels were not compiled into this build");
 }
+float max_value_avx2(const float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
+void divide_avx2(float*, size_t, float) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 void exp_shifted_avx2(float*, size_t, float) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 void swiglu_avx2(const float*, const float*, float*, size_t) { QE_FAIL("AVX2 kernels were not compiled into this build"); }
 void conv1d_silu_row_avx2(const float* const*, int, const float*, int64_t, const float*, int, float*) {

@@ -623,6 +623,22 @@ void exp_shifted_avx512(float* values, size_t count, float shift) {
   }
 }
 
+float max_value_avx512(const float* values, size_t count) {
+  __m512 best = _mm512_set1_ps(values[0]);
+  for (size_t i = 0; i < count; i += 16)
+    best =
+        _mm512_mask_max_ps(best, tail_mask(count - i), best, _mm512_maskz_loadu_ps(tail_mask(count - i), values + i));
+  return _mm512_reduce_max_ps(best);
+}
+
+void divide_avx512(float* values, size_t count, float divisor) {
+  const __m512 d = _mm512_set1_ps(divisor);
+  for (size_t i = 0; i < count; i += 16) {
+    const __mmask16 mask = tail_mask(count - i);
+    _mm512_mask_storeu_ps(values + i, mask, _mm512_div_ps(_mm512_maskz_loadu_ps(mask, values + i), d));
+  }
+}
+
 void swiglu_avx512(const float* gate, const float* up, float* out, size_t count) {
   for (size_t i = 0; i < count; i += 16) {
     const __mmask16 mask = tail_mask(count - i);
@@ -840,6 +856,8 @@ void attention_scores_avx512(const float*, int, int, const float*, int64_t, int,
 void multiply_accumulate_avx512(float*, int64_t, const float*, int64_t, const float*, int64_t, int, int, int, bool) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");
 }
+float max_value_avx512(const float*, size_t) { QE_FAIL("AVX-512 kernels were not compiled into this build"); }
+void divide_avx512(float*, size_t, float) { QE_FAIL("AVX-512 kernels were not compiled into this build"); }
 void exp_shifted_avx512(float*, size_t, float) { QE_FAIL("AVX-512 kernels were not compiled into this build"); }
 void swiglu_avx512(const float*, const float*, float*, size_t) {
   QE_FAIL("AVX-512 kernels were not compiled into this build");

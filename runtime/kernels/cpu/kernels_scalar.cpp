@@ -202,6 +202,22 @@ void exp_shifted(float* values, size_t count, float shift) {
   for (size_t i = 0; i < count; ++i) values[i] = math::exp_float(values[i] - shift);
 }
 
+void softmax(float* values, size_t count) {
+  const bool avx512 = cpu_supports(CpuIsa::avx512), avx2 = cpu_supports(CpuIsa::avx2);
+  float max = values[0];
+  if (avx512)
+    max = max_value_avx512(values, count);
+  else if (avx2)
+    max = max_value_avx2(values, count);
+  else
+    for (size_t i = 1; i < count; ++i) max = values[i] > max ? values[i] : max;
+  exp_shifted(values, count, max);
+  const float total = math::lane_sum(values, static_cast<int>(count));
+  if (avx512) return divide_avx512(values, count, total);
+  if (avx2) return divide_avx2(values, count, total);
+  for (size_t i = 0; i < count; ++i) values[i] /= total;
+}
+
 void swiglu(const float* gate, const float* up, float* out, size_t count) {
   if (cpu_supports(CpuIsa::avx512)) return swiglu_avx512(gate, up, out, count);
   if (cpu_supports(CpuIsa::avx2)) return swiglu_avx2(gate, up, out, count);
