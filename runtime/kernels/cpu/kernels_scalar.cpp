@@ -161,11 +161,6 @@ void dense_rows_scalar(const DenseProblem& p, int64_t row_begin, int64_t row_end
   }
 }
 
-// The plain loop is the spec the SIMD tiles restate (each C element: its products in inner
-// order, each one fused multiply-add, c + a b or c - a b rounded once). Fused rather than mul
-// then add: half the vector instructions in the tiles, which are bound by them (the delta
-// rule's products were ~28% of a 512-token Qwen3.5 prefill at AVX2), and one rounding less.
-// Here it is std::fma (the FMA instruction where the CPU has one, else glibc's exact emulation).
 void attention_scores(const float* queries, int heads, int head_dim, const float* keys, int64_t key_stride, int count,
                       float scale, float* scores, int64_t score_stride) {
   if (head_dim % 8 == 0 && heads >= 2 && cpu_supports(CpuIsa::avx512))
@@ -178,6 +173,11 @@ void attention_scores(const float* queries, int heads, int head_dim, const float
           math::attention_score(queries + static_cast<int64_t>(h) * head_dim, keys + j * key_stride, head_dim, scale);
 }
 
+// The plain loop is the spec the SIMD tiles restate (each C element: its products in inner
+// order, each one fused multiply-add, c + a b or c - a b rounded once). Fused rather than mul
+// then add: half the vector instructions in the tiles, which are bound by them (the delta
+// rule's products were ~28% of a 512-token Qwen3.5 prefill at AVX2), and one rounding less.
+// Here it is std::fma (the FMA instruction where the CPU has one, else glibc's exact emulation).
 void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int rows,
                          int cols, int inner, bool subtract) {
   if (rows <= 0 || inner <= 0) return;
