@@ -193,6 +193,12 @@ void multiply_accumulate(float* c, int64_t ldc, const float* a, int64_t lda, con
 // out[i] = math::swiglu(gate[i], up[i]) (= gate / (1 + exp_float(-gate)) * up), 8 / 16 at a
 // time with the portable function's bits (tested); out may alias gate or up. The dispatchers
 // take the widest the CPU has, else the portable loop (kernels_scalar.cpp).
+void exp_shifted_avx2(float* values, size_t count, float shift);
+void exp_shifted_avx512(float* values, size_t count, float shift);
+void exp_shifted(float* values, size_t count, float shift);
+void swiglu_avx2(const float* gate, const float* up, float* out, size_t count);
+void swiglu_avx512(const float* gate, const float* up, float* out, size_t count);
+void swiglu(const float* gate, const float* up, float* out, size_t count);
 // Softmax of values[0, count) in place, count > 0: the largest value m (any of equal
 // maxima: exp(x - m) does not see the sign of a zero m), exp_shifted by m, the total in
 // math::lane_sum's order, then each value divided by it -- the arithmetic attention's
@@ -204,12 +210,6 @@ float max_value_avx512(const float* values, size_t count);
 void divide_avx2(float* values, size_t count, float divisor);
 void divide_avx512(float* values, size_t count, float divisor);
 void softmax(float* values, size_t count);
-void exp_shifted_avx2(float* values, size_t count, float shift);
-void exp_shifted_avx512(float* values, size_t count, float shift);
-void exp_shifted(float* values, size_t count, float shift);
-void swiglu_avx2(const float* gate, const float* up, float* out, size_t count);
-void swiglu_avx512(const float* gate, const float* up, float* out, size_t count);
-void swiglu(const float* gate, const float* up, float* out, size_t count);
 // One row of the Gated DeltaNet's causal conv1d + SiLU over `count` channels:
 //   out[i] = math::silu(bias[i] + taps[0][i] * window[0][i] + ... + taps[kernel-1][i] * window[kernel-1][i])
 // each product rounded and then added, in tap order: math::conv1d_silu's arithmetic, so the

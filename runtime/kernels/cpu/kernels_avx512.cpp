@@ -625,9 +625,10 @@ void exp_shifted_avx512(float* values, size_t count, float shift) {
 
 float max_value_avx512(const float* values, size_t count) {
   __m512 best = _mm512_set1_ps(values[0]);
-  for (size_t i = 0; i < count; i += 16)
-    best =
-        _mm512_mask_max_ps(best, tail_mask(count - i), best, _mm512_maskz_loadu_ps(tail_mask(count - i), values + i));
+  for (size_t i = 0; i < count; i += 16) {
+    const __mmask16 mask = tail_mask(count - i);  // lanes past the end keep best
+    best = _mm512_mask_max_ps(best, mask, best, _mm512_maskz_loadu_ps(mask, values + i));
+  }
   return _mm512_reduce_max_ps(best);
 }
 
