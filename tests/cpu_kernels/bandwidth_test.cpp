@@ -99,3 +99,23 @@ TEST_CASE("QUANTEVAL_CPU_DENSE_PREFETCH picks the bf16 kernel's prefetch scheme"
   const bool named = describe_cpu_isa().find("bf16 row prefetch") != std::string::npos;
   CHECK(named == (best_cpu_isa() == CpuIsa::avx512 && dense_row_prefetch()));
 }
+
+TEST_CASE("QUANTEVAL_CPU_INT4_PREFETCH picks the INT4 kernels' software prefetch") {
+  const char* env = std::getenv("QUANTEVAL_CPU_INT4_PREFETCH");
+  const std::string_view scheme = env ? env : "";
+  MESSAGE("QUANTEVAL_CPU_INT4_PREFETCH=" << scheme << ", running " << describe_cpu_isa());
+  if (scheme == "hinted") {
+    CHECK(int4_software_prefetch());
+  } else if (scheme == "hardware") {
+    CHECK_FALSE(int4_software_prefetch());
+  } else {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    const bool zen4 = __builtin_cpu_is("amdfam19h") && __builtin_cpu_supports("avx512f");
+    CHECK(int4_software_prefetch() == !zen4);
+#else
+    CHECK(int4_software_prefetch());
+#endif
+  }
+  const bool named = describe_cpu_isa().find("int4 hardware prefetch") != std::string::npos;
+  CHECK(named == (best_cpu_isa() != CpuIsa::scalar && !int4_software_prefetch()));
+}

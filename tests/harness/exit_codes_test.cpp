@@ -63,7 +63,8 @@ TEST_CASE("the binary exits 2 on usage and input errors") {
 TEST_CASE("a bad QUANTEVAL_CPU_* setting is an input error, reported before any work") {
   // Read on first use, which can be inside a thread-pool worker; the CPU backend reads them
   // when it is built, so the CLI reports them (an exception in a worker would abort).
-  for (const std::string setting : {"QUANTEVAL_CPU_ISA=avx9", "QUANTEVAL_CPU_DENSE_PREFETCH=sideways"}) {
+  for (const std::string setting :
+       {"QUANTEVAL_CPU_ISA=avx9", "QUANTEVAL_CPU_DENSE_PREFETCH=sideways", "QUANTEVAL_CPU_INT4_PREFETCH=later"}) {
     CAPTURE(setting);
     const auto r = quanteval::test::run_quanteval({"bench", "decode", "--decode-tokens", "1"}, {setting});
     CHECK(r.exit_code == 2);

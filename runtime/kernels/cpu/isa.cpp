@@ -97,9 +97,30 @@ bool dense_row_prefetch() {
   return enabled;
 }
 
+bool int4_software_prefetch() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("QUANTEVAL_CPU_INT4_PREFETCH");
+    if (value == nullptr || *value == '\0') {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+      __builtin_cpu_init();
+      const bool zen4 = __builtin_cpu_is("amdfam19h") && __builtin_cpu_supports("avx512f");
+      return !zen4;
+#else
+      return true;
+#endif
+    }
+    const std::string_view name = value;
+    if (name == "hinted") return true;
+    if (name == "hardware") return false;
+    throw std::invalid_argument("QUANTEVAL_CPU_INT4_PREFETCH='" + std::string(name) + "': expected hinted or hardware");
+  }();
+  return enabled;
+}
+
 void check_cpu_settings() {
   isa_cap();
   dense_row_prefetch();
+  int4_software_prefetch();
 }
 
 std::string describe_cpu_isa() {
@@ -118,6 +139,7 @@ std::string describe_cpu_isa() {
     out += " (capped by QUANTEVAL_CPU_ISA, hardware: " + std::string(to_string(hardware)) + (hardware_amx ? "+amx" : "") +
            ")";
   if (best == CpuIsa::avx512 && dense_row_prefetch()) out += ", bf16 row prefetch";
+  if (best != CpuIsa::scalar && !int4_software_prefetch()) out += ", int4 hardware prefetch";
   return out;
 }
 

@@ -50,6 +50,20 @@ bool avx2_vnni_enabled();
 // once per process; another value throws std::invalid_argument. Results never depend on it.
 bool dense_row_prefetch();
 
+// Whether the int16-activation INT4 kernels (the AVX-512 and AVX2 ones, not AMX) issue their
+// software prefetches: true = into L1 32 lines (2 KB) ahead plus into L2 only (PREFETCHT1) 128
+// lines ahead in every tile, false = none at M = 1 and only the L1 one in tiles of more rows,
+// leaving the stream to the hardware prefetchers. Measured, DRAM-resident MLP matrices at 2
+// threads with the calls interleaved: on an Intel Xeon (Sapphire Rapids class) the L2 one made
+// M = 1 12-13% faster, on an AMD Zen 5 it was worth as much or a little more, but on an AMD
+// Zen 4 the M = 1 GEMV streamed 1.13x (at a 35 GB/s read floor) and 1.29x (at 55-61 GB/s)
+// faster with no software prefetch, and M = 16 lost nothing without the L2 one (docs/perf.md,
+// 2026-12-04). So false on Zen 4 (AMD family 19h with AVX-512; Zen 3, the same family, has no
+// AVX-512 and was not measured), true elsewhere; QUANTEVAL_CPU_INT4_PREFETCH=hinted|hardware
+// overrides. Read once per process; another value throws std::invalid_argument. Results
+// never depend on it.
+bool int4_software_prefetch();
+
 // Reads every QUANTEVAL_CPU_* setting above now, on the calling thread: a bad value throws
 // std::invalid_argument here (the CPU backend calls it when it is built) instead of at first
 // use, which may be inside a pool worker, where an exception ends the process.
@@ -57,8 +71,9 @@ void check_cpu_settings();
 
 // The name as printed by the benchmarks: the level plus "(capped by QUANTEVAL_CPU_ISA, hardware: ...)"
 // when the cap lowered it, "+vnni" when the AVX-512 int16 kernels use VNNI, "+amx" when
-// they use AMX tiles, "+avxvnni" when the AVX2 ones use AVX-VNNI, and ", bf16 row prefetch"
-// when the AVX-512 bf16 kernel uses dense_row_prefetch()'s row scheme.
+// they use AMX tiles, "+avxvnni" when the AVX2 ones use AVX-VNNI, ", bf16 row prefetch"
+// when the AVX-512 bf16 kernel uses dense_row_prefetch()'s row scheme, and ", int4 hardware
+// prefetch" when int4_software_prefetch() is false.
 std::string describe_cpu_isa();
 
 // The widest supported level.

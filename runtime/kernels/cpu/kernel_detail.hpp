@@ -67,6 +67,9 @@ struct Int4Problem {
   float* y = nullptr;  // [m, n]
   int n = 0;
   const float* bias = nullptr;  // [n] or null
+  // The int16 kernels' software prefetch (AVX-512 and AVX2, see int4_software_prefetch()):
+  // true = into L1 2 KB and into L2 8 KB ahead, false = none at M = 1, the L1 one in wider tiles.
+  bool software_prefetch = true;
   // int16-activation mode (x_q != null; x is then unused). See Int4Linear::quantize_activations.
   // [packed K / 8 lines][m rows][8]: row i's 8 values of line l at x_q + l * x_q_line_stride
   // + 8 i, in the order rows 0,4,1,5,2,6,3,7. Rows interleaved per line so that a tile's

@@ -350,9 +350,10 @@ void int16_tile(const Int4Problem& p, int64_t block, int m0) {
       __m256i dot_lo[kTile], dot_hi[kTile];
       for (int i = 0; i < kTile; ++i) dot_lo[i] = dot_hi[i] = _mm256_setzero_si256();
       for (int r = 0; r < lines; ++r, ++line, xq += p.x_q_line_stride) {
-        // As in the AVX-512 kernel: into L1 2 KB ahead, into L2 8 KB ahead.
-        _mm_prefetch(reinterpret_cast<const char*>(line + 32), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(line + 128), _MM_HINT_T1);
+        // As in the AVX-512 kernel: into L1 2 KB ahead, into L2 8 KB ahead (on Zen 4 neither
+        // in a one-row tile, only the L1 one in wider tiles; Int4Problem::software_prefetch).
+        if (kTile > 1 || p.software_prefetch) _mm_prefetch(reinterpret_cast<const char*>(line + 32), _MM_HINT_T0);
+        if (p.software_prefetch) _mm_prefetch(reinterpret_cast<const char*>(line + 128), _MM_HINT_T1);
         __m256i q_lo[4], q_hi[4];
         nibble_pairs(_mm256_load_si256(reinterpret_cast<const __m256i*>(line->words)), q_lo);
         nibble_pairs(_mm256_load_si256(reinterpret_cast<const __m256i*>(line->words + 8)), q_hi);

@@ -130,7 +130,9 @@ constexpr int kPrefetchLines = 32;
 // (medians), decode 50.1 -> 52.2 tok/s; T1 alone at 64 lines, or T0 + T1 at 64 / 256
 // lines, were in between. On an AMD Zen 5 VM it is worth as much or a little more (the
 // byte-halves kernel, DRAM-resident 896 x 4864, calls with and without it interleaved:
-// without / with 0.87-0.98 in medians), so unlike the bf16 kernel's it is not per vendor.
+// without / with 0.87-0.98 in medians). On Zen 4 both hurt at M = 1 and the L2 one
+// everywhere, so there Int4Problem::software_prefetch is false (int4_software_prefetch()):
+// one-row tiles issue none, wider ones only the L1 prefetch.
 constexpr int kL2PrefetchLines = 128;
 
 // vpdpwssd has a 5-cycle latency: a 1-row tile needs 4 independent chains (one per
@@ -191,8 +193,9 @@ __attribute__((target("avx512vnni"))) void int16_tile(const Int4Problem& p, int6
 #pragma GCC unroll 16
         for (int i = 0; i < kTile; ++i) dot[c][i] = _mm512_setzero_si512();
       for (int r = 0; r < lines; ++r, ++line, xq += p.x_q_line_stride) {
-        _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchLines), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(line + kL2PrefetchLines), _MM_HINT_T1);
+        if (kTile > 1 || p.software_prefetch)
+          _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchLines), _MM_HINT_T0);
+        if (p.software_prefetch) _mm_prefetch(reinterpret_cast<const char*>(line + kL2PrefetchLines), _MM_HINT_T1);
         const __m512i words = _mm512_load_si512(line->words);
         const __m512i q[4] = {_mm512_and_si512(words, pair_mask),
                               _mm512_and_si512(_mm512_srli_epi32(words, 4), pair_mask),
@@ -271,8 +274,10 @@ __attribute__((target("avx512vnni"))) void int16_bytes_block(const Int4Problem& 
       // Four chains (lo / hi x even / odd rows): vpdpbusd's latency is 5 cycles.
       __m512i lo_even = _mm512_setzero_si512(), lo_odd = lo_even, hi_even = lo_even, hi_odd = lo_even;
       for (int r = 0; r < lines; ++r, ++line, xa += 16) {
-        _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchLines), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(line + kL2PrefetchLines), _MM_HINT_T1);
+        if (p.software_prefetch) {
+          _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchLines), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(line + kL2PrefetchLines), _MM_HINT_T1);
+        }
         const __m512i words = _mm512_load_si512(line->words);
         const __m512i q_even = _mm512_and_si512(words, low_nibbles);
         const __m512i q_odd = _mm512_and_si512(_mm512_srli_epi32(words, 4), low_nibbles);

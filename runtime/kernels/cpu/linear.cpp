@@ -214,6 +214,7 @@ detail::Int4Problem Int4Linear::problem(int m, float* y) const {
   problem.y = y;
   problem.n = out_features_;
   problem.bias = bias_.empty() ? nullptr : bias_.data();
+  problem.software_prefetch = int4_software_prefetch();
   return problem;
 }
 
