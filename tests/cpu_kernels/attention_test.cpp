@@ -40,9 +40,12 @@ Rows random_rows(std::mt19937_64& rng, int rows, const AttentionSpec& spec) {
 }
 
 // Runs the scripts of `which` sequences together, step by step, on fresh memory;
-// returns per sequence the outputs of each step ([rows, heads * head_dim] each).
+// returns per sequence the outputs of each step ([rows, heads * head_dim] each). With
+// `fragmented`, the memory first admits a 2-block and a 1-block sequence and frees the
+// first, so the sequences' blocks are not handed out in one ascending run (checked).
 std::vector<std::vector<std::vector<float>>> run(const AttentionSpec& spec, const std::vector<Script>& scripts,
-                                                 const std::vector<int>& which, ThreadPool& pool) {
+                                                 const std::vector<int>& which, ThreadPool& pool,
+                                                 bool fragmented = false) {
   MemoryShape shape;
   shape.block_tokens = 16;
   shape.kv_layers = 1;
@@ -52,11 +55,23 @@ std::vector<std::vector<std::vector<float>>> run(const AttentionSpec& spec, cons
   HybridMemory memory(plan);
   CpuMemory storage;
   storage.allocate(plan);
+  std::unique_ptr<SequenceState> keeper;
+  if (fragmented) {
+    auto hole = memory.try_admit(2 * shape.block_tokens);
+    keeper = memory.try_admit(shape.block_tokens);
+  }
   std::vector<std::unique_ptr<SequenceState>> states;
   for (int s : which) {
     int total = 0;
     for (const Rows& r : scripts[s].steps) total += static_cast<int>(r.v.size() / (spec.kv_heads * spec.head_dim));
     states.push_back(memory.try_admit(total));
+    REQUIRE(states.back());
+    if (fragmented) {
+      const auto& blocks = states.back()->blocks();
+      bool ascending_run = true;
+      for (size_t b = 1; b < blocks.size(); ++b) ascending_run = ascending_run && blocks[b] == blocks[b - 1] + 1;
+      REQUIRE_FALSE(ascending_run);
+    }
   }
   std::vector<std::vector<std::vector<float>>> outputs(which.size());
   const int q_width = spec.heads * spec.head_dim, kv_width = spec.kv_heads * spec.head_dim;
@@ -257,6 +272,32 @@ TEST_CASE("the AVX2 and AVX-512 attention loops give the same bits as the portab
           CHECK(std::memcmp(wide_out.data(), expected.data(), expected.size() * sizeof(float)) == 0);
         }
       }
+    }
+  }
+}
+
+TEST_CASE("attention gives the same bits whether a sequence's K/V blocks are consecutive or scattered") {
+  // CpuMemory keeps each head's rows contiguous across blocks with consecutive ids, and the
+  // attention loops take such blocks as one run: a sequence whose blocks are scattered runs
+  // in shorter pieces, which must not change a bit.
+  std::mt19937_64 rng(quanteval::test::test_seed() + 2);
+  ThreadPool pool(2);
+  for (int head_dim : {13, 64}) {
+    CAPTURE(head_dim);
+    AttentionSpec spec;
+    spec.heads = 4;
+    spec.kv_heads = 2;
+    spec.head_dim = head_dim;
+    std::vector<Script> scripts(1);
+    scripts[0].steps.push_back(random_rows(rng, 45, spec));  // 3 blocks of 16 (with the decode steps)
+    for (int t = 0; t < 4; ++t) scripts[0].steps.push_back(random_rows(rng, 1, spec));
+    const auto consecutive = run(spec, scripts, {0}, pool);
+    const auto scattered = run(spec, scripts, {0}, pool, true);
+    for (size_t step = 0; step < consecutive[0].size(); ++step) {
+      CAPTURE(step);
+      REQUIRE(consecutive[0][step].size() == scattered[0][step].size());
+      CHECK(std::memcmp(consecutive[0][step].data(), scattered[0][step].data(),
+                        consecutive[0][step].size() * sizeof(float)) == 0);
     }
   }
 }

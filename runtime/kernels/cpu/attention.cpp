@@ -97,14 +97,18 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
   const int tasks_per_row = heads / heads_per_task;
   // This file is compiled for baseline x86-64 (SSE2): the scores and the value sum are the
   // shared SIMD loops (detail::attention_scores, multiply_accumulate; the same bits as scalar).
-  const std::int64_t kv_stride = static_cast<std::int64_t>(kv_heads) * head_dim;  // floats between positions
   // Calls f(p, count, keys, values) for the runs of consecutive positions of [first, last]
-  // that lie in one KV block (their rows kv_stride floats apart).
+  // whose rows of this head are contiguous in the memory (head_dim floats apart): within a
+  // KV block, and on across blocks with consecutive ids (CpuMemory's head-major layout).
   auto for_each_run = [&](const SequenceState& state, int kv_head, std::int64_t first, std::int64_t last, auto&& f) {
+    const auto block_at = [&](std::int64_t index) { return state.blocks()[static_cast<std::size_t>(index)]; };
     for (std::int64_t p = first; p <= last;) {
-      const std::int32_t block = state.blocks()[static_cast<std::size_t>(p / block_tokens)];
+      const std::int32_t block = block_at(p / block_tokens);
       const int offset = static_cast<int>(p % block_tokens);
-      const int count = static_cast<int>(std::min<std::int64_t>(last + 1 - p, block_tokens - offset));
+      std::int64_t end = std::min<std::int64_t>(last + 1, (p / block_tokens + 1) * block_tokens);
+      while (end <= last && block_at(end / block_tokens) == block_at(end / block_tokens - 1) + 1)
+        end = std::min<std::int64_t>(last + 1, end + block_tokens);
+      const int count = static_cast<int>(end - p);
       f(p, count, memory.key(spec.kv_layer, block, offset, kv_head),
         memory.value(spec.kv_layer, block, offset, kv_head));
       p += count;
@@ -124,7 +128,7 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       scores.resize(count * heads_per_task);
       const float* query_heads = query + (r * heads + h0) * head_dim;
       for_each_run(state, kv_head, first, position, [&](std::int64_t p, int run, const float* keys, const float*) {
-        detail::attention_scores(query_heads, heads_per_task, head_dim, keys, kv_stride, run, scale,
+        detail::attention_scores(query_heads, heads_per_task, head_dim, keys, head_dim, run, scale,
                                  scores.data() + (p - first), static_cast<std::int64_t>(count));
       });
       for (int h = 0; h < heads_per_task; ++h) detail::softmax(scores.data() + h * count, count);
@@ -133,7 +137,7 @@ void attention_cpu(const AttentionSpec& spec, const float* q_norm, const float* 
       for_each_run(state, kv_head, first, position, [&](std::int64_t p, int run, const float*, const float* values) {
         const float* weights = scores.data() + (p - first);
         // rows = heads, inner = positions: each output element takes the positions in order.
-        detail::multiply_accumulate(results, head_dim, weights, static_cast<std::int64_t>(count), values, kv_stride,
+        detail::multiply_accumulate(results, head_dim, weights, static_cast<std::int64_t>(count), values, head_dim,
                                     heads_per_task, head_dim, run, false);
       });
       if (spec.gated) {

@@ -9,8 +9,10 @@
 //                each GPTQ weight to BF16 at load and runs it through cuBLAS, so the
 //                forward can be checked without the Marlin kernel;
 //   other ops    model_kernels.hpp, around the shared math of model/math.hpp;
-//   memory       the plan's K/V pages and state slots as fp32 device arrays, laid out as
-//                CpuMemory lays them out (kernels/cpu/memory.hpp).
+//   memory       the plan's K/V pages and state slots as fp32 device arrays: K/V as
+//                [blocks][block_tokens][kv_heads][head_dim] (model_kernels.hpp; the CPU
+//                keeps each head's rows together instead, kernels/cpu/memory.hpp), the
+//                state slots as CpuMemory lays them out.
 // Sampling stays on the host: Model::forward copies the logits back and the Generator
 // samples them as for the CPU, with the same per-request generators.
 //
