@@ -2,6 +2,7 @@
 // every SIMD level; the ISA cap (QUANTEVAL_CPU_ISA) bounds what cpu_supports reports.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -53,6 +54,19 @@ TEST_CASE("measure_read_bandwidth reports its setup and a positive rate") {
   CHECK(
       (bw.prefetch_bytes == 0 || bw.prefetch_bytes == 2048 || bw.prefetch_bytes == 4096 || bw.prefetch_bytes == 8192));
   CHECK(!cpu_model_name().empty());
+}
+
+TEST_CASE("ReadPass reads its whole buffer, rounded up to 4 KiB, once per pass") {
+  ThreadPool pool(2);
+  ReadPass pass(pool, 300000);    // not a page multiple
+  CHECK(pass.bytes() == 303104);  // 74 pages
+  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
+    if (!cpu_supports(isa)) continue;
+    CAPTURE(to_string(isa));
+    const double gbs = pass.gb_per_s(isa, isa == CpuIsa::scalar ? 0 : 2048);  // throws on a bad checksum
+    CHECK(gbs > 0);
+    CHECK(std::isfinite(gbs));
+  }
 }
 
 TEST_CASE("QUANTEVAL_CPU_ISA caps the levels cpu_supports reports") {

@@ -33,23 +33,45 @@ std::uint64_t read_stream(const void* data, std::size_t bytes, CpuIsa isa, std::
   return out;
 }
 
-ReadBandwidth measure_read_bandwidth(ThreadPool& pool, std::size_t bytes, int passes) {
-  constexpr std::size_t kPage = 4096;
-  bytes = (std::max<std::size_t>(bytes, kPage) + kPage - 1) / kPage * kPage;
-  passes = std::max(passes, 1);
+namespace {
+constexpr std::size_t kPage = 4096;
+}  // namespace
+
+ReadPass::ReadPass(ThreadPool& pool, std::size_t bytes)
+    : pool_(pool), bytes_((std::max<std::size_t>(bytes, kPage) + kPage - 1) / kPage * kPage) {
   // The same pages as the weights (huge pages where the OS gives them): a floor read from
   // 4 KiB pages would sit below what a GEMV over 2 MiB pages streams.
-  struct Release {
-    std::size_t bytes;
-    void operator()(void* p) const { release_streamed(p, bytes, kPage); }
-  };
-  std::unique_ptr<void, Release> buffer(allocate_streamed(bytes, kPage), Release{bytes});
-  const std::int64_t pages = static_cast<std::int64_t>(bytes / kPage);
-  auto* base = static_cast<unsigned char*>(buffer.get());
+  base_ = static_cast<unsigned char*>(allocate_streamed(bytes_, kPage));
+  const std::int64_t pages = static_cast<std::int64_t>(bytes_ / kPage);
   // Touch every page (from the threads that will read it) so no pass pays page faults.
-  pool.parallel_for(pages, [&](std::int64_t begin, std::int64_t end) {
-    std::memset(base + begin * kPage, 0x5a, static_cast<std::size_t>(end - begin) * kPage);
+  pool_.parallel_for(pages, [&](std::int64_t begin, std::int64_t end) {
+    std::memset(base_ + begin * kPage, 0x5a, static_cast<std::size_t>(end - begin) * kPage);
   });
+}
+
+ReadPass::~ReadPass() { release_streamed(base_, bytes_, kPage); }
+
+double ReadPass::gb_per_s(CpuIsa isa, std::size_t prefetch_bytes) {
+  const std::int64_t pages = static_cast<std::int64_t>(bytes_ / kPage);
+  std::vector<std::uint64_t> sinks(static_cast<std::size_t>(pool_.size()) + 1, 0);
+  const auto start = std::chrono::steady_clock::now();
+  // Whole pages per thread: each thread streams one contiguous share.
+  pool_.parallel_for(pages, [&](std::int64_t begin, std::int64_t end) {
+    const std::uint64_t x =
+        read_stream(base_ + begin * kPage, static_cast<std::size_t>(end - begin) * kPage, isa, prefetch_bytes);
+    sinks[static_cast<std::size_t>(begin * pool_.size() / pages)] ^= x;
+  });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Every page (512 equal words) XORs to 0; reading the sinks keeps the loads observable.
+  std::uint64_t all = 0;
+  for (std::uint64_t sink : sinks) all ^= sink;
+  if (all != 0) throw std::logic_error(fmt::format("ReadPass: checksum {:#x} is impossible", all));
+  return static_cast<double>(bytes_) / s / 1e9;
+}
+
+ReadBandwidth measure_read_bandwidth(ThreadPool& pool, std::size_t bytes, int passes) {
+  passes = std::max(passes, 1);
+  ReadPass buffer(pool, bytes);
   // Every load width the CPU has (up to the ISA cap) x these prefetch distances, interleaved
   // pass by pass so a noisy neighbour hits them alike; the best counts. Neither the widest
   // loads nor no prefetch is always best: on an Intel Xeon VM 4 ymm per step streamed
@@ -71,18 +93,9 @@ ReadBandwidth measure_read_bandwidth(ThreadPool& pool, std::size_t bytes, int pa
       configs.push_back({isa, distance});
       if (isa == CpuIsa::scalar) break;  // the scalar loop does not prefetch
     }
-  std::vector<std::uint64_t> sinks(static_cast<std::size_t>(pool.size()) + 1, 0);
   for (int pass = 0; pass < passes; ++pass) {
     for (Config& config : configs) {
-      const auto start = std::chrono::steady_clock::now();
-      // Whole pages per thread: each thread streams one contiguous share.
-      pool.parallel_for(pages, [&](std::int64_t begin, std::int64_t end) {
-        const std::uint64_t x = read_stream(base + begin * kPage, static_cast<std::size_t>(end - begin) * kPage,
-                                            config.isa, config.prefetch_bytes);
-        sinks[static_cast<std::size_t>(begin * pool.size() / pages)] ^= x;
-      });
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double gbs = static_cast<double>(bytes) / s / 1e9;
+      const double gbs = buffer.gb_per_s(config.isa, config.prefetch_bytes);
       config.best = std::max(config.best, gbs);
       config.worst = std::min(config.worst, gbs);
     }
@@ -95,13 +108,9 @@ ReadBandwidth measure_read_bandwidth(ThreadPool& pool, std::size_t bytes, int pa
   out.isa = best.isa;
   out.prefetch_bytes = best.prefetch_bytes;
   out.threads = pool.size();
-  out.bytes = bytes;
+  out.bytes = buffer.bytes();
   out.passes = passes;
   out.configurations = static_cast<int>(configs.size());
-  // Every page (512 equal words) XORs to 0; reading the sinks keeps the loads observable.
-  std::uint64_t all = 0;
-  for (std::uint64_t s : sinks) all ^= s;
-  if (all != 0) throw std::logic_error(fmt::format("measure_read_bandwidth: checksum {:#x} is impossible", all));
   return out;
 }
 

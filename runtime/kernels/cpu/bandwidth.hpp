@@ -35,6 +35,29 @@ struct ReadBandwidth {
 // cache (1 GiB by default) so no pass is served from cache.
 ReadBandwidth measure_read_bandwidth(ThreadPool& pool, std::size_t bytes = std::size_t{1} << 30, int passes = 5);
 
+// A buffer of `bytes` (rounded up to 4 KiB; the weights' kind of pages, every page touched)
+// that pass() reads once, split over the pool as measure_read_bandwidth does. Benchmarks
+// interleave such passes with the work they time, so each measurement gets a floor taken at
+// the same moment: on a shared VM whose bandwidth moved between ~35 and ~60 GB/s from one
+// minute to the next (a Zen 4 VM, 2026-12-04), a floor measured once belongs to another
+// moment, and percentages against it said 52% where the same-moment ratio was 90%+.
+class ReadPass {
+ public:
+  ReadPass(ThreadPool& pool, std::size_t bytes);
+  ~ReadPass();
+  ReadPass(const ReadPass&) = delete;
+  ReadPass& operator=(const ReadPass&) = delete;
+  // One pass with `isa`'s loads and that prefetch distance; returns bytes / seconds / 1e9.
+  // Throws std::logic_error if the checksum shows a word was not read.
+  double gb_per_s(CpuIsa isa, std::size_t prefetch_bytes);
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  ThreadPool& pool_;
+  std::size_t bytes_;
+  unsigned char* base_;
+};
+
 // XOR of all 64-bit words of data[0, bytes) (bytes a multiple of 8), read with the
 // widest loads `isa` has, software-prefetching `prefetch_bytes` ahead (0: none; scalar
 // ignores it); the result keeps the loads from being optimized away and lets tests check
