@@ -36,11 +36,11 @@ struct ReadBandwidth {
 ReadBandwidth measure_read_bandwidth(ThreadPool& pool, std::size_t bytes = std::size_t{1} << 30, int passes = 5);
 
 // A buffer of `bytes` (rounded up to 4 KiB; the weights' kind of pages, every page touched)
-// that pass() reads once, split over the pool as measure_read_bandwidth does. Benchmarks
-// interleave such passes with the work they time, so each measurement gets a floor taken at
-// the same moment: on a shared VM whose bandwidth moved between ~35 and ~60 GB/s from one
-// minute to the next (a Zen 4 VM, 2026-12-04), a floor measured once belongs to another
-// moment, and percentages against it said 52% where the same-moment ratio was 90%+.
+// that gb_per_s() reads once per call, split over the pool as measure_read_bandwidth does.
+// Benchmarks interleave such passes with the work they time, so each measurement gets a floor
+// taken at the same moment: on a shared VM whose bandwidth moved between ~35 and ~60 GB/s from
+// one minute to the next (a Zen 4 VM, 2026-12-04), a floor measured once belongs to another
+// moment, and decode against it said 51% where the same-moment ratio was 95%.
 class ReadPass {
  public:
   ReadPass(ThreadPool& pool, std::size_t bytes);

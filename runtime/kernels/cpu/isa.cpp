@@ -78,41 +78,42 @@ bool avx2_vnni_enabled() {
   return isa_cap() != CpuIsa::avx2 && cpu_supports(CpuIsa::avx2) && detail::avx_vnni_supported();
 }
 
+namespace {
+
+// A setting with two values: `yes` gives true, `no` false, unset or empty `fallback`; any
+// other value throws std::invalid_argument naming the variable and both values.
+bool two_way_setting(const char* variable, std::string_view yes, std::string_view no, bool fallback) {
+  const char* value = std::getenv(variable);
+  if (value == nullptr || *value == '\0') return fallback;
+  const std::string_view name = value;
+  if (name == yes) return true;
+  if (name == no) return false;
+  throw std::invalid_argument(std::string(variable) + "='" + std::string(name) + "': expected " + std::string(yes) +
+                              " or " + std::string(no));
+}
+
+}  // namespace
+
 bool dense_row_prefetch() {
   static const bool enabled = [] {
-    const char* value = std::getenv("QUANTEVAL_CPU_DENSE_PREFETCH");
-    if (value == nullptr || *value == '\0') {
+    bool intel = false;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-      __builtin_cpu_init();
-      return __builtin_cpu_is("intel") != 0;
-#else
-      return false;
+    __builtin_cpu_init();
+    intel = __builtin_cpu_is("intel") != 0;
 #endif
-    }
-    const std::string_view name = value;
-    if (name == "rows") return true;
-    if (name == "linear") return false;
-    throw std::invalid_argument("QUANTEVAL_CPU_DENSE_PREFETCH='" + std::string(name) + "': expected rows or linear");
+    return two_way_setting("QUANTEVAL_CPU_DENSE_PREFETCH", "rows", "linear", intel);
   }();
   return enabled;
 }
 
 bool int4_software_prefetch() {
   static const bool enabled = [] {
-    const char* value = std::getenv("QUANTEVAL_CPU_INT4_PREFETCH");
-    if (value == nullptr || *value == '\0') {
+    bool zen4 = false;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-      __builtin_cpu_init();
-      const bool zen4 = __builtin_cpu_is("amdfam19h") && __builtin_cpu_supports("avx512f");
-      return !zen4;
-#else
-      return true;
+    __builtin_cpu_init();
+    zen4 = __builtin_cpu_is("amdfam19h") && __builtin_cpu_supports("avx512f");
 #endif
-    }
-    const std::string_view name = value;
-    if (name == "hinted") return true;
-    if (name == "hardware") return false;
-    throw std::invalid_argument("QUANTEVAL_CPU_INT4_PREFETCH='" + std::string(name) + "': expected hinted or hardware");
+    return two_way_setting("QUANTEVAL_CPU_INT4_PREFETCH", "hinted", "hardware", !zen4);
   }();
   return enabled;
 }
