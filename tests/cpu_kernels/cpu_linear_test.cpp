@@ -584,18 +584,32 @@ TEST_CASE("Int4Linear::forward_shared_input gives each layer forward()'s bits") 
   std::mt19937_64 rng(quanteval::test::test_seed() + 80);
   ThreadPool pool(2);
   const int k = 384;
-  // Different N (one not a multiple of the 16-column block), act-order and not, with bias.
+  // Different N (some not a multiple of the 16-column block), act-order and not, with bias.
+  // Layers that quantize x alike share one quantized copy: 200 and 24 (one act-order
+  // permutation), 40 and 56 (no act-order); 72 has a permutation of its own.
+  struct Layer {
+    int n;
+    bool act_order;
+    uint64_t permutation_seed;
+  };
+  const uint64_t shared_seed = rng();
   std::vector<OwnedGptqWeight> owned;
   std::vector<Int4Linear> layers;
   std::vector<std::vector<float>> biases;
-  for (int n : {200, 40, 24}) {
-    const bool act_order = n != 40;
-    owned.push_back(quantize_reference(random_floats(rng, static_cast<size_t>(n) * k), n, k,
-                                       QuantizeOptions{128, act_order, !act_order, GptqFormat::v1,
-                                                       act_order ? ScaleFormat::bf16 : ScaleFormat::f16, rng()}));
+  for (const Layer& layer : {Layer{200, true, shared_seed}, Layer{40, false, 0}, Layer{24, true, shared_seed},
+                             Layer{56, false, 0}, Layer{72, true, shared_seed + 1}}) {
+    const int n = layer.n;
+    owned.push_back(quantize_reference(
+        random_floats(rng, static_cast<size_t>(n) * k), n, k,
+        QuantizeOptions{128, layer.act_order, !layer.act_order, GptqFormat::v1,
+                        layer.act_order ? ScaleFormat::bf16 : ScaleFormat::f16, layer.permutation_seed}));
     biases.push_back(random_floats(rng, static_cast<size_t>(n)));
     layers.push_back(Int4Linear::from_gptq(owned.back().weight, biases.back()));
   }
+  CHECK(layers[2].quantizes_like(layers[0]));
+  CHECK(layers[3].quantizes_like(layers[1]));
+  CHECK_FALSE(layers[1].quantizes_like(layers[0]));
+  CHECK_FALSE(layers[4].quantizes_like(layers[0]));
   std::vector<const Int4Linear*> pointers;
   for (const auto& layer : layers) pointers.push_back(&layer);
   for (int m : {1, 3, 16, 40}) {  // 16: the AMX rows where the CPU has them; 40: more than one row chunk

@@ -222,35 +222,49 @@ bool Int4Linear::uses_amx(int m, CpuIsa isa, Int4Activations activations) {
   return activations == Int4Activations::int16 && isa == CpuIsa::avx512 && m >= kAmxMinRows && amx_enabled();
 }
 
+bool Int4Linear::quantizes_like(const Int4Linear& other) const {
+  return in_features_ == other.in_features_ && packed_k_ == other.packed_k_ && quant_blocks_ == other.quant_blocks_ &&
+         gather_ == other.gather_ && group_rows_ == other.group_rows_ && (!gather_ || source_row_ == other.source_row_);
+}
+
 // One chunk of rows (m <= kInt16RowChunk) on the int16 kernels: x quantized (rows spread
 // over the pool when there are several: batched decode has 16 rows of up to 4864 values),
-// the kernel chosen, the problem ready for run_blocks.
-Int4Linear::Int16Call Int4Linear::prepare_int16(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const {
+// the kernel chosen, the problem ready for run_blocks. At M = 1 this runs on the calling
+// thread while the workers wait, so it does no more than it must: no zero-fill, and no
+// second quantization of an x another layer of the same call already quantized.
+Int4Linear::Int16Call Int4Linear::prepare_int16(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa,
+                                                const Int16Call* same_activations) const {
   Int16Call call;
   call.problem = problem(m, y);
-  call.x_q.resize(static_cast<size_t>(m) * packed_k_);
-  call.blocks.resize(static_cast<size_t>(m) * quant_blocks_);
-  if (m == 1) {
-    quantize_activations(x, 0, 1, 1, call.x_q.data(), call.blocks.data());
-  } else {
-    pool.parallel_for(m, [&](int64_t begin, int64_t end) {
-      quantize_activations(x, static_cast<int>(begin), static_cast<int>(end), m, call.x_q.data(), call.blocks.data());
-    });
-  }
   call.kernel = isa == CpuIsa::avx512 ? &detail::int4_blocks_avx512
                 : isa == CpuIsa::avx2 ? &detail::int4_blocks_avx2
                                       : &detail::int4_blocks_scalar;
   if (isa == CpuIsa::avx512 && detail::avx512_vnni_supported()) call.kernel = &detail::int4_blocks_avx512_vnni;
   if (isa == CpuIsa::avx2 && avx2_vnni_enabled()) call.kernel = &detail::int4_blocks_avx2_vnni;
-  call.problem.x_q = call.x_q.data();
   call.problem.x_q_line_stride = 8 * static_cast<int64_t>(m);
-  call.problem.x_blocks = call.blocks.data();
   call.problem.x_blocks_stride = quant_blocks_;
+  if (same_activations) {
+    call.problem.x_q = same_activations->problem.x_q;
+    call.problem.x_blocks = same_activations->problem.x_blocks;
+    call.problem.x_bytes = same_activations->problem.x_bytes;
+    return call;
+  }
+  call.x_q = std::make_unique_for_overwrite<int16_t[]>(static_cast<size_t>(m) * packed_k_);
+  call.blocks = std::make_unique_for_overwrite<detail::QuantBlockScale[]>(static_cast<size_t>(m) * quant_blocks_);
+  if (m == 1) {
+    quantize_activations(x, 0, 1, 1, call.x_q.get(), call.blocks.get());
+  } else {
+    pool.parallel_for(m, [&](int64_t begin, int64_t end) {
+      quantize_activations(x, static_cast<int>(begin), static_cast<int>(end), m, call.x_q.get(), call.blocks.get());
+    });
+  }
+  call.problem.x_q = call.x_q.get();
+  call.problem.x_blocks = call.blocks.get();
   if (m == 1 && call.kernel == &detail::int4_blocks_avx512_vnni) {
     // The byte-halves kernel (kernels_avx512.cpp): the same bits, fewer instructions a line.
-    call.x_bytes.resize(static_cast<size_t>(packed_k_) * 2);
-    detail::int16_to_byte_halves_avx512(call.x_q.data(), packed_k_ / 8, call.x_bytes.data());
-    call.problem.x_bytes = call.x_bytes.data();
+    call.x_bytes = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(packed_k_) * 2);
+    detail::int16_to_byte_halves_avx512(call.x_q.get(), packed_k_ / 8, call.x_bytes.get());
+    call.problem.x_bytes = call.x_bytes.get();
   }
   return call;
 }
@@ -322,12 +336,18 @@ void Int4Linear::forward_shared_input(std::span<const Int4Linear* const> linears
   }
   check_forward_args(x, m, ys[0], isa, "Int4Linear");
   // Each layer's activations as forward() quantizes them (act-order layers gather x in their
-  // own order), then one pass over the concatenation of all their column blocks.
+  // own order), then one pass over the concatenation of all their column blocks. Layers
+  // that quantize x alike (q/k/v and gate/up of one layer; act-order ones too where GPTQ
+  // gave them one permutation, which it derives from their shared input) share one copy.
   std::vector<Int16Call> calls;
+  calls.reserve(linears.size());        // calls point into earlier calls' buffers
   std::vector<int64_t> first_block{0};  // [layers + 1]: layer i's blocks are [first_block[i], first_block[i + 1])
   for (size_t i = 0; i < linears.size(); ++i) {
     if (ys[i] == nullptr) throw std::invalid_argument("Int4Linear::forward_shared_input: null output");
-    calls.push_back(linears[i]->prepare_int16(x, m, ys[i], pool, isa));
+    const Int16Call* same = nullptr;
+    for (size_t j = 0; j < i && !same; ++j)
+      if (calls[j].x_q && linears[i]->quantizes_like(*linears[j])) same = &calls[j];
+    calls.push_back(linears[i]->prepare_int16(x, m, ys[i], pool, isa, same));
     first_block.push_back(first_block.back() + linears[i]->num_blocks_);
   }
   run_blocks(pool, first_block.back(), [&](int64_t begin, int64_t end) {

@@ -81,6 +81,10 @@ class Int4Linear {
   std::span<const std::byte> packed_memory() const { return std::as_bytes(std::span(lines_)); }
   // True when activations are gathered (act-order or padded groups) before the kernel.
   bool gathers_activations() const { return gather_; }
+  // True when this layer quantizes every x to the bits `other` does: the same packed K
+  // order (no gather, or the same act-order permutation) and the same groups, so
+  // forward_shared_input quantizes x once for both.
+  bool quantizes_like(const Int4Linear& other) const;
 
  private:
   int in_features_ = 0;
@@ -106,15 +110,20 @@ class Int4Linear {
 
   // Rows of x per int16 pass over the weights (see forward).
   static constexpr int kInt16RowChunk = 32;
-  // One int16 pass ready to run: the problem and the buffers it points into.
+  // One int16 pass ready to run: the problem and the buffers it points into. The buffers
+  // are not zero-filled (quantize_activations writes every element); a call that shares
+  // another call's activations owns none and points into that call's.
   struct Int16Call {
     detail::Int4Problem problem;
     void (*kernel)(const detail::Int4Problem&, int64_t, int64_t) = nullptr;
-    std::vector<int16_t> x_q;                    // [packed K / 8][m][8]
-    std::vector<detail::QuantBlockScale> blocks;  // [m, quant_blocks]
-    std::vector<uint8_t> x_bytes;                // [packed K * 2] (M = 1, AVX-512 VNNI only)
+    std::unique_ptr<int16_t[]> x_q;                     // [packed K / 8][m][8]
+    std::unique_ptr<detail::QuantBlockScale[]> blocks;  // [m, quant_blocks]
+    std::unique_ptr<uint8_t[]> x_bytes;                 // [packed K * 2] (M = 1, AVX-512 VNNI only)
   };
-  Int16Call prepare_int16(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa) const;
+  // `same_activations`: a call prepared by a layer for which quantizes_like(*this) holds,
+  // on the same x, m and isa; its quantized activations are reused instead of redone.
+  Int16Call prepare_int16(const float* x, int m, float* y, ThreadPool& pool, CpuIsa isa,
+                          const Int16Call* same_activations = nullptr) const;
   detail::Int4Problem problem(int m, float* y) const;  // the weight fields set, no activations
 
   // Rows [row_begin, row_end) of x ([m, K]) into x_q / blocks (see detail::Int4Problem).
