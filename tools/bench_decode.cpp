@@ -2,15 +2,13 @@
 // shapes of Qwen2.5-Coder-0.5B (hidden 896, 24 layers, 14/2 heads, head_dim 64,
 // intermediate 4864, vocab 151936, group 128, tied BF16 lm_head):
 //
-//   bench_decode [--threads N] [--decode-tokens N] [--prompt-tokens N[,N...]] [--batch N] [--bf16]
-//                [--shape qwen2.5-0.5b | qwen3.5-0.8b] [--checkpoint DIR] [--peer] [--decode-context N]
+//   bench_decode [options]   (--help lists them; a typo or a malformed value is exit 2)
 //
 // --decode-context N: the decode rows start after an N-token prompt (default 16), so a
 // long thinking context's attention is in the decode time (the floor counts weights only).
 // --checkpoint loads a checkpoint directory instead of building the synthetic shape
 // (tools/bench_llamacpp.sh times the one tools/synthetic_checkpoint wrote); --peer
-// prints only the prefill and decode rows (no floor, no kernel rows). The kernels
-// follow QUANTEVAL_CPU_ISA (=avx2 runs the AVX2 kernels on an AVX-512 machine).
+// prints only the prefill and decode rows (no floor, no kernel rows).
 //   bench_decode --device cuda ...   the GPU benchmark (tools/bench_decode_cuda.cpp)
 //
 // qwen3.5-0.8b: the hybrid Qwen3.5 shape (24 layers: 18 Gated DeltaNet + 6
@@ -49,6 +47,7 @@
 #include "runtime/kernels/cpu/bandwidth.hpp"
 #include "runtime/model/model.hpp"
 #include "tools/bench_decode_cuda.hpp"
+#include "tools/options.hpp"
 
 using namespace quanteval::runtime;
 using Clock = std::chrono::steady_clock;
@@ -74,56 +73,65 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-int int_arg(int argc, char** argv, const std::string& name, int fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return std::stoi(argv[i + 1]);
-  return fallback;
-}
-
-std::string string_arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return fallback;
-}
-
-bool flag(int argc, char** argv, const std::string& name) {
-  for (int i = 1; i < argc; ++i)
-    if (argv[i] == "--" + name) return true;
-  return false;
-}
+constexpr const char* kUsage =
+    R"(usage: bench_decode [options]          prefill / decode tokens/s on the CPU vs the memory floor
+  --shape qwen2.5-0.5b|qwen3.5-0.8b   the random-weight model's shape (default qwen2.5-0.5b)
+  --checkpoint DIR                    load a checkpoint directory instead
+  --bf16                              16-bit weights instead of GPTQ INT4 (group 128)
+  --threads N                         threads, the calling one included (default 2)
+  --prompt-tokens N[,N...]            prefill lengths, each timed once (default 128; at least 16)
+  --decode-tokens N                   decode steps per decode row (default 32)
+  --decode-context N                  the decode rows start after an N-token prompt (default 16)
+  --batch N                           sequences of the batched decode row (default 16)
+  --peer                              only the prefill and decode rows (tools/bench_llamacpp.sh)
+The kernels follow QUANTEVAL_CPU_ISA (avx2 runs the AVX2 kernels on an AVX-512 machine).
+       bench_decode --device cuda [options]   the GPU benchmark
+  --shape qwen3.5-27b|...             (default qwen3.5-27b)   --group-size N (default 64)
+  --batches 1,16,64,164   --contexts 1024,4096   --decode-tokens N (default 16)
+  --no-act-order   --gpu-memory-utilization F (default 0.9)
+)";
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  using quanteval::tools::ToolOptions;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--help") {
+      fmt::print("{}", kUsage);
+      return 0;
+    }
   for (int i = 1; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--device" && std::string(argv[i + 1]) == "cuda")
       return quanteval::tools::bench_decode_cuda(argc, argv);
-  const int threads = int_arg(argc, argv, "threads", 2);
-  const int decode_tokens = int_arg(argc, argv, "decode-tokens", 32);
+  int threads = 0, decode_tokens = 0, batch = 0, decode_context = 0;
   std::vector<int> prompt_lengths;  // each prefilled once; decode prompts take the first 16 tokens
-  const std::string prompt_list = string_arg(argc, argv, "prompt-tokens", "128");
+  bool quantized = true, peer = false;
+  std::string shape, checkpoint;
   try {
-    for (std::size_t at = 0; at < prompt_list.size();) {
-      const std::size_t comma = std::min(prompt_list.find(',', at), prompt_list.size());
-      prompt_lengths.push_back(std::max(16, std::stoi(prompt_list.substr(at, comma - at))));
-      at = comma + 1;
-    }
-  } catch (const std::exception&) {
-    fmt::print(stderr, "--prompt-tokens: expected a comma-separated list of token counts, got '{}'\n", prompt_list);
+    const ToolOptions options(
+        argc, argv,
+        {"device", "threads", "decode-tokens", "prompt-tokens", "batch", "decode-context", "shape", "checkpoint"},
+        {"bf16", "peer"});
+    if (options.text("device", "cpu") != "cpu")
+      throw ToolOptions::Error(fmt::format("--device: expected cpu or cuda, got '{}'", options.text("device", "")));
+    threads = static_cast<int>(options.integer("threads", 2));
+    decode_tokens = static_cast<int>(options.integer("decode-tokens", 32));
+    for (long long tokens : options.integers("prompt-tokens", "128"))
+      prompt_lengths.push_back(std::max(16, static_cast<int>(tokens)));
+    batch = static_cast<int>(options.integer("batch", 16));
+    decode_context = static_cast<int>(options.integer("decode-context", 16));
+    if (decode_context < 1 || batch < 1 || decode_tokens < 1 || threads < 0)
+      throw ToolOptions::Error("--decode-context, --batch and --decode-tokens must be >= 1, --threads >= 0");
+    quantized = !options.flag("bf16");
+    // --peer: only prefill and decode (no floor, no kernel rows), for tools/bench_llamacpp.sh.
+    peer = options.flag("peer");
+    shape = options.text("shape", "qwen2.5-0.5b");
+    checkpoint = options.text("checkpoint", "");
+  } catch (const ToolOptions::Error& e) {
+    fmt::print(stderr, "bench_decode: {}\n{}", e.what(), kUsage);
     return 2;
   }
   const int prompt_tokens = *std::max_element(prompt_lengths.begin(), prompt_lengths.end());
-  const int batch = int_arg(argc, argv, "batch", 16);
-  const int decode_context = int_arg(argc, argv, "decode-context", 16);
-  if (decode_context < 1 || batch < 1 || decode_tokens < 1) {
-    fmt::print(stderr, "bench_decode: --decode-context, --batch and --decode-tokens must be >= 1\n");
-    return 2;
-  }
-  const bool quantized = !flag(argc, argv, "bf16");
-  // --peer: only prefill and decode (no floor, no kernel rows), for tools/bench_llamacpp.sh.
-  const bool peer = flag(argc, argv, "peer");
-  const std::string shape = string_arg(argc, argv, "shape", "qwen2.5-0.5b");
-  const std::string checkpoint = string_arg(argc, argv, "checkpoint", "");
 
   auto build_start = Clock::now();
   std::unique_ptr<Model> model;

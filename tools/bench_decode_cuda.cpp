@@ -20,13 +20,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "runtime/checkpoint/synthetic.hpp"
 #include "runtime/model/model.hpp"
 #include "runtime/platform/device.hpp"
+#include "tools/options.hpp"
 
 #ifdef QUANTEVAL_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -39,22 +39,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return fallback;
-}
-bool flag(int argc, char** argv, const std::string& name) {
-  for (int i = 1; i < argc; ++i)
-    if (argv[i] == "--" + name) return true;
-  return false;
-}
-std::vector<int> int_list(const std::string& text) {
-  std::vector<int> values;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) values.push_back(std::stoi(item));
-  return values;
-}
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -101,14 +85,33 @@ int bench_decode_cuda(int argc, char** argv) {
   fmt::print(stderr, "bench_decode --device cuda: this build has no CUDA backend\n");
   return 2;
 #else
+  std::string shape;
+  std::vector<int> batches, contexts;
+  int decode_tokens = 0;
+  SyntheticShapeOptions shape_options;
+  LoadOptions load;
+  try {
+    const ToolOptions options(
+        argc, argv, {"device", "shape", "batches", "contexts", "decode-tokens", "group-size", "gpu-memory-utilization"},
+        {"no-act-order"});
+    shape = options.text("shape", "qwen3.5-27b");
+    for (long long b : options.integers("batches", "1,16,64,164")) batches.push_back(static_cast<int>(b));
+    for (long long c : options.integers("contexts", "1024,4096")) contexts.push_back(static_cast<int>(c));
+    decode_tokens = static_cast<int>(options.integer("decode-tokens", 16));
+    shape_options.group_size = static_cast<int>(options.integer("group-size", 64));
+    shape_options.act_order = !options.flag("no-act-order");
+    load.gpu_memory_utilization = options.number("gpu-memory-utilization", 0.9);
+    if (decode_tokens < 1 || *std::min_element(batches.begin(), batches.end()) < 1 ||
+        *std::min_element(contexts.begin(), contexts.end()) < 1)
+      throw ToolOptions::Error("--batches, --contexts and --decode-tokens must be >= 1");
+  } catch (const ToolOptions::Error& e) {
+    fmt::print(stderr, "bench_decode --device cuda: {} (bench_decode --help lists the options)\n", e.what());
+    return 2;
+  }
   if (!cuda_available()) {
     fmt::print("bench_decode --device cuda: no GPU: {} -- not run\n", cuda_unavailable_reason());
     return 77;
   }
-  const std::string shape = arg(argc, argv, "shape", "qwen3.5-27b");
-  const std::vector<int> batches = int_list(arg(argc, argv, "batches", "1,16,64,164"));
-  const std::vector<int> contexts = int_list(arg(argc, argv, "contexts", "1024,4096"));
-  const int decode_tokens = std::stoi(arg(argc, argv, "decode-tokens", "16"));
   const int max_batch = *std::max_element(batches.begin(), batches.end());
   const int max_context = *std::max_element(contexts.begin(), contexts.end());
 
@@ -116,14 +119,9 @@ int bench_decode_cuda(int argc, char** argv) {
   fmt::print("copy bandwidth {:.0f} GB/s (1 GiB device-to-device, read + write)\n", bandwidth);
 
   const auto build_start = Clock::now();
-  SyntheticShapeOptions shape_options;
-  shape_options.group_size = std::stoi(arg(argc, argv, "group-size", "64"));
-  shape_options.act_order = !flag(argc, argv, "no-act-order");
   const SyntheticWeights weights = SyntheticWeights::from_config_json(synthetic_config_json(shape, shape_options));
-  LoadOptions load;
   load.device = Device::cuda;
   load.max_sequences = max_batch;
-  load.gpu_memory_utilization = std::stod(arg(argc, argv, "gpu-memory-utilization", "0.9"));
   auto model = Model::build(weights, load);
   const double token_bytes = static_cast<double>(model->weight_bytes());
   const double floor_s = token_bytes / (bandwidth * 1e9);

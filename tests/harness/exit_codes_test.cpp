@@ -60,6 +60,27 @@ TEST_CASE("the binary exits 2 on usage and input errors") {
   CHECK(missing.err.find("internal error") == std::string::npos);
 }
 
+TEST_CASE("bench decode refuses unknown and malformed options before any work, and --help explains") {
+  // A typo once meant a minutes-long run with the defaults.
+  for (const std::vector<std::string> args : {std::vector<std::string>{"--decode-token", "1"},
+                                              {"--threads", "2x"},
+                                              {"--prompt-tokens", "128,,512"},
+                                              {"--batch"},
+                                              {"--device", "cuda", "--batches", "1,x"},
+                                              {"--device", "tpu"}}) {
+    CAPTURE(args.front());
+    std::vector<std::string> command{"bench", "decode"};
+    command.insert(command.end(), args.begin(), args.end());
+    const auto r = quanteval::test::run_quanteval(command);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find(args.front() == "--device" ? args[args.size() - 2] : args.front()) != std::string::npos);
+  }
+  const auto help = quanteval::test::run_quanteval({"bench", "decode", "--help"});
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("--decode-context") != std::string::npos);
+  CHECK(help.out.find("--device cuda") != std::string::npos);
+}
+
 TEST_CASE("a bad QUANTEVAL_CPU_* setting is an input error, reported before any work") {
   // Read on first use, which can be inside a thread-pool worker; the CPU backend reads them
   // when it is built, so the CLI reports them (an exception in a worker would abort).
