@@ -49,16 +49,8 @@ class ToolOptions {
   }
   double number(const std::string& name, double fallback) const {
     if (!has(name)) return fallback;
-    const std::string value = text(name, "");
-    std::size_t used = 0;
-    double parsed = 0;
-    try {
-      parsed = std::stod(value, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != value.size()) throw Error(fmt::format("--{}: expected a number, got '{}'", name, value));
-    return parsed;
+    return parse<double>(name, text(name, ""), "a number",
+                         [](const std::string& v, std::size_t* used) { return std::stod(v, used); });
   }
   // A comma-separated list of integers ("128,512").
   std::vector<long long> integers(const std::string& name, const std::string& fallback) const {
@@ -73,16 +65,23 @@ class ToolOptions {
   }
 
  private:
-  static long long parse_integer(const std::string& name, const std::string& value) {
+  // convert(value, &used) as std::stoll / std::stod; the whole value must be consumed.
+  template <typename T, typename Convert>
+  static T parse(const std::string& name, const std::string& value, const char* expected, Convert convert) {
     std::size_t used = 0;
-    long long parsed = 0;
+    T parsed{};
     try {
-      parsed = std::stoll(value, &used);
+      parsed = convert(value, &used);
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || used != value.size()) throw Error(fmt::format("--{}: expected an integer, got '{}'", name, value));
+    if (used == 0 || used != value.size())
+      throw Error(fmt::format("--{}: expected {}, got '{}'", name, expected, value));
     return parsed;
+  }
+  static long long parse_integer(const std::string& name, const std::string& value) {
+    return parse<long long>(name, value, "an integer",
+                            [](const std::string& v, std::size_t* used) { return std::stoll(v, used); });
   }
 
   std::map<std::string, std::string> values_;
