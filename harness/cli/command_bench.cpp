@@ -23,11 +23,8 @@ struct Benchmark {
 
 constexpr Benchmark kBenchmarks[] = {
     {"decode", "bench_decode",
-     "prefill/decode tokens/s of a random-weight model (or --checkpoint DIR) vs the memory floor "
-     "(--shape qwen2.5-0.5b|qwen3.5-0.8b, --threads N, --batch N, --prompt-tokens 128,512, --decode-context N, "
-     "--bf16; --device cuda "
-     "[--shape qwen3.5-27b] "
-     "[--batches 1,16,64,164] [--contexts 1024,4096])"},
+     "prefill/decode tokens/s of a random-weight model (or --checkpoint DIR) vs the memory floor, on the CPU "
+     "or --device cuda (`quanteval bench decode --help` lists the options)"},
     {"gemm", "bench_cpu_gemm",
      "CPU INT4 and BF16 GEMM vs memcpy, DRAM-resident GEMV vs the memory floor (--threads N, --isa "
      "scalar|avx2|avx512|amx, as QUANTEVAL_CPU_ISA caps them)"},
